@@ -1,0 +1,3 @@
+from crossent.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""One module per ``crossent`` sub-command; ``crossent.cli`` registers them."""

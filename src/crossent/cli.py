@@ -1,0 +1,54 @@
+"""The ``crossent`` command: a thin typer layer over the library.
+
+Each sub-command parses its options, calls the library and renders the result. Library errors
+(:class:`crossent.errors.CrossentError`) become one line on stderr and exit status 2, never a
+traceback. Sub-commands live in ``crossent/_commands/<name>.py`` and are registered below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from crossent.errors import CrossentError
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Group(TyperGroup):
+    """Turns a CrossentError raised by any sub-command into one line and exit status 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CrossentError as error:
+            err_console.print(f"[bold red]error:[/] {error}")
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="crossent: cross-entropy done right: losses, kernels, metrics, recommender, loss lab.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """crossent: cross-entropy done right: losses, kernels, metrics, recommender, loss lab."""
+
+
+from crossent._commands import demo as _demo  # noqa: E402
+
+app.command("demo")(_demo.demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
