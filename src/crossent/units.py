@@ -6,11 +6,11 @@ A value in base ``b`` is the value in nats divided by ``ln b``; gradients scale 
 from __future__ import annotations
 
 import math
-from typing import Literal, Union
+from typing import Literal
 
 from crossent.errors import CrossentError
 
-Base = Union[Literal["nats", "bits"], float]
+Base = Literal["nats", "bits"] | float
 
 _NAMED = {"nats": 1.0, "bits": math.log(2.0)}
 
