@@ -1,0 +1,347 @@
+"""Fused softmax cross-entropy for CPU float32/float64 (numba): loss and gradient in one sweep.
+
+Per row of the (M, C) logits the kernel makes three passes over C numbers that stay in cache:
+
+1. the row maximum ``m`` (log-sum-exp with max shift, so no exponent overflows);
+2. ``e_c = exp(z_c - m)`` written to the gradient buffer, summed into ``s``; the same pass
+   gathers the smoothing/soft-target part of the loss as ``sum_c w_c t_c (m - z_c)`` (terms
+   with zero target mass are skipped, so a ``-inf`` logit with no mass contributes exactly 0);
+3. the buffer is rescaled in place into the gradient of the *reduced* loss,
+   ``scale * (W_t * e_c / s - w_c t_c)`` with ``W_t = sum_c w_c t_c``.
+
+The autograd backward then only multiplies that buffer by the incoming gradient, so
+forward + backward reads the logits twice from memory and writes them once. With
+``inplace=True`` the buffer *is* the logits' storage: the call consumes its input (the logits
+hold the gradient afterwards) and needs no extra (M, C) memory.
+
+The target distribution after smoothing is ``t_c = a * y_c + b`` for both smoothing modes
+(``y`` one-hot or soft), with ``(a, b) = (1 - eps, eps / C)`` for ``"uniform"`` and
+``(1 - eps - eps / (C - 1), eps / (C - 1))`` for ``"off_target"``; :func:`smoothing_coefficients`
+computes them. Class weights weight each class term (PyTorch's convention).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+try:  # numba is a dependency, but a broken install must fall back, not crash the import
+    from numba import njit, prange
+
+    _NUMBA_IMPORT_ERROR: Exception | None = None
+except Exception as error:  # pragma: no cover - exercised only without numba
+    _NUMBA_IMPORT_ERROR = error
+
+    def njit(*args: Any, **kwargs: Any) -> Any:  # type: ignore[no-redef]
+        def wrap(function: Any) -> Any:
+            return function
+
+        return wrap
+
+    prange = range  # type: ignore[misc]
+
+Reduction = Literal["none", "sum", "mean"]
+Smoothing = Literal["uniform", "off_target"]
+
+_UNROLL = 8  # independent partial sums break the add latency chain without reassociation
+
+
+def smoothing_coefficients(
+    num_classes: int, label_smoothing: float, smoothing: Smoothing
+) -> tuple[float, float]:
+    """``(a, b)`` such that the smoothed target is ``t_c = a * y_c + b`` (``y`` one-hot or soft).
+
+    With one class there is nowhere to move mass to, so the target stays ``y`` (``a=1, b=0``).
+    """
+    eps = float(label_smoothing)
+    if eps == 0.0 or num_classes <= 1:
+        return 1.0, 0.0
+    if smoothing == "uniform":
+        return 1.0 - eps, eps / num_classes
+    off = eps / (num_classes - 1)
+    return 1.0 - eps - off, off
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _index_rows(  # pragma: no cover - compiled by numba
+    logits, grad, target, weight, use_weight, weight_sum, ignore_index, on_mass, off_mass,
+    grad_scale, loss
+):
+    """Integer targets: per-row loss into ``loss``, scaled gradient into ``grad``.
+
+    ``logits`` and ``grad`` may be the same array (in place): each element is read before
+    the pass that overwrites it.
+    """
+    rows, classes = logits.shape
+    for i in prange(rows):
+        label = target[i]
+        if label == ignore_index:
+            loss[i] = 0.0
+            for j in range(classes):
+                grad[i, j] = 0.0
+            continue
+        target_logit = float(logits[i, label])
+        # pass 1: row maximum (max shift for log-sum-exp)
+        row_max = -math.inf
+        for j in range(classes):
+            value = logits[i, j]
+            if value > row_max:
+                row_max = value
+        row_max = float(row_max)
+        # pass 2: exponentials into the buffer, their sum, and the off-target part of the loss
+        partial = np.zeros(_UNROLL)
+        off_loss = 0.0
+        if off_mass != 0.0:
+            for j in range(classes):
+                gap = row_max - logits[i, j]
+                class_weight = weight[j] if use_weight else 1.0
+                if class_weight != 0.0:
+                    off_loss += class_weight * gap
+                shifted = math.exp(-gap)
+                grad[i, j] = shifted
+                partial[j % _UNROLL] += shifted
+        else:
+            blocks = classes // _UNROLL
+            for block in range(blocks):
+                base = block * _UNROLL
+                for k in range(_UNROLL):
+                    shifted = math.exp(logits[i, base + k] - row_max)
+                    grad[i, base + k] = shifted
+                    partial[k] += shifted
+            for j in range(blocks * _UNROLL, classes):
+                shifted = math.exp(logits[i, j] - row_max)
+                grad[i, j] = shifted
+                partial[0] += shifted
+        total = 0.0
+        for k in range(_UNROLL):
+            total += partial[k]
+        log_total = math.log(total)
+        label_weight = weight[label] if use_weight else 1.0
+        on_coef = on_mass * label_weight
+        mass = off_mass * weight_sum + on_coef  # W_t = sum_c w_c t_c
+        row_loss = off_mass * (off_loss + weight_sum * log_total)
+        if on_coef != 0.0:
+            row_loss += on_coef * (row_max + log_total - target_logit)
+        loss[i] = row_loss
+        # pass 3: gradient of the reduced loss, W_t * softmax - w * t, times the reduction scale
+        prob_scale = grad_scale * mass / total
+        if off_mass != 0.0:
+            off_scale = grad_scale * off_mass
+            if use_weight:
+                for j in range(classes):
+                    grad[i, j] = grad[i, j] * prob_scale - off_scale * weight[j]
+            else:
+                for j in range(classes):
+                    grad[i, j] = grad[i, j] * prob_scale - off_scale
+        else:
+            for j in range(classes):
+                grad[i, j] = grad[i, j] * prob_scale
+        grad[i, label] -= grad_scale * on_coef
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _soft_rows(  # pragma: no cover - compiled by numba
+    logits, grad, target, weight, use_weight, on_mass, off_mass, grad_scale, loss
+):
+    """Soft targets ``target`` (M, C): smoothed ``t = a * target + b``, same three passes."""
+    rows, classes = logits.shape
+    for i in prange(rows):
+        row_max = -math.inf
+        for j in range(classes):
+            value = logits[i, j]
+            if value > row_max:
+                row_max = value
+        row_max = float(row_max)
+        total = 0.0
+        mass = 0.0
+        gap_loss = 0.0
+        for j in range(classes):
+            gap = row_max - logits[i, j]
+            coef = on_mass * target[i, j] + off_mass
+            if use_weight:
+                coef *= weight[j]
+            if coef != 0.0:  # zero target mass contributes exactly 0, even at a -inf logit
+                gap_loss += coef * gap
+                mass += coef
+            shifted = math.exp(-gap)
+            grad[i, j] = shifted
+            total += shifted
+        log_total = math.log(total)
+        loss[i] = gap_loss + mass * log_total
+        prob_scale = grad_scale * mass / total
+        for j in range(classes):
+            coef = on_mass * target[i, j] + off_mass
+            if use_weight:
+                coef *= weight[j]
+            grad[i, j] = grad[i, j] * prob_scale - grad_scale * coef
+
+
+def available() -> bool:
+    """True when numba imports and the kernel compiles and runs on a tiny input."""
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        if _NUMBA_IMPORT_ERROR is not None:
+            _AVAILABLE = False
+        else:
+            try:
+                probe = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+                loss = fused_cross_entropy(
+                    probe, torch.tensor([1]), weight=None, ignore_index=-100,
+                    label_smoothing=0.0, smoothing="uniform", reduction="sum", divisor=1.0,
+                    inplace=False,
+                )
+                _AVAILABLE = bool(abs(float(loss) - math.log1p(math.exp(-1.0))) < 1e-12)
+            except Exception:
+                _AVAILABLE = False
+    return _AVAILABLE
+
+
+_AVAILABLE: bool | None = None
+
+
+def loss_and_grad(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    grad_buffer: torch.Tensor,
+    *,
+    weight: torch.Tensor | None,
+    ignore_index: int,
+    label_smoothing: float,
+    smoothing: Smoothing,
+    reduction: Reduction,
+    divisor: float,
+) -> torch.Tensor:
+    """Run the fused kernel: returns the loss (``(M,)`` or ``()``), gradient in ``grad_buffer``.
+
+    ``grad_buffer`` may be ``logits`` itself (in place). For reduction ``"none"`` the buffer
+    holds ``d loss_i / d z_i`` per row; otherwise the gradient of the reduced scalar. All tensors
+    are CPU and contiguous; inputs are assumed valid (checked by the caller).
+    """
+    rows, classes = logits.shape
+    dtype = logits.dtype
+    on_mass, off_mass = smoothing_coefficients(classes, label_smoothing, smoothing)
+    soft = target.dim() == 2
+    if soft:
+        denominator = float(rows)
+    elif reduction == "mean":
+        kept = target != ignore_index
+        if weight is None:
+            denominator = float(kept.sum())
+        else:
+            denominator = float(weight.double()[target[kept]].sum())
+    else:
+        denominator = 1.0
+    if reduction == "mean":
+        # a mean over nothing is 0 with zero gradient, never 0/0
+        grad_scale = 1.0 / (denominator * divisor) if denominator != 0.0 else 0.0
+    else:
+        grad_scale = 1.0 / divisor
+    row_loss = np.empty(rows, dtype=np.float64)
+    use_weight = weight is not None
+    # numba needs an array either way; a dummy of the logits' dtype keeps one compiled signature
+    weight_np = (
+        weight.detach().contiguous().numpy()
+        if weight is not None
+        else np.ones(1, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+    )
+    if rows > 0:
+        logits_np = logits.detach().numpy()
+        grad_np = grad_buffer.detach().numpy()
+        if soft:
+            _soft_rows(
+                logits_np, grad_np, target.detach().numpy(), weight_np, use_weight,
+                on_mass, off_mass, grad_scale, row_loss,
+            )
+        else:
+            weight_sum = float(weight.double().sum()) if weight is not None else float(classes)
+            _index_rows(
+                logits_np, grad_np, target.detach().numpy(), weight_np, use_weight, weight_sum,
+                int(ignore_index), on_mass, off_mass, grad_scale, row_loss,
+            )
+    if reduction == "none":
+        return torch.from_numpy(row_loss / divisor).to(dtype)
+    total = float(row_loss.sum())
+    if reduction == "mean":
+        total = total / (denominator * divisor) if denominator != 0.0 else 0.0
+    else:
+        total = total / divisor
+    return torch.tensor(total, dtype=dtype)
+
+
+class _FusedCrossEntropy(torch.autograd.Function):
+    """Loss in forward, gradient already computed; backward rescales by the incoming gradient."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        weight: torch.Tensor | None,
+        options: dict[str, Any],
+    ) -> torch.Tensor:
+        inplace = options.pop("inplace")
+        needs_grad = ctx.needs_input_grad[0]
+        # the kernel always writes a gradient; without inplace it goes to a fresh buffer
+        buffer = logits if inplace else torch.empty_like(logits)
+        loss = loss_and_grad(logits, target, buffer, weight=weight, **options)
+        ctx.reduction = options["reduction"]
+        ctx.grad_buffer = buffer if needs_grad else None
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        buffer = ctx.grad_buffer
+        if buffer is None:
+            raise RuntimeError(
+                "the fused cross-entropy gradient buffer was already used by an earlier "
+                "backward; use implementation='reference' to backpropagate twice"
+            )
+        ctx.grad_buffer = None  # the buffer is rescaled in place: one backward per forward
+        if ctx.reduction == "none":
+            buffer.mul_(grad_output.to(buffer.dtype).unsqueeze(1))
+        elif bool(grad_output != 1):
+            buffer.mul_(grad_output.to(buffer.dtype))
+        return buffer, None, None, None
+
+
+def fused_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    weight: torch.Tensor | None,
+    ignore_index: int,
+    label_smoothing: float,
+    smoothing: Smoothing,
+    reduction: Reduction,
+    divisor: float,
+    inplace: bool,
+) -> torch.Tensor:
+    """Fused softmax cross-entropy on CPU: ``(M,)`` for ``"none"``, a scalar otherwise.
+
+    Args:
+        logits: (M, C) float32/float64, contiguous, class dimension last.
+        target: (M,) int64 class indices, or (M, C) class probabilities of ``logits``' dtype.
+        weight: (C,) class weights of ``logits``' dtype, or None.
+        ignore_index: rows whose index target equals it contribute 0 (index targets only).
+        label_smoothing: ε in [0, 1]; ``smoothing`` says where ε goes ("uniform" over all C
+            classes, PyTorch's convention, or "off_target" over the other C - 1).
+        reduction: "none", "sum" or "mean" (index targets: divided by the sum of the target
+            weights of non-ignored rows; soft targets: by M). A mean over nothing is 0.
+        divisor: ln(base); the loss and its gradient are divided by it.
+        inplace: reuse ``logits``' storage for the gradient. This *consumes the input*: after
+            the call ``logits`` holds the gradient, not the logits, and must not be used again
+            (nor may it have been saved by another autograd op for its backward).
+
+    The inputs are assumed valid (``crossent.losses`` checks them once). The gradient is
+    computed during the forward; backward multiplies it by the incoming gradient in place, so
+    each forward supports one backward.
+    """
+    options: dict[str, Any] = {
+        "ignore_index": ignore_index, "label_smoothing": label_smoothing,
+        "smoothing": smoothing, "reduction": reduction, "divisor": divisor, "inplace": inplace,
+    }
+    result: torch.Tensor = _FusedCrossEntropy.apply(logits, target, weight, options)
+    return result
