@@ -1,0 +1,214 @@
+"""Calibration: do predicted probabilities match observed frequencies?
+
+Binary predictions (1-D ``probs`` = P(y = 1)) are compared with the observed rate of ``y = 1``.
+Multi-class predictions (2-D ``probs`` of shape (N, C)) use the top-label convention of
+Guo et al. (2017): the confidence ``max_c probs[i, c]`` against whether ``argmax_c`` is correct.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from crossent import _array_checks as checks
+from crossent._array_checks import FloatArray
+from crossent.errors import CrossentError
+
+BinStrategy = Literal["uniform", "quantile"]
+
+
+@dataclass(frozen=True)
+class ReliabilityCurve:
+    """Per-bin calibration statistics: the data behind a reliability diagram.
+
+    Attributes:
+        edges: (bins + 1,) bin edges in [0, 1]. A prediction equal to an inner edge falls in
+            the lower bin (scikit-learn's ``calibration_curve`` convention).
+        mean_predicted: (bins,) weighted mean predicted probability (or confidence) per bin;
+            NaN in an empty bin.
+        observed: (bins,) weighted observed frequency of the event per bin; NaN in an empty bin.
+        weight: (bins,) total sample weight (the count without weights) per bin.
+    """
+
+    edges: FloatArray
+    mean_predicted: FloatArray
+    observed: FloatArray
+    weight: FloatArray
+
+    @classmethod
+    def from_bin_sums(
+        cls,
+        edges: ArrayLike,
+        predicted_sum: ArrayLike,
+        observed_sum: ArrayLike,
+        weight: ArrayLike,
+    ) -> ReliabilityCurve:
+        """Build a curve from per-bin weighted sums (what a streaming accumulator keeps)."""
+        weight_array = np.asarray(weight, dtype=np.float64)
+        filled = weight_array > 0
+        safe = np.where(filled, weight_array, 1.0)
+        mean_predicted = np.where(filled, np.asarray(predicted_sum, np.float64) / safe, np.nan)
+        observed = np.where(filled, np.asarray(observed_sum, np.float64) / safe, np.nan)
+        return cls(np.asarray(edges, np.float64), mean_predicted, observed, weight_array)
+
+    @property
+    def expected_calibration_error(self) -> float:
+        """Weighted mean over bins of |mean predicted - observed| (empty bins weigh 0)."""
+        total = float(self.weight.sum())
+        if total <= 0:
+            raise CrossentError("reliability curve is empty: no predictions were added")
+        filled = self.weight > 0
+        gaps = np.abs(self.mean_predicted[filled] - self.observed[filled])
+        return float(np.sum(self.weight[filled] * gaps) / total)
+
+
+def _confidence_and_outcome(
+    probs: ArrayLike, target: ArrayLike, labels: ArrayLike | None
+) -> tuple[FloatArray, FloatArray]:
+    """(predicted probability of the event, 1.0 where the event happened) for each row."""
+    prob_array = checks.probabilities("probs", probs)
+    n_classes = 2 if prob_array.ndim == 1 else prob_array.shape[1]
+    indices = checks.class_indices(target, n_classes, labels=labels)
+    checks.check_length("target", indices, prob_array.shape[0], "probs")
+    if prob_array.ndim == 1:
+        return prob_array.astype(np.float64), indices.astype(np.float64)
+    predicted_class = np.argmax(prob_array, axis=1)
+    confidence = prob_array[np.arange(prob_array.shape[0]), predicted_class]
+    return confidence.astype(np.float64), (predicted_class == indices).astype(np.float64)
+
+
+def bin_edges(predicted: FloatArray, bins: int, strategy: BinStrategy) -> FloatArray:
+    """Uniform edges on [0, 1], or edges at the quantiles of ``predicted``."""
+    bins = checks.positive_int("bins", bins)
+    if strategy == "uniform":
+        return np.linspace(0.0, 1.0, bins + 1)
+    if strategy == "quantile":
+        if predicted.size == 0:
+            raise CrossentError("quantile bins need at least one prediction")
+        return np.percentile(predicted, np.linspace(0.0, 100.0, bins + 1))
+    raise CrossentError(f'strategy = {strategy!r} is not "uniform" or "quantile"')
+
+
+def bin_index(predicted: FloatArray, edges: FloatArray) -> np.ndarray:
+    """Bin of each prediction; a value on an inner edge goes to the lower bin."""
+    return np.searchsorted(edges[1:-1], predicted, side="left")
+
+
+def reliability_curve(
+    probs: ArrayLike,
+    target: ArrayLike,
+    *,
+    bins: int = 10,
+    strategy: BinStrategy = "uniform",
+    sample_weight: ArrayLike | None = None,
+    labels: ArrayLike | None = None,
+) -> ReliabilityCurve:
+    """Mean predicted probability and observed frequency in each probability bin.
+
+    Shapes: ``probs`` (N,) = P(y = 1) with ``target`` (N,) in {0, 1}; or ``probs`` (N, C) with
+    integer ``target`` (N,) (top-label confidence against accuracy, Guo et al. 2017).
+
+    With ``strategy="quantile"`` the edges are the (unweighted) quantiles of the predictions, as
+    in scikit-learn. Unlike ``sklearn.calibration.calibration_curve`` empty bins are kept (NaN
+    values, zero weight) so that curves from different data line up bin by bin.
+
+    Raises:
+        CrossentError: probabilities outside [0, 1], labels outside the classes, bad ``bins``.
+
+    >>> curve = reliability_curve([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1], bins=2)
+    >>> curve.observed.tolist()
+    [0.0, 1.0]
+
+    References: Guo, Pleiss, Sun, Weinberger (2017), On Calibration of Modern Neural Networks.
+    """
+    predicted, outcome = _confidence_and_outcome(probs, target, labels)
+    weights = checks.sample_weight(sample_weight, predicted.shape[0])
+    edges = bin_edges(predicted, bins, strategy)
+    index = bin_index(predicted, edges)
+    n_bins = edges.shape[0] - 1
+    if weights is None:
+        weights = np.ones_like(predicted)
+    return ReliabilityCurve.from_bin_sums(
+        edges,
+        np.bincount(index, weights=weights * predicted, minlength=n_bins),
+        np.bincount(index, weights=weights * outcome, minlength=n_bins),
+        np.bincount(index, weights=weights, minlength=n_bins),
+    )
+
+
+def expected_calibration_error(
+    probs: ArrayLike,
+    target: ArrayLike,
+    *,
+    bins: int = 15,
+    strategy: BinStrategy = "uniform",
+    sample_weight: ArrayLike | None = None,
+    labels: ArrayLike | None = None,
+) -> float:
+    """Expected calibration error: the weighted mean gap between confidence and frequency.
+
+    .. math::
+        \\mathrm{ECE} = \\sum_b \\frac{W_b}{W} \\left| \\bar p_b - \\bar y_b \\right|
+
+    over bins ``b`` of the predicted probability (see :func:`reliability_curve` for shapes and
+    binning). 0 is perfectly calibrated.
+
+    >>> expected_calibration_error([0.25, 0.25, 0.25, 0.25], [0, 0, 0, 1], bins=4)
+    0.0
+
+    References: Naeini, Cooper, Hauskrecht (2015); Guo et al. (2017).
+    """
+    curve = reliability_curve(
+        probs, target, bins=bins, strategy=strategy, sample_weight=sample_weight, labels=labels
+    )
+    return curve.expected_calibration_error
+
+
+def calibration_ratio(
+    probs: ArrayLike,
+    target: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    labels: ArrayLike | None = None,
+) -> float | FloatArray:
+    """Predicted over observed events: sum of predicted probabilities / number of positives.
+
+    Binary (1-D ``probs``): a float; 1 is calibrated on average, > 1 over-predicts. Multi-class
+    (N, C): one ratio per class (expected count of class c / observed count of class c).
+
+    Raises:
+        CrossentError: a class (the positive class, for binary) never occurs in ``target``,
+            so the ratio is undefined.
+
+    >>> calibration_ratio([0.5, 0.5, 0.5, 0.5], [0, 1, 1, 1])
+    0.6666666666666666
+    """
+    prob_array = checks.probabilities("probs", probs)
+    n_classes = 2 if prob_array.ndim == 1 else prob_array.shape[1]
+    indices = checks.class_indices(target, n_classes, labels=labels)
+    checks.check_length("target", indices, prob_array.shape[0], "probs")
+    weights = checks.sample_weight(sample_weight, prob_array.shape[0])
+    if weights is None:
+        weights = np.ones(prob_array.shape[0])
+    if prob_array.ndim == 1:
+        observed = float(np.sum(weights * indices))
+        if observed <= 0:
+            raise CrossentError("target has no positives, so predicted/observed is undefined")
+        return float(np.sum(weights * prob_array)) / observed
+    predicted = weights @ prob_array.astype(np.float64)
+    observed_per_class = np.bincount(indices, weights=weights, minlength=n_classes)
+    return ratio_per_class(predicted, observed_per_class)
+
+
+def ratio_per_class(predicted: NDArray[Any], observed: NDArray[Any]) -> FloatArray:
+    """``predicted / observed`` per class, raising on a class that was never observed."""
+    missing = observed <= 0
+    if missing.any():
+        raise CrossentError(
+            f"class {int(np.argmax(missing))} never occurs in target, so its "
+            "predicted/observed ratio is undefined"
+        )
+    return np.asarray(predicted / observed, dtype=np.float64)
