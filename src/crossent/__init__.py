@@ -3,7 +3,14 @@
 The public API is what this module re-exports; everything else is private.
 """
 
+from crossent import nn
 from crossent.errors import CrossentError, DataFileError
+from crossent.losses import (
+    binary_cross_entropy,
+    class_balanced_weights,
+    cross_entropy,
+    focal_loss,
+)
 from crossent.units import log_divisor
 
 __version__ = "0.1.0"
@@ -12,5 +19,10 @@ __all__ = [
     "CrossentError",
     "DataFileError",
     "__version__",
+    "binary_cross_entropy",
+    "class_balanced_weights",
+    "cross_entropy",
+    "focal_loss",
     "log_divisor",
+    "nn",
 ]

@@ -47,7 +47,7 @@ def format_index(name: str, index: Sequence[int]) -> str:
     return f"{name}[{', '.join(str(int(i)) for i in index)}]"
 
 
-def _first_true(mask: torch.Tensor) -> tuple[int, ...]:
+def first_true(mask: torch.Tensor) -> tuple[int, ...]:
     """Position of the first ``True`` of ``mask`` in row-major order (``mask.any()`` holds)."""
     flat = int(mask.reshape(-1).to(torch.uint8).argmax().item())
     position: list[int] = []
@@ -164,7 +164,7 @@ def check_finite(
         bad = ~torch.isfinite(data)
     if not bool(bad.any()):
         return bool((data == float("-inf")).any())
-    position = _first_true(bad)
+    position = first_true(bad)
     value = float(data[position].item())
     row = f"{name} row {position[row_dim]}" if data.dim() > 0 else name
     hint = " (-inf is allowed: it means probability 0)" if allow_neg_inf else ""
@@ -184,7 +184,7 @@ def check_rows_not_all_neg_inf(tensor: torch.Tensor, name: str, *, class_dim: in
         return
     dead = data.amax(dim=class_dim) == float("-inf")
     if bool(dead.any()):
-        position = _first_true(dead)
+        position = first_true(dead)
         label = _row_label(name, position, class_dim, data.dim())
         raise CrossentError(f"{label} is -inf in every class (no class has positive probability)")
 
@@ -214,7 +214,7 @@ def check_index_target(
         bad &= data != ignore_index
     if not bool(bad.any()):
         return
-    position = _first_true(bad)
+    position = first_true(bad)
     value = int(data[position].item())
     raise CrossentError(
         f"{format_index(name, position)} = {value} is outside [0, {num_classes}) "
@@ -241,7 +241,7 @@ def check_class_weight(
     check_finite(tensor, name)
     data = tensor.detach()
     if data.numel() and float(data.min()) < 0:
-        position = _first_true(data < 0)
+        position = first_true(data < 0)
         raise CrossentError(
             f"{format_index(name, position)} = {_format_value(float(data[position]))} is "
             "negative; class weights must be >= 0"
@@ -290,23 +290,16 @@ def check_probabilities(
     ``input[4, 2] = 1.5 is outside [0, 1]``, ``input row 3 sums to 1.37, expected
     probabilities summing to 1`` followed by ``hint``.
     """
-    check_finite(tensor, name)
+    check_unit_range(tensor, name, hint=hint)
     data = tensor.detach()
     if data.numel() == 0:
         return
-    low, high = torch.aminmax(data)
-    if float(low) < 0 or float(high) > 1:
-        position = _first_true((data < 0) | (data > 1))
-        value = _format_value(float(data[position]))
-        raise CrossentError(
-            f"{format_index(name, position)} = {value} is outside [0, 1]{hint}"
-        )
     accumulate = torch.float64 if data.dtype == torch.float64 else torch.float32
     sums = data.sum(dim=class_dim, dtype=accumulate)
     tolerance = probability_tolerance(data.dtype)
     off = (sums - 1).abs() > tolerance
     if bool(off.any()):
-        position = _first_true(off)
+        position = first_true(off)
         label = _row_label(name, position, class_dim, data.dim())
         raise CrossentError(
             f"{label} sums to {float(sums[position]):.6g}, expected probabilities summing "
@@ -314,18 +307,49 @@ def check_probabilities(
         )
 
 
-def check_log_probabilities(tensor: torch.Tensor, name: str) -> None:
+def check_log_probabilities(tensor: torch.Tensor, name: str) -> bool:
     """Raise if ``tensor`` (log-probabilities) holds NaN, ``+inf`` or a value > 1e-4.
+
+    Returns whether it holds ``-inf`` (as :func:`check_finite`).
 
     ``-inf`` (probability 0) is allowed. Rows are NOT checked for ``logsumexp == 0``: that
     would cost more than the loss itself; a positive entry is the cheap tell-tale of logits
     passed as log-probabilities.
     """
-    check_finite(tensor, name, allow_neg_inf=True)
+    has_neg_inf = check_finite(tensor, name, allow_neg_inf=True)
     data = tensor.detach()
     if data.numel() and float(data.max()) > 1e-4:
-        position = _first_true(data > 1e-4)
+        position = first_true(data > 1e-4)
         raise CrossentError(
             f"{format_index(name, position)} = {_format_value(float(data[position]))} is "
             'positive, so it is not a log-probability (pass input_kind="logits" for raw scores)'
         )
+    return has_neg_inf
+
+
+def check_not_nan(tensor: torch.Tensor, name: str, *, row_dim: int = 0) -> None:
+    """Raise if ``tensor`` holds NaN (``±inf`` allowed, e.g. binary logits); names the row."""
+    data = tensor.detach()
+    if data.numel() == 0:
+        return
+    accumulate = torch.float32 if data.dtype in (torch.float16, torch.bfloat16) else None
+    if not bool(torch.isnan(data.sum(dtype=accumulate))):
+        return  # a sum is NaN if any term is NaN (or +inf meets -inf: rescanned below)
+    bad = torch.isnan(data)
+    if bool(bad.any()):
+        position = first_true(bad)
+        row = f"{name} row {position[row_dim]}" if data.dim() > 0 else name
+        raise CrossentError(f"{row} is not finite: {format_index(name, position)} = nan")
+
+
+def check_unit_range(tensor: torch.Tensor, name: str, *, hint: str = "") -> None:
+    """Raise unless every value of ``tensor`` is finite and in [0, 1] (names the first one)."""
+    check_finite(tensor, name)
+    data = tensor.detach()
+    if data.numel() == 0:
+        return
+    low, high = torch.aminmax(data)
+    if float(low) < 0 or float(high) > 1:
+        position = first_true((data < 0) | (data > 1))
+        value = _format_value(float(data[position]))
+        raise CrossentError(f"{format_index(name, position)} = {value} is outside [0, 1]{hint}")

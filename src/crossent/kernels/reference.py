@@ -1,0 +1,316 @@
+"""Plain-PyTorch implementation of every crossent loss: the semantic source of truth.
+
+Every fast path (``kernels.cpu``, ``kernels.cuda``, ``kernels.linear``) is tested against these
+functions. They favour clarity over speed: the target distribution is materialised as a dense
+``(M, C)`` tensor and every term of the definition in DESIGN.md is written out.
+
+Conventions shared by all functions here:
+
+* Inputs are already validated (see :mod:`crossent._checks`); nothing here raises for bad data.
+* Multi-class functions take scores of shape ``(M, C)`` (class dimension last, which for 2-d
+  tensors is also PyTorch's class dimension 1) and a target of shape ``(M,)`` (int64 class
+  indices) or ``(M, C)`` (class probabilities). :mod:`crossent.losses` reshapes
+  ``(N, C, d1, ...)`` inputs to this layout.
+* float16 / bfloat16 inputs are computed in float32; the result is cast back to the input's
+  dtype. float32 and float64 are computed in their own precision.
+* Zero-safe: a term whose target mass is exactly 0 contributes exactly 0 to the loss AND to the
+  gradient, even where its log-probability is ``-inf`` (the log-probability is masked with
+  ``torch.where`` *before* the multiplication, so no ``0 * inf`` appears forwards or backwards).
+* ``divisor`` is ``ln(base)`` (:func:`crossent.units.log_divisor`): the loss in nats is divided
+  by it, and so are the gradients.
+* ``reduction="mean"`` over zero elements (or zero total weight) returns 0 with zero gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+
+Reduction = Literal["none", "sum", "mean"]
+Smoothing = Literal["uniform", "off_target"]
+InputKind = Literal["logits", "log_probs", "probs"]
+BinaryInputKind = Literal["logits", "probs"]
+Kernel = Callable[..., torch.Tensor]  # a fused cross-entropy with cross_entropy's keywords
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for float16/bfloat16 (computed in fp32), otherwise ``dtype`` itself."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _safe_mul_log(mass: torch.Tensor, log_value: torch.Tensor) -> torch.Tensor:
+    """``mass * log_value`` that is exactly 0, with zero gradient, wherever ``mass == 0``.
+
+    xlogy-style masking: ``log_value`` is replaced by 0 where there is no mass before the
+    product, so ``0 * -inf`` never happens, neither in the value nor in the gradient.
+    """
+    return mass * torch.where(mass != 0, log_value, torch.zeros_like(log_value))
+
+
+def _reduce(
+    loss: torch.Tensor, reduction: str, denominator: torch.Tensor | float, divisor: float
+) -> torch.Tensor:
+    """Apply the reduction and the log-base divisor.
+
+    ``denominator`` is what "mean" divides by; a zero denominator gives 0 (and zero gradient,
+    since every term of the sum is then masked to 0) instead of PyTorch's NaN.
+    """
+    if reduction == "none":
+        return loss / divisor
+    total = loss.sum()
+    if reduction == "sum":
+        return total / divisor
+    denominator = torch.as_tensor(denominator, dtype=total.dtype, device=total.device)
+    safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+    return total / safe / divisor
+
+
+def log_probabilities(
+    scores: torch.Tensor, input_kind: InputKind = "logits", eps: float | None = None
+) -> torch.Tensor:
+    """``log q`` from ``(M, C)`` scores, in the compute dtype.
+
+    * ``"logits"``: ``z - logsumexp(z)`` (log-sum-exp with max shift; never exp then log).
+    * ``"log_probs"``: the input itself.
+    * ``"probs"``: ``log(max(q, eps))``, ``eps`` defaulting to the input dtype's machine epsilon.
+    """
+    values = scores.to(compute_dtype(scores.dtype))
+    if input_kind == "logits":
+        return values - torch.logsumexp(values, dim=-1, keepdim=True)
+    if input_kind == "log_probs":
+        return values
+    clip = float(torch.finfo(scores.dtype).eps) if eps is None else eps
+    return torch.log(values.clamp_min(clip))
+
+
+def target_distribution(
+    target: torch.Tensor,
+    num_classes: int,
+    *,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    smoothing: Smoothing = "uniform",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The dense ``(M, C)`` target distribution ``t`` after label smoothing.
+
+    Index targets become one-hot rows (all-zero rows where ``target == ignore_index``). With
+    smoothing ``ε``:
+
+    * ``"uniform"`` (PyTorch's): ``t' = (1 - ε) t + ε / C``;
+    * ``"off_target"``: ``t' = (1 - ε) t + ε (1 - t) / (C - 1)``, i.e. for a one-hot row the
+      target class keeps ``1 - ε`` and each other class gets ``ε / (C - 1)``.
+
+    Ignored rows stay all-zero (they contribute nothing).
+    """
+    if target.dim() == 2:  # class probabilities (M, C)
+        probs = target.to(dtype)
+        keep = None
+    else:  # class indices (M,)
+        keep = target != ignore_index
+        safe_index = torch.where(keep, target, torch.zeros_like(target))
+        probs = torch.nn.functional.one_hot(safe_index, num_classes).to(dtype)
+        probs = probs * keep.unsqueeze(-1).to(dtype)
+    if label_smoothing == 0.0:
+        return probs
+    if smoothing == "uniform":
+        smoothed = (1.0 - label_smoothing) * probs + label_smoothing / num_classes
+    else:
+        smoothed = (1.0 - label_smoothing) * probs + label_smoothing * (1.0 - probs) / (
+            num_classes - 1
+        )
+    if keep is not None:
+        smoothed = smoothed * keep.unsqueeze(-1).to(dtype)
+    return smoothed
+
+
+def _mean_denominator(
+    target: torch.Tensor, ignore_index: int, class_weight: torch.Tensor | None
+) -> torch.Tensor | float:
+    """What "mean" divides by: sum of w_{y_i} over non-ignored rows (index targets), M (soft)."""
+    if target.dim() == 2:
+        return float(target.shape[0])
+    keep = target != ignore_index
+    if class_weight is None:
+        return keep.sum()
+    safe_index = torch.where(keep, target, torch.zeros_like(target))
+    return (class_weight[safe_index] * keep.to(class_weight.dtype)).sum()
+
+
+def cross_entropy(
+    scores: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    smoothing: Smoothing = "uniform",
+    reduction: Reduction = "mean",
+    divisor: float = 1.0,
+    input_kind: InputKind = "logits",
+    eps: float | None = None,
+    inplace: bool = False,
+) -> torch.Tensor:
+    """Cross-entropy ``loss_i = -sum_c w_c t_ic log q_ic`` of ``(M, C)`` scores.
+
+    ``target`` is ``(M,)`` int64 indices or ``(M, C)`` class probabilities; ``t`` is
+    :func:`target_distribution`. "mean" divides by ``sum_i w_{y_i}`` over non-ignored rows for
+    index targets and by ``M`` for probability targets (PyTorch's conventions). Returns ``(M,)``
+    for "none" and a scalar otherwise, in the input's dtype. ``inplace`` is accepted for
+    signature compatibility with the fused kernels and ignored.
+    """
+    dtype = compute_dtype(scores.dtype)
+    num_classes = scores.shape[-1]
+    log_q = log_probabilities(scores, input_kind, eps)  # (M, C)
+    t = target_distribution(
+        target,
+        num_classes,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        smoothing=smoothing,
+        dtype=dtype,
+    )  # (M, C)
+    class_weight = None if weight is None else weight.to(dtype)
+    terms = _safe_mul_log(t, log_q)  # (M, C)
+    if class_weight is not None:
+        terms = terms * class_weight
+    loss = -terms.sum(dim=-1)  # (M,)
+    denominator = _mean_denominator(target, ignore_index, class_weight)
+    return _reduce(loss, reduction, denominator, divisor).to(scores.dtype)
+
+
+def focal_loss(
+    scores: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 2.0,
+    alpha: float | torch.Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    smoothing: Smoothing = "uniform",
+    reduction: Reduction = "mean",
+    divisor: float = 1.0,
+    input_kind: InputKind = "logits",
+    eps: float | None = None,
+) -> torch.Tensor:
+    """Multi-class focal loss ``loss_i = -sum_c α_c (1 - q_ic)^γ t_ic log q_ic`` (Lin et al. 2017).
+
+    ``1 - q`` is computed in log space as ``-expm1(log q)`` (accurate when ``q`` is near 1) and
+    clamped below at the dtype's smallest normal number, so ``(1 - q)^γ`` has a finite gradient
+    even at ``q = 1`` for ``γ < 1``. ``γ = 0`` skips the factor (exactly cross-entropy).
+    ``alpha`` is None (1), a scalar, or a ``(C,)`` tensor. "mean" divides by the number of
+    non-ignored rows (``α`` is a weighting, not a normaliser, as in torchvision).
+    """
+    dtype = compute_dtype(scores.dtype)
+    num_classes = scores.shape[-1]
+    log_q = log_probabilities(scores, input_kind, eps)  # (M, C)
+    t = target_distribution(
+        target,
+        num_classes,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        smoothing=smoothing,
+        dtype=dtype,
+    )  # (M, C)
+    terms = _safe_mul_log(t, log_q)  # (M, C)
+    if gamma != 0.0:
+        one_minus_q = (-torch.expm1(log_q)).clamp_min(torch.finfo(dtype).tiny)
+        terms = terms * one_minus_q.pow(gamma)
+    if isinstance(alpha, torch.Tensor):
+        terms = terms * alpha.to(dtype)
+    elif alpha is not None:
+        terms = terms * float(alpha)
+    loss = -terms.sum(dim=-1)  # (M,)
+    denominator = _mean_denominator(target, ignore_index, None)
+    return _reduce(loss, reduction, denominator, divisor).to(scores.dtype)
+
+
+def binary_log_probabilities(
+    scores: torch.Tensor, input_kind: BinaryInputKind = "logits", eps: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log p, log(1 - p))`` element-wise, in the compute dtype.
+
+    Logits go through softplus (``log p = -softplus(-z)``, ``log(1 - p) = -softplus(z)``), which
+    keeps every logit finite however large, and gives ``0`` and ``-inf`` at ``z = +inf``.
+    Probabilities are clipped to ``[eps, 1 - eps]`` before the log.
+    """
+    values = scores.to(compute_dtype(scores.dtype))
+    if input_kind == "logits":
+        # softplus keeps large logits finite: log sigmoid(z) = -softplus(-z)
+        return -torch.nn.functional.softplus(-values), -torch.nn.functional.softplus(values)
+    clip = float(torch.finfo(scores.dtype).eps) if eps is None else eps
+    return torch.log(values.clamp_min(clip)), torch.log((1.0 - values).clamp_min(clip))
+
+
+def binary_cross_entropy(
+    scores: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    pos_weight: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    divisor: float = 1.0,
+    input_kind: BinaryInputKind = "logits",
+    eps: float | None = None,
+) -> torch.Tensor:
+    """Element-wise ``-w [pw y log p + (1 - y) log(1 - p)]`` with ``y' = y (1 - ε) + ε / 2``.
+
+    ``target`` has the input's shape with values in [0, 1]; ``weight`` and ``pos_weight``
+    broadcast against the input (``pos_weight`` of shape ``(C,)`` weighs the last dimension, as in
+    PyTorch). "mean" is the mean over all elements. Zero-safe: ``y = 1`` at ``z = +inf`` (and
+    ``y = 0`` at ``z = -inf``) gives loss 0 and gradient 0.
+    """
+    dtype = compute_dtype(scores.dtype)
+    log_p, log_not_p = binary_log_probabilities(scores, input_kind, eps)
+    y = target.to(dtype)
+    if label_smoothing != 0.0:
+        y = y * (1.0 - label_smoothing) + label_smoothing / 2.0
+    positive = _safe_mul_log(y, log_p)
+    if pos_weight is not None:
+        positive = positive * pos_weight.to(dtype)
+    loss = -(positive + _safe_mul_log(1.0 - y, log_not_p))
+    if weight is not None:
+        loss = loss * weight.to(dtype)
+    return _reduce(loss, reduction, float(loss.numel()), divisor).to(scores.dtype)
+
+
+def binary_focal_loss(
+    scores: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 2.0,
+    alpha: float | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    divisor: float = 1.0,
+    input_kind: BinaryInputKind = "logits",
+    eps: float | None = None,
+) -> torch.Tensor:
+    """Binary focal loss ``α_t (1 - p_t)^γ BCE(p, y)`` (torchvision's ``sigmoid_focal_loss``).
+
+    ``p_t = p y + (1 - p)(1 - y)`` and ``α_t = α y + (1 - α)(1 - y)``; for hard labels
+    ``BCE = -log p_t``. ``1 - p_t = p (1 - y) + (1 - p) y`` is formed from ``sigmoid(z)`` and
+    ``sigmoid(-z)`` directly, so it keeps full precision when ``p_t`` is near 1. ``alpha=None``
+    means no α weighting (torchvision's ``alpha=-1``).
+    """
+    dtype = compute_dtype(scores.dtype)
+    values = scores.to(dtype)
+    y = target.to(dtype)
+    if label_smoothing != 0.0:
+        y = y * (1.0 - label_smoothing) + label_smoothing / 2.0
+    log_p, log_not_p = binary_log_probabilities(scores, input_kind, eps)
+    loss = -(_safe_mul_log(y, log_p) + _safe_mul_log(1.0 - y, log_not_p))
+    if gamma != 0.0:
+        if input_kind == "logits":
+            p, not_p = torch.sigmoid(values), torch.sigmoid(-values)
+        else:
+            p, not_p = values, 1.0 - values
+        one_minus_pt = (p * (1.0 - y) + not_p * y).clamp_min(torch.finfo(dtype).tiny)
+        loss = loss * one_minus_pt.pow(gamma)
+    if alpha is not None:
+        loss = loss * (alpha * y + (1.0 - alpha) * (1.0 - y))
+    return _reduce(loss, reduction, float(loss.numel()), divisor).to(scores.dtype)
+

@@ -1,0 +1,408 @@
+"""The cross-entropy loss family: functional, autograd-aware, CPU and CUDA.
+
+Each function validates its arguments once, at the top (through :mod:`crossent._checks`), and
+then computes with :mod:`crossent.kernels.reference` or, for :func:`cross_entropy`, a fused
+kernel (numba on CPU, Triton on CUDA). Exact definitions: DESIGN.md, "Exact definitions".
+
+Deliberate differences from ``torch.nn.functional`` (everything else matches it to float
+tolerance, as the tests show on randomised inputs):
+
+* ``reduction="mean"`` over zero elements or zero total weight (e.g. an all-ignored batch)
+  returns 0 with zero gradient, where PyTorch returns NaN.
+* A class with target mass 0 contributes exactly 0 even where its logit is ``-inf`` (PyTorch
+  gives NaN for probability targets); binary cross-entropy at a logit of ``±inf`` is 0 with zero
+  gradient where the label agrees (PyTorch gives NaN).
+* Bad input (out-of-range indices, non-finite values, probabilities not summing to 1, shape
+  mismatches) raises :class:`~crossent.errors.CrossentError` instead of a RuntimeError or a NaN.
+* Integer targets of any integer dtype, weights of another floating dtype and integer or bool
+  binary targets are accepted and converted.
+* ``input_kind="probs"`` clips probabilities below at ``eps`` (PyTorch's
+  ``binary_cross_entropy`` clamps the log at -100 instead), so the loss of a probability 0 for
+  the true class is ``-log(eps)`` (36.0 for float64, 15.9 for float32).
+
+Result dtype: float16/bfloat16 inputs are computed in float32 and the result is returned in the
+input's dtype (like PyTorch; a large ``reduction="sum"`` can overflow float16, so sum in float32
+if that matters). float32 and float64 are computed and returned in their own precision.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+
+from crossent import _checks
+from crossent._loss_inputs import (
+    Implementation,
+    InputKind,
+    Reduction,
+    Smoothing,
+    check_alpha,
+    prepare_binary,
+    prepare_multiclass,
+    restore_shape,
+)
+from crossent.errors import CrossentError
+from crossent.kernels import reference
+from crossent.units import Base
+
+__all__ = ["binary_cross_entropy", "class_balanced_weights", "cross_entropy", "focal_loss"]
+
+
+def cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    smoothing: Smoothing = "uniform",
+    input_kind: InputKind = "logits",
+    base: Base = "nats",
+    eps: float | None = None,
+    implementation: Implementation = "auto",
+    inplace: bool = False,
+) -> torch.Tensor:
+    r"""Cross-entropy between a predicted distribution and a target distribution.
+
+    Shapes: ``input`` is ``(N, C)``, ``(N, C, d1, ...)`` or unbatched ``(C,)`` (class
+    dimension 1, as in PyTorch); ``target`` is class indices of shape ``(N, d1, ...)`` (any
+    integer dtype) or class probabilities (one-hot or soft) of ``input``'s shape. The result is
+    ``(N, d1, ...)`` for ``reduction="none"`` and a scalar otherwise.
+
+    .. math::
+
+        \ell_i = -\sum_c w_c\, t_{ic} \log q_{ic}
+
+    with ``q = softmax(input)`` computed as ``z - logsumexp(z)`` and ``t`` the target after
+    label smoothing ε: ``"uniform"`` (PyTorch's) ``t = (1-ε) y + ε/C``; ``"off_target"``
+    ``t = (1-ε) y + ε (1-y)/(C-1)`` (for a one-hot ``y``: ``1-ε`` on the true class and
+    ``ε/(C-1)`` on each other class; the same formula defines it for soft targets).
+
+    Args:
+        input: logits, log-probabilities or probabilities (``input_kind``), floating dtype.
+        target: class indices or class probabilities (rows summing to 1, see
+            :func:`crossent._checks.probability_tolerance`).
+        weight: ``(C,)`` non-negative class weights; each class term is weighted by ``w_c``.
+        ignore_index: index targets equal to it contribute 0 and are left out of the mean.
+        reduction: ``"none"``, ``"sum"``, or ``"mean"`` (index targets: divided by the sum of
+            ``w_{y_i}`` over non-ignored elements; probability targets: by the number of
+            elements). A mean over nothing is 0 with zero gradient.
+        label_smoothing: ε in [0, 1].
+        smoothing: where ε goes, ``"uniform"`` or ``"off_target"`` (needs C >= 2 when ε > 0).
+        input_kind: ``"logits"``, ``"log_probs"`` (``-inf`` allowed) or ``"probs"`` (clipped
+            below at ``eps``).
+        base: ``"nats"``, ``"bits"`` or a number > 1; the loss (and gradient) is divided by
+            ``ln(base)``.
+        eps: probability clip for ``input_kind="probs"``; default the dtype's machine epsilon.
+        implementation: ``"auto"`` (Triton on CUDA, numba on CPU float32/float64 logits,
+            otherwise reference), or force ``"reference"`` / ``"fused"``.
+        inplace: let the fused kernel store the gradient in ``input``'s memory. This consumes
+            ``input`` (it holds the gradient afterwards); only for a tensor used nowhere else.
+
+    Returns:
+        The loss, in the input's dtype (float16/bfloat16 computed in float32).
+
+    Raises:
+        CrossentError: bad argument; the message names it, its value and its position.
+
+    Example:
+        >>> logits = torch.zeros(2, 4)
+        >>> round(float(cross_entropy(logits, torch.tensor([0, 3]), base="bits")), 6)
+        2.0
+
+    References:
+        Szegedy et al. 2016, "Rethinking the Inception Architecture" (label smoothing).
+    """
+    prepared = prepare_multiclass(
+        input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
+        label_smoothing=label_smoothing, smoothing=smoothing, input_kind=input_kind,
+        base=base, eps=eps,
+    )
+    _checks.check_choice(implementation, "implementation", ("auto", "reference", "fused"))
+    if not isinstance(inplace, bool):
+        raise CrossentError(f"inplace = {inplace!r} must be True or False")
+    scores, flat_target, class_weight = prepared.scores, prepared.target, prepared.weight
+    kernel = _fused_kernel(implementation, scores, flat_target, class_weight, input_kind)
+    if kernel is None:
+        loss = reference.cross_entropy(
+            scores, flat_target, weight=class_weight, ignore_index=ignore_index,
+            label_smoothing=prepared.label_smoothing, smoothing=smoothing,
+            reduction=reduction, divisor=prepared.divisor, input_kind=input_kind,
+            eps=prepared.eps,
+        )
+    else:
+        if flat_target.dim() == 2:
+            flat_target = flat_target.to(scores.dtype)
+        if class_weight is not None:
+            class_weight = class_weight.to(scores.dtype)
+        loss = kernel(
+            scores.contiguous(), flat_target.contiguous(), weight=class_weight,
+            ignore_index=ignore_index, label_smoothing=prepared.label_smoothing,
+            smoothing=smoothing, reduction=reduction, divisor=prepared.divisor,
+            inplace=inplace,
+        )
+    return restore_shape(loss, prepared)
+
+
+def _fused_kernel(
+    implementation: str,
+    scores: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    input_kind: str,
+) -> reference.Kernel | None:
+    """The fused kernel to run, or None for the reference.
+
+    "auto" fuses only where the fused kernels cover everything asked for: logits, no gradient
+    wanted for a soft target or the weights, numba working (CPU, float32/float64) or Triton
+    present (CUDA). "fused" raises if that is not possible.
+    """
+    if implementation == "reference":
+        return None
+    reasons = []
+    if input_kind != "logits":
+        reasons.append(f'input_kind = "{input_kind}" (fused kernels take logits)')
+    if target.requires_grad or (weight is not None and weight.requires_grad):
+        reasons.append("a gradient is wanted for target or weight")
+    kernel: reference.Kernel | None = None
+    if scores.is_cuda:
+        try:
+            # Triton: imported only when CUDA is present
+            cuda = importlib.import_module("crossent.kernels.cuda")
+            kernel = cuda.triton_cross_entropy
+        except ImportError as error:
+            reasons.append(f"the Triton kernel is unavailable ({error})")
+    elif scores.dtype not in (torch.float32, torch.float64):
+        reasons.append(f"dtype {scores.dtype} on CPU (the numba kernel takes float32/float64)")
+    else:
+        from crossent.kernels import cpu
+
+        if cpu.available():
+            kernel = cpu.fused_cross_entropy
+        else:
+            reasons.append("numba is unavailable")
+    if not reasons:
+        return kernel
+    if implementation == "fused":
+        raise CrossentError(f'implementation = "fused" is not possible: {"; ".join(reasons)}')
+    return None
+
+
+def binary_cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    pos_weight: torch.Tensor | None = None,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    input_kind: Literal["logits", "probs"] = "logits",
+    base: Base = "nats",
+    eps: float | None = None,
+) -> torch.Tensor:
+    r"""Binary cross-entropy, element-wise, from logits (default) or probabilities.
+
+    Shapes: ``input`` any shape; ``target`` the same shape with values in [0, 1] (float, int or
+    bool); ``weight`` and ``pos_weight`` broadcast against ``input`` (a ``(C,)`` ``pos_weight``
+    weighs the last dimension, as in PyTorch). Result: ``input``'s shape for "none", else a
+    scalar ("mean" averages over all elements).
+
+    .. math::
+
+        \ell = -w \left[ p_w\, y \log p + (1 - y) \log (1 - p) \right],
+        \qquad y' = y (1 - ε) + ε / 2
+
+    From logits, ``log p = -softplus(-z)`` and ``log(1-p) = -softplus(z)``, so no logit, however
+    large, overflows; at ``z = ±inf`` the loss is finite (0) wherever the label agrees.
+    Probabilities are clipped to ``[eps, 1 - eps]``.
+
+    Args:
+        input: logits or probabilities (``input_kind``), floating dtype.
+        target: labels or soft labels in [0, 1].
+        weight: non-negative element weights, broadcastable to ``input``.
+        pos_weight: non-negative weights of the positive term, broadcastable to ``input``.
+        reduction: ``"none"``, ``"sum"`` or ``"mean"``.
+        label_smoothing: ε in [0, 1].
+        input_kind: ``"logits"`` or ``"probs"``.
+        base: ``"nats"``, ``"bits"`` or a number > 1.
+        eps: probability clip for ``"probs"``; default the dtype's machine epsilon.
+
+    Returns:
+        The loss in the input's dtype (float16/bfloat16 computed in float32).
+
+    Raises:
+        CrossentError: bad argument; the message names it, its value and its position.
+
+    Example:
+        >>> round(float(binary_cross_entropy(torch.zeros(3), torch.ones(3), base="bits")), 6)
+        1.0
+    """
+    prepared = prepare_binary(
+        input, target, weight=weight, pos_weight=pos_weight, reduction=reduction,
+        label_smoothing=label_smoothing, input_kind=input_kind, base=base, eps=eps,
+    )
+    return reference.binary_cross_entropy(
+        input, prepared.target, weight=weight, pos_weight=pos_weight,
+        label_smoothing=prepared.label_smoothing, reduction=reduction,
+        divisor=prepared.divisor, input_kind=input_kind, eps=prepared.eps,
+    )
+
+
+def focal_loss(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 2.0,
+    alpha: float | torch.Tensor | None = None,
+    mode: Literal["multiclass", "binary"] = "multiclass",
+    ignore_index: int = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    smoothing: Smoothing = "uniform",
+    input_kind: InputKind = "logits",
+    base: Base = "nats",
+    eps: float | None = None,
+) -> torch.Tensor:
+    r"""Focal loss (Lin et al. 2017): cross-entropy down-weighting well-classified examples.
+
+    Multi-class (softmax; shapes and targets as :func:`cross_entropy`):
+
+    .. math:: \ell_i = -\sum_c α_c (1 - q_{ic})^γ\, t_{ic} \log q_{ic}
+
+    Binary (sigmoid; shapes as :func:`binary_cross_entropy`), torchvision's
+    ``sigmoid_focal_loss``:
+
+    .. math:: \ell = α_t (1 - p_t)^γ\, \mathrm{BCE}(p, y), \quad p_t = p y + (1-p)(1-y),
+              \quad α_t = α y + (1 - α)(1 - y)
+
+    which is ``-α_t (1 - p_t)^γ log p_t`` for hard labels. Computed in log space: ``1 - q`` as
+    ``-expm1(log q)``, ``1 - p_t`` from ``sigmoid(±z)``. ``gamma=0, alpha=None`` is exactly
+    :func:`cross_entropy` / :func:`binary_cross_entropy`.
+
+    Args:
+        input: logits (default), log-probabilities (multi-class only) or probabilities.
+        target: multi-class: indices or probabilities; binary: labels in [0, 1].
+        gamma: focusing parameter γ >= 0.
+        alpha: multi-class: None, a number >= 0, or a ``(C,)`` tensor of class weights;
+            binary: None or a number in [0, 1] (weight of the positive class).
+        mode: ``"multiclass"`` or ``"binary"``.
+        ignore_index: multi-class index targets only, as in :func:`cross_entropy`.
+        reduction: ``"none"``, ``"sum"`` or ``"mean"``. "mean" divides by the number of
+            non-ignored elements: α is a weighting, not a normaliser (as in torchvision).
+        label_smoothing: ε in [0, 1]; multi-class as :func:`cross_entropy`, binary
+            ``y' = y (1 - ε) + ε / 2``.
+        smoothing: multi-class smoothing mode, as :func:`cross_entropy`.
+        input_kind: ``"logits"``, ``"log_probs"`` (multi-class) or ``"probs"``.
+        base: ``"nats"``, ``"bits"`` or a number > 1.
+        eps: probability clip for ``"probs"``.
+
+    Returns:
+        The loss in the input's dtype (float16/bfloat16 computed in float32).
+
+    Raises:
+        CrossentError: bad argument; the message names it, its value and its position.
+
+    Example:
+        >>> logits = torch.tensor([[0.0, 0.0]])
+        >>> round(float(focal_loss(logits, torch.tensor([0]), gamma=1.0)), 6)  # 0.5 * ln 2
+        0.346574
+
+    References:
+        Lin, Goyal, Girshick, He, Dollár 2017, "Focal Loss for Dense Object Detection".
+    """
+    _checks.check_choice(mode, "mode", ("multiclass", "binary"))
+    gamma_value = _checks.check_nonnegative_number(gamma, "gamma")
+    if mode == "binary":
+        if input_kind not in ("logits", "probs"):
+            raise CrossentError(
+                f'input_kind = "{input_kind}" is not one of "logits", "probs" for mode="binary"'
+            )
+        prepared_binary = prepare_binary(
+            input, target, weight=None, pos_weight=None, reduction=reduction,
+            label_smoothing=label_smoothing, input_kind=input_kind, base=base, eps=eps,
+        )
+        if alpha is not None:
+            if isinstance(alpha, torch.Tensor):
+                raise CrossentError("alpha must be a number in [0, 1] for mode='binary'")
+            alpha = _checks.check_unit_interval(alpha, "alpha")
+        return reference.binary_focal_loss(
+            input, prepared_binary.target, gamma=gamma_value, alpha=alpha,
+            label_smoothing=prepared_binary.label_smoothing, reduction=reduction,
+            divisor=prepared_binary.divisor, input_kind=input_kind, eps=prepared_binary.eps,
+        )
+    prepared = prepare_multiclass(
+        input, target, weight=None, ignore_index=ignore_index, reduction=reduction,
+        label_smoothing=label_smoothing, smoothing=smoothing, input_kind=input_kind,
+        base=base, eps=eps,
+    )
+    checked_alpha = check_alpha(alpha, prepared.num_classes, input)
+    loss = reference.focal_loss(
+        prepared.scores, prepared.target, gamma=gamma_value, alpha=checked_alpha,
+        ignore_index=ignore_index, label_smoothing=prepared.label_smoothing,
+        smoothing=smoothing, reduction=reduction, divisor=prepared.divisor,
+        input_kind=input_kind, eps=prepared.eps,
+    )
+    return restore_shape(loss, prepared)
+
+
+def class_balanced_weights(
+    counts: Sequence[int] | np.ndarray | torch.Tensor,
+    beta: float = 0.999,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    r"""Class weights from the effective number of samples (Cui et al. 2019).
+
+    .. math:: w_c \propto \frac{1 - β}{1 - β^{n_c}}, \qquad \sum_c w_c = C
+
+    ``β = 0`` gives equal weights; ``β -> 1`` approaches inverse class frequency. Pass the
+    result as ``weight=`` (or ``alpha=`` of :func:`focal_loss`).
+
+    Args:
+        counts: ``(C,)`` number of training examples of each class, integers >= 1.
+        beta: β in [0, 1).
+        dtype: floating dtype of the result.
+        device: device of the result.
+
+    Returns:
+        ``(C,)`` weights summing to C (computed in float64).
+
+    Raises:
+        CrossentError: counts empty, not 1-d, not whole numbers, or < 1; beta outside [0, 1).
+
+    Example:
+        >>> class_balanced_weights([10, 10], beta=0.9).tolist()
+        [1.0, 1.0]
+
+    References:
+        Cui, Jia, Lin, Song, Belongie 2019, "Class-Balanced Loss Based on Effective Number of
+        Samples".
+    """
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta < 1.0:
+        raise CrossentError(f"beta = {beta!r} must be a number in [0, 1)")
+    if isinstance(counts, torch.Tensor):
+        values = counts.detach().cpu().double().numpy()
+    else:
+        try:
+            values = np.asarray(counts, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise CrossentError(f"counts = {counts!r} is not a sequence of numbers") from None
+    if values.ndim != 1 or values.size == 0:
+        raise CrossentError(f"counts has shape {values.shape}, expected (C,) with C >= 1")
+    bad = ~np.isfinite(values) | (values < 1) | (values != np.round(values))
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise CrossentError(
+            f"counts[{index}] = {values[index]:g} must be a whole number >= 1 "
+            "(a class with no examples has no class-balanced weight)"
+        )
+    effective_number = -np.expm1(values * np.log(beta)) if beta > 0 else np.ones_like(values)
+    raw = (1.0 - beta) / effective_number
+    normalised = raw * (values.size / raw.sum())
+    return torch.as_tensor(normalised, dtype=dtype, device=device)
