@@ -6,6 +6,30 @@ leave-last-out split), :mod:`~crossent.recsys.loaders` (MovieLens, RecBole, CSV/
 (full-catalogue retrieval metrics).
 """
 
-from crossent.recsys.data import Interactions, Split, implicit, k_core, leave_last_out
+from crossent.recsys.baselines import EASE, MostPopular
+from crossent.recsys.data import Interactions, Split, csr_rows, implicit, k_core, leave_last_out
+from crossent.recsys.evaluate import Scorer, evaluate_retrieval, retrieval_ranks
+from crossent.recsys.loaders import (
+    load_interactions,
+    load_movielens,
+    load_recbole,
+    load_table,
+)
 
-__all__ = ["Interactions", "Split", "implicit", "k_core", "leave_last_out"]
+__all__ = [
+    "EASE",
+    "Interactions",
+    "MostPopular",
+    "Scorer",
+    "Split",
+    "csr_rows",
+    "evaluate_retrieval",
+    "implicit",
+    "k_core",
+    "leave_last_out",
+    "load_interactions",
+    "load_movielens",
+    "load_recbole",
+    "load_table",
+    "retrieval_ranks",
+]

@@ -43,9 +43,7 @@ class MostPopular:
         return np.broadcast_to(self.counts, (len(users), len(self.counts)))
 
 
-def _binary_matrix(
-    indptr: np.ndarray, items: np.ndarray, n_items: int
-) -> scipy.sparse.csr_matrix:
+def _binary_matrix(indptr: np.ndarray, items: np.ndarray, n_items: int) -> scipy.sparse.csr_matrix:
     """The 0/1 user x item matrix of a CSR history (repeats collapse to 1)."""
     data = np.ones(len(items), dtype=np.float64)
     matrix = scipy.sparse.csr_matrix((data, items, indptr), shape=(len(indptr) - 1, n_items))

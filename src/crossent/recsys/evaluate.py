@@ -33,8 +33,7 @@ class Scorer(Protocol):
     items is the evaluator's job, not the scorer's.
     """
 
-    def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        ...
+    def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray: ...
 
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
@@ -112,8 +111,10 @@ def retrieval_ranks(
             )
     if batch_size is None:
         batch_size = max(1, DEFAULT_CELLS_PER_BATCH // max(n_items, 1))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-        batch_size < 1
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or (batch_size < 1)
     ):
         raise CrossentError(f"batch_size = {batch_size!r} must be an integer >= 1")
     indptr, items = split.history(stage)
