@@ -31,6 +31,15 @@ import torch
 try:  # numba is a dependency, but a broken install must fall back, not crash the import
     from numba import njit, prange
 
+    from crossent.kernels._numba_math import (
+        exp_shifted_into,
+        gap_sum,
+        row_max,
+        row_sum,
+        soft_gap_and_mass,
+        weighted_gap_sum,
+    )
+
     _NUMBA_IMPORT_ERROR: Exception | None = None
 except Exception as error:  # pragma: no cover - exercised only without numba
     _NUMBA_IMPORT_ERROR = error
@@ -45,8 +54,6 @@ except Exception as error:  # pragma: no cover - exercised only without numba
 
 Reduction = Literal["none", "sum", "mean"]
 Smoothing = Literal["uniform", "off_target"]
-
-_UNROLL = 8  # independent partial sums break the add latency chain without reassociation
 
 
 def smoothing_coefficients(
@@ -72,59 +79,32 @@ def _index_rows(  # pragma: no cover - compiled by numba
 ):
     """Integer targets: per-row loss into ``loss``, scaled gradient into ``grad``.
 
-    ``logits`` and ``grad`` may be the same array (in place): each element is read before
-    the pass that overwrites it.
+    ``logits`` and ``grad`` may be the same array (in place): every pass that needs the
+    logits runs before the pass that overwrites them.
     """
     rows, classes = logits.shape
     for i in prange(rows):
         label = target[i]
+        row = logits[i]
+        out = grad[i]
         if label == ignore_index:
             loss[i] = 0.0
-            for j in range(classes):
-                grad[i, j] = 0.0
+            out[:] = 0.0
             continue
-        target_logit = float(logits[i, label])
-        # pass 1: row maximum (max shift for log-sum-exp)
-        row_max = -math.inf
-        for j in range(classes):
-            value = logits[i, j]
-            if value > row_max:
-                row_max = value
-        row_max = float(row_max)
-        # pass 2: exponentials into the buffer, their sum, and the off-target part of the loss
-        partial = np.zeros(_UNROLL)
+        target_logit = float(row[label])
+        shift = row_max(row)  # pass 1: max shift for log-sum-exp
         off_loss = 0.0
-        if off_mass != 0.0:
-            for j in range(classes):
-                gap = row_max - logits[i, j]
-                class_weight = weight[j] if use_weight else 1.0
-                if class_weight != 0.0:
-                    off_loss += class_weight * gap
-                shifted = math.exp(-gap)
-                grad[i, j] = shifted
-                partial[j % _UNROLL] += shifted
-        else:
-            blocks = classes // _UNROLL
-            for block in range(blocks):
-                base = block * _UNROLL
-                for k in range(_UNROLL):
-                    shifted = math.exp(logits[i, base + k] - row_max)
-                    grad[i, base + k] = shifted
-                    partial[k] += shifted
-            for j in range(blocks * _UNROLL, classes):
-                shifted = math.exp(logits[i, j] - row_max)
-                grad[i, j] = shifted
-                partial[0] += shifted
-        total = 0.0
-        for k in range(_UNROLL):
-            total += partial[k]
+        if off_mass != 0.0:  # smoothing mass on every class: sum_c w_c (max - z_c)
+            off_loss = weighted_gap_sum(row, weight, shift) if use_weight else gap_sum(row, shift)
+        exp_shifted_into(row, out, shift)  # pass 2: exp(z - max) into the buffer, and its sum
+        total = row_sum(out)
         log_total = math.log(total)
         label_weight = weight[label] if use_weight else 1.0
         on_coef = on_mass * label_weight
         mass = off_mass * weight_sum + on_coef  # W_t = sum_c w_c t_c
         row_loss = off_mass * (off_loss + weight_sum * log_total)
         if on_coef != 0.0:
-            row_loss += on_coef * (row_max + log_total - target_logit)
+            row_loss += on_coef * (shift + log_total - target_logit)
         loss[i] = row_loss
         # pass 3: gradient of the reduced loss, W_t * softmax - w * t, times the reduction scale
         prob_scale = grad_scale * mass / total
@@ -132,14 +112,14 @@ def _index_rows(  # pragma: no cover - compiled by numba
             off_scale = grad_scale * off_mass
             if use_weight:
                 for j in range(classes):
-                    grad[i, j] = grad[i, j] * prob_scale - off_scale * weight[j]
+                    out[j] = out[j] * prob_scale - off_scale * weight[j]
             else:
                 for j in range(classes):
-                    grad[i, j] = grad[i, j] * prob_scale - off_scale
+                    out[j] = out[j] * prob_scale - off_scale
         else:
             for j in range(classes):
-                grad[i, j] = grad[i, j] * prob_scale
-        grad[i, label] -= grad_scale * on_coef
+                out[j] = out[j] * prob_scale
+        out[label] -= grad_scale * on_coef
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -149,34 +129,22 @@ def _soft_rows(  # pragma: no cover - compiled by numba
     """Soft targets ``target`` (M, C): smoothed ``t = a * target + b``, same three passes."""
     rows, classes = logits.shape
     for i in prange(rows):
-        row_max = -math.inf
-        for j in range(classes):
-            value = logits[i, j]
-            if value > row_max:
-                row_max = value
-        row_max = float(row_max)
-        total = 0.0
-        mass = 0.0
-        gap_loss = 0.0
-        for j in range(classes):
-            gap = row_max - logits[i, j]
-            coef = on_mass * target[i, j] + off_mass
-            if use_weight:
-                coef *= weight[j]
-            if coef != 0.0:  # zero target mass contributes exactly 0, even at a -inf logit
-                gap_loss += coef * gap
-                mass += coef
-            shifted = math.exp(-gap)
-            grad[i, j] = shifted
-            total += shifted
-        log_total = math.log(total)
-        loss[i] = gap_loss + mass * log_total
+        row = logits[i]
+        out = grad[i]
+        target_row = target[i]
+        shift = row_max(row)
+        gap_loss, mass = soft_gap_and_mass(
+            row, target_row, weight, use_weight, on_mass, off_mass, shift
+        )
+        exp_shifted_into(row, out, shift)
+        total = row_sum(out)
+        loss[i] = gap_loss + mass * math.log(total)
         prob_scale = grad_scale * mass / total
         for j in range(classes):
-            coef = on_mass * target[i, j] + off_mass
+            coef = on_mass * target_row[j] + off_mass
             if use_weight:
                 coef *= weight[j]
-            grad[i, j] = grad[i, j] * prob_scale - grad_scale * coef
+            out[j] = out[j] * prob_scale - grad_scale * coef
 
 
 def available() -> bool:

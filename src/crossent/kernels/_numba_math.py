@@ -1,0 +1,180 @@
+"""Row primitives for the numba kernels: a vectorisable ``exp`` and reassociated reductions.
+
+numba lowers ``math.exp`` to a scalar libm call per element (no vector math library is
+bundled), which makes the exponential pass of a fused softmax several times slower than the
+memory it touches. :func:`exp_shifted_into` evaluates ``exp(x - shift)`` with Cody–Waite range
+reduction and the Cephes polynomials (``expf``: degree-5 polynomial, ``exp``: Padé form), then
+scales by ``2**n`` built directly in the exponent bits, so LLVM vectorises the loop. Accuracy
+is that of Cephes (about 1 ulp); results below the smallest normal number are flushed to 0.
+
+The reductions use ``fastmath={"reassoc", "contract"}`` only: summation order may change (as
+in any vectorised sum) but infinities and NaNs keep IEEE semantics. The maximum additionally
+assumes no NaN (``nnan``): inputs are checked for NaN before any kernel runs.
+
+Import this module only when numba is importable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+_REASSOC = {"reassoc", "contract"}
+_MAX_FLAGS = {"reassoc", "contract", "nnan", "nsz"}
+
+
+@intrinsic
+def _int_bits_as_float(typingctx: Any, bits: Any) -> Any:
+    """Reinterpret an int32 (int64) as the float32 (float64) with the same bits."""
+    if bits == types.int32:
+        def codegen32(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.bitcast(args[0], ir.FloatType())
+
+        return types.float32(types.int32), codegen32
+    if bits == types.int64:
+        def codegen64(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.bitcast(args[0], ir.DoubleType())
+
+        return types.float64(types.int64), codegen64
+    return None
+
+
+# float32 constants (Cephes expf); typed so that numba keeps the arithmetic in float32
+_F32_LOG2E = np.float32(1.44269504088896341)
+_F32_LN2_HI = np.float32(0.693359375)
+_F32_LN2_LO = np.float32(-2.12194440e-4)
+_F32_P = tuple(
+    np.float32(value)
+    for value in (
+        1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
+        5.0000001201e-1,
+    )
+)
+_F32_LOWEST = np.float32(-87.0)  # below this exp(x) is subnormal: flushed to 0
+_F32_HALF = np.float32(0.5)
+_F32_ONE = np.float32(1.0)
+_F32_ZERO = np.float32(0.0)
+_F32_BIAS = np.float32(127.0)
+_F32_MANTISSA = np.float32(8388608.0)  # 2**23
+
+# float64 constants (Cephes exp, Padé form)
+_F64_LN2_HI = 6.93145751953125e-1
+_F64_LN2_LO = 1.42860682030941723212e-6
+_F64_LOWEST = -708.0
+_F64_MANTISSA = 4503599627370496.0  # 2**52
+
+
+@njit(inline="always")
+def _expf(x: Any) -> Any:  # pragma: no cover - compiled by numba
+    clamped = max(x, _F32_LOWEST)
+    n = np.floor(clamped * _F32_LOG2E + _F32_HALF)
+    r = clamped - n * _F32_LN2_HI
+    r = r - n * _F32_LN2_LO
+    p0, p1, p2, p3, p4, p5 = _F32_P
+    poly = ((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5
+    value = poly * (r * r) + r + _F32_ONE
+    # 2**n assembled in the exponent field: (n + 127) << 23, via an exact float product
+    scale = _int_bits_as_float(np.int32((n + _F32_BIAS) * _F32_MANTISSA))  # type: ignore[call-arg]
+    return value * scale if x >= _F32_LOWEST else _F32_ZERO
+
+
+@njit(inline="always")
+def _expd(x: Any) -> Any:  # pragma: no cover - compiled by numba
+    clamped = max(x, _F64_LOWEST)
+    n = np.floor(clamped * 1.4426950408889634073599 + 0.5)
+    r = clamped - n * _F64_LN2_HI
+    r = r - n * _F64_LN2_LO
+    rr = r * r
+    px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr
+              + 9.99999999999999999910e-1)
+    qx = (((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
+           + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0)
+    value = 1.0 + 2.0 * (px / (qx - px))
+    scale = _int_bits_as_float(np.int64((n + 1023.0) * _F64_MANTISSA))  # type: ignore[call-arg]
+    return value * scale if x >= _F64_LOWEST else 0.0
+
+
+def exp_shifted_into(source: Any, out: Any, shift: Any) -> None:
+    """``out[j] = exp(source[j] - shift)`` for 1-D float arrays (numba-callable only)."""
+    np.exp(source - shift, out=out)
+
+
+@overload(exp_shifted_into, inline="always")
+def _exp_shifted_into_impl(source: Any, out: Any, shift: Any) -> Any:
+    if source.dtype == types.float32:
+        def impl32(source: Any, out: Any, shift: Any) -> None:  # pragma: no cover
+            typed_shift = np.float32(shift)
+            for j in range(source.shape[0]):
+                out[j] = _expf(source[j] - typed_shift)
+
+        return impl32
+
+    def impl64(source: Any, out: Any, shift: Any) -> None:  # pragma: no cover
+        for j in range(source.shape[0]):
+            out[j] = _expd(source[j] - shift)
+
+    return impl64
+
+
+@njit(fastmath=_MAX_FLAGS, cache=True)
+def row_max(values: Any) -> float:  # pragma: no cover - compiled by numba
+    """Largest element of a non-empty 1-D array."""
+    best = values[0]
+    for j in range(values.shape[0]):
+        best = max(best, values[j])
+    return float(best)
+
+
+@njit(fastmath=_REASSOC, cache=True)
+def row_sum(values: Any) -> float:  # pragma: no cover - compiled by numba
+    """Sum of a 1-D array, accumulated in float64."""
+    total = 0.0
+    for j in range(values.shape[0]):
+        total += values[j]
+    return total
+
+
+@njit(fastmath=_REASSOC, cache=True)
+def gap_sum(values: Any, shift: float) -> float:  # pragma: no cover - compiled by numba
+    """``sum_j (shift - values[j])`` in float64 (each term >= 0 when shift is the max)."""
+    total = 0.0
+    for j in range(values.shape[0]):
+        total += shift - values[j]
+    return total
+
+
+@njit(fastmath=_REASSOC, cache=True)
+def weighted_gap_sum(
+    values: Any, weight: Any, shift: float
+) -> float:  # pragma: no cover - compiled by numba
+    """``sum_j w_j (shift - values[j])`` skipping zero weights (so a -inf logit adds 0 there)."""
+    total = 0.0
+    for j in range(values.shape[0]):
+        term = weight[j] * (shift - values[j])
+        total += term if weight[j] != 0.0 else 0.0
+    return total
+
+
+@njit(fastmath=_REASSOC, cache=True)
+def soft_gap_and_mass(
+    values: Any, target: Any, weight: Any, use_weight: bool, on_mass: float, off_mass: float,
+    shift: float,
+) -> tuple[float, float]:  # pragma: no cover - compiled by numba
+    """For ``c_j = w_j (a t_j + b)``: ``(sum_j c_j (shift - values[j]), sum_j c_j)``.
+
+    Terms with zero target mass are skipped, so a -inf logit with no mass adds exactly 0.
+    """
+    gap_total = 0.0
+    mass = 0.0
+    for j in range(values.shape[0]):
+        coef = on_mass * target[j] + off_mass
+        if use_weight:
+            coef *= weight[j]
+        term = coef * (shift - values[j])
+        gap_total += term if coef != 0.0 else 0.0
+        mass += coef
+    return gap_total, mass
