@@ -78,7 +78,7 @@ def _expf(x: Any) -> Any:  # pragma: no cover - compiled by numba
     poly = ((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5
     value = poly * (r * r) + r + _F32_ONE
     # 2**n assembled in the exponent field: (n + 127) << 23, via an exact float product
-    scale = _int_bits_as_float(np.int32((n + _F32_BIAS) * _F32_MANTISSA))  # type: ignore[call-arg]
+    scale = _int_bits_as_float(np.int32((n + _F32_BIAS) * _F32_MANTISSA))  # type: ignore[call-arg,var-annotated]
     return value * scale if x >= _F32_LOWEST else _F32_ZERO
 
 
@@ -94,7 +94,7 @@ def _expd(x: Any) -> Any:  # pragma: no cover - compiled by numba
     qx = (((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
            + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0)
     value = 1.0 + 2.0 * (px / (qx - px))
-    scale = _int_bits_as_float(np.int64((n + 1023.0) * _F64_MANTISSA))  # type: ignore[call-arg]
+    scale = _int_bits_as_float(np.int64((n + 1023.0) * _F64_MANTISSA))  # type: ignore[call-arg,var-annotated]
     return value * scale if x >= _F64_LOWEST else 0.0
 
 
