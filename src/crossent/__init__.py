@@ -3,7 +3,8 @@
 The public API is what this module re-exports; everything else is private.
 """
 
-from crossent import nn
+from crossent import distributed, nn
+from crossent.distributed import shard_range, sharded_cross_entropy
 from crossent.errors import CrossentError, DataFileError
 from crossent.losses import (
     binary_cross_entropy,
@@ -22,7 +23,10 @@ __all__ = [
     "binary_cross_entropy",
     "class_balanced_weights",
     "cross_entropy",
+    "distributed",
     "focal_loss",
     "log_divisor",
     "nn",
+    "shard_range",
+    "sharded_cross_entropy",
 ]

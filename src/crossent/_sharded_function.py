@@ -1,0 +1,185 @@
+"""The autograd function behind :func:`crossent.distributed.sharded_cross_entropy`.
+
+Forward: one sweep over chunks of rows computes each row's local log-sum-exp, target logit and
+sum of logits on this rank's shard; two all-reduces of per-row scalars (MAX, then SUM) turn them
+into the global ones. Backward: each chunk's logits are recomputed (never stored), giving this
+shard's part of the gradient of ``hidden`` (summed over ranks by one (N, D) all-reduce) and the
+whole gradient of the weight shard (no communication).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """Everything the autograd function needs besides tensors."""
+
+    group: Any
+    world_size: int
+    shard_offset: int
+    num_classes: int
+    ignore_index: int
+    label_smoothing: float
+    smoothing: str
+    reduction: str
+    divisor: float
+    chunk_size: int
+
+    @property
+    def off_target_mass(self) -> float:
+        """Target probability of each class other than the label (after smoothing)."""
+        eps = self.label_smoothing
+        if self.smoothing == "uniform":
+            return eps / self.num_classes
+        return eps / (self.num_classes - 1) if self.num_classes > 1 else 0.0
+
+    @property
+    def on_target_mass(self) -> float:
+        """Target probability of the label itself."""
+        eps = self.label_smoothing
+        if self.smoothing == "uniform":
+            return 1.0 - eps + eps / self.num_classes
+        return 1.0 - eps
+
+    @property
+    def total_mass(self) -> float:
+        """Sum of the smoothed target distribution (1 except off-target smoothing with V = 1)."""
+        return self.on_target_mass + self.off_target_mass * (self.num_classes - 1)
+
+
+def _all_reduce(tensor: Tensor, op: Any, plan: ShardPlan) -> None:
+    if plan.world_size > 1:
+        dist.all_reduce(tensor, op=op, group=plan.group)
+
+
+def _stat_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Row statistics are kept in float64 for float64 input and float32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _chunk_logits(
+    hidden_rows: Tensor, weight: Tensor, bias: Tensor | None, dtype: torch.dtype
+) -> Tensor:
+    logits = (hidden_rows @ weight.T).to(dtype)  # (c, V_r)
+    if bias is not None:
+        logits = logits + bias.to(dtype)
+    return logits
+
+
+class ShardedCrossEntropyFunction(torch.autograd.Function):
+    """Forward: row statistics and the loss; backward: recompute each chunk's logits."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        hidden: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        target: Tensor,
+        plan: ShardPlan,
+    ) -> Tensor:
+        rows, local_classes = hidden.shape[0], weight.shape[0]
+        stat = _stat_dtype(hidden.dtype)
+        valid = target != plan.ignore_index  # (N,)
+        local_index = target - plan.shard_offset  # (N,)
+        owned = valid & (local_index >= 0) & (local_index < local_classes)
+        local_index = torch.where(owned, local_index, torch.zeros_like(local_index))
+
+        local_lse = torch.full((rows,), -math.inf, dtype=stat, device=hidden.device)
+        # columns: shifted sum of exponentials, target logit, sum of logits
+        row_sums = torch.zeros((rows, 3), dtype=stat, device=hidden.device)
+        if local_classes > 0:
+            for start in range(0, rows, plan.chunk_size):
+                stop = min(start + plan.chunk_size, rows)
+                logits = _chunk_logits(hidden[start:stop], weight, bias, stat)  # (c, V_r)
+                local_lse[start:stop] = torch.logsumexp(logits, dim=1)
+                picked = logits.gather(1, local_index[start:stop, None])[:, 0]  # (c,)
+                row_sums[start:stop, 1] = torch.where(owned[start:stop], picked, 0.0)
+                if plan.label_smoothing > 0.0:
+                    row_sums[start:stop, 2] = logits.sum(dim=1)
+
+        # log-sum-exp across shards with max shift: lse = M + log sum_r exp(lse_r - M)
+        global_max = local_lse.clone()
+        _all_reduce(global_max, dist.ReduceOp.MAX, plan)
+        row_sums[:, 0] = torch.exp(local_lse - global_max)
+        _all_reduce(row_sums, dist.ReduceOp.SUM, plan)
+        lse = global_max + torch.log(row_sums[:, 0])  # (N,)
+
+        target_logit, logit_sum = row_sums[:, 1], row_sums[:, 2]
+        # -sum_c t_c (z_c - lse) with t = on-target mass at the label, off-target mass elsewhere
+        per_row = (
+            plan.total_mass * lse
+            - (plan.on_target_mass - plan.off_target_mass) * target_logit
+            - plan.off_target_mass * logit_sum
+        )
+        per_row = torch.where(valid, per_row, torch.zeros_like(per_row))
+        count = int(valid.sum().item())
+
+        ctx.save_for_backward(hidden, weight, bias, lse, owned, local_index, valid)
+        ctx.plan = plan
+        ctx.count = count
+        if plan.reduction == "none":
+            return (per_row / plan.divisor).to(hidden.dtype)
+        total = per_row.sum() / plan.divisor
+        if plan.reduction == "mean":
+            total = total / count if count > 0 else total * 0.0
+        return total.to(hidden.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        hidden, weight, bias, lse, owned, local_index, valid = ctx.saved_tensors
+        plan: ShardPlan = ctx.plan
+        stat = lse.dtype
+        rows, local_classes = hidden.shape[0], weight.shape[0]
+        need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
+
+        # d loss / d per_row for each row: the reduction's weight, the log base, the ignore mask
+        if plan.reduction == "none":
+            row_scale = grad_output.to(stat) / plan.divisor
+        elif plan.reduction == "sum" or ctx.count > 0:
+            denominator = plan.divisor * (ctx.count if plan.reduction == "mean" else 1)
+            row_scale = (grad_output.to(stat) / denominator).expand(rows)
+        else:  # a mean over zero rows is 0 with zero gradient
+            row_scale = torch.zeros(rows, dtype=stat, device=hidden.device)
+        row_scale = torch.where(valid, row_scale, torch.zeros_like(row_scale))
+
+        grad_hidden = torch.zeros(hidden.shape, dtype=stat, device=hidden.device)
+        grad_weight = torch.zeros(weight.shape, dtype=stat, device=weight.device)
+        grad_bias = torch.zeros(local_classes, dtype=stat, device=weight.device)
+        if local_classes > 0:
+            weight_stat = weight.to(stat)
+            for start in range(0, rows, plan.chunk_size):
+                stop = min(start + plan.chunk_size, rows)
+                logits = _chunk_logits(hidden[start:stop], weight, bias, stat)  # (c, V_r)
+                # d loss_i / d z_ic = T q_ic - t_ic (T = total target mass, 1 unless degenerate)
+                grad_logits = torch.exp(logits - lse[start:stop, None]) * plan.total_mass
+                grad_logits -= plan.off_target_mass
+                mine = owned[start:stop].nonzero()[:, 0]  # rows whose label lives on this shard
+                grad_logits[mine, local_index[start:stop][mine]] -= (
+                    plan.on_target_mass - plan.off_target_mass
+                )
+                grad_logits *= row_scale[start:stop, None]
+                if need_hidden:
+                    grad_hidden[start:stop] = grad_logits @ weight_stat  # (c, D)
+                if need_weight:
+                    grad_weight += grad_logits.T @ hidden[start:stop].to(stat)  # (V_r, D)
+                if need_bias:
+                    grad_bias += grad_logits.sum(dim=0)
+        if need_hidden:
+            # every shard contributes to every row's gradient: the one (N, D) all-reduce
+            _all_reduce(grad_hidden, dist.ReduceOp.SUM, plan)
+        return (
+            grad_hidden.to(hidden.dtype) if need_hidden else None,
+            grad_weight.to(weight.dtype) if need_weight else None,
+            grad_bias.to(bias.dtype) if need_bias and bias is not None else None,
+            None,
+            None,
+        )
