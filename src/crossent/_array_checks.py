@@ -171,7 +171,7 @@ def class_indices(
     if not np.all(found):
         row = int(np.argmin(found))
         raise CrossentError(
-            f"{name}[{row}] = {target[row]!r} is not in labels = {label_array.tolist()}"
+            f"{name}[{row}] = {target[row].item()!r} is not in labels = {label_array.tolist()}"
         )
     return order[position].astype(np.int64)
 

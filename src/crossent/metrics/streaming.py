@@ -13,8 +13,10 @@ exceptions:
   from the exact AUC by at most :meth:`RocAuc.max_error` (reported beside it; typically
   below 1e-5). Exact AUC needs all scores (sorting), which fixed memory cannot hold.
 - :class:`Calibration` with ``strategy="quantile"`` keeps a fine uniform histogram (16,384
-  bins) and places the quantile edges on its grid, so edges are within 1/16,384 of the exact
-  quantiles. Uniform bins are exact.
+  bins) and puts each quantile edge on that grid: the first grid point where the cumulative
+  weight reaches j / bins. So edges are within 1/16,384 of the weighted empirical quantiles
+  (scikit-learn's ``np.percentile`` edges also interpolate between samples, which can differ
+  by the gap between neighbouring predictions). Uniform bins are exact.
 
 ``validate=False`` on ``update`` skips the input checks for hot loops whose inputs are known
 to be valid (for example when :mod:`crossent.io` has already checked them).
