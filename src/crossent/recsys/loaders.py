@@ -146,8 +146,11 @@ def _arrow_ids(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _timestamps(path: Path, name: str, column: pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
-        return column.cast(pa.int64()).to_numpy()  # in the column's own unit
+    if pa.types.is_timestamp(column.type):  # -> float seconds since 1970 (UTC), any unit
+        per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[column.type.unit]
+        return column.cast(pa.int64()).to_numpy() / per_second
+    if pa.types.is_date(column.type):
+        return column.cast(pa.date32()).cast(pa.int32()).to_numpy().astype(np.int64) * 86400
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         return column.to_numpy()
     raise DataFileError(
@@ -325,7 +328,8 @@ def load_table(
 
     Column names not given are guessed from :data:`GUESSES` (``user_id``, ``item_id``,
     ``timestamp``, ...); user and item are required, the rest optional (no timestamp: row order
-    is time order). Ids may be integers or strings; timestamps numbers or dates.
+    is time order). Ids may be integers or strings; timestamps numbers, or dates / date-times
+    (converted to seconds since 1970, UTC).
     ``delimiter`` defaults to tab for ``.tsv`` and comma otherwise.
 
     Raises:
