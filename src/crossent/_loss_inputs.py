@@ -124,6 +124,11 @@ def prepare_multiclass(
                 raise CrossentError(f"target has dtype {target.dtype}, expected real numbers")
             target = target.to(input.dtype if input.dtype == torch.float64 else torch.float32)
         _checks.check_probabilities(target, "target", class_dim=1)
+        if ignore != -100:  # as PyTorch: ignoring needs class indices
+            raise CrossentError(
+                f"ignore_index = {ignore} applies to class-index targets only, but target "
+                "holds class probabilities (leave ignore_index at -100)"
+            )
 
     if weight is not None:
         _checks.check_class_weight(weight, num_classes, input)
