@@ -6,6 +6,7 @@ The public API is what this module re-exports; everything else is private.
 from crossent import distributed, nn
 from crossent.distributed import shard_range, sharded_cross_entropy
 from crossent.errors import CrossentError, DataFileError
+from crossent.kernels.linear import linear_cross_entropy
 from crossent.losses import (
     binary_cross_entropy,
     class_balanced_weights,
@@ -25,6 +26,7 @@ __all__ = [
     "cross_entropy",
     "distributed",
     "focal_loss",
+    "linear_cross_entropy",
     "log_divisor",
     "nn",
     "shard_range",

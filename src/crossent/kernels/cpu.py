@@ -170,6 +170,84 @@ def available() -> bool:
 _AVAILABLE: bool | None = None
 
 
+def mean_denominator(
+    target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int
+) -> float:
+    """What ``reduction="mean"`` divides by: sum of the target weights of non-ignored rows
+    (index targets; the count when unweighted), or the number of rows (soft targets)."""
+    if target.dim() == 2:
+        return float(target.shape[0])
+    kept = target != ignore_index
+    if weight is None:
+        return float(kept.sum())
+    return float(weight.double()[target[kept]].sum())
+
+
+def row_losses(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    grad_buffer: torch.Tensor,
+    *,
+    weight: torch.Tensor | None,
+    ignore_index: int,
+    on_mass: float,
+    off_mass: float,
+    grad_scale: float,
+) -> np.ndarray:
+    """The kernel itself: per-row losses in nats (float64), ``grad_scale * dloss_i/dz_i`` rows
+    written to ``grad_buffer`` (which may be ``logits``: in place).
+
+    ``(on_mass, off_mass)`` come from :func:`smoothing_coefficients`. All tensors are CPU and
+    contiguous with class dimension last; inputs are assumed valid.
+    """
+    rows, classes = logits.shape
+    row_loss = np.empty(rows, dtype=np.float64)
+    if rows == 0:
+        return row_loss
+    use_weight = weight is not None
+    # numba needs an array either way; a dummy of the logits' dtype keeps one compiled signature
+    weight_np = (
+        weight.detach().contiguous().numpy()
+        if weight is not None
+        else np.ones(1, dtype=logits.detach().numpy().dtype)
+    )
+    logits_np = logits.detach().numpy()
+    grad_np = grad_buffer.detach().numpy()
+    if target.dim() == 2:
+        _soft_rows(
+            logits_np, grad_np, target.detach().numpy(), weight_np, use_weight,
+            on_mass, off_mass, grad_scale, row_loss,
+        )
+    else:
+        weight_sum = float(weight.double().sum()) if weight is not None else float(classes)
+        _index_rows(
+            logits_np, grad_np, target.detach().numpy(), weight_np, use_weight, weight_sum,
+            int(ignore_index), on_mass, off_mass, grad_scale, row_loss,
+        )
+    return row_loss
+
+
+def reduce_row_losses(
+    row_loss: np.ndarray, reduction: Reduction, denominator: float, divisor: float,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """Apply the reduction and the log-base divisor to per-row losses in nats."""
+    if reduction == "none":
+        return torch.from_numpy(row_loss / divisor).to(dtype)
+    total = float(row_loss.sum())
+    if reduction == "mean":
+        # a mean over nothing is 0 (with zero gradient), never 0/0
+        total = total / denominator if denominator != 0.0 else 0.0
+    return torch.tensor(total / divisor, dtype=dtype)
+
+
+def gradient_scale(reduction: Reduction, denominator: float, divisor: float) -> float:
+    """The factor turning ``dloss_i/dz_i`` (nats) into the gradient of the reduced result."""
+    if reduction == "mean":
+        return 1.0 / (denominator * divisor) if denominator != 0.0 else 0.0
+    return 1.0 / divisor
+
+
 def loss_and_grad(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -188,55 +266,14 @@ def loss_and_grad(
     holds ``d loss_i / d z_i`` per row; otherwise the gradient of the reduced scalar. All tensors
     are CPU and contiguous; inputs are assumed valid (checked by the caller).
     """
-    rows, classes = logits.shape
-    dtype = logits.dtype
-    on_mass, off_mass = smoothing_coefficients(classes, label_smoothing, smoothing)
-    soft = target.dim() == 2
-    if soft:
-        denominator = float(rows)
-    elif reduction == "mean":
-        kept = target != ignore_index
-        if weight is None:
-            denominator = float(kept.sum())
-        else:
-            denominator = float(weight.double()[target[kept]].sum())
-    else:
-        denominator = 1.0
-    if reduction == "mean":
-        # a mean over nothing is 0 with zero gradient, never 0/0
-        grad_scale = 1.0 / (denominator * divisor) if denominator != 0.0 else 0.0
-    else:
-        grad_scale = 1.0 / divisor
-    row_loss = np.empty(rows, dtype=np.float64)
-    use_weight = weight is not None
-    # numba needs an array either way; a dummy of the logits' dtype keeps one compiled signature
-    weight_np = (
-        weight.detach().contiguous().numpy()
-        if weight is not None
-        else np.ones(1, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+    on_mass, off_mass = smoothing_coefficients(logits.shape[1], label_smoothing, smoothing)
+    denominator = mean_denominator(target, weight, ignore_index) if reduction == "mean" else 1.0
+    row_loss = row_losses(
+        logits, target, grad_buffer, weight=weight, ignore_index=ignore_index,
+        on_mass=on_mass, off_mass=off_mass,
+        grad_scale=gradient_scale(reduction, denominator, divisor),
     )
-    if rows > 0:
-        logits_np = logits.detach().numpy()
-        grad_np = grad_buffer.detach().numpy()
-        if soft:
-            _soft_rows(
-                logits_np, grad_np, target.detach().numpy(), weight_np, use_weight,
-                on_mass, off_mass, grad_scale, row_loss,
-            )
-        else:
-            weight_sum = float(weight.double().sum()) if weight is not None else float(classes)
-            _index_rows(
-                logits_np, grad_np, target.detach().numpy(), weight_np, use_weight, weight_sum,
-                int(ignore_index), on_mass, off_mass, grad_scale, row_loss,
-            )
-    if reduction == "none":
-        return torch.from_numpy(row_loss / divisor).to(dtype)
-    total = float(row_loss.sum())
-    if reduction == "mean":
-        total = total / (denominator * divisor) if denominator != 0.0 else 0.0
-    else:
-        total = total / divisor
-    return torch.tensor(total, dtype=dtype)
+    return reduce_row_losses(row_loss, reduction, denominator, divisor, logits.dtype)
 
 
 class _FusedCrossEntropy(torch.autograd.Function):

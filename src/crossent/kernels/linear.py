@@ -1,0 +1,421 @@
+"""Chunked linear + cross-entropy: the loss of ``hidden @ weight.T`` without the (N, V) logits.
+
+For a large output layer (a vocabulary, a catalogue of a million videos) the logits are by far
+the largest tensor of a training step: N = 8192 rows by V = 100,000 classes is 3 GiB in
+float32, and PyTorch eager keeps several such tensors alive. Here the rows are processed in
+chunks; per chunk
+
+1. one GEMM writes the chunk's logits ``(h W^T + b + logit_bias) / T`` into a reused buffer,
+2. the fused CPU kernel (:mod:`crossent.kernels.cpu`) turns them, in place, into the gradient
+   of the reduced loss with respect to those logits (and returns the per-row losses),
+3. two GEMMs accumulate the gradients ``dH = dZ W`` and ``dW += dZ^T H`` (and ``db += sum dZ``).
+
+So the whole forward + backward costs the three matrix products of a plain implementation and
+never holds more than one chunk of logits. The autograd backward only multiplies the stored
+gradients by the incoming (scalar) gradient. With ``reduction="none"`` the incoming gradient is
+one number per row and cannot be applied afterwards, so there backward makes a second sweep.
+
+Chunk size: ``chunk_size`` rows if given, otherwise as many rows as fit a
+:data:`CHUNK_BUDGET_BYTES` logits buffer (256 MiB), at least 1. Larger chunks make the
+``dW += dZ^T H`` update more efficient (it reads and writes all of ``dW`` once per chunk);
+smaller chunks use less memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from crossent import _checks
+from crossent.errors import CrossentError
+from crossent.kernels import cpu
+from crossent.kernels.cpu import Reduction, Smoothing
+from crossent.units import Base, log_divisor
+
+CHUNK_BUDGET_BYTES = 256 * 2**20
+"""Default memory for one chunk of logits (the only (rows, V) buffer): 256 MiB."""
+
+
+def default_chunk_rows(rows: int, num_classes: int, itemsize: int,
+                       budget_bytes: int = CHUNK_BUDGET_BYTES) -> int:
+    """Rows per chunk so that one (rows, V) logits buffer fits ``budget_bytes`` (>= 1, <= N)."""
+    fitting = budget_bytes // max(1, num_classes * itemsize)
+    return int(max(1, min(rows, fitting)))
+
+
+def _sweep(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    shift: torch.Tensor | None,
+    target: torch.Tensor,
+    *,
+    class_weight: torch.Tensor | None,
+    ignore_index: int,
+    on_mass: float,
+    off_mass: float,
+    inv_temperature: float,
+    grad_scale: float,
+    row_grad: torch.Tensor | None,
+    chunk_rows: int,
+    need_hidden: bool,
+    need_weight: bool,
+    need_shift: bool,
+    row_kernel: RowKernel,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """One pass over the row chunks: per-row losses (nats, float64 numpy) and the gradients.
+
+    ``shift`` is the combined per-class additive term (bias + logit_bias) or None; the logits
+    are ``(hidden @ weight.T + shift) * inv_temperature``. ``row_grad`` (reduction "none" in
+    backward) multiplies each row's gradient. Gradients are those of
+    ``grad_scale * sum_i row_grad_i * loss_i``. ``row_kernel`` is the fused softmax kernel
+    (:func:`cpu_row_kernel`, or the Triton one on CUDA).
+    """
+    rows, _ = hidden.shape
+    classes = weight.shape[0]
+    device = hidden.device
+    row_loss = torch.empty(rows, dtype=torch.float64, device=device)
+    grad_hidden = torch.empty_like(hidden) if need_hidden else None
+    grad_weight = torch.zeros_like(weight) if need_weight else None
+    grad_shift = torch.zeros(classes, dtype=hidden.dtype, device=device) if need_shift else None
+    if rows == 0:
+        return row_loss, grad_hidden, grad_weight, grad_shift
+    # (R, V) logits buffer, allocated once and reused by every chunk
+    buffer = torch.empty(min(chunk_rows, rows), classes, dtype=hidden.dtype, device=device)
+    column_sum = torch.empty(classes, dtype=hidden.dtype, device=device) if need_shift else None
+    weight_t = weight.t()  # (D, V) view
+    for start in range(0, rows, chunk_rows):
+        stop = min(rows, start + chunk_rows)
+        hidden_chunk = hidden[start:stop]  # (r, D)
+        logits = buffer[: stop - start]  # (r, V)
+        if shift is None:
+            torch.mm(hidden_chunk, weight_t, out=logits)
+            if inv_temperature != 1.0:
+                logits.mul_(inv_temperature)
+        else:  # (shift + h W^T) / T in one GEMM call
+            torch.addmm(
+                shift, hidden_chunk, weight_t, beta=inv_temperature, alpha=inv_temperature,
+                out=logits,
+            )
+        # the fused kernel overwrites the logits with dloss/dlogits (times the reduction scale);
+        # the chain rule through "/ T" is one more factor on that scale
+        row_loss[start:stop] = row_kernel(
+            logits, target[start:stop], logits, weight=class_weight, ignore_index=ignore_index,
+            on_mass=on_mass, off_mass=off_mass, grad_scale=grad_scale * inv_temperature,
+        )
+        if row_grad is not None:
+            logits.mul_(row_grad[start:stop].unsqueeze(1))
+        if grad_hidden is not None:
+            torch.mm(logits, weight, out=grad_hidden[start:stop])  # dH = dZ W
+        if grad_weight is not None:
+            grad_weight.addmm_(logits.t(), hidden_chunk)  # dW += dZ^T H
+        if grad_shift is not None and column_sum is not None:
+            torch.sum(logits, dim=0, out=column_sum)
+            grad_shift.add_(column_sum)
+    return row_loss, grad_hidden, grad_weight, grad_shift
+
+
+RowKernel = Callable[..., torch.Tensor]
+"""``(logits, target, grad_buffer, *, weight, ignore_index, on_mass, off_mass, grad_scale)`` ->
+per-row losses in nats; writes the scaled gradient rows into ``grad_buffer``."""
+
+
+def cpu_row_kernel(
+    logits: torch.Tensor, target: torch.Tensor, grad_buffer: torch.Tensor, **options: Any
+) -> torch.Tensor:
+    """:func:`crossent.kernels.cpu.row_losses` with a tensor result."""
+    return torch.from_numpy(cpu.row_losses(logits, target, grad_buffer, **options))
+
+
+def reduce_rows(
+    row_loss: torch.Tensor, reduction: str, denominator: float, divisor: float,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """Reduction and log-base divisor of per-row losses in nats; a mean over nothing is 0."""
+    if reduction == "none":
+        return (row_loss / divisor).to(dtype)
+    total = row_loss.sum()
+    if reduction == "mean":
+        total = total / denominator if denominator != 0.0 else total * 0.0
+    return (total / divisor).to(dtype)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Loss and all gradients in forward; backward rescales (or re-sweeps for "none")."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        logit_bias: torch.Tensor | None,
+        target: torch.Tensor,
+        class_weight: torch.Tensor | None,
+        options: dict[str, Any],
+    ) -> torch.Tensor:
+        out_dtype = hidden.dtype
+        compute = torch.float32 if out_dtype in (torch.float16, torch.bfloat16) else out_dtype
+        hidden_c = hidden.detach().to(compute).contiguous()
+        weight_c = weight.detach().to(compute).contiguous()
+        shift = None
+        for term in (bias, logit_bias):
+            if term is not None:
+                term_c = term.detach().to(compute)
+                shift = term_c.clone() if shift is None else shift + term_c
+        class_weight_c = None if class_weight is None else class_weight.detach().to(compute)
+        target_c = target.detach()
+        target_c = target_c.to(compute).contiguous() if target_c.dim() == 2 else target_c.long()
+        classes = weight.shape[0]
+        on_mass, off_mass = cpu.smoothing_coefficients(
+            classes, options["label_smoothing"], options["smoothing"]
+        )
+        reduction: Reduction = options["reduction"]
+        denominator = (
+            cpu.mean_denominator(target_c, class_weight_c, options["ignore_index"])
+            if reduction == "mean" else 1.0
+        )
+        divisor = options["divisor"]
+        need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_bias, need_logit_bias = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
+        sweep_options = {
+            "class_weight": class_weight_c, "ignore_index": options["ignore_index"],
+            "on_mass": on_mass, "off_mass": off_mass,
+            "inv_temperature": 1.0 / options["temperature"],
+            "chunk_rows": options["chunk_rows"], "row_kernel": options["row_kernel"],
+        }
+        # reduction "none": the per-row incoming gradient is only known in backward
+        grads_now = reduction != "none"
+        row_loss, grad_hidden, grad_weight, grad_shift = _sweep(
+            hidden_c, weight_c, shift, target_c, **sweep_options,
+            grad_scale=cpu.gradient_scale(reduction, denominator, divisor), row_grad=None,
+            need_hidden=grads_now and need_hidden, need_weight=grads_now and need_weight,
+            need_shift=grads_now and (need_bias or need_logit_bias),
+        )
+        ctx.out_dtype = out_dtype
+        ctx.reduction = reduction
+        if grads_now:
+            ctx.grads = (grad_hidden, grad_weight, grad_shift)
+        else:
+            ctx.sweep = (hidden_c, weight_c, shift, target_c, sweep_options, 1.0 / divisor)
+        return reduce_rows(row_loss, reduction, denominator, divisor, out_dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_bias, need_logit_bias = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
+        if ctx.reduction == "none":
+            hidden_c, weight_c, shift, target_c, sweep_options, grad_scale = ctx.sweep
+            _, grad_hidden, grad_weight, grad_shift = _sweep(
+                hidden_c, weight_c, shift, target_c, **sweep_options, grad_scale=grad_scale,
+                row_grad=grad_output.detach().to(hidden_c.dtype).contiguous(),
+                need_hidden=need_hidden, need_weight=need_weight,
+                need_shift=need_bias or need_logit_bias,
+            )
+        else:
+            grad_hidden, grad_weight, grad_shift = ctx.grads
+            scale = grad_output.detach()
+            if bool(scale != 1):
+                grad_hidden, grad_weight, grad_shift = (
+                    None if grad is None else grad * scale.to(grad.dtype)
+                    for grad in (grad_hidden, grad_weight, grad_shift)
+                )
+        out_dtype = ctx.out_dtype
+
+        def cast(grad: torch.Tensor | None, wanted: bool) -> torch.Tensor | None:
+            return grad.to(out_dtype) if (grad is not None and wanted) else None
+
+        return (
+            cast(grad_hidden, need_hidden), cast(grad_weight, need_weight),
+            cast(grad_shift, need_bias), cast(grad_shift, need_logit_bias), None, None, None,
+        )
+
+
+def chunked_linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    bias: torch.Tensor | None,
+    logit_bias: torch.Tensor | None,
+    temperature: float,
+    chunk_size: int | None,
+    class_weight: torch.Tensor | None,
+    ignore_index: int,
+    reduction: Reduction,
+    label_smoothing: float,
+    smoothing: Smoothing,
+    divisor: float,
+    row_kernel: RowKernel = cpu_row_kernel,
+) -> torch.Tensor:
+    """The chunked sweep on validated 2-d inputs (hidden (N, D), weight (V, D), target (N,)
+    or (N, V)); see :func:`crossent.linear_cross_entropy` for the public entry point."""
+    itemsize = 8 if hidden.dtype == torch.float64 else 4
+    chunk_rows = chunk_size or default_chunk_rows(hidden.shape[0], weight.shape[0], itemsize)
+    options = {
+        "temperature": float(temperature), "chunk_rows": int(chunk_rows),
+        "ignore_index": int(ignore_index), "reduction": reduction,
+        "label_smoothing": float(label_smoothing), "smoothing": smoothing,
+        "divisor": float(divisor), "row_kernel": row_kernel,
+    }
+    result: torch.Tensor = _LinearCrossEntropy.apply(
+        hidden, weight, bias, logit_bias, target, class_weight, options
+    )
+    return result
+
+
+
+
+def _check_class_vector(value: object, name: str, num_classes: int, like: torch.Tensor) -> None:
+    tensor = _checks.check_tensor(value, name)
+    if tensor.dim() != 1 or tensor.shape[0] != num_classes:
+        raise CrossentError(
+            f"{name} has shape {tuple(tensor.shape)}, expected ({num_classes},): one value per "
+            f"class (V = {num_classes}, the rows of weight)"
+        )
+    _checks.check_floating(tensor, name)
+    _checks.check_same_device(tensor, name, like)
+    _checks.check_finite(tensor, name)
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    bias: torch.Tensor | None = None,
+    logit_bias: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+    class_weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    smoothing: Smoothing = "uniform",
+    base: Base = "nats",
+) -> torch.Tensor:
+    """Cross-entropy of a linear output layer, without materialising the (N, V) logits.
+
+    Shapes: ``hidden`` (..., D), ``weight`` (V, D) (the projection, as in ``torch.nn.Linear``),
+    ``target`` (...) int class indices or (..., V) class probabilities; ``bias``, ``logit_bias``
+    and ``class_weight`` (V,). Returns a scalar, or the (...) per-row losses for
+    ``reduction="none"``.
+
+    .. math::
+        z = (h W^T + b + \\beta) / T, \\qquad
+        \\ell = \\mathrm{cross\\_entropy}(z, y)
+
+    It equals ``crossent.cross_entropy(logits, target, weight=class_weight, ...)`` on the
+    materialised logits, value and gradients (w.r.t. ``hidden``, ``weight``, ``bias`` and
+    ``logit_bias``), with the same options (see DESIGN.md). Rows are processed in chunks of
+    ``chunk_size`` rows (default: a 256 MiB logits buffer, :data:`CHUNK_BUDGET_BYTES`); per
+    chunk one GEMM, the fused softmax-gradient kernel in place, and the two gradient GEMMs, all
+    during the forward pass. float16/bfloat16 are computed in float32.
+
+    Args:
+        hidden: (..., D) features, floating.
+        weight: (V, D) output projection (class weights are ``class_weight``).
+        target: (...) int64 class indices in [0, V) or ``ignore_index``; or (..., V)
+            probabilities.
+        bias: (V,) bias of the projection.
+        logit_bias: (V,) extra per-class logit offset, e.g. ``-log Q`` for the sampled-softmax
+            correction (Yi et al. 2019) or a log prior.
+        temperature: divides the logits; a finite number > 0.
+        chunk_size: rows per chunk (>= 1); None picks it from the memory budget.
+        class_weight: (V,) non-negative class weights (PyTorch's ``weight`` of cross_entropy).
+        ignore_index: index-target rows with this value contribute nothing.
+        reduction: "mean" (over non-ignored rows, weighted), "sum" or "none".
+        label_smoothing: ε in [0, 1]; ``smoothing`` "uniform" (ε / V on every class, PyTorch)
+            or "off_target" (ε / (V - 1) on the other classes).
+        base: "nats", "bits" or a number > 1: the loss is divided by ln(base).
+
+    Raises:
+        CrossentError: a shape, dtype, device, value or option is invalid; the message names it.
+
+    Example:
+        >>> h, w = torch.randn(4, 3), torch.randn(10, 3)
+        >>> loss = linear_cross_entropy(h, w, torch.tensor([1, 2, 3, 4]))
+
+    References:
+        Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models" (2024).
+    """
+    hidden = _checks.check_tensor(hidden, "hidden")
+    weight = _checks.check_tensor(weight, "weight")
+    _checks.check_floating(hidden, "hidden")
+    _checks.check_floating(weight, "weight")
+    if hidden.dim() < 1:
+        raise CrossentError("hidden is a scalar, expected shape (..., D)")
+    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
+        raise CrossentError(
+            f"weight has shape {tuple(weight.shape)}, expected (V, {hidden.shape[-1]}): "
+            f"hidden has shape {tuple(hidden.shape)} (D = {hidden.shape[-1]})"
+        )
+    if weight.shape[0] < 1:
+        raise CrossentError("weight has 0 rows: need at least one class (V >= 1)")
+    _checks.check_same_device(weight, "weight", hidden)
+    if weight.dtype != hidden.dtype:
+        raise CrossentError(
+            f"weight has dtype {weight.dtype}, but hidden has dtype {hidden.dtype}: "
+            "pass both in the same dtype"
+        )
+    classes = weight.shape[0]
+    target = _checks.check_tensor(target, "target")
+    batch_shape = hidden.shape[:-1]
+    if tuple(target.shape) == (*batch_shape, classes) and target.is_floating_point():
+        soft = True
+    elif tuple(target.shape) == tuple(batch_shape):
+        soft = False
+    else:
+        raise CrossentError(
+            f"target has shape {tuple(target.shape)}, but hidden has shape "
+            f"{tuple(hidden.shape)} and weight {tuple(weight.shape)}: expected class indices "
+            f"of shape {tuple(batch_shape)} or probabilities of shape "
+            f"{(*batch_shape, classes)}"
+        )
+    _checks.check_same_device(target, "target", hidden)
+    reduction = _checks.check_reduction(reduction)  # type: ignore[assignment]
+    smoothing = _checks.check_choice(  # type: ignore[assignment]
+        smoothing, "smoothing", ("uniform", "off_target")
+    )
+    label_smoothing = _checks.check_label_smoothing(label_smoothing)
+    divisor = log_divisor(base)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+        math.isfinite(temperature) and temperature > 0
+    ):
+        raise CrossentError(f"temperature = {temperature!r} must be a finite number > 0")
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        raise CrossentError(f"chunk_size = {chunk_size!r} must be a whole number >= 1 or None")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise CrossentError(f"ignore_index = {ignore_index!r} must be an integer")
+    for name, vector in (("bias", bias), ("logit_bias", logit_bias)):
+        if vector is not None:
+            _check_class_vector(vector, name, classes, hidden)
+    if class_weight is not None:
+        _checks.check_class_weight(class_weight, classes, hidden, "class_weight")
+    hidden_rows = hidden.reshape(-1, hidden.shape[-1])  # (N, D)
+    _checks.check_finite(hidden_rows, "hidden")
+    _checks.check_finite(weight, "weight")
+    if soft:
+        target_rows = target.reshape(-1, classes)  # (N, V)
+        _checks.check_probabilities(target_rows, "target")
+    else:
+        target_rows = target.reshape(-1)  # (N,)
+        _checks.check_index_target(target_rows, classes, ignore_index)
+
+    options: dict[str, Any] = {
+        "bias": bias, "logit_bias": logit_bias, "temperature": float(temperature),
+        "chunk_size": chunk_size, "class_weight": class_weight, "ignore_index": ignore_index,
+        "reduction": reduction, "label_smoothing": label_smoothing, "smoothing": smoothing,
+        "divisor": divisor,
+    }
+    if hidden.is_cuda:
+        from crossent.kernels import cuda
+
+        loss = cuda.triton_linear_cross_entropy(hidden_rows, weight, target_rows, **options)
+    else:
+        loss = chunked_linear_cross_entropy(hidden_rows, weight, target_rows, **options)
+    return loss.reshape(batch_shape) if reduction == "none" else loss
