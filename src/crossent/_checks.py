@@ -35,7 +35,8 @@ def probability_tolerance(dtype: torch.dtype) -> float:
     A row of probabilities (or a soft target row) is accepted when ``|sum - 1| <= tol``. Each
     stored probability carries a relative rounding error of at most ``eps / 2``, so a correct
     row sums to 1 within ``eps / 2``; 1e-3 leaves room for probabilities produced in a lower
-    precision and cast up. The values: float64/float32/float16 -> 1e-3, bfloat16 -> 0.0156.
+    precision and cast up. The values: float64 and float32 -> 1e-3, float16 -> 0.00195,
+    bfloat16 -> 0.0156.
     """
     return max(1e-3, 2.0 * torch.finfo(dtype).eps)
 
