@@ -160,7 +160,7 @@ def class_prior(target: IntArray, weight: FloatArray | None, n_classes: int) -> 
 def prior_entropy(prior: FloatArray) -> float:
     """Entropy (nats) of a class distribution, 0 log 0 = 0."""
     positive = prior[prior > 0]
-    return float(-np.sum(positive * np.log(positive)))
+    return float(-np.sum(positive * np.log(positive))) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def normalized_entropy(

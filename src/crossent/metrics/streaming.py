@@ -210,6 +210,9 @@ class BrierScore(_WeightedMean):
         validate: bool = True,
     ) -> None:
         batch = _trusted(probs, target, sample_weight, self.labels, "probs", validate)
+        self.add_prepared(batch)
+
+    def add_prepared(self, batch: Prepared) -> None:
         self._add(row_brier(batch), batch.weight)
 
 
