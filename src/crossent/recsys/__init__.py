@@ -8,7 +8,7 @@ leave-last-out split), :mod:`~crossent.recsys.loaders` (MovieLens, RecBole, CSV/
 
 from crossent.recsys.baselines import EASE, MostPopular
 from crossent.recsys.data import Interactions, Split, csr_rows, implicit, k_core, leave_last_out
-from crossent.recsys.evaluate import Scorer, evaluate_retrieval, retrieval_ranks
+from crossent.recsys.evaluate import Scorer, evaluate_retrieval, retrieval_metrics
 from crossent.recsys.loaders import (
     load_interactions,
     load_movielens,
@@ -31,5 +31,5 @@ __all__ = [
     "load_movielens",
     "load_recbole",
     "load_table",
-    "retrieval_ranks",
+    "retrieval_metrics",
 ]

@@ -2,7 +2,8 @@
 
 Retrieval (candidate generation): for each evaluated user, the scorer scores *every* item; the
 items in the user's allowed history (see :meth:`Split.history`) are excluded; the rank of the
-held-out target among the remaining items gives Hit@K, Recall@K, NDCG@K and MRR.
+held-out target among the remaining items gives hit@K, recall@K, NDCG@K and MRR, computed by
+:func:`crossent.metrics.ranking_metrics` (pessimistic ties: a constant scorer gets no credit).
 
 A model takes part by implementing :class:`Scorer`: ``score(users, history) -> (B, n_items)``.
 """
@@ -16,6 +17,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from crossent.errors import CrossentError
+from crossent.metrics.ranking import ranking_metrics
 from crossent.recsys.data import Split, Stage, csr_rows
 
 #: Default number of score cells (users x items) held at once: 2**24 float64 = 128 MiB.
@@ -58,91 +60,31 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
-def retrieval_ranks(
-    scorer: Scorer,
-    split: Split,
-    stage: Stage = "test",
-    *,
-    users: np.ndarray | None = None,
-    batch_size: int | None = None,
-    exclude_seen: bool = True,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """0-based rank of each user's ``stage`` target among all not-yet-watched items.
-
-    The rank counts the candidate items scoring higher than the target **plus** those tied
-    with it (ties are resolved against the target), so a scorer that gives every item the
-    same score never gets credit. With ``exclude_seen`` the items in the user's allowed
-    history are removed from the candidates; a target the user already watched (a re-watch)
-    is then unreachable and gets rank ``n_items``.
-
-    Args:
-        scorer: a :class:`Scorer`.
-        split: the :class:`Split` to evaluate.
-        stage: "valid" (history = train) or "test" (history = train + validation item).
-        users: contiguous ids to evaluate (default: every user with a ``stage`` target).
-        batch_size: users per scoring call; default keeps ``batch_size * n_items`` at
-            ``2**24`` cells, so a 1,000,000-item catalogue is scored 16 users at a time.
-        exclude_seen: drop the history items from the candidates (the standard protocol).
-        progress: show a rich progress bar.
-
-    Returns:
-        ``(users, ranks)``: the evaluated users ``(U,)`` and their targets' ranks ``(U,)``.
-
-    Raises:
-        CrossentError: bad ``users`` / ``batch_size``, or the scorer returns the wrong shape
-            or a non-finite score (named by user and item).
-    """
+def _check_users(split: Split, stage: Stage, users: np.ndarray | None) -> np.ndarray:
     target = split.target(stage)
-    n_items = split.n_items
     if users is None:
-        users = split.users(stage)
-    else:
-        users = np.asarray(users, dtype=np.int64).reshape(-1)
-        outside = (users < 0) | (users >= split.n_users)
-        if outside.any():
-            bad = int(np.flatnonzero(outside)[0])
-            raise CrossentError(f"users[{bad}] = {users[bad]} is outside [0, {split.n_users})")
-        missing = target[users] < 0
-        if missing.any():
-            bad = int(np.flatnonzero(missing)[0])
-            raise CrossentError(
-                f"users[{bad}] = {users[bad]} has no {stage} target (fewer than 3 events)"
-            )
-    if batch_size is None:
-        batch_size = max(1, DEFAULT_CELLS_PER_BATCH // max(n_items, 1))
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or (batch_size < 1)
-    ):
-        raise CrossentError(f"batch_size = {batch_size!r} must be an integer >= 1")
-    indptr, items = split.history(stage)
-    ranks = np.empty(len(users), dtype=np.int64)
-    with _progress(progress) as bar:
-        task = bar.add_task(f"ranking {stage} targets", total=len(users))
-        for start in range(0, len(users), batch_size):
-            batch = users[start : start + batch_size]
-            history = csr_rows(indptr, items, batch)
-            ranks[start : start + len(batch)] = _batch_ranks(
-                scorer, batch, history, target[batch], n_items, exclude_seen
-            )
-            bar.advance(task, len(batch))
-    return users, ranks
+        return split.users(stage)
+    users = np.asarray(users, dtype=np.int64).reshape(-1)
+    outside = (users < 0) | (users >= split.n_users)
+    if outside.any():
+        bad = int(np.flatnonzero(outside)[0])
+        raise CrossentError(f"users[{bad}] = {users[bad]} is outside [0, {split.n_users})")
+    missing = target[users] < 0
+    if missing.any():
+        bad = int(np.flatnonzero(missing)[0])
+        raise CrossentError(
+            f"users[{bad}] = {users[bad]} has no {stage} target (fewer than 3 events)"
+        )
+    return users
 
 
-def _batch_ranks(
-    scorer: Scorer,
-    batch: np.ndarray,
-    history: tuple[np.ndarray, np.ndarray],
-    batch_target: np.ndarray,
-    n_items: int,
-    exclude_seen: bool,
+def _batch_scores(
+    scorer: Scorer, batch: np.ndarray, history: tuple[np.ndarray, np.ndarray], n_items: int
 ) -> np.ndarray:
     raw = scorer.score(batch, history)
     if hasattr(raw, "detach"):  # a torch tensor: leave autograd, come to host memory
         raw = raw.detach().cpu().numpy()
-    scores = np.array(raw, copy=True)
+    scores = np.asarray(raw)
     if scores.dtype.kind != "f":
         scores = scores.astype(np.float64)
     if scores.shape != (len(batch), n_items):
@@ -157,39 +99,69 @@ def _batch_ranks(
             f"scorer.score gave user {batch[row]} item {col} "
             f"the non-finite score {scores[row, col]}"
         )
-    rows = np.arange(len(batch))
-    target_score = scores[rows, batch_target].copy()
-    hist_indptr, hist_items = history
-    if exclude_seen and len(hist_items):
-        seen_rows = np.repeat(rows, np.diff(hist_indptr))
-        scores[seen_rows, hist_items] = -np.inf
-        target_seen = np.isneginf(scores[rows, batch_target])
-    else:
-        target_seen = np.zeros(len(batch), dtype=bool)
-    # ties count against the target; the target itself is one of the ">=" items
-    at_least = (scores >= target_score[:, None]).sum(axis=1) - 1
-    return np.where(target_seen, n_items, at_least)
+    return scores
 
 
-def ranking_metrics(ranks: np.ndarray, ks: Sequence[int] = (10, 20)) -> dict[str, float]:
-    """Hit@K, Recall@K, NDCG@K and MRR from 0-based ranks of a single target per user.
+def retrieval_metrics(
+    scorer: Scorer,
+    split: Split,
+    stage: Stage = "test",
+    *,
+    ks: Sequence[int] = (10, 20),
+    users: np.ndarray | None = None,
+    batch_size: int | None = None,
+    exclude_seen: bool = True,
+    progress: bool = True,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per-user full-catalogue retrieval metrics (see :func:`evaluate_retrieval`).
 
-    With one held-out item per user, Recall@K equals Hit@K: ``[rank < K]``;
-    ``NDCG@K = 1 / log2(rank + 2)`` if ``rank < K`` else 0 (the ideal DCG is 1);
-    ``MRR = 1 / (rank + 1)`` over the full ranking (not truncated).
+    Returns:
+        ``(users, metrics)``: the evaluated users ``(U,)`` and, for each key of
+        :func:`evaluate_retrieval` except ``"users"``, a ``(U,)`` float64 array.
     """
-    ranks = np.asarray(ranks, dtype=np.int64)
     ks = _check_ks(ks)
-    result: dict[str, float] = {}
-    if len(ranks) == 0:
-        raise CrossentError("no users to evaluate (every user has fewer than 3 events?)")
-    for k in ks:
-        hit = ranks < k
-        result[f"HR@{k}"] = float(hit.mean())
-        result[f"Recall@{k}"] = float(hit.mean())
-        result[f"NDCG@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
-    result["MRR"] = float((1.0 / (ranks + 1.0)).mean())
-    return result
+    target = split.target(stage)
+    n_items = split.n_items
+    users = _check_users(split, stage, users)
+    if batch_size is None:
+        batch_size = max(1, DEFAULT_CELLS_PER_BATCH // max(n_items, 1))
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or (batch_size < 1)
+    ):
+        raise CrossentError(f"batch_size = {batch_size!r} must be an integer >= 1")
+    names = [f"{metric}@{k}" for k in ks for metric in ("hit", "recall", "ndcg")] + ["mrr"]
+    per_user = {name: np.zeros(len(users)) for name in names}
+    indptr, items = split.history(stage)
+    with _progress(progress) as bar:
+        task = bar.add_task(f"ranking {stage} targets", total=len(users))
+        for start in range(0, len(users), batch_size):
+            batch = users[start : start + batch_size]
+            history = csr_rows(indptr, items, batch)
+            scores = _batch_scores(scorer, batch, history, n_items)
+            rows = np.arange(len(batch))
+            seen = None
+            reachable = np.ones(len(batch), dtype=bool)
+            if exclude_seen:
+                seen = np.zeros((len(batch), n_items), dtype=bool)  # (B, n_items)
+                seen[np.repeat(rows, np.diff(history[0])), history[1]] = True
+                # a re-watched target was excluded with the history: it cannot be hit
+                reachable = ~seen[rows, target[batch]]
+                seen = seen[reachable]
+            if reachable.any():
+                batch_metrics = ranking_metrics(
+                    scores[reachable],
+                    target[batch][reachable],
+                    ks=ks,
+                    exclude=seen,
+                    reduction="none",
+                )
+                where = start + np.flatnonzero(reachable)
+                for name in names:
+                    per_user[name][where] = batch_metrics[name]
+            bar.advance(task, len(batch))
+    return users, per_user
 
 
 def evaluate_retrieval(
@@ -205,28 +177,51 @@ def evaluate_retrieval(
 ) -> dict[str, float]:
     """Full-catalogue retrieval metrics of ``scorer`` on ``split``'s ``stage`` targets.
 
-    Every item is a candidate except those in the user's allowed history (``exclude_seen``).
-    Batched over users (see :func:`retrieval_ranks`), so memory stays bounded for any
-    catalogue size.
+    For each evaluated user the scorer scores every item; with ``exclude_seen`` the items in
+    the user's allowed history (:meth:`Split.history`: train for "valid", train + validation
+    item for "test") are removed from the candidates, and the target's 0-based rank ``r``
+    among the rest (ties counted against it) gives ``hit@K = recall@K = [r < K]`` (one
+    held-out item), ``ndcg@K = [r < K] / log2(r + 2)`` and ``mrr = 1 / (r + 1)`` (untruncated),
+    averaged over users by :func:`crossent.metrics.ranking_metrics`. A target the user already
+    watched (a re-watch) is excluded with the history and counts as a miss.
+
+    Scoring is batched over users, so memory stays bounded for any catalogue: by default
+    ``batch_size * n_items`` is ``2**24`` score cells (16 users for 1,000,000 items).
+
+    Args:
+        scorer: a :class:`Scorer`.
+        split: the :class:`~crossent.recsys.data.Split` to evaluate.
+        stage: "valid" or "test".
+        ks: cut-offs K.
+        users: contiguous user ids to evaluate (default: every user with a ``stage`` target).
+        batch_size: users per scoring call.
+        exclude_seen: remove history items from the candidates (the standard protocol).
+        progress: show a rich progress bar.
 
     Returns:
-        ``{"HR@K", "Recall@K", "NDCG@K"}`` for each K in ``ks``, ``"MRR"`` and ``"users"``
-        (how many users were evaluated), all as floats.
+        ``{"hit@K", "recall@K", "ndcg@K"}`` for each K, ``"mrr"``, and ``"users"`` (how many
+        users were evaluated), all floats — the keys of :func:`crossent.metrics.ranking_metrics`.
+
+    Raises:
+        CrossentError: bad ``ks`` / ``users`` / ``batch_size``, or the scorer returns the
+            wrong shape or a non-finite score (named by user and item).
 
     Example:
         >>> split = leave_last_out(implicit(load_movielens("ml-latest-small"), 4.0))
-        >>> evaluate_retrieval(EASE(lam=300.0).fit(split.train), split, ks=(10,))
+        >>> evaluate_retrieval(EASE(lam=200.0).fit(split.train), split, ks=(10,))
     """
-    ks = _check_ks(ks)
-    evaluated, ranks = retrieval_ranks(
+    evaluated, per_user = retrieval_metrics(
         scorer,
         split,
         stage,
+        ks=ks,
         users=users,
         batch_size=batch_size,
         exclude_seen=exclude_seen,
         progress=progress,
     )
-    result = ranking_metrics(ranks, ks)
+    if len(evaluated) == 0:
+        raise CrossentError(f"no user has a {stage} target (every user has fewer than 3 events)")
+    result = {name: float(values.mean()) for name, values in per_user.items()}
     result["users"] = float(len(evaluated))
     return result
