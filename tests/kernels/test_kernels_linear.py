@@ -1,0 +1,146 @@
+"""Chunked linear + cross-entropy against cross-entropy of the materialised logits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from crossent import CrossentError, linear_cross_entropy
+from crossent.kernels import reference
+from crossent.kernels.linear import default_chunk_rows
+
+TOLERANCE = {torch.float32: 3e-5, torch.float64: 1e-10}
+
+
+def _problem(rows, dim, classes, dtype, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(rows, dim, dtype=dtype, generator=generator)
+    weight = torch.randn(classes, dim, dtype=dtype, generator=generator) / math.sqrt(dim)
+    bias = torch.randn(classes, dtype=dtype, generator=generator)
+    logit_bias = -torch.rand(classes, dtype=dtype, generator=generator)
+    target = torch.randint(0, classes, (rows,), generator=generator)
+    return hidden, weight, bias, logit_bias, target
+
+
+def _grads(loss, tensors, grad_output):
+    return torch.autograd.grad(loss, tensors, grad_output)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", ["uniform", "off_target"])
+@pytest.mark.parametrize("chunk_size", [1, 4, None])
+def test_linear_matches_materialised_logits(dtype, reduction, smoothing, chunk_size):
+    hidden, weight, bias, logit_bias, target = _problem(11, 6, 19, dtype)
+    target[[2, 7]] = -100
+    class_weight = torch.rand(19, dtype=dtype) + 0.2
+    leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias, logit_bias)]
+    ours = linear_cross_entropy(
+        leaves[0], leaves[1], target, bias=leaves[2], logit_bias=leaves[3], temperature=0.8,
+        chunk_size=chunk_size, class_weight=class_weight, reduction=reduction,
+        label_smoothing=0.1, smoothing=smoothing, base="bits",
+    )
+    ref_leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias, logit_bias)]
+    logits = (ref_leaves[0] @ ref_leaves[1].T + ref_leaves[2] + ref_leaves[3]) / 0.8
+    expected = reference.cross_entropy(
+        logits, target, weight=class_weight, label_smoothing=0.1, smoothing=smoothing,
+        reduction=reduction, divisor=math.log(2.0),
+    )
+    grad_output = torch.rand_like(expected) + 0.5
+    tol = TOLERANCE[dtype]
+    torch.testing.assert_close(ours.detach(), expected.detach(), rtol=tol, atol=tol)
+    for got, want in zip(
+        _grads(ours, leaves, grad_output), _grads(expected, ref_leaves, grad_output), strict=True
+    ):
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
+def test_linear_matches_torch_without_options_and_soft_targets():
+    hidden, weight, _, _, target = _problem(9, 5, 13, torch.float64)
+    probs = torch.softmax(torch.randn(9, 13, dtype=torch.float64), 1)
+    for tgt in (target, probs):
+        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        ours = linear_cross_entropy(h, w, tgt, chunk_size=2)
+        ours.backward()
+        rh, rw = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        expected = torch.nn.functional.cross_entropy(rh @ rw.T, tgt)
+        expected.backward()
+        torch.testing.assert_close(ours, expected)
+        torch.testing.assert_close(h.grad, rh.grad)
+        torch.testing.assert_close(w.grad, rw.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_in_float32(dtype):
+    hidden, weight, _, _, target = _problem(6, 4, 9, torch.float32)
+    h, w = hidden.to(dtype).requires_grad_(), weight.to(dtype).requires_grad_()
+    ours = linear_cross_entropy(h, w, target, chunk_size=4)
+    ours.backward()
+    rh, rw = h.detach().float().requires_grad_(), w.detach().float().requires_grad_()
+    expected = torch.nn.functional.cross_entropy(rh @ rw.T, target)
+    expected.backward()
+    assert ours.dtype == dtype and h.grad.dtype == dtype and w.grad.dtype == dtype
+    torch.testing.assert_close(ours.float(), expected, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(h.grad.float(), rh.grad, rtol=2e-2, atol=2e-3)
+
+
+def test_batch_dimensions_and_empty_batch():
+    hidden, weight, _, _, target = _problem(6, 4, 7, torch.float64)
+    per_row = linear_cross_entropy(hidden.reshape(2, 3, 4), weight, target.reshape(2, 3),
+                                   reduction="none")
+    expected = torch.nn.functional.cross_entropy(hidden @ weight.T, target, reduction="none")
+    torch.testing.assert_close(per_row, expected.reshape(2, 3))
+    empty = torch.zeros(0, 4, dtype=torch.float64, requires_grad=True)
+    loss = linear_cross_entropy(empty, weight, torch.zeros(0, dtype=torch.long))
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and empty.grad.shape == (0, 4)
+
+
+def test_all_ignored_mean_is_zero_with_zero_grad():
+    hidden, weight, _, _, _ = _problem(4, 3, 5, torch.float32)
+    h, w = hidden.requires_grad_(), weight.requires_grad_()
+    loss = linear_cross_entropy(h, w, torch.full((4,), -100))
+    loss.backward()
+    assert float(loss.detach()) == 0.0
+    assert torch.count_nonzero(h.grad) == 0 and torch.count_nonzero(w.grad) == 0
+
+
+def test_default_chunk_rows_follow_memory_budget():
+    assert default_chunk_rows(8192, 100_000, 4, budget_bytes=256 * 2**20) == 671
+    assert default_chunk_rows(10, 100_000, 4, budget_bytes=256 * 2**20) == 10
+    assert default_chunk_rows(8192, 10**9, 4, budget_bytes=1) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"weight": torch.randn(5, 4)}, r"weight has shape \(5, 4\), expected \(V, 3\)"),
+        ({"target": torch.tensor([0, 9])}, r"target\[1\] = 9 is outside \[0, 5\)"),
+        ({"target": torch.tensor([0])}, r"target has shape \(1,\)"),
+        ({"temperature": 0.0}, r"temperature = 0.0 must be a finite number > 0"),
+        ({"chunk_size": 0}, r"chunk_size = 0 must be a whole number >= 1"),
+        ({"bias": torch.randn(4)}, r"bias has shape \(4,\), expected \(5,\)"),
+        ({"logit_bias": torch.tensor([0.0, 1, 2, 3, float("nan")])},
+         r"logit_bias row 4 is not finite"),
+        ({"class_weight": torch.tensor([1.0, -1, 1, 1, 1])}, r"class_weight\[1\] = -1"),
+        ({"reduction": "avg"}, r"reduction = 'avg' is not one of"),
+        ({"smoothing": "both"}, r"smoothing = 'both' is not one of"),
+        ({"label_smoothing": 1.5}, r"label_smoothing = 1.5 is outside \[0, 1\]"),
+        ({"base": 1.0}, r"base = 1.0 must be a finite number > 1"),
+        ({"hidden": torch.tensor([[0.0, 1, float("inf")], [0, 0, 0]])},
+         r"hidden row 0 is not finite"),
+        ({"hidden": torch.zeros(2, 3, dtype=torch.float64)}, r"weight has dtype torch.float32"),
+        ({"hidden": torch.zeros(2, 3, dtype=torch.long)}, r"hidden has dtype torch.int64"),
+    ],
+)
+def test_bad_input_raises_crossent_error_naming_it(kwargs, message):
+    arguments = {
+        "hidden": torch.zeros(2, 3), "weight": torch.zeros(5, 3), "target": torch.tensor([0, 4]),
+    }
+    positional = {name: kwargs.pop(name) for name in list(kwargs) if name in arguments}
+    arguments.update(positional)
+    with pytest.raises(CrossentError, match=message):
+        linear_cross_entropy(arguments["hidden"], arguments["weight"], arguments["target"],
+                             **kwargs)
