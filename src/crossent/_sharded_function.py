@@ -100,11 +100,15 @@ class ShardedCrossEntropyFunction(torch.autograd.Function):
             for start in range(0, rows, plan.chunk_size):
                 stop = min(start + plan.chunk_size, rows)
                 logits = _chunk_logits(hidden[start:stop], weight, bias, stat)  # (c, V_r)
-                local_lse[start:stop] = torch.logsumexp(logits, dim=1)
                 picked = logits.gather(1, local_index[start:stop, None])[:, 0]  # (c,)
                 row_sums[start:stop, 1] = torch.where(owned[start:stop], picked, 0.0)
                 if plan.label_smoothing > 0.0:
                     row_sums[start:stop, 2] = logits.sum(dim=1)
+                # log-sum-exp with max shift, in place on the chunk (the logits are done with)
+                row_max = logits.max(dim=1).values  # (c,)
+                local_lse[start:stop] = logits.sub_(row_max[:, None]).exp_().sum(dim=1).log_()
+                local_lse[start:stop] += row_max
+                del logits  # free this chunk before the next one is allocated
 
         # log-sum-exp across shards with max shift: lse = M + log sum_r exp(lse_r - M)
         global_max = local_lse.clone()
@@ -160,7 +164,8 @@ class ShardedCrossEntropyFunction(torch.autograd.Function):
                 stop = min(start + plan.chunk_size, rows)
                 logits = _chunk_logits(hidden[start:stop], weight, bias, stat)  # (c, V_r)
                 # d loss_i / d z_ic = T q_ic - t_ic (T = total target mass, 1 unless degenerate)
-                grad_logits = torch.exp(logits - lse[start:stop, None]) * plan.total_mass
+                # in place on the chunk: one (c, V_r) buffer in the backward pass
+                grad_logits = logits.sub_(lse[start:stop, None]).exp_().mul_(plan.total_mass)
                 grad_logits -= plan.off_target_mass
                 mine = owned[start:stop].nonzero()[:, 0]  # rows whose label lives on this shard
                 grad_logits[mine, local_index[start:stop][mine]] -= (
@@ -169,10 +174,11 @@ class ShardedCrossEntropyFunction(torch.autograd.Function):
                 grad_logits *= row_scale[start:stop, None]
                 if need_hidden:
                     grad_hidden[start:stop] = grad_logits @ weight_stat  # (c, D)
-                if need_weight:
-                    grad_weight += grad_logits.T @ hidden[start:stop].to(stat)  # (V_r, D)
+                if need_weight:  # in place: no (V_r, D) temporary per chunk
+                    grad_weight.addmm_(grad_logits.T, hidden[start:stop].to(stat))  # (V_r, D)
                 if need_bias:
                     grad_bias += grad_logits.sum(dim=0)
+                del logits, grad_logits  # free this chunk before the next one is allocated
         if need_hidden:
             # every shard contributes to every row's gradient: the one (N, D) all-reduce
             _all_reduce(grad_hidden, dist.ReduceOp.SUM, plan)
