@@ -139,6 +139,43 @@ def _mean_denominator(
     return (class_weight[safe_index] * keep.to(class_weight.dtype)).sum()
 
 
+def _row_log_likelihood(
+    log_q: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int,
+    label_smoothing: float,
+    smoothing: Smoothing,
+    class_weight: torch.Tensor | None,
+    modulate: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> torch.Tensor:
+    """``sum_c w_c m(log q_c) t_c log q_c`` per row, ``(M,)``; ``m`` is a focal factor or 1.
+
+    Index targets without smoothing have mass on the true class only, so that class's
+    log-probability is gathered (zero-safe by construction, and no dense (M, C) target);
+    everything else goes through the dense :func:`target_distribution`.
+    """
+    if target.dim() == 1 and label_smoothing == 0.0:
+        keep = target != ignore_index
+        safe_index = torch.where(keep, target, torch.zeros_like(target))
+        picked = log_q.gather(1, safe_index.unsqueeze(1)).squeeze(1)  # (M,)
+        picked = torch.where(keep, picked, torch.zeros_like(picked))  # ignored rows: 0
+        terms = picked if modulate is None else picked * modulate(picked)
+        if class_weight is not None:
+            terms = terms * class_weight[safe_index]
+        return terms
+    t = target_distribution(
+        target, log_q.shape[-1], ignore_index=ignore_index, label_smoothing=label_smoothing,
+        smoothing=smoothing, dtype=log_q.dtype,
+    )  # (M, C)
+    dense = _safe_mul_log(t, log_q)  # (M, C)
+    if modulate is not None:
+        dense = dense * modulate(log_q)
+    if class_weight is not None:
+        dense = dense * class_weight
+    return dense.sum(dim=-1)
+
+
 def cross_entropy(
     scores: torch.Tensor,
     target: torch.Tensor,
@@ -162,21 +199,12 @@ def cross_entropy(
     signature compatibility with the fused kernels and ignored.
     """
     dtype = compute_dtype(scores.dtype)
-    num_classes = scores.shape[-1]
     log_q = log_probabilities(scores, input_kind, eps)  # (M, C)
-    t = target_distribution(
-        target,
-        num_classes,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        smoothing=smoothing,
-        dtype=dtype,
-    )  # (M, C)
     class_weight = None if weight is None else weight.to(dtype)
-    terms = _safe_mul_log(t, log_q)  # (M, C)
-    if class_weight is not None:
-        terms = terms * class_weight
-    loss = -terms.sum(dim=-1)  # (M,)
+    loss = -_row_log_likelihood(
+        log_q, target, ignore_index=ignore_index, label_smoothing=label_smoothing,
+        smoothing=smoothing, class_weight=class_weight, modulate=None,
+    )  # (M,)
     denominator = _mean_denominator(target, ignore_index, class_weight)
     return _reduce(loss, reduction, denominator, divisor).to(scores.dtype)
 
@@ -204,25 +232,20 @@ def focal_loss(
     non-ignored rows (``α`` is a weighting, not a normaliser, as in torchvision).
     """
     dtype = compute_dtype(scores.dtype)
-    num_classes = scores.shape[-1]
     log_q = log_probabilities(scores, input_kind, eps)  # (M, C)
-    t = target_distribution(
-        target,
-        num_classes,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        smoothing=smoothing,
-        dtype=dtype,
-    )  # (M, C)
-    terms = _safe_mul_log(t, log_q)  # (M, C)
-    if gamma != 0.0:
-        one_minus_q = (-torch.expm1(log_q)).clamp_min(torch.finfo(dtype).tiny)
-        terms = terms * one_minus_q.pow(gamma)
-    if isinstance(alpha, torch.Tensor):
-        terms = terms * alpha.to(dtype)
-    elif alpha is not None:
-        terms = terms * float(alpha)
-    loss = -terms.sum(dim=-1)  # (M,)
+    tiny = torch.finfo(dtype).tiny
+
+    def focusing(log_q: torch.Tensor) -> torch.Tensor:
+        # 1 - q in log space: -expm1(log q) keeps precision as q -> 1
+        return (-torch.expm1(log_q)).clamp_min(tiny).pow(gamma)
+
+    loss = -_row_log_likelihood(
+        log_q, target, ignore_index=ignore_index, label_smoothing=label_smoothing,
+        smoothing=smoothing, class_weight=alpha.to(dtype) if isinstance(alpha, torch.Tensor)
+        else None, modulate=focusing if gamma != 0.0 else None,
+    )  # (M,)
+    if alpha is not None and not isinstance(alpha, torch.Tensor):
+        loss = loss * float(alpha)
     denominator = _mean_denominator(target, ignore_index, None)
     return _reduce(loss, reduction, denominator, divisor).to(scores.dtype)
 
