@@ -289,8 +289,10 @@ class _FusedCrossEntropy(torch.autograd.Function):
     ) -> torch.Tensor:
         inplace = options.pop("inplace")
         needs_grad = ctx.needs_input_grad[0]
-        # the kernel always writes a gradient; without inplace it goes to a fresh buffer
-        buffer = logits if inplace else torch.empty_like(logits)
+        # the kernel always writes a gradient; without inplace it goes to a fresh buffer. In
+        # place, a new tensor object on the logits' storage, so that autograd can adopt it as
+        # ``.grad`` without a copy
+        buffer = logits.detach() if inplace else torch.empty_like(logits)
         loss = loss_and_grad(logits, target, buffer, weight=weight, **options)
         ctx.reduction = options["reduction"]
         ctx.grad_buffer = buffer if needs_grad else None

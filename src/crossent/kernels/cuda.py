@@ -157,7 +157,8 @@ class _TritonCrossEntropy(torch.autograd.Function):
             cpu.mean_denominator(target, weight, options["ignore_index"])
             if reduction == "mean" else 1.0
         )
-        buffer = logits if options["inplace"] else torch.empty_like(logits)
+        # in place: a new tensor object on the logits' storage, adoptable as .grad without copy
+        buffer = logits.detach() if options["inplace"] else torch.empty_like(logits)
         row_loss = row_kernel(
             logits, target, buffer, weight=weight, ignore_index=options["ignore_index"],
             on_mass=on_mass, off_mass=off_mass,

@@ -1,0 +1,47 @@
+"""Fused softmax cross-entropy (numba) vs torch eager: forward + backward, time and memory.
+
+    .venv/bin/python benchmarks/bench_cross_entropy.py            # N=4096, C=32768, float32
+    .venv/bin/python benchmarks/bench_cross_entropy.py --quick    # N=1024, C=8192
+
+Median of ``--reps`` runs after a warm-up; the extra peak memory of each contender is measured
+in its own subprocess (see ``crossent._benchmarks``) and shown against the logits' size.
+Targets (issue 3): >= 2x faster than torch eager; with ``inplace=True`` extra peak memory
+<= 1.1x the logits.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from crossent import _benchmarks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=4096)
+    parser.add_argument("--classes", type=int, default=32768)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="N=1024, C=8192, 3 reps")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    args = parser.parse_args()
+    rows, classes, reps = args.rows, args.classes, args.reps
+    if args.quick:
+        rows, classes, reps = 1024, 8192, 3
+    sizes = {"rows": rows, "classes": classes}
+    logits_bytes = rows * classes * 4
+    print(f"cross-entropy forward + backward, N={rows}, C={classes}, float32 "
+          f"(logits {logits_bytes / 2**20:,.0f} MiB); {_benchmarks.machine_load()}")
+    results = _benchmarks.run_suite(
+        "cross_entropy", sizes, reps=reps, memory=not args.no_memory,
+        progress=lambda message: print(f"  {message}", flush=True),
+    )
+    rows_out = _benchmarks.table_rows(results, "torch eager")
+    header = [*_benchmarks.TABLE_HEADER, "extra / logits"]
+    for row, result in zip(rows_out, results, strict=True):
+        row.append("-" if result.peak_bytes is None else f"{result.peak_bytes / logits_bytes:.2f}x")
+    print(_benchmarks.format_table(header, rows_out))
+    print(f"after: {_benchmarks.machine_load()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""Fused kernels vs PyTorch: the measurements behind ``benchmarks/`` and ``crossent bench``.
+
+Two suites, each a list of contenders doing one forward + backward on the same inputs:
+
+* ``cross_entropy``: (N, C) logits. torch eager ``F.cross_entropy``; crossent's fused numba
+  kernel through the public API (``implementation="fused"``), with and without ``inplace``.
+* ``linear_cross_entropy``: hidden (N, D), weight (V, D). torch eager (materialised logits);
+  torch's chunked ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``;
+  ``crossent.linear_cross_entropy``; and the floor: the same three matrix products per chunk
+  alone (logits, dH, dW), without any softmax.
+
+Time: one warm-up, then ``reps`` repetitions; the median is reported. Inputs are rebuilt
+before each repetition (outside the timed region), since ``inplace=True`` consumes them.
+
+Memory: each contender runs once in its own subprocess. After the inputs exist, the peak-RSS
+counter is reset (Linux ``/proc/self/clear_refs``, then ``VmHWM``); the reported figure is that
+peak minus the RSS at the reset: what the loss computation itself added on top of its inputs.
+Where the counter cannot be reset, ``ru_maxrss`` minus the RSS after creating the inputs is used.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+Step = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One contender's median time (s) and extra peak memory (bytes, or None if not measured)."""
+
+    name: str
+    seconds: float
+    peak_bytes: int | None
+
+
+def _status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")  # resets VmHWM to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# contenders: each takes the sizes and returns a closure doing forward + backward once
+
+
+def _ce_inputs(rows: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(rows, classes, generator=generator)
+    target = torch.randint(0, classes, (rows,), generator=generator)
+    return logits, target
+
+
+def _ce_contender(name: str, rows: int, classes: int) -> Callable[[], Step]:
+    """A factory: each call builds fresh inputs and returns the step to time."""
+    import torch.nn.functional as F
+
+    import crossent
+
+    def factory() -> Step:
+        logits, target = _ce_inputs(rows, classes)
+        logits.requires_grad_()
+
+        def torch_eager() -> None:
+            F.cross_entropy(logits, target).backward()
+
+        def fused(inplace: bool) -> Step:
+            def step() -> None:
+                loss = crossent.cross_entropy(
+                    logits, target, implementation="fused", inplace=inplace
+                )
+                loss.backward()
+
+            return step
+
+        steps = {"torch eager": torch_eager, "crossent fused": fused(False),
+                 "crossent fused inplace": fused(True)}
+        return steps[name]
+
+    return factory
+
+
+CE_CONTENDERS = ("torch eager", "crossent fused", "crossent fused inplace")
+LINEAR_CONTENDERS = ("torch eager", "torch chunked", "crossent", "floor: 3 matmuls")
+
+
+def _linear_inputs(rows: int, dim: int, classes: int) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(rows, dim, generator=generator)
+    weight = torch.randn(classes, dim, generator=generator) / dim**0.5
+    target = torch.randint(0, classes, (rows,), generator=generator)
+    return hidden.requires_grad_(), weight.requires_grad_(), target
+
+
+def _linear_contender(name: str, rows: int, dim: int, classes: int) -> Callable[[], Step]:
+    import torch.nn.functional as F
+
+    import crossent
+    from crossent.kernels.linear import default_chunk_rows
+
+    def factory() -> Step:
+        hidden, weight, target = _linear_inputs(rows, dim, classes)
+
+        def torch_eager() -> None:
+            F.cross_entropy(hidden @ weight.T, target).backward()
+
+        def torch_chunked() -> None:
+            options = torch.nn.LinearCrossEntropyOptions()
+            F.linear_cross_entropy(hidden, weight, target, options=options).backward()
+
+        def ours() -> None:
+            crossent.linear_cross_entropy(hidden, weight, target).backward()
+
+        def ours_hidden_only() -> None:
+            frozen = weight.detach()  # e.g. a frozen catalogue of item embeddings
+            crossent.linear_cross_entropy(hidden, frozen, target).backward()
+
+        def floor() -> None:
+            # the products crossent does, chunk for chunk, with nothing in between
+            chunk = default_chunk_rows(rows, classes, 4)
+            with torch.no_grad():
+                buffer = torch.empty(min(chunk, rows), classes)
+                grad_hidden = torch.empty_like(hidden)
+                grad_weight = torch.zeros_like(weight)
+                for start in range(0, rows, chunk):
+                    stop = min(rows, start + chunk)
+                    logits = buffer[: stop - start]
+                    torch.mm(hidden[start:stop], weight.t(), out=logits)
+                    torch.mm(logits, weight, out=grad_hidden[start:stop])
+                    grad_weight.addmm_(logits.t(), hidden[start:stop])
+
+        steps = {"torch eager": torch_eager, "torch chunked": torch_chunked, "crossent": ours,
+                 "crossent (weight frozen)": ours_hidden_only, "floor: 3 matmuls": floor}
+        return steps[name]
+
+    return factory
+
+
+def _factory(suite: str, name: str, sizes: dict[str, int]) -> Callable[[], Step]:
+    if suite == "cross_entropy":
+        return _ce_contender(name, sizes["rows"], sizes["classes"])
+    return _linear_contender(name, sizes["rows"], sizes["dim"], sizes["classes"])
+
+
+def median_seconds(factory: Callable[[], Step], reps: int, warmup: int = 1) -> float:
+    """Median wall time of ``reps`` runs after ``warmup`` runs; fresh inputs for each run."""
+    times = []
+    for index in range(warmup + reps):
+        step = factory()
+        start = time.perf_counter()
+        step()
+        elapsed = time.perf_counter() - start
+        del step
+        if index >= warmup:
+            times.append(elapsed)
+    return statistics.median(times)
+
+
+def measure_peak_in_this_process(suite: str, name: str, sizes: dict[str, int]) -> int:
+    """Extra peak RSS (bytes) of one forward + backward, on top of its inputs."""
+    step = _factory(suite, name, sizes)()
+    if name.startswith("crossent"):  # compile or load the numba kernel before measuring
+        if suite == "cross_entropy":
+            _factory(suite, name, {"rows": 2, "classes": 3})()()
+        else:
+            _factory(suite, name, {"rows": 2, "dim": 2, "classes": 3})()()
+    baseline = _status_bytes("VmRSS")
+    if _reset_peak() and baseline is not None:
+        step()
+        peak = _status_bytes("VmHWM")
+        return max(0, (peak or 0) - baseline)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    step()
+    return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+
+
+def _subprocess(suite: str, name: str, sizes: dict[str, int], mode: str, timeout: float) -> str:
+    command = [
+        sys.executable, "-m", "crossent._benchmarks", suite, name, json.dumps(sizes), mode
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"memory run of {name!r} failed:\n{result.stderr[-2000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def measure_peak(suite: str, name: str, sizes: dict[str, int], timeout: float = 900) -> int:
+    """:func:`measure_peak_in_this_process` in a fresh subprocess (so nothing else counts)."""
+    return int(_subprocess(suite, name, sizes, "extra", timeout))
+
+
+def measure_peak_total(
+    suite: str, name: str, sizes: dict[str, int], timeout: float = 1800
+) -> tuple[int, float]:
+    """Peak RSS of a whole fresh process (imports, inputs, one forward + backward) and the
+    seconds the step took."""
+    peak, seconds = _subprocess(suite, name, sizes, "total", timeout).split()
+    return int(peak), float(seconds)
+
+
+def run_suite(
+    suite: str,
+    sizes: dict[str, int],
+    *,
+    reps: int,
+    contenders: tuple[str, ...] | None = None,
+    memory: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[Result]:
+    """Time (median of ``reps``) and, if ``memory``, measure each contender of ``suite``."""
+    names = contenders or (CE_CONTENDERS if suite == "cross_entropy" else LINEAR_CONTENDERS)
+    results = []
+    for name in names:
+        if progress is not None:
+            progress(f"{name}: timing")
+        seconds = median_seconds(_factory(suite, name, sizes), reps)
+        peak = None
+        if memory and not name.startswith("floor"):
+            if progress is not None:
+                progress(f"{name}: peak memory")
+            peak = measure_peak(suite, name, sizes)
+        results.append(Result(name, seconds, peak))
+    return results
+
+
+def table_rows(results: list[Result], anchor: str) -> list[list[str]]:
+    """Rows of name, median s, speed-up vs ``anchor``, extra peak MiB, memory vs anchor."""
+    by_name = {result.name: result for result in results}
+    base = by_name[anchor]
+    rows = []
+    for result in results:
+        speedup = base.seconds / result.seconds if result.seconds > 0 else float("inf")
+        if result.peak_bytes is None:
+            peak, ratio = "-", "-"
+        else:
+            peak = f"{result.peak_bytes / 2**20:,.0f}"
+            ratio = (
+                f"{result.peak_bytes / base.peak_bytes:.2f}x"
+                if base.peak_bytes else "-"
+            )
+        rows.append([result.name, f"{result.seconds:.3f}", f"{speedup:.2f}x", peak, ratio])
+    return rows
+
+
+TABLE_HEADER = ["contender", "median s", "speed-up", "extra peak MiB", "memory ratio"]
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain fixed-width table (the scripts' output; the CLI renders a rich one)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * width for width in widths))
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def machine_load() -> str:
+    """The 1/5/15-minute load averages and the core count, for the record."""
+    try:
+        import os
+
+        one, five, fifteen = os.getloadavg()
+        return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+    except OSError:
+        return "load average unavailable"
+
+
+def _main(argv: list[str]) -> None:
+    suite, name, sizes, mode = argv[0], argv[1], json.loads(argv[2]), argv[3]
+    if mode == "extra":
+        print(measure_peak_in_this_process(suite, name, sizes))
+        return
+    step = _factory(suite, name, sizes)()
+    start = time.perf_counter()
+    step()
+    seconds = time.perf_counter() - start
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, seconds)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
+
+
+__all__: list[Any] = [
+    "CE_CONTENDERS", "LINEAR_CONTENDERS", "TABLE_HEADER", "Result", "format_table",
+    "machine_load", "measure_peak", "measure_peak_total", "median_seconds", "run_suite",
+    "table_rows",
+]
