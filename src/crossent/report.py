@@ -420,3 +420,43 @@ def write_markdown_report(
                 )
     target.write_text("\n".join(lines), encoding="utf-8")
     return target
+
+
+def curves_grid_figure(
+    panels: Mapping[str, Mapping[str, SeriesInput]],
+    *,
+    columns: int = 3,
+    xlabel: str = "epoch",
+    ylabel: str = "loss",
+    title: str | None = None,
+) -> Figure:
+    """Small multiples: one panel of named curves per entry, each panel with its own y scale.
+
+    For curves in different units that should not share an axis, e.g. the training and
+    validation loss of each loss function in the loss lab:
+    ``{"mse": {"train": [...], "validation": [...]}, "focal": {...}}``. Curves are drawn as in
+    :func:`curves_figure` (names with "val" or "test" dashed).
+    """
+    if not panels:
+        raise CrossentError("panels is empty; pass at least one named panel")
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise CrossentError(f"columns = {columns!r} must be a positive integer")
+    columns = min(columns, len(panels))
+    rows = -(-len(panels) // columns)  # ceiling division
+    fig = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
+    for number, (panel, curves) in enumerate(panels.items()):
+        if not curves:
+            raise CrossentError(f"panels[{panel!r}] is empty; pass at least one named curve")
+        axes = fig.add_subplot(rows, columns, number + 1)
+        for i, (name, value) in enumerate(curves.items()):
+            x, y = _xy(value)
+            dashed = any(word in name.lower() for word in ("val", "test"))
+            axes.plot(x, y, linestyle="--" if dashed else "-", color=_color(i), label=name)
+        axes.set_title(panel)
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig
