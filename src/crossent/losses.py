@@ -110,6 +110,12 @@ def cross_entropy(
     Raises:
         CrossentError: bad argument; the message names it, its value and its position.
 
+    Differences from ``torch.nn.functional.cross_entropy`` (equal everywhere else): a mean over
+    no element (all ignored, or zero total weight) is 0 with zero gradient, not NaN; a ``-inf``
+    logit of a class with target mass 0 contributes exactly 0 (torch: NaN for probability
+    targets); integer targets of any integer dtype and weights of another float dtype are
+    accepted; bad input raises CrossentError instead of RuntimeError or a NaN.
+
     Example:
         >>> logits = torch.zeros(2, 4)
         >>> round(float(cross_entropy(logits, torch.tensor([0, 3]), base="bits")), 6)
@@ -158,9 +164,9 @@ def _fused_kernel(
 ) -> reference.Kernel | None:
     """The fused kernel to run, or None for the reference.
 
-    "auto" fuses only where the fused kernels cover everything asked for: logits, no gradient
-    wanted for a soft target or the weights, numba working (CPU, float32/float64) or Triton
-    present (CUDA). "fused" raises if that is not possible.
+    "auto" fuses only where the fused kernels cover everything asked for: float32/float64
+    logits, no gradient wanted for a soft target or the weights, and numba working (CPU) or
+    Triton present (CUDA). "fused" raises if that is not possible.
     """
     if implementation == "reference":
         return None
@@ -170,15 +176,16 @@ def _fused_kernel(
     if target.requires_grad or (weight is not None and weight.requires_grad):
         reasons.append("a gradient is wanted for target or weight")
     kernel: reference.Kernel | None = None
-    if scores.is_cuda:
+    if scores.dtype not in (torch.float32, torch.float64):
+        # the agreed kernel contract; float16/bfloat16 run in float32 through the reference
+        reasons.append(f"dtype {scores.dtype} (the fused kernels take float32/float64)")
+    elif scores.is_cuda:
         try:
             # Triton: imported only when CUDA is present
             cuda = importlib.import_module("crossent.kernels.cuda")
             kernel = cuda.triton_cross_entropy
         except ImportError as error:
             reasons.append(f"the Triton kernel is unavailable ({error})")
-    elif scores.dtype not in (torch.float32, torch.float64):
-        reasons.append(f"dtype {scores.dtype} on CPU (the numba kernel takes float32/float64)")
     else:
         from crossent.kernels import cpu
 
@@ -237,6 +244,11 @@ def binary_cross_entropy(
 
     Raises:
         CrossentError: bad argument; the message names it, its value and its position.
+
+    Differences from ``binary_cross_entropy_with_logits`` / ``binary_cross_entropy`` (equal
+    everywhere else): a logit of ``±inf`` whose label agrees gives 0 with zero gradient (torch:
+    NaN); probabilities are clipped to ``[eps, 1 - eps]`` where torch clamps the log at -100;
+    integer and bool targets are accepted; ``label_smoothing`` is extra.
 
     Example:
         >>> round(float(binary_cross_entropy(torch.zeros(3), torch.ones(3), base="bits")), 6)
