@@ -47,7 +47,7 @@ _SUFFIXES: dict[str, FileFormat] = {
     ".ndjson": "jsonl",
     ".json": "jsonl",
 }
-DEFAULT_BLOCK_BYTES = 16 << 20
+DEFAULT_BLOCK_BYTES = 4 << 20
 # a decimal number, optionally signed, with exponent; or inf / infinity / nan in any case
 _NUMBER = r"^\s*[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|inf|infinity|nan)\s*$"
 
@@ -244,12 +244,14 @@ def _text_batches(
     block_bytes: int,
 ) -> Iterator[RowBatch]:
     for block, first_line, offset in _blocks(path, block_bytes, skip_first_line=kind != "jsonl"):
-        starts, blank = _line_starts(block)
-        line_numbers = first_line + np.arange(starts.shape[0], dtype=np.int64)
+        n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        line_numbers = first_line + np.arange(n_lines, dtype=np.int64)
+        if b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")):
+            starts, blank = _line_starts(block)
+        else:  # no blank line: line starts are only needed to locate a malformed row
+            starts, blank = None, np.zeros(n_lines, dtype=bool)
         if kind == "jsonl":
-            parsed, problems = _parse_json_block(
-                block, columns, float_columns, starts, line_numbers
-            )
+            parsed, problems = _parse_json_block(block, columns, float_columns, line_numbers)
         else:
             parsed, problems = _parse_csv_block(
                 path, block, kind, available, columns, float_columns, starts, line_numbers, blank
@@ -259,18 +261,14 @@ def _text_batches(
         if bad_lines:
             keep &= ~np.isin(line_numbers, np.fromiter(bad_lines, dtype=np.int64))
         lines = line_numbers[keep]
-        if parsed is not None and parsed.num_rows != lines.shape[0]:
+        if parsed.num_rows != lines.shape[0]:
             raise DataFileError(
                 str(path),
                 int(line_numbers[0]),
                 f"could not match parsed rows to lines in this block ({parsed.num_rows} rows, "
                 f"{lines.shape[0]} lines); are there quoted values spanning several lines?",
             )
-        data = (
-            {name: parsed.column(name) for name in columns}
-            if parsed is not None
-            else {name: pa.array([], type=pa.float64()) for name in columns}
-        )
+        data = {name: parsed.column(name) for name in columns}
         yield RowBatch(
             path,
             lines,
@@ -294,10 +292,10 @@ def _parse_csv_block(
     available: Sequence[str],
     columns: Sequence[str],
     float_columns: Sequence[str],
-    starts: NDArray[np.int64],
+    starts: NDArray[np.int64] | None,
     line_numbers: NDArray[np.int64],
     blank: NDArray[np.bool_],
-) -> tuple[pa.Table | None, list[RowProblem]]:
+) -> tuple[pa.Table, list[RowProblem]]:
     invalid_texts: list[str] = []
 
     def on_invalid_row(row: Any) -> str:
@@ -330,6 +328,8 @@ def _parse_csv_block(
     problems: list[RowProblem] = []
     if invalid_texts:
         # locate each skipped row's line by its text, in order
+        if starts is None:
+            starts, _ = _line_starts(block)
         ends = np.append(starts[1:] - 1, len(block))
         candidates = iter(
             (int(number), block[start:end].rstrip(b"\r\n").decode(errors="replace"))
@@ -356,9 +356,8 @@ def _parse_json_block(
     block: bytes,
     columns: Sequence[str],
     float_columns: Sequence[str],
-    starts: NDArray[np.int64],
     line_numbers: NDArray[np.int64],
-) -> tuple[pa.Table | None, list[RowProblem]]:
+) -> tuple[pa.Table, list[RowProblem]]:
     schema = pa.schema(
         [(name, pa.float64() if name in float_columns else pa.string()) for name in columns]
     )
@@ -403,29 +402,45 @@ class FloatColumn:
     not_number: NDArray[np.bool_]
 
 
+def _view(array: pa.Array, dtype: type[np.generic]) -> NDArray[Any]:
+    """Zero-copy NumPy view of a null-free fixed-width pyarrow array.
+
+    Reads the data buffer directly: ``Array.to_numpy`` would import pandas (about a second
+    and 100 MB) on first use.
+    """
+    width = np.dtype(dtype).itemsize
+    return np.frombuffer(
+        array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * width
+    )
+
+
+def _bool_mask(array: pa.Array) -> NDArray[np.bool_]:
+    """A pyarrow boolean array (nulls as False) as NumPy (via uint8: booleans are bit-packed)."""
+    return _view(array.fill_null(False).cast(pa.uint8()), np.uint8).view(np.bool_)
+
+
 def float_column(array: pa.Array) -> FloatColumn:
     """``array`` as float64; nulls and non-numbers are flagged (their values are NaN)."""
     n = len(array)
-    missing = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    if pa.types.is_floating(array.type) or pa.types.is_integer(array.type):
-        values = np.asarray(
-            array.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False),
-            dtype=np.float64,
-        )
-        return FloatColumn(values, missing, np.zeros(n, dtype=bool))
-    if pa.types.is_boolean(array.type):
-        values = np.asarray(
-            array.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-        )
-        return FloatColumn(values.astype(np.float64), missing, np.zeros(n, dtype=bool))
+    no_flags = np.zeros(n, dtype=bool)
+    if array.null_count == 0:
+        missing = no_flags
+    else:
+        missing = _bool_mask(array.is_null())
+    kind = array.type
+    if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        numbers = array.cast(pa.float64())
+        if numbers.null_count:
+            numbers = numbers.fill_null(np.nan)
+        values = _view(numbers, np.float64)
+        return FloatColumn(values, missing, no_flags)
     text = array.cast(pa.string())
-    blank = pc.equal(pc.utf8_trim_whitespace(text), "").fill_null(False)
-    missing |= np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
-    numeric = pc.match_substring_regex(text, _NUMBER, ignore_case=True).fill_null(False)
-    numeric_mask = np.asarray(numeric.to_numpy(zero_copy_only=False), dtype=bool)
-    not_number = ~numeric_mask & ~missing
-    cleaned = pc.if_else(numeric, pc.utf8_trim_whitespace(text), pa.scalar("nan"))
-    values = np.asarray(cleaned.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    trimmed = pc.utf8_trim_whitespace(text)
+    missing = missing | _bool_mask(pc.equal(trimmed, ""))
+    numeric = pc.match_substring_regex(trimmed, _NUMBER, ignore_case=True).fill_null(False)
+    not_number = ~_bool_mask(numeric) & ~missing
+    cleaned = pc.if_else(numeric, trimmed, pa.scalar("nan"))
+    values = _view(cleaned.cast(pa.float64()), np.float64)
     return FloatColumn(values, missing, not_number)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
 from crossent.errors import CrossentError
+from crossent.units import Base
 
 PROGRESS_BYTES = 4 << 20  # files larger than this get a progress bar
 
@@ -36,8 +37,10 @@ def score(
     weight: Annotated[str | None, typer.Option(help="Column with row weights.")] = None,
     labels: Annotated[
         str | None,
-        typer.Option(help="Declared target values, one per class: NEG,POS or L0,L1,... "
-                     "(default 0,1 or 0..C-1)."),
+        typer.Option(
+            help="Declared target values, one per class: NEG,POS or L0,L1,... "
+            "(default 0,1 or 0..C-1)."
+        ),
     ] = None,
     base: Annotated[
         str, typer.Option(help="Unit of the log loss: nats, bits or a number > 1.")
@@ -64,11 +67,13 @@ def score(
     from rich.console import Console
 
     from crossent import io
-    from crossent.metrics.files import FileScorer, guess_columns
+    from crossent.metrics.file_columns import guess_columns
+    from crossent.metrics.files import FileScorer
     from crossent.units import log_divisor
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    log_divisor(base)  # validates --base before reading anything
+    unit = cast(Base, base)  # log_divisor reads "nats", "bits" or a number given as text
+    log_divisor(unit)
     if not files:
         raise CrossentError("pass at least one prediction file")
     available = io.read_columns(files[0])
@@ -82,14 +87,16 @@ def score(
     )
     for guess in guesses:
         console.print(f"[dim]{guess}[/]")
-    scorer = FileScorer(columns, labels=_split(labels) or None, bins=bins, skip_invalid=skip_invalid)
+    scorer = FileScorer(
+        columns, labels=_split(labels) or None, bins=bins, skip_invalid=skip_invalid
+    )
     sizes = [path.stat().st_size if path.is_file() else 0 for path in files]
     if sum(sizes) > PROGRESS_BYTES:
         _score_with_progress(scorer, files, sizes, console)
     else:
         for path in files:
             scorer.add_file(path)
-    result = scorer.result(base)
+    result = scorer.result(unit)
     if plot is not None:
         from crossent import report
 

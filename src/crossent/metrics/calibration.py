@@ -92,9 +92,21 @@ def bin_edges(predicted: FloatArray, bins: int, strategy: BinStrategy) -> FloatA
     raise CrossentError(f'strategy = {strategy!r} is not "uniform" or "quantile"')
 
 
-def bin_index(predicted: FloatArray, edges: FloatArray) -> np.ndarray:
-    """Bin of each prediction; a value on an inner edge goes to the lower bin."""
-    return np.searchsorted(edges[1:-1], predicted, side="left")
+def bin_index(predicted: FloatArray, edges: FloatArray, *, uniform: bool = False) -> np.ndarray:
+    """Bin of each prediction; a value on an inner edge goes to the lower bin.
+
+    ``uniform=True`` (edges ``np.linspace(0, 1, bins + 1)``) computes the bin arithmetically
+    and corrects it against the actual edges, giving exactly the ``searchsorted`` answer in a
+    fraction of the time.
+    """
+    if not uniform:
+        return np.searchsorted(edges[1:-1], predicted, side="left")
+    bins = edges.shape[0] - 1
+    index = np.clip(np.ceil(predicted * bins).astype(np.intp) - 1, 0, bins - 1)
+    # the float product can land one bin off next to an edge: compare with the edges themselves
+    index -= (index > 0) & (predicted <= edges[index])
+    index += (index < bins - 1) & (predicted > edges[index + 1])
+    return index
 
 
 def reliability_curve(
@@ -127,7 +139,7 @@ def reliability_curve(
     predicted, outcome = _confidence_and_outcome(probs, target, labels)
     weights = checks.sample_weight(sample_weight, predicted.shape[0])
     edges = bin_edges(predicted, bins, strategy)
-    index = bin_index(predicted, edges)
+    index = bin_index(predicted, edges, uniform=strategy == "uniform")
     n_bins = edges.shape[0] - 1
     if weights is None:
         weights = np.ones_like(predicted)

@@ -286,7 +286,7 @@ class Calibration:
             predicted = probs[np.arange(probs.shape[0]), top]
             outcome = (top == batch.target).astype(np.float64)
             class_predicted = weight @ probs
-        index = bin_index(predicted, self.edges)
+        index = bin_index(predicted, self.edges, uniform=True)
         grid = self.weight.shape[0]
         self.predicted_sum += np.bincount(index, weights=weight * predicted, minlength=grid)
         self.observed_sum += np.bincount(index, weights=weight * outcome, minlength=grid)

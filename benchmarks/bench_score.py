@@ -1,0 +1,169 @@
+"""`crossent score` on a big generated CSV, beside scikit-learn on a pandas read of it.
+
+Generates a binary prediction file (``label,prob``; 50 million rows by default) in a temporary
+folder, streaming, then runs, each in its own subprocess so that peak RSS is its own:
+
+1. ``crossent score FILE --json`` (the real command: blocks of the file, fixed memory);
+2. ``pandas.read_csv`` + ``sklearn.metrics.log_loss`` (needs the whole file in memory). When
+   that would not fit in half the available memory, it runs on the longest prefix that does
+   and says so.
+
+Prints peak RSS and rows/s for both, their ratio, and checks that the two log losses agree.
+Targets: crossent peak RSS < 500 MiB at 50M rows.
+
+    python benchmarks/bench_score.py            # 50M rows (a few minutes)
+    python benchmarks/bench_score.py --rows 2e6 # quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RSS_TARGET_MIB = 500
+PANDAS_BYTES_PER_ROW = 120  # measured peak of read_csv + log_loss on this file, with margin
+
+
+def generate(path: Path, rows: int, seed: int = 0, chunk: int = 2_000_000) -> None:
+    """Write ``rows`` of ``label,prob`` with calibrated probabilities, chunk by chunk."""
+    rng = np.random.default_rng(seed)
+    with path.open("w") as handle:
+        handle.write("label,prob\n")
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            prob = np.round(rng.beta(1.0, 3.0, size=n), 6)
+            label = (rng.uniform(size=n) < prob).astype(np.int8)
+            # "%d,%.6f" rows via one vectorised string build per chunk
+            lines = np.char.add(
+                np.char.add(label.astype("U1"), ","), np.char.mod("%.6f", prob)
+            )
+            handle.write("\n".join(lines.tolist()))
+            handle.write("\n")
+
+
+def run_measured(command: list[str]) -> tuple[float, float, str]:
+    """Run ``command``; return (seconds, peak RSS in MiB of that process, stdout)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
+    stdout = process.stdout.read()
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{stderr}")
+    return seconds, usage.ru_maxrss / 1024, stdout  # ru_maxrss is KiB on Linux
+
+
+_PANDAS_SCRIPT = """
+import json, sys, time
+import pandas as pd
+from sklearn.metrics import log_loss
+path, nrows = sys.argv[1], int(sys.argv[2])
+start = time.perf_counter()
+frame = pd.read_csv(path, nrows=nrows if nrows > 0 else None, dtype={"label": "int8", "prob": "float64"})
+value = log_loss(frame["label"].to_numpy(), frame["prob"].to_numpy())
+print(json.dumps({"rows": len(frame), "log_loss": value, "seconds": time.perf_counter() - start}))
+"""
+
+_CROSSENT_PREFIX_SCRIPT = """
+import json, sys
+from crossent.metrics.file_columns import Columns
+from crossent.metrics.files import FileScorer
+scorer = FileScorer(Columns("label", prob="prob"))
+scorer.add_file(sys.argv[1])
+print(json.dumps({"rows": scorer.rows, "log_loss": scorer.result().log_loss}))
+"""
+
+
+def available_mib() -> float:
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    return float("inf")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=float, default=50e6, help="rows to generate (50e6)")
+    parser.add_argument("--dir", type=Path, default=None, help="where to write the CSV (a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    parser.add_argument("--skip-pandas", action="store_true", help="only run crossent")
+    args = parser.parse_args()
+    rows = int(args.rows)
+    folder = Path(tempfile.mkdtemp(prefix="bench_score_", dir=args.dir))
+    path = folder / "predictions.csv"
+    try:
+        start = time.perf_counter()
+        generate(path, rows)
+        size_mib = path.stat().st_size / 2**20
+        print(f"generated {rows:,} rows ({size_mib:,.0f} MiB) in {time.perf_counter() - start:.1f} s")
+
+        crossent = [str(Path(sys.executable).with_name("crossent"))]
+        if not Path(crossent[0]).exists():
+            crossent = [sys.executable, "-m", "crossent"]
+        seconds, rss, out = run_measured([*crossent, "score", str(path), "--json"])
+        ours = json.loads(out)
+        ours_rate = ours["rows"] / seconds
+        verdict = "OK" if rss < RSS_TARGET_MIB else "OVER TARGET"
+        print(
+            f"crossent score : {ours['rows']:>12,} rows  {seconds:7.1f} s  "
+            f"{ours_rate:12,.0f} rows/s  peak RSS {rss:7.1f} MiB  "
+            f"(target < {RSS_TARGET_MIB} MiB: {verdict})  log loss {ours['log_loss']:.12f}"
+        )
+        if args.skip_pandas:
+            return
+        budget = available_mib() / 2
+        pandas_rows = rows
+        if rows * PANDAS_BYTES_PER_ROW / 2**20 > budget:
+            pandas_rows = int(budget * 2**20 / PANDAS_BYTES_PER_ROW)
+            print(
+                f"pandas needs about {rows * PANDAS_BYTES_PER_ROW / 2**30:.1f} GiB for all rows, "
+                f"more than half the available memory; running it on the first "
+                f"{pandas_rows:,} rows"
+            )
+        p_seconds, p_rss, p_out = run_measured(
+            [sys.executable, "-c", _PANDAS_SCRIPT, str(path), str(pandas_rows)]
+        )
+        theirs = json.loads(p_out)
+        their_rate = theirs["rows"] / p_seconds
+        print(
+            f"pandas+sklearn : {theirs['rows']:>12,} rows  {p_seconds:7.1f} s  "
+            f"{their_rate:12,.0f} rows/s  peak RSS {p_rss:7.1f} MiB  "
+            f"log loss {theirs['log_loss']:.12f}"
+        )
+        reference = ours
+        if theirs["rows"] != ours["rows"]:
+            prefix = folder / "prefix.csv"
+            with path.open("rb") as source, prefix.open("wb") as target:
+                for _ in range(theirs["rows"] + 1):
+                    target.write(source.readline())
+            reference = json.loads(
+                run_measured([sys.executable, "-c", _CROSSENT_PREFIX_SCRIPT, str(prefix)])[2]
+            )
+        difference = abs(reference["log_loss"] - theirs["log_loss"])
+        print(
+            f"ratio          : crossent {ours_rate / their_rate:.2f}x the rows/s of pandas+sklearn, "
+            f"{p_rss / rss:.1f}x less peak memory; |log loss difference| = {difference:.1e} "
+            f"on the same {theirs['rows']:,} rows"
+        )
+    finally:
+        if args.keep:
+            print(f"kept {path}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
