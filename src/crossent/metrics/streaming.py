@@ -370,7 +370,7 @@ class RocAuc:
         values = scores.astype(np.float64, copy=False)
         if self.input_kind == "probs":
             with np.errstate(divide="ignore"):
-                values = np.log(values) - np.log1p(-values)  # logit; +-inf at 1 and 0
+                values = np.log(values / (1.0 - values))  # logit (one log); +-inf at 1 and 0
         position = (values + AUC_LOGIT_RANGE) * (self.bins / (2 * AUC_LOGIT_RANGE))
         return np.clip(position, 0, self.bins - 1).astype(np.intp)
 
