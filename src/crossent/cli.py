@@ -51,6 +51,12 @@ app.command("tour")(_tour.tour)
 from crossent._commands import score as _score  # noqa: E402
 
 app.command("score")(_score.score)
+from crossent._commands import bench as _bench  # noqa: E402
+
+app.command("bench")(_bench.bench)
+from crossent._commands import lab as _lab  # noqa: E402
+
+app.command("lab")(_lab.lab)
 
 
 def main() -> None:
