@@ -76,14 +76,12 @@ def bench(
             transient=True,
         ) as progress:
             task = progress.add_task(title, total=None)
+
+            def report(message: str, task: TaskID = task, title: str = title) -> None:
+                progress.update(task, description=f"{title}: {message}")
+
             results = _benchmarks.run_suite(
-                name,
-                sizes,
-                reps=reps,
-                memory=memory,
-                progress=lambda message, task=task, title=title: progress.update(
-                    task, description=f"{title}: {message}"
-                ),
+                name, sizes, reps=reps, memory=memory, progress=report
             )
         _render(title, results, console)
     console.print(_benchmarks.machine_load())
