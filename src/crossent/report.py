@@ -429,13 +429,15 @@ def curves_grid_figure(
     xlabel: str = "epoch",
     ylabel: str = "loss",
     title: str | None = None,
+    log_y: bool = False,
 ) -> Figure:
     """Small multiples: one panel of named curves per entry, each panel with its own y scale.
 
     For curves in different units that should not share an axis, e.g. the training and
     validation loss of each loss function in the loss lab:
     ``{"mse": {"train": [...], "validation": [...]}, "focal": {...}}``. Curves are drawn as in
-    :func:`curves_figure` (names with "val" or "test" dashed).
+    :func:`curves_figure` (names with "val" or "test" dashed); ``log_y`` puts every panel on a
+    logarithmic y axis.
     """
     if not panels:
         raise CrossentError("panels is empty; pass at least one named panel")
@@ -455,6 +457,8 @@ def curves_grid_figure(
         axes.set_title(panel)
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
+        if log_y:
+            axes.set_yscale("log")
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
     if title:

@@ -1,0 +1,141 @@
+"""`crossent lab`: one model trained under each loss, measured side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from crossent.errors import CrossentError
+
+if TYPE_CHECKING:
+    from crossent.lab import LabResult
+
+
+def lab(
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Bundled data set: digits, breast_cancer, wine or synthetic (two Gaussians "
+            "with a known Bayes error). Default digits."
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A CSV with a header row instead of --dataset (needs --target)."),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="The CSV's label column; every other column is a feature.")
+    ] = None,
+    imbalance: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep this fraction (e.g. 0.05) of each minority class: the smaller half of "
+            "the classes by count."
+        ),
+    ] = None,
+    losses: Annotated[
+        str, typer.Option(help="Comma-separated: ce, mse, mae, smooth, focal, weighted.")
+    ] = "ce,mse,mae,smooth,focal,weighted",
+    seeds: Annotated[int, typer.Option(help="Seeds 0..N-1; the table shows mean ± std.")] = 5,
+    epochs: Annotated[int, typer.Option(help="Most epochs per run (early stopping ends sooner).")]
+    = 100,
+    model: Annotated[str, typer.Option(help="mlp (one hidden layer) or linear.")] = "mlp",
+    out: Annotated[
+        Path, typer.Option(help="Folder for lab.html, lab.md, lab.json and the predictions.")
+    ] = Path("crossent-lab"),
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the results as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Train the same model with the same seed and optimiser under each loss and compare
+    accuracy, macro and minority-class recall, log loss (bits), ECE, Brier and epochs to
+    converge, with mean ± std over seeds. Writes lab.html and lab.md with training curves,
+    reliability diagrams and per-class recall bars.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from crossent.lab import LabConfig, load_lab_data, parse_losses, run_lab
+    from crossent.lab_report import to_jsonable, write_lab_report
+
+    if data is not None and dataset is not None:
+        raise CrossentError("give --dataset or --data, not both")
+    if target is not None and data is None:
+        raise CrossentError(f"--target {target!r} needs --data <file.csv>")
+    config = LabConfig(
+        dataset=dataset or "digits",
+        data_path=None if data is None else str(data),
+        target=target,
+        imbalance=imbalance,
+        losses=parse_losses(losses),
+        seeds=seeds,
+        epochs=epochs,
+        model=model,
+    )
+    lab_data = load_lab_data(config)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=json_output,
+    ) as progress:
+        task = progress.add_task(f"lab on {lab_data.name}", total=config.seeds * len(config.losses))
+
+        def advance(run: object) -> None:
+            progress.update(task, advance=1, description=f"lab on {lab_data.name}")
+
+        result = run_lab(config, data=lab_data, on_run_done=advance)
+    files = write_lab_report(result, out)
+    if json_output:
+        payload = to_jsonable({**result.to_dict(), "files": {k: str(v) for k, v in files.items()}})
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    _print_table(result)
+    console = Console(highlight=False)
+    console.print(f"{result.seconds:.1f} s; wrote {files['html']} and {files['markdown']}")
+
+
+def _print_table(result: LabResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from crossent.lab import METRICS
+    from crossent.lab_report import METRIC_LABELS, best_losses, format_mean_std
+
+    data = result.data
+    table = Table(
+        title=f"Loss lab: {data.name}, {result.config.model}, "
+        f"mean ± std over {result.config.seeds} seed(s) (bold = best)",
+    )
+    table.add_column("loss")
+    for metric in METRICS:
+        table.add_column(METRIC_LABELS[metric], justify="right")
+    best = best_losses(result)
+    for loss, row in result.summary().items():
+        cells = []
+        for metric in METRICS:
+            text = format_mean_std(*row[metric], metric)
+            cells.append(f"[bold]{text}[/]" if best[metric] == loss else text)
+        table.add_row(loss, *cells)
+    if data.bayes_error is not None and data.bayes_log_loss_bits is not None:
+        table.add_row(
+            "[italic]Bayes limit[/]",
+            f"{1 - data.bayes_error:.3f}",
+            "",
+            "",
+            f"{data.bayes_log_loss_bits:.3f}",
+            "0",
+            "",
+            "",
+        )
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 140))  # pipes, files, tests
+    console.print(table)
