@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from crossent.errors import CrossentError
 from crossent.recsys.data import (
     Interactions,
+    contiguous_ids,
     csr_rows,
     implicit,
     k_core,
@@ -210,3 +211,15 @@ def test_csr_rows_gathers_rows_in_requested_order() -> None:
     new_indptr, new_items = csr_rows(indptr, items, np.array([2, 1, 0, 2]))
     assert new_indptr.tolist() == [0, 3, 3, 5, 8]
     assert new_items.tolist() == [1, 2, 3, 7, 8, 1, 2, 3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(-(2**40), 2**40), max_size=30) | st.lists(st.integers(-3, 50), max_size=30)
+)
+def test_contiguous_ids_agree_with_numpy_unique(values: list[int]) -> None:
+    raw = np.array(values, dtype=np.int64)
+    index, original = contiguous_ids(raw)
+    expected_original, expected_index = np.unique(raw, return_inverse=True)
+    assert original.tolist() == expected_original.tolist()
+    assert index.tolist() == expected_index.reshape(-1).tolist()

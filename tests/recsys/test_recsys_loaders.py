@@ -205,3 +205,9 @@ def test_load_interactions_rejects_unknown_format(tmp_path: Path) -> None:
     path = _write(tmp_path / "x.csv", "user,item\n1,2\n")
     with pytest.raises(CrossentError, match="format = 'xml' must be one of"):
         load_interactions(path, format="xml")  # type: ignore[arg-type]
+
+
+def test_ratings_csv_with_quoted_header(tmp_path: Path) -> None:
+    body = "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in ROWS)
+    header = '"userId","movieId","rating","timestamp"\n'
+    assert _original_rows(load_movielens(_write(tmp_path / "ratings.csv", header + body))) == ROWS

@@ -38,6 +38,16 @@ def contiguous_ids(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns ``(index, original)`` with ``original[index] == raw``.
     """
+    raw = np.asarray(raw)
+    if raw.dtype.kind in "iu" and len(raw):
+        low, high = int(raw.min()), int(raw.max())
+        if high - low <= 4 * len(raw) + 2**20:
+            # dense integer ids (MovieLens): a lookup table is O(n), no sort of all n rows
+            present = np.zeros(high - low + 1, dtype=bool)
+            present[raw - low] = True
+            original = (np.flatnonzero(present) + low).astype(raw.dtype)
+            lookup = np.cumsum(present, dtype=np.int64) - 1
+            return lookup[raw - low], original
     original, index = np.unique(raw, return_inverse=True)
     return index.astype(np.int64, copy=False).reshape(-1), original
 
@@ -73,7 +83,9 @@ class Interactions:
         timestamp = _as_1d("timestamp", self.timestamp, n)
         if timestamp.dtype.kind not in "iuf":
             raise CrossentError(f"timestamp must be numeric, got dtype {timestamp.dtype}")
-        timestamp = timestamp.astype(np.float64 if timestamp.dtype.kind == "f" else np.int64)
+        timestamp = timestamp.astype(
+            np.float64 if timestamp.dtype.kind == "f" else np.int64, copy=False
+        )
         if timestamp.dtype.kind == "f" and not np.isfinite(timestamp).all():
             bad = _first_bad(~np.isfinite(timestamp))
             raise CrossentError(f"timestamp[{bad}] = {timestamp[bad]} is not finite")
@@ -96,7 +108,7 @@ class Interactions:
             values = getattr(self, name)
             if values is None:
                 continue
-            values = _as_1d(name, values, n).astype(np.float64)
+            values = _as_1d(name, values, n).astype(np.float64, copy=False)
             if not np.isfinite(values).all():
                 bad = _first_bad(~np.isfinite(values))
                 raise CrossentError(f"{name}[{bad}] = {values[bad]} is not finite")

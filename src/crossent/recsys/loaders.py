@@ -216,7 +216,7 @@ def load_movielens(path: str | Path) -> Interactions:
     if resolved.name.endswith(".dat") or "::" in first:
         table = _read_delimited(resolved, delimiter="::", names=names, skip=0, kinds=_ML_KINDS)
     elif resolved.suffix == ".csv" or ("," in first and "\t" not in first):
-        header = [field.strip() for field in first.strip().split(",")]
+        header = [field.strip().strip('"') for field in first.strip().split(",")]
         if header != ["userId", "movieId", "rating", "timestamp"]:
             raise DataFileError(
                 str(resolved),
