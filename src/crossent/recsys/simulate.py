@@ -84,9 +84,7 @@ class SimulationConfig:
                 "(a user watches each video at most once)"
             )
         if self.impressions_per_user < 0:
-            raise CrossentError(
-                f"impressions_per_user = {self.impressions_per_user} must be >= 0"
-            )
+            raise CrossentError(f"impressions_per_user = {self.impressions_per_user} must be >= 0")
         for name in ("taste_scale", "zipf_exponent"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
@@ -123,9 +121,7 @@ class Impressions:
         return Impressions(*(getattr(self, name)[rows] for name in _IMPRESSION_FIELDS))
 
 
-_IMPRESSION_FIELDS = (
-    "user", "item", "n_previous", "slot", "true_prob", "watched", "watch_time"
-)
+_IMPRESSION_FIELDS = ("user", "item", "n_previous", "slot", "true_prob", "watched", "watch_time")
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,19 +164,21 @@ class SimulatedWatchLog:
         columns = torch.arange(earlier.shape[1])
         earlier = torch.where(columns[None, :] < position_t[:, None], earlier, -1)
         first_state = _user_taste(self.config)[users_t]
-        return _log_probs(self.config, self.video_taste, self.popularity_logit, earlier,
-                          position_t, first_state)
+        return _log_probs(
+            self.config, self.video_taste, self.popularity_logit, earlier, position_t, first_state
+        )
 
-    def entropy_at(self, users: np.ndarray, position: np.ndarray, *, batch: int = 2048
-                   ) -> np.ndarray:
+    def entropy_at(
+        self, users: np.ndarray, position: np.ndarray, *, batch: int = 2048
+    ) -> np.ndarray:
         """Entropy (nats) of the true next-watch distribution at each (user, position)."""
         out = np.empty(len(users))
         for start in range(0, len(users), batch):
             log_probs = self.next_watch_log_probs(
-                users[start:start + batch], position[start:start + batch]
+                users[start : start + batch], position[start : start + batch]
             )
             probs = log_probs.exp()
-            out[start:start + batch] = -(probs * log_probs.clamp_min(-1e30)).sum(1).numpy()
+            out[start : start + batch] = -(probs * log_probs.clamp_min(-1e30)).sum(1).numpy()
         return out
 
 
@@ -263,11 +261,13 @@ def simulate(config: SimulationConfig | None = None) -> SimulatedWatchLog:
         window_sum[active] += video_taste[drawn]
         if position >= config.history:
             window_sum[active] -= video_taste[watches[active, position - config.history]]
-    impressions = _impressions(config, video_taste, popularity_logit, watches, lengths,
-                               user_taste, generator)
+    impressions = _impressions(
+        config, video_taste, popularity_logit, watches, lengths, user_taste, generator
+    )
     interactions = _as_interactions(config, watches, lengths, generator)
-    return SimulatedWatchLog(config, interactions, impressions, video_taste, popularity_logit,
-                             watches)
+    return SimulatedWatchLog(
+        config, interactions, impressions, video_taste, popularity_logit, watches
+    )
 
 
 def _sample_rows(
@@ -283,12 +283,14 @@ def _sample_rows(
     |state| <= 1 and |v_j| = 1 and b_j <= 0, so every logit is <= s: shifting by -s keeps
     exp() finite without a row-max pass.
     """
-    weights = torch.addmm(popularity_logit - config.taste_scale, state, video_taste.T,
-                          alpha=config.taste_scale).exp_()  # (A, V) unnormalised probs
+    weights = torch.addmm(
+        popularity_logit - config.taste_scale, state, video_taste.T, alpha=config.taste_scale
+    ).exp_()  # (A, V) unnormalised probs
     if seen.shape[1]:
         weights.scatter_(1, seen, 0.0)
     cdf = weights.cumsum_(1)
-    uniform = 1.0 - torch.rand(len(state), 1, generator=generator)  # in (0, 1]: never picks a zero weight
+    # uniform in (0, 1], so a zero-weight video can never be picked
+    uniform = 1.0 - torch.rand(len(state), 1, generator=generator)
     drawn = torch.searchsorted(cdf, uniform * cdf[:, -1:])[:, 0]
     return drawn.clamp_max(config.n_videos - 1)
 
@@ -338,16 +340,25 @@ def _impressions(
         cosine = state @ video_taste.T  # (B, V)
         # candidates come from a softer version of the next-watch distribution
         logits = 0.5 * (config.taste_scale * cosine + popularity_logit)
-        logits.scatter_(1, watches[rows].clamp_min(0),
-                        torch.where(watches[rows] >= 0, -math.inf,
-                                    logits.gather(1, watches[rows].clamp_min(0))))
+        logits.scatter_(
+            1,
+            watches[rows].clamp_min(0),
+            torch.where(
+                watches[rows] >= 0, -math.inf, logits.gather(1, watches[rows].clamp_min(0))
+            ),
+        )
         drawn = torch.multinomial(torch.softmax(logits, 1), k, generator=generator)  # (B, k)
         items[rows] = drawn
         affinity[rows] = cosine.gather(1, drawn)
     n_previous = torch.poisson(torch.full((n, k), 0.7), generator=generator).clamp_max(4)
     slot = torch.arange(k)[None, :].expand(n, k) % 10
-    logit = (c0 + c1 * affinity + c2 * (popularity_logit - popularity_logit.mean())[items]
-             - c3 * n_previous - c4 * torch.log1p(slot.float()))
+    logit = (
+        c0
+        + c1 * affinity
+        + c2 * (popularity_logit - popularity_logit.mean())[items]
+        - c3 * n_previous
+        - c4 * torch.log1p(slot.float())
+    )
     true_prob = torch.sigmoid(logit.double())
     watched = torch.bernoulli(true_prob, generator=generator)
     minutes = -torch.log1p(-torch.rand(n, k, generator=generator).double()) * 4.0

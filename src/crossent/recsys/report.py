@@ -1,0 +1,140 @@
+"""Tables and the HTML report of a recommender run, built on :mod:`crossent.report`.
+
+The same rows feed the terminal (rich tables) and ``report.html`` (with PNG loss curves and a
+reliability diagram next to it).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from rich.table import Table as RichTable
+
+from crossent.recsys.pipeline import RunResult
+from crossent.report import (
+    Section,
+    Table,
+    curves_figure,
+    reliability_figure,
+    save_figure,
+    write_html_report,
+)
+
+LN2 = math.log(2.0)
+
+
+def retrieval_rows(result: RunResult, ks: tuple[int, ...] = (10, 20)) -> Table:
+    """HR/NDCG@K and MRR of the model beside the baselines (full catalogue, watched excluded)."""
+    headers = ["model"] + [f"{m}@{k}" for k in ks for m in ("HR", "NDCG")] + ["MRR", "users"]
+    rows = []
+    for name, metrics in result.retrieval.items():
+        row: list[object] = [name]
+        for k in ks:
+            row += [metrics[f"HR@{k}"], metrics[f"NDCG@{k}"]]
+        row += [metrics["MRR"], int(metrics["users"])]
+        rows.append(row)
+    return Table(
+        headers,
+        rows,
+        caption="Next-watch retrieval over the full catalogue, "
+        "already-watched videos excluded (test = last watch)",
+    )
+
+
+def cross_entropy_rows(result: RunResult) -> Table:
+    """The model's test cross-entropy beside the Bayes limit (when the truth is known)."""
+    ce = result.cross_entropy
+    rows: list[list[object]] = [["model (softmax over unwatched videos)", ce["nats"], ce["bits"]]]
+    if "bayes_nats" in ce:
+        rows.append(["model, exact expectation H(p, q)", ce["expected_nats"], ce["expected_bits"]])
+        rows.append(["truth on the drawn targets", ce["truth_nats"], ce["truth_bits"]])
+        rows.append(["Bayes limit: entropy of the truth H(p)", ce["bayes_nats"], ce["bayes_bits"]])
+        gap = ce["bits"] - ce["bayes_bits"]
+        rows.append(["model - Bayes limit", gap * LN2, gap])
+        rows.append(["model / Bayes limit", ce["nats"] / ce["bayes_nats"], ""])
+    return Table(["next-watch cross-entropy (test)", "nats", "bits"], rows)
+
+
+def ranking_rows(result: RunResult) -> Table:
+    """Ranking log loss (nats, bits), NE, AUC, ECE of the model, a constant and the truth."""
+    headers = ["predictor", "log loss (nats)", "log loss (bits)", "NE", "AUC", "ECE"]
+    rows: list[list[object]] = []
+    for name, m in result.ranking_metrics.items():
+        rows.append(
+            [
+                name,
+                m["log_loss_nats"],
+                m["log_loss_bits"],
+                m["normalized_entropy"],
+                m["auc"],
+                m["ece"],
+            ]
+        )
+    model = result.ranking_metrics.get("model", {})
+    if "truth_nats" in model:
+        rows.append(
+            [
+                "true probabilities",
+                model["truth_nats"],
+                model["truth_bits"],
+                "",
+                model["truth_auc"],
+                "",
+            ]
+        )
+    return Table(headers, rows, caption="P(watch) on held-out impressions")
+
+
+def to_rich(table: Table, title: str | None = None) -> RichTable:
+    """A rich rendering of a report :class:`Table` (numbers to 4 significant digits)."""
+    rich = RichTable(title=title, title_justify="left")
+    for header in table.headers:
+        rich.add_column(str(header), justify="left" if header == table.headers[0] else "right")
+    for row in table.rows:
+        rich.add_row(*(f"{cell:.4g}" if isinstance(cell, float) else str(cell) for cell in row))
+    return rich
+
+
+def write_report(
+    result: RunResult, out: str | Path, *, title: str = "crossent recommender"
+) -> Path:
+    """Write ``out/report.html``, ``out/loss_curves.png`` and ``out/reliability.png``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    curves = {}
+    for stage, history in result.histories.items():
+        curves[f"{stage} train"] = history.train_bits
+        curves[f"{stage} validation"] = history.valid_bits
+    loss_png = save_figure(
+        curves_figure(
+            curves, ylabel="cross-entropy (bits per example)", title="Training and validation loss"
+        ),
+        out / "loss_curves.png",
+    )
+    sections: list[Section] = [
+        Section(
+            "Data",
+            [
+                f"{result.split.n_users:,} users, {result.split.n_items:,} videos, "
+                f"{len(result.watches):,} watches; time-ordered leave-last-out split."
+            ],
+        ),
+        Section("Candidate generation", [retrieval_rows(result), cross_entropy_rows(result)]),
+    ]
+    if result.ranking_test is not None:
+        probs, label, true_prob = result.ranking_test
+        named = {"model": (probs, label)}
+        if true_prob is not None:
+            named["true probabilities"] = (true_prob, label)
+        reliability_png = save_figure(
+            reliability_figure(named, bins=15, title="Reliability of P(watch), test impressions"),
+            out / "reliability.png",
+        )
+        sections.append(Section("Ranking", [ranking_rows(result), reliability_png]))
+    sections.append(Section("Training curves", [loss_png]))
+    return write_html_report(out / "report.html", title, sections)

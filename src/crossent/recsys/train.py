@@ -1,0 +1,452 @@
+"""Training loops for both stages: progress bar, validation each epoch, plateau early stop.
+
+Retrieval examples predict every training watch from the watches strictly before it (never
+the watch itself or anything later; see :func:`retrieval_examples`). Validation is the
+masked full-catalogue cross-entropy of each user's validation watch given the training
+watches. The best epoch's weights are kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from crossent.errors import CrossentError
+from crossent.losses import binary_cross_entropy, cross_entropy, focal_loss
+from crossent.recsys.data import Interactions, Split, Stage, csr_rows
+from crossent.recsys.models import (
+    CandidateConfig,
+    CandidateModel,
+    RankingConfig,
+    RankingModel,
+    windows_from_csr,
+)
+from crossent.recsys.ranking import RankingInputs
+
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by both stages.
+
+    Attributes:
+        epochs: the most epochs to run.
+        batch_size: examples per step.
+        lr: Adam learning rate.
+        patience: stop after this many epochs without a validation improvement.
+        min_delta_bits: an improvement smaller than this (bits) does not count.
+        max_examples: use at most this many (random) training examples per epoch.
+        seed: shuffling and sampling seed.
+    """
+
+    epochs: int = 20
+    batch_size: int = 1024
+    lr: float = 5e-3
+    patience: int = 2
+    min_delta_bits: float = 1e-3
+    max_examples: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CrossentError(f"{name} = {value!r} must be an integer >= 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise CrossentError(f"lr = {self.lr!r} must be a finite number > 0")
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch losses (bits per example) and throughput."""
+
+    train_bits: list[float] = field(default_factory=list)
+    valid_bits: list[float] = field(default_factory=list)
+    examples_per_second: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+
+
+def retrieval_examples(train: Interactions, history: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every training watch as ``(window, target)``: the ``history`` watches before it.
+
+    Returns ``windows (n, history)`` int64 padded with ``n_items`` (oldest first, left-
+    aligned) and ``targets (n,)``. Row ``i``'s window holds only watches of the same user that
+    come strictly earlier in time, so no example sees its own target or the future.
+    """
+    indptr, items = train.sequences()
+    n = len(items)
+    user_start = np.repeat(indptr[:-1], np.diff(indptr))  # (n,) first position of its user
+    position = np.arange(n)
+    first = np.maximum(user_start, position - history)  # (n,)
+    columns = first[:, None] + np.arange(history)[None, :]  # (n, H) candidate positions
+    valid = columns < position[:, None]
+    windows = np.where(valid, items[np.minimum(columns, max(n - 1, 0))], train.n_items)
+    return torch.from_numpy(windows.astype(np.int64)), torch.from_numpy(items.astype(np.int64))
+
+
+def item_log_prob(train: Interactions) -> torch.Tensor:
+    """``(n_items,)`` log of each item's share of the training watches (the unigram Q)."""
+    counts = np.bincount(train.item, minlength=train.n_items).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        return torch.from_numpy(np.log(counts / counts.sum())).float()
+
+
+def _progress(console: Console | None, enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[bits]:.3f} bits"),
+        TextColumn("{task.fields[rate]:,.0f} ex/s"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled,
+        transient=True,
+    )
+
+
+def _epochs(
+    step: Callable[[torch.Tensor], torch.Tensor],
+    n_examples: int,
+    validate: Callable[[], float],
+    parameters: torch.nn.Module,
+    config: TrainConfig,
+    *,
+    label: str,
+    progress: bool,
+    console: Console | None,
+) -> TrainHistory:
+    """The shared loop: shuffled batches, a bar, validation (bits) per epoch, early stop."""
+    history = TrainHistory()
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.Adam(parameters.parameters(), lr=config.lr)
+    best_bits, best_state, bad_epochs = math.inf, None, 0
+    per_epoch = min(n_examples, config.max_examples or n_examples)
+    steps = math.ceil(per_epoch / config.batch_size)
+    for epoch in range(1, config.epochs + 1):
+        parameters.train()
+        order = torch.randperm(n_examples, generator=generator)[:per_epoch]
+        total_nats, seen, start = 0.0, 0, time.perf_counter()
+        with _progress(console, progress) as bar:
+            task = bar.add_task(f"{label} epoch {epoch}", total=steps, bits=0.0, rate=0.0)
+            for first in range(0, per_epoch, config.batch_size):
+                rows = order[first : first + config.batch_size]
+                loss = step(rows)  # mean nats over the batch
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_nats += loss.item() * len(rows)
+                seen += len(rows)
+                rate = seen / max(time.perf_counter() - start, 1e-9)
+                bar.update(task, advance=1, bits=total_nats / seen / LN2, rate=rate)
+        history.train_bits.append(total_nats / seen / LN2)
+        history.examples_per_second.append(seen / max(time.perf_counter() - start, 1e-9))
+        parameters.eval()
+        with torch.no_grad():
+            valid_bits = validate()
+        history.valid_bits.append(valid_bits)
+        if console is not None:
+            console.print(
+                f"{label} epoch {epoch}: train {history.train_bits[-1]:.4f} bits, "
+                f"validation {valid_bits:.4f} bits, {history.examples_per_second[-1]:,.0f} ex/s"
+            )
+        if valid_bits < best_bits - config.min_delta_bits:
+            best_bits, bad_epochs, history.best_epoch = valid_bits, 0, epoch
+            best_state = {k: v.detach().clone() for k, v in parameters.state_dict().items()}
+        else:
+            bad_epochs += 1
+            if bad_epochs >= config.patience:
+                history.stopped_early = epoch < config.epochs
+                break
+    if best_state is not None:
+        parameters.load_state_dict(best_state)
+    parameters.eval()
+    return history
+
+
+def fit_candidate(
+    model: CandidateModel,
+    split: Split,
+    config: TrainConfig | None = None,
+    *,
+    valid_users: np.ndarray | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> TrainHistory:
+    """Train the candidate generator on ``split.train``; validate on the validation watches.
+
+    Args:
+        valid_users: evaluate validation cross-entropy on these users only (default all).
+    """
+    config = config or TrainConfig()
+    windows, targets = retrieval_examples(split.train, model.config.history)
+    log_q = item_log_prob(split.train)
+    sampler = torch.Generator().manual_seed(config.seed + 1)
+
+    def step(rows: torch.Tensor) -> torch.Tensor:
+        return model.loss(
+            windows[rows], targets[rows], item_log_prob=log_q, generator=sampler
+        ).mean()
+
+    def validate() -> float:
+        return retrieval_cross_entropy(model, split, "valid", users=valid_users)["bits"]
+
+    return _epochs(
+        step,
+        len(targets),
+        validate,
+        model,
+        config,
+        label="retrieval",
+        progress=progress,
+        console=console,
+    )
+
+
+def ranking_loss(model: RankingModel, inputs: RankingInputs, rows: torch.Tensor) -> torch.Tensor:
+    """Mean training loss (nats) of ``model`` on ``inputs[rows]`` with the configured loss."""
+    logits = model(inputs.user[rows], inputs.item[rows], inputs.dense[rows])  # (B,)
+    label = inputs.label[rows]
+    if model.config.loss == "focal":
+        return focal_loss(logits, label, gamma=model.config.focal_gamma, mode="binary")
+    if model.config.loss == "watch-time":
+        if inputs.watch_time is None:
+            raise CrossentError('loss = "watch-time" needs watch times; this data has none')
+        # weighted logistic regression: positives weighted by watch time, negatives by 1
+        weight = torch.where(label > 0, inputs.watch_time[rows], torch.ones_like(label))
+        return binary_cross_entropy(logits, label, weight=weight)
+    return binary_cross_entropy(logits, label)
+
+
+def fit_ranking(
+    model: RankingModel,
+    train: RankingInputs,
+    valid: RankingInputs,
+    config: TrainConfig | None = None,
+    *,
+    progress: bool = True,
+    console: Console | None = None,
+) -> TrainHistory:
+    """Train the ranking model; validation is the log loss (bits) of P(watch)."""
+    config = config or TrainConfig()
+    dense = train.dense
+    model.dense_mean.copy_(dense.mean(0))
+    model.dense_std.copy_(dense.std(0).clamp_min(1e-6))
+
+    def step(rows: torch.Tensor) -> torch.Tensor:
+        return ranking_loss(model, train, rows)
+
+    def validate() -> float:
+        logits = model(valid.user, valid.item, valid.dense)
+        return float(binary_cross_entropy(logits, valid.label, base="bits"))
+
+    return _epochs(
+        step,
+        len(train.label),
+        validate,
+        model,
+        config,
+        label="ranking",
+        progress=progress,
+        console=console,
+    )
+
+
+#: The true next-watch log-probabilities ``(B, n_items)`` of a batch of users, when known.
+TruthFn = Callable[[np.ndarray], torch.Tensor]
+
+#: Stands in for -inf on masked logits: exp() of it is 0, yet it is finite for the checks.
+_MASKED = -1e30
+
+
+def retrieval_cross_entropy(
+    model: CandidateModel,
+    split: Split,
+    stage: Stage = "test",
+    *,
+    users: np.ndarray | None = None,
+    truth: TruthFn | None = None,
+    cells_per_batch: int = 2**22,
+) -> dict[str, float]:
+    """Cross-entropy of the ``stage`` watch under the model's softmax over unwatched videos.
+
+    The history items (except the target itself, should it be a re-watch) are removed from
+    the softmax, as the retrieval metrics remove them from the ranking. With ``truth`` (the
+    true next-watch log-probabilities, e.g. from the simulator) the result also has the
+    Bayes limit — the mean entropy of the truth, the lowest expected cross-entropy any model
+    can reach — the truth's own cross-entropy on the drawn targets, and the exact expected
+    cross-entropy ``H(p, q) = -sum_j p_j log q_j`` of the model (free of sampling noise).
+
+    Returns:
+        ``{"nats", "bits", "users"}`` and with ``truth`` also ``"bayes_nats"``,
+        ``"truth_nats"``, ``"expected_nats"`` and their ``"_bits"`` versions.
+    """
+    users = split.users(stage) if users is None else np.asarray(users, dtype=np.int64)
+    target = torch.from_numpy(split.target(stage)[users])
+    indptr, items = split.history(stage)
+    batch = max(1, cells_per_batch // split.n_items)
+    sums = {"nats": 0.0, "bayes_nats": 0.0, "truth_nats": 0.0, "expected_nats": 0.0}
+    with torch.no_grad():
+        for start in range(0, len(users), batch):
+            rows = users[start : start + batch]
+            row_target = target[start : start + batch]
+            hist_indptr, hist_items = csr_rows(indptr, items, rows)
+            window = windows_from_csr(
+                hist_indptr, hist_items, model.config.history, model.config.n_items
+            )
+            logits = model.scores(window)  # (B, V)
+            seen_rows = torch.from_numpy(np.repeat(np.arange(len(rows)), np.diff(hist_indptr)))
+            seen_items = torch.from_numpy(hist_items.astype(np.int64))
+            not_target = seen_items != row_target[seen_rows]
+            logits[seen_rows[not_target], seen_items[not_target]] = _MASKED
+            sums["nats"] += float(cross_entropy(logits, row_target, reduction="sum"))
+            if truth is not None:
+                true_log = truth(rows)  # (B, V)
+                true_prob = true_log.exp()
+                model_log = torch.log_softmax(logits.double(), 1)
+                support = true_prob > 0
+                sums["bayes_nats"] -= float(torch.where(support, true_prob * true_log, 0).sum())
+                sums["truth_nats"] -= float(true_log.gather(1, row_target[:, None]).sum())
+                sums["expected_nats"] -= float(torch.where(support, true_prob * model_log, 0).sum())
+    keys = ("nats", "bayes_nats", "truth_nats", "expected_nats") if truth else ("nats",)
+    result = {"users": float(len(users))}
+    for key in keys:
+        result[key] = sums[key] / max(len(users), 1)
+        result[key.replace("nats", "bits")] = result[key] / LN2
+    return result
+
+
+CHECKPOINT_FILE = "model.pt"
+
+
+def save_checkpoint(
+    directory: str | Path,
+    candidate: CandidateModel,
+    watches: Interactions,
+    *,
+    ranking: RankingModel | None = None,
+    history: dict[str, TrainHistory] | None = None,
+    metrics: dict[str, dict[str, float]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``directory/model.pt``: weights, configs, id maps and every user's watches.
+
+    The watches (CSR, contiguous ids) let :func:`load_checkpoint` users recommend without the
+    data file and exclude what each user already watched; ``user_ids``/``item_ids`` map
+    contiguous ids back to the original ones.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    indptr, items = watches.sequences()
+    payload = {
+        "format": 1,
+        "candidate_config": asdict(candidate.config),
+        "candidate_state": candidate.state_dict(),
+        "ranking_config": None if ranking is None else asdict(ranking.config),
+        "ranking_state": None if ranking is None else ranking.state_dict(),
+        "user_ids": watches.user_ids,
+        "item_ids": watches.item_ids,
+        "watch_indptr": indptr,
+        "watch_items": items,
+        "history": {k: asdict(v) for k, v in (history or {}).items()},
+        "metrics": metrics or {},
+        "extra": extra or {},
+    }
+    path = directory / CHECKPOINT_FILE
+    torch.save(payload, path)
+    return path
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint (see :func:`save_checkpoint`)."""
+
+    candidate: CandidateModel
+    ranking: RankingModel | None
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    watch_indptr: np.ndarray
+    watch_items: np.ndarray
+    history: dict[str, Any]
+    metrics: dict[str, dict[str, float]]
+    extra: dict[str, Any]
+
+    def user_index(self, original_id: str) -> int:
+        """Contiguous id of the user whose original id prints as ``original_id``."""
+        matches = np.flatnonzero(self.user_ids.astype(str) == str(original_id))
+        if len(matches) == 0:
+            raise CrossentError(
+                f"user {original_id!r} is not in the model's data "
+                f"({len(self.user_ids)} users, ids like {self.user_ids[0]!r})"
+            )
+        return int(matches[0])
+
+
+def load_checkpoint(directory: str | Path) -> Checkpoint:
+    """Read what :func:`save_checkpoint` wrote.
+
+    Raises:
+        CrossentError: the folder or its ``model.pt`` is missing or not a crossent checkpoint.
+    """
+    path = Path(directory)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.is_file():
+        raise CrossentError(f"model = {str(directory)!r}: no checkpoint file {str(path)!r}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a damaged or foreign file: say so in one line
+        raise CrossentError(f"{path}: not a crossent checkpoint ({error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != 1:
+        raise CrossentError(f"{path}: not a crossent checkpoint (no format marker)")
+    candidate = CandidateModel(CandidateConfig(**payload["candidate_config"]))
+    candidate.load_state_dict(payload["candidate_state"])
+    candidate.eval()
+    ranking = None
+    if payload["ranking_config"] is not None:
+        config = dict(payload["ranking_config"])
+        config["hidden"] = tuple(config["hidden"])
+        ranking = RankingModel(RankingConfig(**config))
+        ranking.load_state_dict(payload["ranking_state"])
+        ranking.eval()
+    return Checkpoint(
+        candidate=candidate,
+        ranking=ranking,
+        user_ids=np.asarray(payload["user_ids"]),
+        item_ids=np.asarray(payload["item_ids"]),
+        watch_indptr=np.asarray(payload["watch_indptr"]),
+        watch_items=np.asarray(payload["watch_items"]),
+        history=payload["history"],
+        metrics=payload["metrics"],
+        extra=payload["extra"],
+    )
+
+
+def recommend(checkpoint: Checkpoint, user: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` unwatched items for contiguous user id ``user``: ``(item ids, scores)``.
+
+    Scores are the candidate model's logits; items the user already watched are excluded.
+    Returned item ids are the original ones.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise CrossentError(f"k = {k!r} must be an integer >= 1")
+    indptr, items = checkpoint.watch_indptr, checkpoint.watch_items
+    row = csr_rows(indptr, items, np.array([user]))
+    scores = checkpoint.candidate.score(np.array([user]), row)[0].astype(np.float64)
+    scores[row[1]] = -np.inf
+    available = int(np.isfinite(scores).sum())
+    k = min(k, available)
+    top = np.argpartition(-scores, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return checkpoint.item_ids[top], scores[top]
