@@ -7,6 +7,7 @@ from crossent import distributed, nn
 from crossent.distributed import shard_range, sharded_cross_entropy
 from crossent.errors import CrossentError, DataFileError
 from crossent.kernels.linear import linear_cross_entropy
+from crossent.lab import LabConfig, LabResult, run_lab
 from crossent.losses import (
     binary_cross_entropy,
     class_balanced_weights,
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CrossentError",
     "DataFileError",
+    "LabConfig",
+    "LabResult",
     "__version__",
     "binary_cross_entropy",
     "class_balanced_weights",
@@ -29,6 +32,7 @@ __all__ = [
     "linear_cross_entropy",
     "log_divisor",
     "nn",
+    "run_lab",
     "shard_range",
     "sharded_cross_entropy",
 ]

@@ -14,7 +14,8 @@ epoch are restored, and that epoch (1-based) is the run's "epochs to converge".
 :mod:`crossent.metrics`: accuracy, macro recall (mean per-class recall), minority-class recall
 (mean recall over the smaller half of the classes, see :mod:`crossent.lab_data`), log loss in
 bits, expected calibration error (top-label, ``bins`` equal-width bins) and the Brier score
-(squared error summed over classes, averaged over rows). The table shows mean and sample
+(scikit-learn's ``brier_score_loss``: mean (p - y)² for two classes, the squared error summed
+over classes for three or more). The table shows mean and sample
 standard deviation (ddof = 1) over seeds.
 
 Runs are deterministic for a fixed seed: torch runs single-threaded during the lab (the thread
@@ -32,7 +33,7 @@ import torch
 from torch.nn import functional as F
 
 from crossent.errors import CrossentError
-from crossent.lab_data import DATASETS, LabData, load_csv, load_dataset
+from crossent.lab_data import DATASETS, LabData, check_imbalance, load_csv, load_dataset
 from crossent.losses import class_balanced_weights, cross_entropy, focal_loss
 from crossent.metrics import brier_score, expected_calibration_error, log_loss
 
@@ -87,6 +88,8 @@ class LabConfig:
             )
         if self.data_path is not None and not self.target:
             raise CrossentError(f"data = {self.data_path!r} needs target = <label column>")
+        if self.imbalance is not None:
+            check_imbalance(self.imbalance)
         if self.model not in MODELS:
             raise CrossentError(f"model = {self.model!r} is unknown; valid: {', '.join(MODELS)}")
         for name in ("seeds", "epochs", "hidden", "batch_size", "patience", "bins"):

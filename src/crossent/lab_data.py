@@ -97,7 +97,7 @@ def load_dataset(name: str, *, imbalance: float | None = None, data_seed: int = 
 
 def make_imbalanced(data: LabData, fraction: float, *, data_seed: int = 0) -> LabData:
     """Keep ``fraction`` of each minority class (at least ``MIN_KEPT_PER_CLASS`` rows)."""
-    _check_fraction(fraction)
+    check_imbalance(fraction)
     rng = np.random.default_rng(data_seed)
     keep = np.ones(len(data.labels), dtype=bool)
     for c in data.minority_classes:
@@ -113,7 +113,8 @@ def make_imbalanced(data: LabData, fraction: float, *, data_seed: int = 0) -> La
     )
 
 
-def _check_fraction(fraction: float) -> None:
+def check_imbalance(fraction: float) -> None:
+    """Raise unless ``fraction`` is a number in (0, 1]."""
     if not (isinstance(fraction, (int, float)) and 0.0 < fraction <= 1.0):
         raise CrossentError(f"imbalance = {fraction!r} must be a fraction in (0, 1]")
 
@@ -184,7 +185,7 @@ def synthetic_gaussians(
         raise CrossentError(f"label_noise = {label_noise!r} must be in [0, 0.5)")
     n1 = per_class
     if imbalance is not None:
-        _check_fraction(imbalance)
+        check_imbalance(imbalance)
         n1 = min(per_class, max(MIN_KEPT_PER_CLASS, math.ceil(imbalance * per_class)))
     rng = np.random.default_rng(data_seed)
     cholesky = np.linalg.cholesky(SYNTHETIC_COVARIANCE)

@@ -94,8 +94,8 @@ def describe_setup(result: LabResult) -> str:
         f"not improved for {config.patience} epochs; the best validation epoch's weights are "
         "restored and that epoch is reported. Metrics are on the test split, computed by "
         f"crossent.metrics: log loss in bits, top-label ECE with {config.bins} equal-width bins, "
-        "Brier score summed over classes. Minority recall is the mean recall over the minority "
-        "classes.",
+        "Brier score (two classes: mean (p - y)²; more: squared error summed over classes). "
+        "Minority recall is the mean recall over the minority classes.",
         "Losses: "
         + "; ".join(f"{loss} = {LOSS_DESCRIPTIONS[loss]}" for loss in config.losses)
         + f" (label smoothing {config.label_smoothing:g}, focal gamma {config.focal_gamma:g}, "
