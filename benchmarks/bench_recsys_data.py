@@ -7,7 +7,7 @@ usual anchor) in the same process; the ratio is printed.
 
 Part 2 (when ``../shared/data/ml-latest-small`` exists) is the project's MovieLens protocol:
 ratings >= 4 are watches, leave-last-out, full-catalogue ranking with watched movies excluded.
-It prints MostPopular and EASE hit@10 / NDCG@10 on validation and test for a grid of EASE
+It prints MostPopular and EASE HR@10 / NDCG@10 on validation and test for a grid of EASE
 lambdas, so a model can be compared against the best baseline.
 
     .venv/bin/python benchmarks/bench_recsys_data.py                  # both parts
@@ -87,10 +87,10 @@ def bench_baselines(console: Console, lambdas: list[float]) -> None:
     table = Table(title="ml-latest-small, ratings >= 4, leave-last-out, full ranking")
     for column in (
         "model",
-        "valid hit@10",
-        "valid ndcg@10",
-        "test hit@10",
-        "test ndcg@10",
+        "valid HR@10",
+        "valid NDCG@10",
+        "test HR@10",
+        "test NDCG@10",
         "fit s",
     ):
         table.add_column(column)
@@ -104,10 +104,10 @@ def bench_baselines(console: Console, lambdas: list[float]) -> None:
         test = evaluate_retrieval(model, split, "test", ks=(10,))  # type: ignore[arg-type]
         table.add_row(
             name,
-            f"{valid['hit@10']:.4f}",
-            f"{valid['ndcg@10']:.4f}",
-            f"{test['hit@10']:.4f}",
-            f"{test['ndcg@10']:.4f}",
+            f"{valid['HR@10']:.4f}",
+            f"{valid['NDCG@10']:.4f}",
+            f"{test['HR@10']:.4f}",
+            f"{test['NDCG@10']:.4f}",
             f"{fit:.1f}",
         )
     console.print(table)

@@ -62,8 +62,8 @@ def test_most_popular_matches_an_independent_pandas_evaluation(movielens_small: 
     result = evaluate_retrieval(MostPopular().fit(split.train), split, ks=(10,), progress=False)
     hit, ndcg, users = _pandas_most_popular(movielens_small / "ratings.csv", 10)
     assert result["users"] == users
-    assert result["hit@10"] == pytest.approx(hit)
-    assert result["ndcg@10"] == pytest.approx(ndcg)
+    assert result["HR@10"] == pytest.approx(hit)
+    assert result["NDCG@10"] == pytest.approx(ndcg)
 
 
 @pytest.mark.slow
@@ -74,5 +74,5 @@ def test_ease_beats_most_popular(movielens_small: Path) -> None:
     split = leave_last_out(watched)
     popular = evaluate_retrieval(MostPopular().fit(split.train), split, ks=(10,), progress=False)
     ease = evaluate_retrieval(EASE(200.0).fit(split.train), split, ks=(10,), progress=False)
-    assert ease["hit@10"] > popular["hit@10"]
-    assert ease["ndcg@10"] > popular["ndcg@10"]
+    assert ease["HR@10"] > popular["HR@10"]
+    assert ease["NDCG@10"] > popular["NDCG@10"]

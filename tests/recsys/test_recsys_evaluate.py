@@ -65,12 +65,12 @@ def test_metrics_match_the_per_user_definition(seed: int, stage: str) -> None:
     rank = np.array(ranks, dtype=float)
     assert result["users"] == len(users)
     for k in (1, 3, 5):
-        assert result[f"hit@{k}"] == pytest.approx(np.mean(rank < k))
-        assert result[f"recall@{k}"] == pytest.approx(np.mean(rank < k))
-        assert result[f"ndcg@{k}"] == pytest.approx(
+        assert result[f"HR@{k}"] == pytest.approx(np.mean(rank < k))
+        assert result[f"Recall@{k}"] == pytest.approx(np.mean(rank < k))
+        assert result[f"NDCG@{k}"] == pytest.approx(
             np.mean([1 / np.log2(r + 2) if r < k else 0.0 for r in ranks])
         )
-    assert result["mrr"] == pytest.approx(np.mean(1.0 / (rank + 1)))
+    assert result["MRR"] == pytest.approx(np.mean(1.0 / (rank + 1)))
 
 
 def test_ndcg_agrees_with_scikit_learn_without_ties() -> None:
@@ -87,7 +87,7 @@ def test_ndcg_agrees_with_scikit_learn_without_ties() -> None:
         keep = [j for j in range(split.n_items) if j not in seen]
         relevance = (np.array(keep) == split.test_target[u]).astype(float)[None, :]
         per_user.append(ndcg_score(relevance, table[u, keep][None, :], k=4))
-    assert result["ndcg@4"] == pytest.approx(np.mean(per_user))
+    assert result["NDCG@4"] == pytest.approx(np.mean(per_user))
 
 
 def test_results_do_not_depend_on_batch_size() -> None:
@@ -130,7 +130,7 @@ def test_default_batches_keep_a_million_item_catalogue_bounded() -> None:
     scorer = TargetFirst()
     result = evaluate_retrieval(scorer, split, ks=(1,), progress=False)
     assert max(scorer.batch_sizes) == 16  # 2**24 cells / 10**6 items
-    assert result["hit@1"] == 1.0 and result["mrr"] == 1.0
+    assert result["HR@1"] == 1.0 and result["MRR"] == 1.0
 
 
 def test_already_watched_items_are_excluded_and_rewatched_targets_miss() -> None:
@@ -143,21 +143,21 @@ def test_already_watched_items_are_excluded_and_rewatched_targets_miss() -> None
     # a re-watch: a miss); user 1 [c, a], leaving b the only candidate: rank 0
     table = np.array([[3.0, 1.0, 2.0], [3.0, 2.0, 2.5]])
     _, per_user = retrieval_metrics(FixedScores(table), split, ks=(1,), progress=False)
-    assert per_user["hit@1"].tolist() == [0.0, 1.0]
-    assert per_user["mrr"].tolist() == [0.0, 1.0]
+    assert per_user["HR@1"].tolist() == [0.0, 1.0]
+    assert per_user["MRR"].tolist() == [0.0, 1.0]
     without_exclusion = evaluate_retrieval(
         FixedScores(table), split, ks=(1, 3), exclude_seen=False, progress=False
     )
     # no exclusion: both users rank b 3rd (a and c score higher)
-    assert without_exclusion["hit@1"] == 0.0 and without_exclusion["hit@3"] == 1.0
-    assert without_exclusion["mrr"] == pytest.approx(1 / 3)
+    assert without_exclusion["HR@1"] == 0.0 and without_exclusion["HR@3"] == 1.0
+    assert without_exclusion["MRR"] == pytest.approx(1 / 3)
 
 
 def test_constant_scorer_gets_no_credit_for_ties() -> None:
     split = _split(8, n_items=40)
     table = np.ones((split.n_users, split.n_items))
     result = evaluate_retrieval(FixedScores(table), split, ks=(1,), progress=False)
-    assert result["hit@1"] == 0.0
+    assert result["HR@1"] == 0.0
 
 
 def test_torch_tensor_scores_are_accepted() -> None:

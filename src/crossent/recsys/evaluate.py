@@ -2,7 +2,7 @@
 
 Retrieval (candidate generation): for each evaluated user, the scorer scores *every* item; the
 items in the user's allowed history (see :meth:`Split.history`) are excluded; the rank of the
-held-out target among the remaining items gives hit@K, recall@K, NDCG@K and MRR, computed by
+held-out target among the remaining items gives HR@K, Recall@K, NDCG@K and MRR, computed by
 :func:`crossent.metrics.ranking_metrics` (pessimistic ties: a constant scorer gets no credit).
 
 A model takes part by implementing :class:`Scorer`: ``score(users, history) -> (B, n_items)``.
@@ -19,6 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from crossent.errors import CrossentError
 from crossent.metrics.ranking import ranking_metrics
 from crossent.recsys.data import Split, Stage, csr_rows
+
+_LABELS = {"hit": "HR", "recall": "Recall", "ndcg": "NDCG"}
 
 #: Default number of score cells (users x items) held at once: 2**24 float64 = 128 MiB.
 DEFAULT_CELLS_PER_BATCH = 2**24
@@ -131,8 +133,10 @@ def retrieval_metrics(
         or (batch_size < 1)
     ):
         raise CrossentError(f"batch_size = {batch_size!r} must be an integer >= 1")
-    names = [f"{metric}@{k}" for k in ks for metric in ("hit", "recall", "ndcg")] + ["mrr"]
-    per_user = {name: np.zeros(len(users)) for name in names}
+    # crossent.metrics key -> the recommender literature's name used in our result dicts
+    names = {f"{metric}@{k}": f"{label}@{k}" for k in ks for metric, label in _LABELS.items()}
+    names["mrr"] = "MRR"
+    per_user = {label: np.zeros(len(users)) for label in names.values()}
     indptr, items = split.history(stage)
     with _progress(progress) as bar:
         task = bar.add_task(f"ranking {stage} targets", total=len(users))
@@ -158,8 +162,8 @@ def retrieval_metrics(
                     reduction="none",
                 )
                 where = start + np.flatnonzero(reachable)
-                for name in names:
-                    per_user[name][where] = batch_metrics[name]
+                for name, label in names.items():
+                    per_user[label][where] = batch_metrics[name]
             bar.advance(task, len(batch))
     return users, per_user
 
@@ -180,8 +184,8 @@ def evaluate_retrieval(
     For each evaluated user the scorer scores every item; with ``exclude_seen`` the items in
     the user's allowed history (:meth:`Split.history`: train for "valid", train + validation
     item for "test") are removed from the candidates, and the target's 0-based rank ``r``
-    among the rest (ties counted against it) gives ``hit@K = recall@K = [r < K]`` (one
-    held-out item), ``ndcg@K = [r < K] / log2(r + 2)`` and ``mrr = 1 / (r + 1)`` (untruncated),
+    among the rest (ties counted against it) gives ``HR@K = Recall@K = [r < K]`` (one
+    held-out item), ``NDCG@K = [r < K] / log2(r + 2)`` and ``MRR = 1 / (r + 1)`` (untruncated),
     averaged over users by :func:`crossent.metrics.ranking_metrics`. A target the user already
     watched (a re-watch) is excluded with the history and counts as a miss.
 
@@ -199,8 +203,9 @@ def evaluate_retrieval(
         progress: show a rich progress bar.
 
     Returns:
-        ``{"hit@K", "recall@K", "ndcg@K"}`` for each K, ``"mrr"``, and ``"users"`` (how many
-        users were evaluated), all floats — the keys of :func:`crossent.metrics.ranking_metrics`.
+        ``{"HR@K", "Recall@K", "NDCG@K"}`` for each K, ``"MRR"``, and ``"users"`` (how many
+        users were evaluated), all floats. (:func:`crossent.metrics.ranking_metrics` calls
+        them ``hit@K``, ``recall@K``, ``ndcg@K``, ``mrr``.)
 
     Raises:
         CrossentError: bad ``ks`` / ``users`` / ``batch_size``, or the scorer returns the
