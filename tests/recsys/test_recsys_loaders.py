@@ -211,3 +211,9 @@ def test_ratings_csv_with_quoted_header(tmp_path: Path) -> None:
     body = "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in ROWS)
     header = '"userId","movieId","rating","timestamp"\n'
     assert _original_rows(load_movielens(_write(tmp_path / "ratings.csv", header + body))) == ROWS
+
+
+def test_explicit_parquet_format_overrides_the_file_name(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"user": [1, 2], "item": [3, 4]}), tmp_path / "log.bin")
+    inter = load_interactions(tmp_path / "log.bin", format="parquet")
+    assert inter.item_ids.tolist() == [3, 4]

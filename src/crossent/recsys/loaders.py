@@ -323,6 +323,7 @@ def load_table(
     rating: str | None = None,
     watch_time: str | None = None,
     delimiter: str | None = None,
+    parquet: bool | None = None,
 ) -> Interactions:
     """Load a CSV/TSV (with a header row) or Parquet file with named columns.
 
@@ -330,14 +331,16 @@ def load_table(
     ``timestamp``, ...); user and item are required, the rest optional (no timestamp: row order
     is time order). Ids may be integers or strings; timestamps numbers, or dates / date-times
     (converted to seconds since 1970, UTC).
-    ``delimiter`` defaults to tab for ``.tsv`` and comma otherwise.
+    ``delimiter`` defaults to tab for ``.tsv`` and comma otherwise; ``parquet`` defaults to
+    whether the name ends in ``.parquet`` / ``.pq``.
 
     Raises:
         CrossentError: a named column is missing (the message lists the file's columns).
         DataFileError: a malformed line or missing value (file, line or row, column named).
     """
     resolved = _require_file(path)
-    parquet = resolved.suffix.lower() in (".parquet", ".pq")
+    if parquet is None:
+        parquet = resolved.suffix.lower() in (".parquet", ".pq")
     delimiter = delimiter or ("\t" if resolved.suffix.lower() == ".tsv" else ",")
     if parquet:
         available = list(pq.read_schema(resolved).names)
@@ -441,4 +444,4 @@ def load_interactions(
         return load_movielens(resolved)
     if format == "recbole":
         return load_recbole(resolved, **columns)  # type: ignore[arg-type]
-    return load_table(resolved, **columns)  # type: ignore[arg-type]
+    return load_table(resolved, parquet=format == "parquet", **columns)  # type: ignore[arg-type]
