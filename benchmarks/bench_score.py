@@ -43,9 +43,7 @@ def generate(path: Path, rows: int, seed: int = 0, chunk: int = 2_000_000) -> No
             prob = np.round(rng.beta(1.0, 3.0, size=n), 6)
             label = (rng.uniform(size=n) < prob).astype(np.int8)
             # "%d,%.6f" rows via one vectorised string build per chunk
-            lines = np.char.add(
-                np.char.add(label.astype("U1"), ","), np.char.mod("%.6f", prob)
-            )
+            lines = np.char.add(np.char.add(label.astype("U1"), ","), np.char.mod("%.6f", prob))
             handle.write("\n".join(lines.tolist()))
             handle.write("\n")
 
@@ -71,7 +69,8 @@ import pandas as pd
 from sklearn.metrics import log_loss
 path, nrows = sys.argv[1], int(sys.argv[2])
 start = time.perf_counter()
-frame = pd.read_csv(path, nrows=nrows if nrows > 0 else None, dtype={"label": "int8", "prob": "float64"})
+types = {"label": "int8", "prob": "float64"}
+frame = pd.read_csv(path, nrows=nrows if nrows > 0 else None, dtype=types)
 value = log_loss(frame["label"].to_numpy(), frame["prob"].to_numpy())
 print(json.dumps({"rows": len(frame), "log_loss": value, "seconds": time.perf_counter() - start}))
 """
@@ -97,7 +96,7 @@ def available_mib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=float, default=50e6, help="rows to generate (50e6)")
-    parser.add_argument("--dir", type=Path, default=None, help="where to write the CSV (a temp dir)")
+    parser.add_argument("--dir", type=Path, default=None, help="folder for the temporary CSV")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     parser.add_argument("--skip-pandas", action="store_true", help="only run crossent")
     args = parser.parse_args()
@@ -108,7 +107,8 @@ def main() -> None:
         start = time.perf_counter()
         generate(path, rows)
         size_mib = path.stat().st_size / 2**20
-        print(f"generated {rows:,} rows ({size_mib:,.0f} MiB) in {time.perf_counter() - start:.1f} s")
+        took = time.perf_counter() - start
+        print(f"generated {rows:,} rows ({size_mib:,.0f} MiB) in {took:.1f} s")
 
         crossent = [str(Path(sys.executable).with_name("crossent"))]
         if not Path(crossent[0]).exists():
@@ -154,7 +154,8 @@ def main() -> None:
             )
         difference = abs(reference["log_loss"] - theirs["log_loss"])
         print(
-            f"ratio          : crossent {ours_rate / their_rate:.2f}x the rows/s of pandas+sklearn, "
+            f"ratio          : crossent {ours_rate / their_rate:.2f}x the rows/s of pandas+sklearn,"
+            " "
             f"{p_rss / rss:.1f}x less peak memory; |log loss difference| = {difference:.1e} "
             f"on the same {theirs['rows']:,} rows"
         )

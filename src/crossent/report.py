@@ -270,15 +270,16 @@ def markdown_table(
     | :--- | ---: |
     | ce | 0.5 |
     """
-    numeric = [
-        bool(rows) and all(isinstance(row[j], (int, float, np.number)) for row in rows)
-        for j in range(len(headers))
-    ]
     for number, row in enumerate(rows):
         if len(row) != len(headers):
             raise CrossentError(
                 f"row {number} has {len(row)} cells but there are {len(headers)} headers"
             )
+
+    numeric = [
+        bool(rows) and all(isinstance(row[j], (int, float, np.number)) for row in rows)
+        for j in range(len(headers))
+    ]
 
     def escape(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")

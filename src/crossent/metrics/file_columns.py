@@ -136,8 +136,11 @@ def guess_columns(
         if len(logit_columns) >= 2:
             options.append(("logits", ",".join(c for _, c in logit_columns)))
         found = [(role, value) for role, value in options if value]
-        if single is not None and len(class_columns) < 3:  # prob_1 alone is the binary column
+        class_names = {c for _, c in class_columns}
+        if single is not None and len(class_columns) < 3:  # prob_0, prob_1: binary prob_1
             found = [(role, value) for role, value in found if role != "probs"]
+        elif single in class_names:  # prob_1 is one of prob_0..prob_K: multi-class
+            found = [(role, value) for role, value in found if role != "prob"]
         if not found and target is not None:
             rest = [c for c in available if c not in (target, weight)]
             if len(rest) == 1:
