@@ -3,7 +3,7 @@
 The public API is what this module re-exports; everything else is private.
 """
 
-from crossent import distributed, nn
+from crossent import distributed, metrics, nn
 from crossent.distributed import shard_range, sharded_cross_entropy
 from crossent.errors import CrossentError, DataFileError
 from crossent.kernels.linear import linear_cross_entropy
@@ -31,6 +31,7 @@ __all__ = [
     "focal_loss",
     "linear_cross_entropy",
     "log_divisor",
+    "metrics",
     "nn",
     "run_lab",
     "shard_range",
