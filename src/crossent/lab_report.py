@@ -176,20 +176,33 @@ def recall_bars(result: LabResult) -> Figure:
     )
 
 
-def report_sections(result: LabResult) -> list[report.Section]:
+def report_sections(result: LabResult, out_dir: Path) -> list[report.Section]:
+    """The report's sections; each figure is rendered once, to a PNG in ``out_dir``.
+
+    Both the HTML report (which embeds the PNGs) and the Markdown report (which links them)
+    use these files, so no figure is encoded twice.
+    """
     best = best_losses(result)
     best_text = "; ".join(f"{METRIC_LABELS[m]}: {loss}" for m, loss in best.items())
+    curves_common, curves_own = curves_figures(result)
+
+    def png(fig: Figure, name: str) -> Path:
+        return report.save_figure(fig, out_dir / f"lab_{name}.png", dpi=100)
+
     return [
         report.Section("Setup", [describe_setup(result)]),
         report.Section("Results", [summary_table(result), f"Best mean per column — {best_text}."]),
-        report.Section("Training curves", list(curves_figures(result))),
-        report.Section("Calibration", [reliability(result)]),
-        report.Section("Per-class recall", [recall_bars(result)]),
+        report.Section(
+            "Training curves",
+            [png(curves_common, "validation_log_loss"), png(curves_own, "training_curves")],
+        ),
+        report.Section("Calibration", [png(reliability(result), "reliability")]),
+        report.Section("Per-class recall", [png(recall_bars(result), "per_class_recall")]),
     ]
 
 
 def write_lab_report(result: LabResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write lab.html, lab.md (+ its PNGs), lab.json and lab_predictions.npz into ``out_dir``.
+    """Write lab.html, lab.md, their PNGs, lab.json and lab_predictions.npz into ``out_dir``.
 
     ``lab_predictions.npz`` holds every run's test probabilities (``probs_<loss>_seed<k>``) and
     labels (``labels_seed<k>``), so each number in the table can be recomputed independently.
@@ -197,7 +210,7 @@ def write_lab_report(result: LabResult, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     title = f"crossent loss lab: {result.data.name}"
-    sections = report_sections(result)
+    sections = report_sections(result, out)
     files = {
         "html": report.write_html_report(out / "lab.html", title, sections),
         "markdown": report.write_markdown_report(out / "lab.md", title, sections),
