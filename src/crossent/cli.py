@@ -57,6 +57,13 @@ app.command("bench")(_bench.bench)
 from crossent._commands import lab as _lab  # noqa: E402
 
 app.command("lab")(_lab.lab)
+from crossent._commands import evaluate as _evaluate  # noqa: E402
+from crossent._commands import recommend as _recommend  # noqa: E402
+from crossent._commands import train as _train  # noqa: E402
+
+app.command("train")(_train.train)
+app.command("evaluate")(_evaluate.evaluate)
+app.command("recommend")(_recommend.recommend)
 
 
 def main() -> None:

@@ -208,9 +208,16 @@ def _log_probs(
     """True next-watch log-probabilities given ``earlier`` watches (``-1`` = none)."""
     state = _state(config, video_taste, earlier, position, first_state)  # (N, dim)
     logits = config.taste_scale * state @ video_taste.T + popularity_logit  # (N, V)
-    seen = earlier.clamp_min(0)
-    logits.scatter_(1, seen, torch.where(earlier >= 0, -math.inf, logits.gather(1, seen)))
+    logits.masked_fill_(_watched_mask(earlier, logits.shape[1]), -math.inf)
     return torch.log_softmax(logits, dim=1)
+
+
+def _watched_mask(earlier: torch.Tensor, n_videos: int) -> torch.Tensor:
+    """``(N, n_videos)`` True where the video is among the row's watches (``-1`` = none)."""
+    rows, columns = torch.nonzero(earlier >= 0, as_tuple=True)
+    mask = torch.zeros(len(earlier), n_videos, dtype=torch.bool)
+    mask[rows, earlier[rows, columns]] = True
+    return mask
 
 
 def _state(
@@ -340,13 +347,7 @@ def _impressions(
         cosine = state @ video_taste.T  # (B, V)
         # candidates come from a softer version of the next-watch distribution
         logits = 0.5 * (config.taste_scale * cosine + popularity_logit)
-        logits.scatter_(
-            1,
-            watches[rows].clamp_min(0),
-            torch.where(
-                watches[rows] >= 0, -math.inf, logits.gather(1, watches[rows].clamp_min(0))
-            ),
-        )
+        logits.masked_fill_(_watched_mask(watches[rows], config.n_videos), -math.inf)
         drawn = torch.multinomial(torch.softmax(logits, 1), k, generator=generator)  # (B, k)
         items[rows] = drawn
         affinity[rows] = cosine.gather(1, drawn)

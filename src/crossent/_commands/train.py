@@ -1,0 +1,118 @@
+"""`crossent train`: train the recommender on an interaction file or the simulated log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def train(
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Interaction file (MovieLens ratings.csv, u.data, ratings.dat, RecBole "
+            '.inter, CSV/Parquet) or "simulated".'
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for the checkpoint (model.pt).")],
+    format: Annotated[str, typer.Option(help="auto, movielens, recbole, csv or parquet.")] = "auto",
+    stage: Annotated[
+        str,
+        typer.Option(
+            help="retrieval (candidate generation) or ranking (both stages; "
+            "needs impressions: simulated data)."
+        ),
+    ] = "retrieval",
+    loss: Annotated[
+        str,
+        typer.Option(
+            help="Retrieval: full, sampled or in-batch softmax. Ranking: bce, focal "
+            "or watch-time (retrieval then uses the full softmax)."
+        ),
+    ] = "",
+    min_rating: Annotated[
+        float, typer.Option(help="Rated data: keep ratings >= this as watches.")
+    ] = 4.0,
+    epochs: Annotated[int, typer.Option(help="Most epochs per stage.")] = 20,
+    dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 32,
+    history: Annotated[int, typer.Option(help="Recent watches in the user vector.")] = 50,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (retrieval).")] = 0.02,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 512,
+    max_examples: Annotated[
+        int | None, typer.Option(help="At most this many training examples per epoch.")
+    ] = None,
+    users: Annotated[int, typer.Option(help="Simulated users.")] = 4000,
+    videos: Annotated[int, typer.Option(help="Simulated videos.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint."""
+    from rich.console import Console
+
+    from crossent._commands._recsys_common import load_watches, print_result
+    from crossent.errors import CrossentError
+    from crossent.recsys.pipeline import run_simulated, train_retrieval
+    from crossent.recsys.simulate import SimulationConfig
+    from crossent.recsys.train import TrainConfig, save_checkpoint
+
+    if stage not in ("retrieval", "ranking"):
+        raise CrossentError(f"--stage {stage!r} must be retrieval or ranking")
+    retrieval_losses, ranking_losses = (
+        ("full", "sampled", "in-batch"),
+        ("bce", "focal", "watch-time"),
+    )
+    allowed = retrieval_losses if stage == "retrieval" else ranking_losses
+    loss = loss or allowed[0]
+    if loss not in allowed:
+        raise CrossentError(
+            f"--loss {loss!r} must be one of {', '.join(allowed)} for --stage {stage}"
+        )
+    console = Console()
+    train_config = TrainConfig(
+        epochs=epochs, lr=lr, batch_size=batch_size, max_examples=max_examples, seed=seed
+    )
+    model_config: dict[str, object] = {"dim": dim, "history": history}
+    extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}
+    if data == "simulated":
+        config = SimulationConfig(
+            n_users=users, n_videos=videos, seed=seed, max_watches=min(40, videos)
+        )
+        result, _ = run_simulated(
+            config,
+            negatives="full" if stage == "ranking" else loss,  # type: ignore[arg-type]
+            model_config=model_config,
+            train_config=train_config,
+            ranking_config=TrainConfig(epochs=epochs, lr=3e-3, batch_size=1024, seed=seed),
+            ranking_loss=loss if stage == "ranking" else "bce",  # type: ignore[arg-type]
+            stages=("retrieval", "ranking") if stage == "ranking" else ("retrieval",),
+            console=console,
+        )
+        extra["simulation"] = vars(config)
+    else:
+        if stage == "ranking":
+            raise CrossentError(
+                "--stage ranking needs impressions with watch labels, which only the simulated "
+                "log has; use --data simulated, or --stage retrieval for an interaction file"
+            )
+        watches = load_watches(data, format, min_rating)
+        console.print(f"loaded {watches!r} from {data}")
+        model_config["negatives"] = loss
+        result = train_retrieval(
+            watches, model_config=model_config, train_config=train_config, console=console
+        )
+    print_result(console, result)
+    path = save_checkpoint(
+        out,
+        result.candidate,
+        result.watches,
+        ranking=result.ranking,
+        history=result.histories,
+        metrics={
+            "cross_entropy": result.cross_entropy,
+            **result.retrieval,
+            **{f"ranking: {k}": v for k, v in result.ranking_metrics.items()},
+        },
+        extra=extra,
+    )
+    console.print(f"saved {path}")

@@ -1,0 +1,122 @@
+"""The simulator: true distributions are proper, draws follow them, errors are named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from crossent.errors import CrossentError
+from crossent.recsys.simulate import SimulationConfig, simulate
+
+
+@pytest.fixture(scope="module")
+def small_log():
+    return simulate(SimulationConfig(n_users=300, n_videos=60, max_watches=12, seed=3))
+
+
+def test_true_next_watch_probabilities_sum_to_one_and_exclude_watched(small_log):
+    users = np.arange(300)
+    lengths = (small_log.watches >= 0).sum(1).numpy()
+    position = lengths - 1
+    log_probs = small_log.next_watch_log_probs(users, position)
+    probs = log_probs.double().exp()
+    np.testing.assert_allclose(probs.sum(1).numpy(), 1.0, atol=1e-5)
+    for user in range(0, 300, 37):
+        earlier = small_log.watches[user, : position[user]]
+        assert torch.all(probs[user, earlier] == 0)
+        assert probs[user, small_log.watches[user, position[user]]] > 0
+
+
+def test_truth_matches_an_independent_numpy_formula(small_log):
+    config = small_log.config
+    taste = small_log.video_taste.double().numpy()
+    bias = small_log.popularity_logit.double().numpy()
+    user, position = 5, 7
+    earlier = small_log.watches[user, :position].numpy()
+    state = taste[earlier[-config.history :]].mean(0)
+    logits = config.taste_scale * taste @ state + bias
+    logits[earlier] = -np.inf
+    expected = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+    got = small_log.next_watch_log_probs(np.array([user]), np.array([position]))[0].double()
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got.numpy()[finite], expected[finite], rtol=1e-4, atol=1e-4)
+
+
+def test_sampled_watches_follow_the_true_distribution():
+    # the expected count of video j at position p is sum_u p_u(j); a chi-square test compares
+    # the drawn counts with it (variance of a sum of Bernoullis: sum_u p (1 - p))
+    log = simulate(
+        SimulationConfig(n_users=4000, n_videos=25, min_watches=5, max_watches=6, seed=11)
+    )
+    users = np.arange(4000)
+    for position in (0, 4):
+        probs = log.next_watch_log_probs(users, np.full(4000, position)).double().exp().numpy()
+        expected = probs.sum(0)
+        variance = (probs * (1 - probs)).sum(0)
+        observed = np.bincount(log.watches[:, position].numpy(), minlength=25)
+        statistic = float(((observed - expected) ** 2 / variance).sum())
+        assert stats.chi2.sf(statistic, df=24) > 1e-3
+
+
+def test_entropy_at_is_the_entropy_of_the_true_distribution(small_log):
+    users, position = np.array([0, 1, 2]), np.array([3, 0, 5])
+    probs = small_log.next_watch_log_probs(users, position).double().exp().numpy()
+    expected = np.array([stats.entropy(row) for row in probs])
+    np.testing.assert_allclose(small_log.entropy_at(users, position), expected, rtol=1e-5)
+
+
+def test_impression_probabilities_follow_the_documented_formula(small_log):
+    config = small_log.config
+    imp = small_log.impressions
+    taste = small_log.video_taste.double().numpy()
+    bias = small_log.popularity_logit.double().numpy()
+    c0, c1, c2, c3, c4 = config.impression_coef
+    for row in (0, 17, 999):
+        user = imp.user[row]
+        watches = small_log.watches[user].numpy()
+        watches = watches[watches >= 0]
+        state = taste[watches[-config.history :]].mean(0)
+        logit = (
+            c0
+            + c1 * state @ taste[imp.item[row]]
+            + c2 * (bias[imp.item[row]] - bias.mean())
+            - c3 * imp.n_previous[row]
+            - c4 * np.log1p(imp.slot[row])
+        )
+        assert imp.true_prob[row] == pytest.approx(1 / (1 + np.exp(-logit)), rel=1e-5)
+        assert imp.item[row] not in watches
+    # labels are Bernoulli(true_prob): the watch count is within 4 standard deviations
+    mean, sd = imp.true_prob.sum(), np.sqrt((imp.true_prob * (1 - imp.true_prob)).sum())
+    assert abs(imp.watched.sum() - mean) < 4 * sd
+
+
+def test_simulation_is_seeded_and_returns_interactions():
+    a = simulate(SimulationConfig(n_users=40, n_videos=30, max_watches=10, seed=2))
+    b = simulate(SimulationConfig(n_users=40, n_videos=30, max_watches=10, seed=2))
+    assert np.array_equal(a.interactions.item, b.interactions.item)
+    counts = np.bincount(a.interactions.user, minlength=40)
+    assert counts.min() >= 8 and counts.max() <= 10
+    for user in range(40):  # every user watches each video at most once
+        items = a.interactions.item[a.interactions.user == user]
+        assert len(set(items.tolist())) == len(items)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"min_watches": 2}, "min_watches = 2"),
+        ({"n_videos": 10, "max_watches": 20}, "max_watches = 20 exceeds n_videos = 10"),
+        ({"n_users": 0}, "n_users = 0"),
+        ({"taste_scale": float("nan")}, "taste_scale = nan"),
+    ],
+)
+def test_bad_configuration_is_named(options, message):
+    with pytest.raises(CrossentError, match=message):
+        SimulationConfig(**options)
+
+
+def test_position_outside_the_watches_is_named(small_log):
+    with pytest.raises(CrossentError, match=r"position\[0\] = 99 is outside"):
+        small_log.next_watch_log_probs(np.array([0]), np.array([99]))
