@@ -10,27 +10,27 @@ column.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from crossent.errors import CrossentError, DataFileError
-from crossent.recsys.data import Interactions, contiguous_ids
+from crossent.recsys._parsing import (
+    Kind,
+    build_interactions,
+    locate_bad_line,
+    read_delimited,
+    split_fields,
+)
+from crossent.recsys.data import Interactions
 
-Kind = Literal["int", "float", "id", "time"]
 Format = Literal["auto", "movielens", "recbole", "csv", "parquet"]
 
 _ML_NAMES = ("user", "item", "rating", "timestamp")
 _ML_KINDS: dict[str, Kind] = {"user": "int", "item": "int", "rating": "float", "timestamp": "int"}
-_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "id": pa.string()}
 
 #: Column names tried, in order, when a generic table's columns are not given.
 GUESSES: dict[str, tuple[str, ...]] = {
@@ -40,146 +40,6 @@ GUESSES: dict[str, tuple[str, ...]] = {
     "rating": ("rating", "Rating", "score"),
     "watch_time": ("watch_time", "watchTime", "duration", "play_time"),
 }
-
-
-def _split_fields(text_lines: Iterator[str], delimiter: str) -> Iterator[list[str]]:
-    if len(delimiter) == 1:
-        yield from csv.reader(text_lines, delimiter=delimiter)
-    else:
-        for line in text_lines:
-            yield line.rstrip("\r\n").split(delimiter)
-
-
-def _field_problem(value: str, kind: Kind) -> str | None:
-    text = value.strip()
-    if text == "" or text.lower() in ("nan", "na", "null", "n/a", "none"):
-        return f"missing value {value!r}"
-    if kind == "int":
-        try:
-            int(text)
-        except ValueError:
-            return f"{value!r} is not an integer"
-    elif kind == "float":
-        try:
-            number = float(text)
-        except ValueError:
-            return f"{value!r} is not a number"
-        if not np.isfinite(number):
-            return f"{value!r} is not a finite number"
-    return None
-
-
-def _locate_bad_line(
-    path: Path, delimiter: str, skip: int, names: list[str], kinds: dict[str, Kind]
-) -> DataFileError | None:
-    """Scan ``path`` line by line and describe its first malformed line (slow path)."""
-    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        lines = (line for line in handle)
-        line_number = 0
-        for line_number, fields in enumerate(_split_fields(lines, delimiter), start=1):
-            if line_number <= skip or not fields or fields == [""]:
-                continue
-            if len(fields) != len(names):
-                return DataFileError(
-                    str(path),
-                    line_number,
-                    f"expected {len(names)} fields separated by {delimiter!r}, got {len(fields)}",
-                )
-            for name, value in zip(names, fields, strict=True):
-                problem = _field_problem(value, kinds[name]) if name in kinds else None
-                if problem is not None:
-                    return DataFileError(str(path), line_number, problem, column=name)
-    return None
-
-
-def _read_delimited(
-    path: Path,
-    *,
-    delimiter: str,
-    names: list[str],
-    skip: int,
-    kinds: dict[str, Kind],
-) -> pa.Table:
-    """Read the ``kinds`` columns of a delimited text file with pyarrow; bad lines raise."""
-    if len(delimiter) == 1:
-        source: str | io.BytesIO = str(path)
-        parse_delimiter = delimiter
-    else:  # pyarrow takes one-byte delimiters; "::" -> "\t" keeps line numbers unchanged
-        source = io.BytesIO(path.read_bytes().replace(delimiter.encode(), b"\t"))
-        parse_delimiter = "\t"
-    column_types = {name: _ARROW_TYPES[kind] for name, kind in kinds.items() if kind != "time"}
-    try:
-        table = pacsv.read_csv(
-            source,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip),
-            parse_options=pacsv.ParseOptions(delimiter=parse_delimiter),
-            convert_options=pacsv.ConvertOptions(
-                column_types=column_types, include_columns=list(kinds)
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        located = _locate_bad_line(path, delimiter, skip, names, kinds)
-        raise located or DataFileError(str(path), None, str(error)) from None
-    for name, kind in kinds.items():
-        column = table.column(name)
-        bad = column.null_count > 0
-        if kind == "float" and not bad:
-            bad = not bool(np.isfinite(column.to_numpy()).all())
-        if bad:
-            located = _locate_bad_line(path, delimiter, skip, names, kinds)
-            raise located or DataFileError(str(path), None, "missing value", column=name)
-    return table
-
-
-def _arrow_ids(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """Contiguous ids (ascending original id) of an id column, without a Python loop."""
-    if pa.types.is_integer(column.type):
-        return contiguous_ids(column.to_numpy())
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    values = encoded.dictionary.to_numpy(zero_copy_only=False)
-    if values.dtype == object:
-        values = values.astype(str)
-    order = np.argsort(values, kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return rank[encoded.indices.to_numpy()], values[order]
-
-
-def _timestamps(path: Path, name: str, column: pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_timestamp(column.type):  # -> float seconds since 1970 (UTC), any unit
-        per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[column.type.unit]
-        return column.cast(pa.int64()).to_numpy() / per_second
-    if pa.types.is_date(column.type):
-        return column.cast(pa.date32()).cast(pa.int32()).to_numpy().astype(np.int64) * 86400
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        return column.to_numpy()
-    raise DataFileError(
-        str(path), None, f"timestamps must be numbers or dates, got {column.type}", column=name
-    )
-
-
-def _build(path: Path, table: pa.Table, columns: dict[str, str | None]) -> Interactions:
-    """Interactions from a table whose ``columns[role]`` names hold each role's values."""
-    user, user_ids = _arrow_ids(table.column(columns["user"]))
-    item, item_ids = _arrow_ids(table.column(columns["item"]))
-    time_name = columns.get("timestamp")
-    if time_name is None:  # no time column: row order is time order
-        timestamp = np.arange(table.num_rows, dtype=np.int64)
-    else:
-        timestamp = _timestamps(path, time_name, table.column(time_name))
-    extras: dict[str, np.ndarray | None] = {}
-    for role in ("rating", "watch_time"):
-        name = columns.get(role)
-        extras[role] = None if name is None else table.column(name).to_numpy()
-    return Interactions(
-        user=user,
-        item=item,
-        timestamp=timestamp,
-        rating=extras["rating"],
-        watch_time=extras["watch_time"],
-        user_ids=user_ids,
-        item_ids=item_ids,
-    )
 
 
 def _require_file(path: str | Path) -> Path:
@@ -214,7 +74,7 @@ def load_movielens(path: str | Path) -> Interactions:
         first = handle.readline()
     names = list(_ML_NAMES)
     if resolved.name.endswith(".dat") or "::" in first:
-        table = _read_delimited(resolved, delimiter="::", names=names, skip=0, kinds=_ML_KINDS)
+        table = read_delimited(resolved, delimiter="::", names=names, skip=0, kinds=_ML_KINDS)
     elif resolved.suffix == ".csv" or ("," in first and "\t" not in first):
         header = [field.strip().strip('"') for field in first.strip().split(",")]
         if header != ["userId", "movieId", "rating", "timestamp"]:
@@ -224,10 +84,10 @@ def load_movielens(path: str | Path) -> Interactions:
                 f"expected the MovieLens header userId,movieId,rating,timestamp, got "
                 f"{first.strip()!r} (use load_table for other CSV files)",
             )
-        table = _read_delimited(resolved, delimiter=",", names=names, skip=1, kinds=_ML_KINDS)
+        table = read_delimited(resolved, delimiter=",", names=names, skip=1, kinds=_ML_KINDS)
     else:  # u.data: tab-separated, no header
-        table = _read_delimited(resolved, delimiter="\t", names=names, skip=0, kinds=_ML_KINDS)
-    return _build(
+        table = read_delimited(resolved, delimiter="\t", names=names, skip=0, kinds=_ML_KINDS)
+    return build_interactions(
         resolved,
         table,
         {"user": "user", "item": "item", "timestamp": "timestamp", "rating": "rating"},
@@ -296,8 +156,8 @@ def load_recbole(
             )
         else:
             kinds[column] = "float"
-    table = _read_delimited(resolved, delimiter="\t", names=names, skip=1, kinds=kinds)
-    return _build(resolved, table, columns)
+    table = read_delimited(resolved, delimiter="\t", names=names, skip=1, kinds=kinds)
+    return build_interactions(resolved, table, columns)
 
 
 def _pick(role: str, given: str | None, available: list[str], required: bool) -> str | None:
@@ -346,7 +206,7 @@ def load_table(
         available = list(pq.read_schema(resolved).names)
     else:
         with open(resolved, encoding="utf-8", errors="replace", newline="") as handle:
-            available = next(_split_fields(iter([handle.readline()]), delimiter), [])
+            available = next(split_fields(iter([handle.readline()]), delimiter), [])
     given = {
         "user": user,
         "item": item,
@@ -370,21 +230,21 @@ def load_table(
     if parquet:
         table = pq.read_table(resolved, columns=list(kinds))
         _check_parquet(resolved, table, kinds)
-        return _build(resolved, table, columns)
+        return build_interactions(resolved, table, columns)
     # ids and times: let pyarrow infer the type (integers, strings, dates)
     inferred: dict[str, Kind] = {
         name: "time" if kind == "id" else kind for name, kind in kinds.items()
     }
-    table = _read_delimited(resolved, delimiter=delimiter, names=available, skip=1, kinds=inferred)
+    table = read_delimited(resolved, delimiter=delimiter, names=available, skip=1, kinds=inferred)
     time_name = columns["timestamp"]
     if time_name is not None and pa.types.is_string(table.column(time_name).type):
         # a non-numeric entry made pyarrow read the times as text: name the first one
-        located = _locate_bad_line(
+        located = locate_bad_line(
             resolved, delimiter, 1, available, {**inferred, time_name: "float"}
         )
         if located is not None:
             raise located
-    return _build(resolved, table, columns)
+    return build_interactions(resolved, table, columns)
 
 
 def _check_parquet(path: Path, table: pa.Table, kinds: dict[str, Kind]) -> None:
