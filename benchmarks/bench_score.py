@@ -34,18 +34,29 @@ PANDAS_BYTES_PER_ROW = 120  # measured peak of read_csv + log_loss on this file,
 
 
 def generate(path: Path, rows: int, seed: int = 0, chunk: int = 2_000_000) -> None:
-    """Write ``rows`` of ``label,prob`` with calibrated probabilities, chunk by chunk."""
+    """Write ``rows`` of ``label,prob`` (prob with 6 decimals), chunk by chunk.
+
+    Each row is exactly ``"y,d.dddddd\n"``, so a chunk is built as an (n, 11) byte matrix:
+    seconds for 50M rows instead of minutes of string formatting.
+    """
     rng = np.random.default_rng(seed)
-    with path.open("w") as handle:
-        handle.write("label,prob\n")
+    with path.open("wb") as handle:
+        handle.write(b"label,prob\n")
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
-            prob = np.round(rng.beta(1.0, 3.0, size=n), 6)
-            label = (rng.uniform(size=n) < prob).astype(np.int8)
-            # "%d,%.6f" rows via one vectorised string build per chunk
-            lines = np.char.add(np.char.add(label.astype("U1"), ","), np.char.mod("%.6f", prob))
-            handle.write("\n".join(lines.tolist()))
-            handle.write("\n")
+            micro = np.round(rng.beta(1.0, 3.0, size=n) * 1e6).astype(np.int64)  # prob * 10^6
+            label = rng.uniform(size=n) < micro / 1e6  # calibrated: P(y = 1) = prob
+            text = np.empty((n, 11), dtype=np.uint8)
+            text[:, 0] = ord("0") + label
+            text[:, 1] = ord(",")
+            text[:, 2] = ord("0") + micro // 1_000_000
+            text[:, 3] = ord(".")
+            digits = micro % 1_000_000
+            for position in range(9, 3, -1):
+                text[:, position] = ord("0") + digits % 10
+                digits //= 10
+            text[:, 10] = ord("\n")
+            handle.write(text.tobytes())
 
 
 def run_measured(command: list[str]) -> tuple[float, float, str]:

@@ -21,6 +21,7 @@ import io
 import json
 import re
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -243,40 +244,64 @@ def _text_batches(
     float_columns: Sequence[str],
     block_bytes: int,
 ) -> Iterator[RowBatch]:
-    for block, first_line, offset in _blocks(path, block_bytes, skip_first_line=kind != "jsonl"):
-        n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-        line_numbers = first_line + np.arange(n_lines, dtype=np.int64)
-        if b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")):
-            starts, blank = _line_starts(block)
-        else:  # no blank line: line starts are only needed to locate a malformed row
-            starts, blank = None, np.zeros(n_lines, dtype=bool)
-        if kind == "jsonl":
-            parsed, problems = _parse_json_block(block, columns, float_columns, line_numbers)
-        else:
-            parsed, problems = _parse_csv_block(
-                path, block, kind, available, columns, float_columns, starts, line_numbers, blank
-            )
-        bad_lines = {problem.line for problem in problems}
-        keep = ~blank
-        if bad_lines:
-            keep &= ~np.isin(line_numbers, np.fromiter(bad_lines, dtype=np.int64))
-        lines = line_numbers[keep]
-        if parsed.num_rows != lines.shape[0]:
-            raise DataFileError(
-                str(path),
-                int(line_numbers[0]),
-                f"could not match parsed rows to lines in this block ({parsed.num_rows} rows, "
-                f"{lines.shape[0]} lines); are there quoted values spanning several lines?",
-            )
-        data = {name: parsed.column(name) for name in columns}
-        yield RowBatch(
-            path,
-            lines,
-            {name: _single_chunk(array) for name, array in data.items()},
-            problems,
-            bytes_done=offset,
-            blank_lines=int(blank.sum()),
+    def make(item: tuple[bytes, int, int]) -> RowBatch:
+        return _text_batch(path, kind, available, columns, float_columns, *item)
+
+    # parse the next block on a worker thread while the caller works on this one (pyarrow
+    # releases the GIL); at most two parsed blocks are alive at a time
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: Future[RowBatch] | None = None
+        for item in _blocks(path, block_bytes, skip_first_line=kind != "jsonl"):
+            upcoming = pool.submit(make, item)
+            if pending is not None:
+                yield pending.result()
+            pending = upcoming
+        if pending is not None:
+            yield pending.result()
+
+
+def _text_batch(
+    path: Path,
+    kind: FileFormat,
+    available: Sequence[str],
+    columns: Sequence[str],
+    float_columns: Sequence[str],
+    block: bytes,
+    first_line: int,
+    offset: int,
+) -> RowBatch:
+    n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    line_numbers = first_line + np.arange(n_lines, dtype=np.int64)
+    if b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")):
+        starts, blank = _line_starts(block)
+    else:  # no blank line: line starts are only needed to locate a malformed row
+        starts, blank = None, np.zeros(n_lines, dtype=bool)
+    if kind == "jsonl":
+        parsed, problems = _parse_json_block(block, columns, float_columns, line_numbers)
+    else:
+        parsed, problems = _parse_csv_block(
+            path, block, kind, available, columns, float_columns, starts, line_numbers, blank
         )
+    bad_lines = {problem.line for problem in problems}
+    keep = ~blank
+    if bad_lines:
+        keep &= ~np.isin(line_numbers, np.fromiter(bad_lines, dtype=np.int64))
+    lines = line_numbers[keep]
+    if parsed.num_rows != lines.shape[0]:
+        raise DataFileError(
+            str(path),
+            int(line_numbers[0]),
+            f"could not match parsed rows to lines in this block ({parsed.num_rows} rows, "
+            f"{lines.shape[0]} lines); are there quoted values spanning several lines?",
+        )
+    return RowBatch(
+        path,
+        lines,
+        {name: _single_chunk(parsed.column(name)) for name in columns},
+        problems,
+        bytes_done=offset,
+        blank_lines=int(blank.sum()),
+    )
 
 
 def _single_chunk(array: Any) -> pa.Array:

@@ -201,10 +201,14 @@ class FileScorer:
         keep = ~invalid
         if not keep.any():
             return
-        scores = predictions[0][keep] if self.columns.binary else np.stack(predictions, 1)[keep]
-        prepared = Prepared(scores, target[keep], None if weight is None else weight[keep])
+        scores = predictions[0] if self.columns.binary else np.stack(predictions, 1)
+        lines = batch.lines
+        if invalid.any():  # copies only when something is left out
+            scores, target, lines = scores[keep], target[keep], lines[keep]
+            weight = None if weight is None else weight[keep]
+        prepared = Prepared(scores, target, weight)
         if self.input_kind == "probs" and not self.columns.binary:
-            self._count_unnormalised(scores, batch.lines[keep], batch)
+            self._count_unnormalised(scores, lines, batch)
         self.loss.add_prepared(prepared)
         probs = (
             prepared
@@ -230,7 +234,7 @@ class FileScorer:
             for class_index, label in enumerate(self.label_values):
                 match = column.values == label
                 if class_index:
-                    index[match] = class_index
+                    index += class_index * match  # arithmetic, not a boolean-mask assignment
                 known |= match
             unknown = ~known & ~column.missing & ~column.not_number
             values = column.values

@@ -83,7 +83,10 @@ def row_log_loss(prepared: Prepared, input_kind: InputKind) -> FloatArray:
         chosen = np.where(target == 1, scores, 1 - scores)  # 1 - p in the input dtype, as sklearn
     else:
         chosen = scores[rows, target]
-    return -np.log(np.clip(chosen, eps, 1 - eps).astype(np.float64))
+    # chosen is a fresh array: clip, log and negate in place (float64 inputs make no copy)
+    chosen = np.clip(chosen, eps, 1 - eps, out=chosen).astype(np.float64, copy=False)
+    np.log(chosen, out=chosen)
+    return np.negative(chosen, out=chosen)
 
 
 def reduce(

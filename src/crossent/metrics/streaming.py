@@ -276,21 +276,29 @@ class Calibration:
 
     def add_prepared(self, batch: Prepared) -> None:
         probs = batch.scores.astype(np.float64, copy=False)
-        weight = np.ones(probs.shape[0]) if batch.weight is None else batch.weight
+        weight = batch.weight
         self.binary = probs.ndim == 1
         if probs.ndim == 1:
-            predicted, outcome = probs, batch.target.astype(np.float64)
-            class_predicted = np.array([np.dot(weight, 1 - probs), np.dot(weight, probs)])
+            predicted = probs
+            outcome = batch.target.astype(np.float64)
+            predicted_total = float(probs.sum() if weight is None else np.dot(weight, probs))
+            total = float(probs.shape[0] if weight is None else weight.sum())
+            class_predicted = np.array([total - predicted_total, predicted_total])
         else:
             top = np.argmax(probs, axis=1)
             predicted = probs[np.arange(probs.shape[0]), top]
             outcome = (top == batch.target).astype(np.float64)
-            class_predicted = weight @ probs
+            class_predicted = probs.sum(axis=0) if weight is None else weight @ probs
         index = bin_index(predicted, self.edges, uniform=True)
         grid = self.weight.shape[0]
-        self.predicted_sum += np.bincount(index, weights=weight * predicted, minlength=grid)
-        self.observed_sum += np.bincount(index, weights=weight * outcome, minlength=grid)
-        self.weight += np.bincount(index, weights=weight, minlength=grid)
+        if weight is None:
+            self.predicted_sum += np.bincount(index, weights=predicted, minlength=grid)
+            self.observed_sum += np.bincount(index, weights=outcome, minlength=grid)
+            self.weight += np.bincount(index, minlength=grid)
+        else:
+            self.predicted_sum += np.bincount(index, weights=weight * predicted, minlength=grid)
+            self.observed_sum += np.bincount(index, weights=weight * outcome, minlength=grid)
+            self.weight += np.bincount(index, weights=weight, minlength=grid)
         class_observed = np.bincount(
             batch.target, weights=weight, minlength=batch.n_classes
         ).astype(np.float64)
@@ -389,10 +397,12 @@ class RocAuc:
         if batch.scores.ndim != 1:
             raise CrossentError("ROC AUC needs binary (1-D) scores")
         index = self._bin(batch.scores)
-        weight = np.ones(index.shape[0]) if batch.weight is None else batch.weight
-        positive = batch.target.astype(np.float64)
-        self.positive += np.bincount(index, weights=weight * positive, minlength=self.bins)
-        self.negative += np.bincount(index, weights=weight * (1 - positive), minlength=self.bins)
+        # one bincount over (bin, class) pairs: column 0 negatives, column 1 positives
+        pairs = 2 * index + batch.target
+        counts = np.bincount(pairs, weights=batch.weight, minlength=2 * self.bins)
+        counts = counts.reshape(self.bins, 2)
+        self.negative += counts[:, 0]
+        self.positive += counts[:, 1]
 
     def merge(self, other: RocAuc) -> RocAuc:
         """Add ``other``'s state into this accumulator; returns ``self``."""
