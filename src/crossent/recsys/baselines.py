@@ -37,7 +37,7 @@ class MostPopular:
         return self
 
     def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """``(B, n_items)`` training counts, one identical row per user."""
+        """``(B, n_items)`` training counts, one identical row per user (a read-only view)."""
         if self.counts is None:
             raise _not_fitted("MostPopular")
         return np.broadcast_to(self.counts, (len(users), len(self.counts)))
