@@ -1,0 +1,134 @@
+"""Candidate generation and ranking models against plain-torch formulations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from crossent.errors import CrossentError
+from crossent.recsys.models import (
+    CandidateConfig,
+    CandidateModel,
+    RankingConfig,
+    RankingModel,
+    windows_from_csr,
+)
+
+N_ITEMS = 40
+
+
+def _model(**options) -> CandidateModel:
+    torch.manual_seed(0)
+    model = CandidateModel(CandidateConfig(n_items=N_ITEMS, dim=8, hidden=16, history=5, **options))
+    with torch.no_grad():
+        model.item_bias.normal_()
+    return model.double()
+
+
+def _batch():
+    generator = torch.Generator().manual_seed(1)
+    window = torch.randint(0, N_ITEMS + 1, (12, 5), generator=generator)  # N_ITEMS = padding
+    window[0] = N_ITEMS  # an empty history
+    window[1, :2] = torch.tensor([7, 7])  # a duplicate in the window
+    target = torch.randint(0, N_ITEMS, (12,), generator=generator)
+    window[2, 0] = target[2]  # a re-watch: the target is in the window
+    return window, target
+
+
+def _reference_user(model: CandidateModel, window: torch.Tensor) -> torch.Tensor:
+    rows = []
+    for row in window:
+        items = row[row < N_ITEMS]
+        mean = model.item_in.weight[items].mean(0) if len(items) else model.empty
+        rows.append(mean)
+    mean = torch.stack(rows)
+    return model.tower(mean) + model.skip(mean)
+
+
+def test_full_softmax_equals_torch_cross_entropy_over_all_logits():
+    model = _model(mask_history=False)
+    window, target = _batch()
+    logits = _reference_user(model, window) @ model.item_out.T + model.item_bias
+    expected = F.cross_entropy(logits, target, reduction="none")
+    torch.testing.assert_close(model.loss(window, target), expected)
+
+
+def test_masked_softmax_equals_cross_entropy_with_window_items_removed():
+    model = _model(mask_history=True)
+    window, target = _batch()
+    logits = _reference_user(model, window) @ model.item_out.T + model.item_bias
+    for row in range(len(window)):
+        for item in window[row]:
+            if item < N_ITEMS and item != target[row]:
+                logits[row, item] = -math.inf
+    expected = F.cross_entropy(logits, target, reduction="none")
+    got = model.loss(window, target)
+    torch.testing.assert_close(got, expected)
+    got.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_in_batch_softmax_applies_the_log_q_correction_of_yi_et_al():
+    model = _model(negatives="in-batch")
+    window, target = _batch()
+    item_log_prob = torch.log_softmax(torch.randn(N_ITEMS, dtype=torch.float64), 0)
+    columns = sorted(set(target.tolist()))
+    # probability that an item is among the batch's B draws: 1 - (1 - p)^B
+    q = 1 - (1 - item_log_prob.exp()[columns]) ** len(target)
+    logits = (
+        _reference_user(model, window) @ model.item_out[columns].T
+        + model.item_bias[columns]
+        - torch.log(q)
+    )
+    expected = F.cross_entropy(
+        logits, torch.tensor([columns.index(t) for t in target.tolist()]), reduction="none"
+    )
+    torch.testing.assert_close(model.loss(window, target, item_log_prob=item_log_prob), expected)
+
+
+def test_sampled_softmax_draws_extra_negatives_and_stays_finite():
+    model = _model(negatives="sampled", n_sampled=16)
+    window, target = _batch()
+    item_log_prob = torch.log_softmax(torch.randn(N_ITEMS, dtype=torch.float64), 0)
+    loss = model.loss(
+        window, target, item_log_prob=item_log_prob, generator=torch.Generator().manual_seed(0)
+    )
+    assert loss.shape == (12,) and torch.isfinite(loss).all()
+    with pytest.raises(CrossentError, match="needs item_log_prob"):
+        model.loss(window, target)
+
+
+def test_windows_from_csr_keeps_the_last_items_of_each_row():
+    indptr = np.array([0, 0, 3, 10])
+    items = np.arange(10)
+    window = windows_from_csr(indptr, items, history=4, pad=99).numpy()
+    assert window.tolist() == [[99, 99, 99, 99], [0, 1, 2, 99], [6, 7, 8, 9]]
+
+
+def test_scorer_protocol_gives_the_catalogue_scores():
+    model = _model()
+    scores = model.float().score(np.array([0, 1]), (np.array([0, 2, 3]), np.array([4, 5, 6])))
+    assert scores.shape == (2, N_ITEMS) and np.isfinite(scores).all()
+
+
+def test_ranking_model_maps_features_to_one_logit_per_row():
+    model = RankingModel(RankingConfig(dim=8, n_dense=5))
+    logits = model(torch.randn(7, 8), torch.randn(7, 8), torch.randn(7, 5))
+    assert logits.shape == (7,)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: CandidateConfig(n_items=0), "n_items = 0"),
+        (lambda: CandidateConfig(n_items=5, negatives="neg"), "negatives = 'neg'"),
+        (lambda: RankingConfig(dim=4, n_dense=2, loss="mse"), "loss = 'mse'"),
+    ],
+)
+def test_bad_model_configuration_is_named(build, message):
+    with pytest.raises(CrossentError, match=message):
+        build()
