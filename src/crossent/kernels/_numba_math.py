@@ -2,7 +2,7 @@
 
 numba lowers ``math.exp`` to a scalar libm call per element (no vector math library is
 bundled), which makes the exponential pass of a fused softmax several times slower than the
-memory it touches. :func:`exp_shifted_into` evaluates ``exp(x - shift)`` with Cody–Waite range
+memory it touches. :func:`exp_shifted_sum` evaluates ``exp(x - shift)`` with Cody–Waite range
 reduction and the Cephes polynomials (``expf``: degree-5 polynomial, ``exp``: Padé form), then
 scales by ``2**n`` built directly in the exponent bits, so LLVM vectorises the loop. Accuracy
 is that of Cephes (about 1 ulp); results below the smallest normal number are flushed to 0.
@@ -11,7 +11,9 @@ The reductions use ``fastmath={"reassoc", "contract"}`` only: summation order ma
 in any vectorised sum) but infinities and NaNs keep IEEE semantics. The maximum additionally
 assumes no NaN (``nnan``): inputs are checked for NaN before any kernel runs.
 
-Import this module only when numba is importable.
+Import this module only when numba is importable. numba's on-disk cache (``cache=True``)
+checks only the source file of the cached function: after editing this file, also touch
+``cpu.py`` (or delete ``kernels/__pycache__/*.nbi``) so that its kernels recompile.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
+from numba.np.numpy_support import as_dtype
 
 _REASSOC = {"reassoc", "contract"}
 _MAX_FLAGS = {"reassoc", "contract", "nnan", "nsz"}
@@ -41,6 +44,23 @@ def _int_bits_as_float(typingctx: Any, bits: Any) -> Any:
 
         return types.float64(types.int64), codegen64
     return None
+
+
+@intrinsic
+def _maxnum(typingctx: Any, left: Any, right: Any) -> Any:
+    """``llvm.maxnum``: the larger of two floats of one type; LLVM vectorises its reductions
+    (a Python-style ``max`` compiles to compare-and-branch, which it does not)."""
+    if left != right or left not in (types.float32, types.float64):
+        return None
+    llvm_type = ir.FloatType() if left == types.float32 else ir.DoubleType()
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        function = builder.module.declare_intrinsic(
+            "llvm.maxnum", [llvm_type], ir.FunctionType(llvm_type, [llvm_type, llvm_type])
+        )
+        return builder.call(function, args)
+
+    return left(left, right), codegen
 
 
 # float32 constants (Cephes expf); typed so that numba keeps the arithmetic in float32
@@ -98,44 +118,77 @@ def _expd(x: Any) -> Any:  # pragma: no cover - compiled by numba
     return value * scale if x >= _F64_LOWEST else 0.0
 
 
-def exp_shifted_into(source: Any, out: Any, shift: Any) -> None:
-    """``out[j] = exp(source[j] - shift)`` for 1-D float arrays (numba-callable only)."""
+@njit(fastmath=_REASSOC, cache=True)
+def _exp_sum_f32(source: Any, out: Any, shift: float) -> float:  # pragma: no cover
+    typed_shift = np.float32(shift)
+    total = _F32_ZERO
+    for j in range(source.shape[0]):
+        value = _expf(source[j] - typed_shift)
+        out[j] = value
+        total += value
+    return np.float64(total)
+
+
+@njit(fastmath=_REASSOC, cache=True)
+def _exp_sum_f64(source: Any, out: Any, shift: float) -> float:  # pragma: no cover
+    total = 0.0
+    for j in range(source.shape[0]):
+        value = _expd(source[j] - shift)
+        out[j] = value
+        total += value
+    return total
+
+
+def exp_shifted_sum(source: Any, out: Any, shift: float) -> float:
+    """``out[j] = exp(source[j] - shift)`` for 1-D float arrays; returns ``sum(out)``.
+
+    numba-callable only. The sum is accumulated in the arrays' dtype, in vector lanes (like
+    any vectorised sum, e.g. PyTorch's); each term is in (0, 1] when ``shift`` is the maximum.
+    """
     np.exp(source - shift, out=out)
+    return float(out.sum())
 
 
-@overload(exp_shifted_into, inline="always")
-def _exp_shifted_into_impl(source: Any, out: Any, shift: Any) -> Any:
+@overload(exp_shifted_sum)
+def _exp_shifted_sum_impl(source: Any, out: Any, shift: Any) -> Any:
     if source.dtype == types.float32:
-        def impl32(source: Any, out: Any, shift: Any) -> None:  # pragma: no cover
-            typed_shift = np.float32(shift)
-            for j in range(source.shape[0]):
-                out[j] = _expf(source[j] - typed_shift)
+        def impl32(source: Any, out: Any, shift: Any) -> Any:  # pragma: no cover
+            return _exp_sum_f32(source, out, shift)
 
         return impl32
 
-    def impl64(source: Any, out: Any, shift: Any) -> None:  # pragma: no cover
-        for j in range(source.shape[0]):
-            out[j] = _expd(source[j] - shift)
+    def impl64(source: Any, out: Any, shift: Any) -> Any:  # pragma: no cover
+        return _exp_sum_f64(source, out, shift)
 
     return impl64
 
 
+def scale_shift_into(out: Any, scale: float, offset: float) -> None:
+    """``out[j] = out[j] * scale - offset`` in the array's own dtype (numba-callable only)."""
+    out *= scale
+    out -= offset
+
+
+@overload(scale_shift_into)
+def _scale_shift_into_impl(out: Any, scale: Any, offset: Any) -> Any:
+    element = as_dtype(out.dtype).type
+
+    def impl(out: Any, scale: Any, offset: Any) -> None:  # pragma: no cover
+        typed_scale = element(scale)
+        typed_offset = element(offset)
+        for j in range(out.shape[0]):
+            out[j] = out[j] * typed_scale - typed_offset
+
+    return impl
+
+
 @njit(fastmath=_MAX_FLAGS, cache=True)
 def row_max(values: Any) -> float:  # pragma: no cover - compiled by numba
-    """Largest element of a non-empty 1-D array."""
+    """Largest element of a non-empty 1-D array (NaN-free: inputs are checked first)."""
     best = values[0]
     for j in range(values.shape[0]):
-        best = max(best, values[j])
-    return float(best)
-
-
-@njit(fastmath=_REASSOC, cache=True)
-def row_sum(values: Any) -> float:  # pragma: no cover - compiled by numba
-    """Sum of a 1-D array, accumulated in float64."""
-    total = 0.0
-    for j in range(values.shape[0]):
-        total += values[j]
-    return total
+        best = _maxnum(best, values[j])  # type: ignore[call-arg]
+    return np.float64(best)
 
 
 @njit(fastmath=_REASSOC, cache=True)

@@ -32,10 +32,10 @@ try:  # numba is a dependency, but a broken install must fall back, not crash th
     from numba import njit, prange
 
     from crossent.kernels._numba_math import (
-        exp_shifted_into,
+        exp_shifted_sum,
         gap_sum,
         row_max,
-        row_sum,
+        scale_shift_into,
         soft_gap_and_mass,
         weighted_gap_sum,
     )
@@ -96,8 +96,7 @@ def _index_rows(  # pragma: no cover - compiled by numba
         off_loss = 0.0
         if off_mass != 0.0:  # smoothing mass on every class: sum_c w_c (max - z_c)
             off_loss = weighted_gap_sum(row, weight, shift) if use_weight else gap_sum(row, shift)
-        exp_shifted_into(row, out, shift)  # pass 2: exp(z - max) into the buffer, and its sum
-        total = row_sum(out)
+        total = exp_shifted_sum(row, out, shift)  # pass 2: exp(z - max) into the buffer, summed
         log_total = math.log(total)
         label_weight = weight[label] if use_weight else 1.0
         on_coef = on_mass * label_weight
@@ -114,11 +113,9 @@ def _index_rows(  # pragma: no cover - compiled by numba
                 for j in range(classes):
                     out[j] = out[j] * prob_scale - off_scale * weight[j]
             else:
-                for j in range(classes):
-                    out[j] = out[j] * prob_scale - off_scale
+                scale_shift_into(out, prob_scale, off_scale)
         else:
-            for j in range(classes):
-                out[j] = out[j] * prob_scale
+            scale_shift_into(out, prob_scale, 0.0)
         out[label] -= grad_scale * on_coef
 
 
@@ -136,8 +133,7 @@ def _soft_rows(  # pragma: no cover - compiled by numba
         gap_loss, mass = soft_gap_and_mass(
             row, target_row, weight, use_weight, on_mass, off_mass, shift
         )
-        exp_shifted_into(row, out, shift)
-        total = row_sum(out)
+        total = exp_shifted_sum(row, out, shift)
         loss[i] = gap_loss + mass * math.log(total)
         prob_scale = grad_scale * mass / total
         for j in range(classes):
