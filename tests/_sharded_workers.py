@@ -23,7 +23,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from crossent.distributed import gather_shards, shard_range, sharded_cross_entropy
+import crossent.distributed
+from crossent.distributed import (
+    copy_to_shards,
+    gather_rows,
+    gather_shards,
+    shard_range,
+    sharded_cross_entropy,
+    sum_from_shards,
+)
 from crossent.errors import CrossentError
 
 
@@ -88,6 +96,7 @@ class Case:
     dtype: torch.dtype = torch.float64
     chunk_size: int | None = None
     shape: tuple[int, ...] = (29,)  # leading shape of hidden (rows)
+    block_elements: int | None = None  # small: many class blocks per row block
     classes: int = 31
     width: int = 7
 
@@ -101,6 +110,11 @@ CASES = [
         label_smoothing=0.15, smoothing="off_target", bias=True, base="bits", ignored=0.2,
     ),
     Case("mean_uneven_bias_small_chunks", layout="uneven", bias=True, chunk_size=4, ignored=0.1),
+    Case(
+        "sum_row_and_class_blocks_with_smoothing", reduction="sum", layout="uneven", bias=True,
+        chunk_size=4, block_elements=24, label_smoothing=0.3, smoothing="off_target",
+        ignored=0.1,
+    ),
     Case("mean_all_rows_ignored", ignored=1.0),
     Case("none_three_dim_hidden", reduction="none", shape=(3, 5), layout="uneven", ignored=0.2),
     Case(
@@ -109,6 +123,8 @@ CASES = [
         shape=(64,), classes=300, width=16, chunk_size=16,
     ),
 ]
+
+_DEFAULT_BLOCK = crossent.distributed._CHUNK_ELEMENTS
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 2e-5}
 
@@ -189,6 +205,8 @@ def run_case(case: Case, rank: int, world_size: int) -> dict[str, float]:
     hidden = problem["hidden"].to(case.dtype).requires_grad_(True)
     weight_shard = problem["weight"][start:stop].to(case.dtype).requires_grad_(True)
     bias_shard = problem["bias"][start:stop].to(case.dtype).requires_grad_(True)
+    if case.block_elements is not None:  # classes in blocks of block_elements // chunk_size
+        crossent.distributed._CHUNK_ELEMENTS = case.block_elements
     loss = sharded_cross_entropy(
         hidden,
         weight_shard,
@@ -203,6 +221,7 @@ def run_case(case: Case, rank: int, world_size: int) -> dict[str, float]:
     )
     inputs = [hidden, weight_shard] + ([bias_shard] if case.bias else [])
     grads = torch.autograd.grad(loss, inputs, upstream.to(case.dtype))
+    crossent.distributed._CHUNK_ELEMENTS = _DEFAULT_BLOCK
     diffs = {
         "loss": _max_diff(loss, loss_ref),
         "grad_hidden": _max_diff(grads[0], grads_ref[0]),
@@ -222,7 +241,33 @@ def equivalence_worker(rank: int, world_size: int) -> dict[str, Any]:
     start, stop = uneven_range(full.shape[0], rank, world_size)
     gathered = gather_shards(full[start:stop], shard_offset=start)
     results["gathered"] = None if gathered is None else bool(torch.equal(gathered, full))
+    results["glue"] = glue_checks(rank, world_size)
     return results
+
+
+def glue_checks(rank: int, world_size: int) -> dict[str, bool]:
+    """gather_rows, copy_to_shards and sum_from_shards against their definitions."""
+    counts = [3, 0, 2][:world_size] if world_size == 3 else [3, 1]
+    everything = torch.arange(sum(counts) * 2, dtype=torch.float64).reshape(-1, 2)
+    start = sum(counts[:rank])
+    local = everything[start : start + counts[rank]].clone().requires_grad_(True)
+    gathered = gather_rows(local, counts)
+    weights = torch.arange(gathered.numel(), dtype=torch.float64).reshape(gathered.shape)
+    (gathered * weights).sum().backward()  # the same loss on every rank
+    assert local.grad is not None
+    # copy_to_shards then a rank-dependent computation then sum_from_shards:
+    # total = sum_r (r + 1) * x, so d total / d x = sum_r (r + 1) on every rank
+    replicated = torch.tensor([2.0], dtype=torch.float64, requires_grad=True)
+    total = sum_from_shards(copy_to_shards(replicated) * (rank + 1))
+    total.backward()
+    expected = world_size * (world_size + 1) / 2
+    return {
+        "gather_forward": bool(torch.equal(gathered.detach(), everything)),
+        "gather_backward": bool(torch.equal(local.grad, weights[start : start + counts[rank]])),
+        "sum_forward": float(total.detach()) == 2.0 * expected,
+        "copy_backward": float(replicated.grad) == expected if replicated.grad is not None
+        else False,
+    }
 
 
 def _message(call: Callable[[], Any]) -> str:

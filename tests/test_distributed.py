@@ -63,7 +63,11 @@ def test_shard_range_rejects_bad_arguments(arguments: tuple[Any, ...], message: 
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_world_of_one_matches_materialised_logits(case: Case) -> None:
+def test_world_of_one_matches_materialised_logits(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if case.block_elements is not None:
+        monkeypatch.setattr(crossent.distributed, "_CHUNK_ELEMENTS", case.block_elements)
     problem = make_problem(case, seed=1)
     hidden = problem["hidden"].clone().requires_grad_(True)
     weight = problem["weight"].clone().requires_grad_(True)
@@ -277,3 +281,20 @@ def test_gather_shards_collects_uneven_permuted_shards_in_class_order_on_rank_0(
     _, results = world_results
     assert results[0]["gathered"] is True
     assert all(result["gathered"] is None for result in results[1:])
+
+
+@pytest.mark.parametrize(
+    "check", ["gather_forward", "gather_backward", "sum_forward", "copy_backward"]
+)
+def test_data_parallel_glue_matches_its_definition(world_results: Any, check: str) -> None:
+    _, results = world_results
+    assert all(result["glue"][check] for result in results)
+
+
+def test_glue_without_a_group_is_the_identity() -> None:
+    rows = torch.randn(3, 2)
+    assert crossent.distributed.gather_rows(rows, [3]) is rows
+    assert crossent.distributed.copy_to_shards(rows) is rows
+    assert crossent.distributed.sum_from_shards(rows) is rows
+    with pytest.raises(CrossentError, match=r"counts = \[2\] must list the rows of each"):
+        crossent.distributed.gather_rows(rows, [2])

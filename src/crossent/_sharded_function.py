@@ -31,7 +31,8 @@ class ShardPlan:
     smoothing: str
     reduction: str
     divisor: float
-    chunk_size: int
+    chunk_size: int  # rows per block
+    block_elements: int  # logits per (rows x classes) block
 
     @property
     def off_target_mass(self) -> float:
@@ -65,17 +66,30 @@ def _stat_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _chunk_logits(
-    hidden_rows: Tensor, weight: Tensor, bias: Tensor | None, dtype: torch.dtype
+def _block_logits(
+    hidden_rows: Tensor, weight: Tensor, bias: Tensor | None, columns: slice, dtype: torch.dtype
 ) -> Tensor:
-    logits = (hidden_rows @ weight.T).to(dtype)  # (c, V_r)
+    """Logits of a block of rows against a block of this shard's classes, ``(c, b)``."""
+    logits = (hidden_rows @ weight[columns].T).to(dtype)  # (c, b)
     if bias is not None:
-        logits = logits + bias.to(dtype)
+        logits = logits + bias[columns].to(dtype)
     return logits
 
 
+def _blocks(plan: ShardPlan, rows: int, classes: int) -> list[tuple[slice, slice]]:
+    """(row block, class block) pairs, row-major: each (c, b) block of logits has at most
+    about ``plan.block_elements`` numbers, and the weight is streamed once per row block."""
+    class_block = max(1, plan.block_elements // plan.chunk_size)
+    return [
+        (slice(start, min(start + plan.chunk_size, rows)),
+         slice(first, min(first + class_block, classes)))
+        for start in range(0, rows, plan.chunk_size)
+        for first in range(0, classes, class_block)
+    ]
+
+
 class ShardedCrossEntropyFunction(torch.autograd.Function):
-    """Forward: row statistics and the loss; backward: recompute each chunk's logits."""
+    """Forward: row statistics and the loss; backward: recompute each block's logits."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -91,24 +105,30 @@ class ShardedCrossEntropyFunction(torch.autograd.Function):
         valid = target != plan.ignore_index  # (N,)
         local_index = target - plan.shard_offset  # (N,)
         owned = valid & (local_index >= 0) & (local_index < local_classes)
-        local_index = torch.where(owned, local_index, torch.zeros_like(local_index))
+        local_index = torch.where(owned, local_index, torch.full_like(local_index, -1))
 
-        local_lse = torch.full((rows,), -math.inf, dtype=stat, device=hidden.device)
+        # online log-sum-exp over class blocks: running max and running shifted sum
+        local_max = torch.full((rows,), -math.inf, dtype=stat, device=hidden.device)
+        local_sum = torch.zeros(rows, dtype=stat, device=hidden.device)
         # columns: shifted sum of exponentials, target logit, sum of logits
         row_sums = torch.zeros((rows, 3), dtype=stat, device=hidden.device)
-        if local_classes > 0:
-            for start in range(0, rows, plan.chunk_size):
-                stop = min(start + plan.chunk_size, rows)
-                logits = _chunk_logits(hidden[start:stop], weight, bias, stat)  # (c, V_r)
-                picked = logits.gather(1, local_index[start:stop, None])[:, 0]  # (c,)
-                row_sums[start:stop, 1] = torch.where(owned[start:stop], picked, 0.0)
-                if plan.label_smoothing > 0.0:
-                    row_sums[start:stop, 2] = logits.sum(dim=1)
-                # log-sum-exp with max shift, in place on the chunk (the logits are done with)
-                row_max = logits.max(dim=1).values  # (c,)
-                local_lse[start:stop] = logits.sub_(row_max[:, None]).exp_().sum(dim=1).log_()
-                local_lse[start:stop] += row_max
-                del logits  # free this chunk before the next one is allocated
+        for row_block, class_block in _blocks(plan, rows, local_classes):
+            logits = _block_logits(hidden[row_block], weight, bias, class_block, stat)  # (c, b)
+            in_block = local_index[row_block] - class_block.start  # (c,)
+            hit = (in_block >= 0) & (in_block < logits.shape[1])
+            picked = logits.gather(1, torch.where(hit, in_block, 0)[:, None])[:, 0]  # (c,)
+            row_sums[row_block, 1] += torch.where(hit, picked, 0.0)
+            if plan.label_smoothing > 0.0:
+                row_sums[row_block, 2] += logits.sum(dim=1)
+            new_max = torch.maximum(local_max[row_block], logits.max(dim=1).values)  # (c,)
+            # in place on the block (the logits are done with): sum of exp(z - new max)
+            block_sum = logits.sub_(new_max[:, None]).exp_().sum(dim=1)
+            local_sum[row_block] = (
+                local_sum[row_block] * torch.exp(local_max[row_block] - new_max) + block_sum
+            )
+            local_max[row_block] = new_max
+            del logits  # free this block before the next one is allocated
+        local_lse = local_max + torch.log(local_sum)  # -inf on an empty shard
 
         # log-sum-exp across shards with max shift: lse = M + log sum_r exp(lse_r - M)
         global_max = local_lse.clone()
@@ -127,7 +147,7 @@ class ShardedCrossEntropyFunction(torch.autograd.Function):
         per_row = torch.where(valid, per_row, torch.zeros_like(per_row))
         count = int(valid.sum().item())
 
-        ctx.save_for_backward(hidden, weight, bias, lse, owned, local_index, valid)
+        ctx.save_for_backward(hidden, weight, bias, lse, local_index, valid)
         ctx.plan = plan
         ctx.count = count
         if plan.reduction == "none":
@@ -139,7 +159,7 @@ class ShardedCrossEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        hidden, weight, bias, lse, owned, local_index, valid = ctx.saved_tensors
+        hidden, weight, bias, lse, local_index, valid = ctx.saved_tensors
         plan: ShardPlan = ctx.plan
         stat = lse.dtype
         rows, local_classes = hidden.shape[0], weight.shape[0]
@@ -158,27 +178,23 @@ class ShardedCrossEntropyFunction(torch.autograd.Function):
         grad_hidden = torch.zeros(hidden.shape, dtype=stat, device=hidden.device)
         grad_weight = torch.zeros(weight.shape, dtype=stat, device=weight.device)
         grad_bias = torch.zeros(local_classes, dtype=stat, device=weight.device)
-        if local_classes > 0:
-            weight_stat = weight.to(stat)
-            for start in range(0, rows, plan.chunk_size):
-                stop = min(start + plan.chunk_size, rows)
-                logits = _chunk_logits(hidden[start:stop], weight, bias, stat)  # (c, V_r)
-                # d loss_i / d z_ic = T q_ic - t_ic (T = total target mass, 1 unless degenerate)
-                # in place on the chunk: one (c, V_r) buffer in the backward pass
-                grad_logits = logits.sub_(lse[start:stop, None]).exp_().mul_(plan.total_mass)
-                grad_logits -= plan.off_target_mass
-                mine = owned[start:stop].nonzero()[:, 0]  # rows whose label lives on this shard
-                grad_logits[mine, local_index[start:stop][mine]] -= (
-                    plan.on_target_mass - plan.off_target_mass
-                )
-                grad_logits *= row_scale[start:stop, None]
-                if need_hidden:
-                    grad_hidden[start:stop] = grad_logits @ weight_stat  # (c, D)
-                if need_weight:  # in place: no (V_r, D) temporary per chunk
-                    grad_weight.addmm_(grad_logits.T, hidden[start:stop].to(stat))  # (V_r, D)
-                if need_bias:
-                    grad_bias += grad_logits.sum(dim=0)
-                del logits, grad_logits  # free this chunk before the next one is allocated
+        for row_block, class_block in _blocks(plan, rows, local_classes):
+            logits = _block_logits(hidden[row_block], weight, bias, class_block, stat)  # (c, b)
+            # d loss_i / d z_ic = T q_ic - t_ic (T = total target mass, 1 unless degenerate),
+            # in place on the block: one (c, b) buffer in the backward pass
+            grad_logits = logits.sub_(lse[row_block, None]).exp_().mul_(plan.total_mass)
+            grad_logits -= plan.off_target_mass
+            in_block = local_index[row_block] - class_block.start  # (c,)
+            mine = ((in_block >= 0) & (in_block < grad_logits.shape[1])).nonzero()[:, 0]
+            grad_logits[mine, in_block[mine]] -= plan.on_target_mass - plan.off_target_mass
+            grad_logits *= row_scale[row_block, None]
+            if need_hidden:  # (c, D)
+                grad_hidden[row_block].addmm_(grad_logits, weight[class_block].to(stat))
+            if need_weight:  # (b, D), in place: no temporary per block
+                grad_weight[class_block].addmm_(grad_logits.T, hidden[row_block].to(stat))
+            if need_bias:
+                grad_bias[class_block] += grad_logits.sum(dim=0)
+            del logits, grad_logits  # free this block before the next one is allocated
         if need_hidden:
             # every shard contributes to every row's gradient: the one (N, D) all-reduce
             _all_reduce(grad_hidden, dist.ReduceOp.SUM, plan)

@@ -36,7 +36,14 @@ from crossent._sharded_function import ShardedCrossEntropyFunction, ShardPlan
 from crossent.errors import CrossentError
 from crossent.units import Base, log_divisor
 
-__all__ = ["gather_shards", "shard_range", "sharded_cross_entropy"]
+__all__ = [
+    "copy_to_shards",
+    "gather_rows",
+    "gather_shards",
+    "shard_range",
+    "sharded_cross_entropy",
+    "sum_from_shards",
+]
 
 Reduction = Literal["mean", "sum", "none"]
 Smoothing = Literal["uniform", "off_target"]
@@ -44,6 +51,9 @@ Smoothing = Literal["uniform", "off_target"]
 # Rows per chunk are chosen so one chunk of logits holds about this many numbers (16 MiB in
 # float32): memory stays flat in N while each matmul is still large enough to be fast.
 _CHUNK_ELEMENTS = 1 << 22
+# Rows per block at least: the weight shard is read once per block of rows, so a few rows per
+# block would make a large shard memory-bound; classes are blocked instead.
+_MIN_CHUNK_ROWS = 256
 
 
 def shard_range(num_classes: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -128,7 +138,7 @@ def sharded_cross_entropy(
     all-reduce of N numbers and a SUM all-reduce of 3N numbers in the forward pass; one SUM
     all-reduce of N x D numbers (the gradient of ``hidden``) in the backward pass. Nothing of
     size V is ever sent. Each rank's memory is its shard (V_r x D, and its gradient) plus one
-    chunk of ``chunk_size`` x V_r logits.
+    block of about 4M logits (``chunk_size`` rows by as many classes as fit).
 
     Args:
         hidden: (..., D) input vectors, identical on every rank.
@@ -145,7 +155,8 @@ def sharded_cross_entropy(
         reduction: ``"mean"`` over non-ignored rows (0 with zero gradient when there are
             none), ``"sum"`` or ``"none"``.
         base: ``"nats"``, ``"bits"`` or a number > 1; the loss is divided by ln(base).
-        chunk_size: rows per chunk of logits (default: about 4M logits per chunk).
+        chunk_size: rows per block of logits (default: at least 256, more for small shards);
+            the shard's classes are blocked too, so one block holds about 4M logits.
 
     Returns:
         The loss, the same value on every rank.
@@ -195,8 +206,8 @@ def sharded_cross_entropy(
             f"target[{index}] = {int(flat_target[index])} is outside [0, {num_classes}) "
             f"(V = {num_classes} classes over {world_size} shard(s))"
         )
-    if chunk_size is None:
-        chunk_size = max(1, _CHUNK_ELEMENTS // max(weight_shard.shape[0], 1))
+    if chunk_size is None:  # enough rows that the shard is streamed few times per call
+        chunk_size = max(_MIN_CHUNK_ROWS, _CHUNK_ELEMENTS // max(weight_shard.shape[0], 1))
     plan = ShardPlan(
         group=group,
         world_size=world_size,
@@ -208,6 +219,7 @@ def sharded_cross_entropy(
         reduction=reduction,
         divisor=divisor,
         chunk_size=chunk_size,
+        block_elements=_CHUNK_ELEMENTS,
     )
     flat_hidden = hidden.reshape(flat_target.shape[0], hidden.shape[-1])  # (N, D)
     loss = ShardedCrossEntropyFunction.apply(
@@ -270,3 +282,110 @@ def gather_shards(
         return None
     order = sorted(range(world_size), key=lambda r: layout[r][0])
     return torch.cat([buffers[r][: layout[r][1]] for r in order])
+
+
+# ---------------------------------------------------------------- data-parallel glue
+
+
+class _GatherRows(torch.autograd.Function):
+    """All-gather rows of different counts; backward keeps this rank's rows of the gradient."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, local: Tensor, counts: tuple[int, ...], rank: int, group: Any
+    ) -> Tensor:
+        largest = max(counts)
+        padded = local.new_zeros((largest, *local.shape[1:]))
+        padded[: local.shape[0]] = local.detach()
+        buffers = [torch.empty_like(padded) for _ in counts]
+        dist.all_gather(buffers, padded, group=group)
+        ctx.start = sum(counts[:rank])
+        ctx.count = counts[rank]
+        return torch.cat([buffer[:count] for buffer, count in zip(buffers, counts, strict=True)])
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        return grad[ctx.start : ctx.start + ctx.count], None, None, None
+
+
+def gather_rows(local: Tensor, counts: list[int] | tuple[int, ...], *, group: Any = None) -> Tensor:
+    """Concatenate every rank's rows (rank order), differentiably: data parallel meets sharding.
+
+    Under data parallelism each rank computes its own rows (say, user vectors of its part of
+    the batch), while the sharded softmax needs every row on every rank. The backward pass
+    returns this rank's rows of the incoming gradient: the loss that follows (e.g.
+    :func:`sharded_cross_entropy`) is the same on every rank and its gradient of the gathered
+    rows is already complete, so nothing is summed here.
+
+    Args:
+        local: (n_r, ...) this rank's rows.
+        counts: rows on each rank, in rank order (known on every rank; ``counts[rank] = n_r``).
+
+    Returns:
+        (sum(counts), ...) all rows in rank order. Without a process group, ``local`` itself.
+    """
+    rank, world_size = _group_info(group)
+    if len(counts) != world_size or counts[rank] != local.shape[0]:
+        raise CrossentError(
+            f"counts = {list(counts)} must list the rows of each of the {world_size} ranks, "
+            f"with counts[{rank}] = {local.shape[0]} (this rank's rows)"
+        )
+    if world_size == 1:
+        return local
+    result: Tensor = _GatherRows.apply(local, tuple(counts), rank, group)
+    return result
+
+
+class _CopyToShards(torch.autograd.Function):
+    """Identity forward; SUM all-reduce of the gradient backward (Megatron's "f")."""
+
+    @staticmethod
+    def forward(ctx: Any, replicated: Tensor, group: Any) -> Tensor:  # type: ignore[override]
+        ctx.group = group
+        return replicated.view_as(replicated)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
+        return grad, None
+
+
+class _SumFromShards(torch.autograd.Function):
+    """SUM all-reduce forward; identity backward (Megatron's "g")."""
+
+    @staticmethod
+    def forward(ctx: Any, partial: Tensor, group: Any) -> Tensor:  # type: ignore[override]
+        total = partial.detach().contiguous().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        return grad, None
+
+
+def copy_to_shards(replicated: Tensor, *, group: Any = None) -> Tensor:
+    """Mark a tensor that is the same on every rank as the input of shard-local computation.
+
+    Forward: the tensor itself. Backward: the gradients of all ranks summed (each rank's
+    shard contributes part of it). Pair with :func:`sum_from_shards`.
+    """
+    _, world_size = _group_info(group)
+    if world_size == 1:
+        return replicated
+    result: Tensor = _CopyToShards.apply(replicated, group)
+    return result
+
+
+def sum_from_shards(partial: Tensor, *, group: Any = None) -> Tensor:
+    """Sum per-shard partial results (e.g. scores of the items each rank owns, 0 elsewhere).
+
+    Forward: SUM all-reduce. Backward: the gradient is passed through unchanged, since the
+    result, and so its gradient, is the same on every rank.
+    """
+    _, world_size = _group_info(group)
+    if world_size == 1:
+        return partial
+    result: Tensor = _SumFromShards.apply(partial, group)
+    return result

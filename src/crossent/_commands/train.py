@@ -47,11 +47,16 @@ def train(
     videos: Annotated[int, typer.Option(help="Simulated videos.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
-    """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint."""
+    """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint.
+
+    Several processes: torchrun --nproc-per-node N -m crossent train ... shards the catalogue
+    softmax across them (gloo on CPU, nccl on CUDA); rank 0 reports and saves.
+    """
     from rich.console import Console
 
     from crossent._commands._recsys_common import load_watches, print_result
     from crossent.errors import CrossentError
+    from crossent.recsys.parallel import launch_from_env, shutdown
     from crossent.recsys.pipeline import run_simulated, train_retrieval
     from crossent.recsys.simulate import SimulationConfig
     from crossent.recsys.train import TrainConfig, save_checkpoint
@@ -68,7 +73,8 @@ def train(
         raise CrossentError(
             f"--loss {loss!r} must be one of {', '.join(allowed)} for --stage {stage}"
         )
-    console = Console()
+    launch = launch_from_env()  # joins torchrun's process group, if launched by torchrun
+    console = Console(quiet=not launch.is_main)
     train_config = TrainConfig(
         epochs=epochs, lr=lr, batch_size=batch_size, max_examples=max_examples, seed=seed
     )
@@ -87,6 +93,7 @@ def train(
             ranking_loss=loss if stage == "ranking" else "bce",  # type: ignore[arg-type]
             stages=("retrieval", "ranking") if stage == "ranking" else ("retrieval",),
             console=console,
+            launch=launch,
         )
         extra["simulation"] = vars(config)
     else:
@@ -99,8 +106,12 @@ def train(
         console.print(f"loaded {watches!r} from {data}")
         model_config["negatives"] = loss
         result = train_retrieval(
-            watches, model_config=model_config, train_config=train_config, console=console
+            watches, model_config=model_config, train_config=train_config, console=console,
+            launch=launch,
         )
+    if not launch.is_main:  # the other ranks only train; rank 0 reports and saves
+        shutdown(launch)
+        return
     print_result(console, result)
     path = save_checkpoint(
         out,
@@ -116,3 +127,4 @@ def train(
         extra=extra,
     )
     console.print(f"saved {path}")
+    shutdown(launch)

@@ -25,6 +25,7 @@ from crossent.recsys.models import (
     RankingLoss,
     RankingModel,
 )
+from crossent.recsys.parallel import Launch, fit_candidate_distributed
 from crossent.recsys.ranking import (
     DENSE_FEATURES,
     RankingInputs,
@@ -75,8 +76,14 @@ def train_retrieval(
     ks: tuple[int, ...] = (10, 20),
     progress: bool = True,
     console: Console | None = None,
+    launch: Launch | None = None,
 ) -> RunResult:
-    """Leave-last-out split, candidate generation training, evaluation beside baselines."""
+    """Leave-last-out split, candidate generation training, evaluation beside baselines.
+
+    With a multi-process ``launch`` (torchrun) every rank trains its shard of the catalogue;
+    rank 0 gets the gathered model and evaluates, the other ranks return after training with
+    ``info["rank"]`` set and no metrics.
+    """
     split = leave_last_out(watches)
     if len(split.users("test")) == 0:
         raise CrossentError(
@@ -90,7 +97,18 @@ def train_retrieval(
         f"{split.n_items:,} videos, {len(split.train):,} training watches, "
         f"negatives = {candidate.config.negatives}",
     )
-    history = fit_candidate(candidate, split, train_config, progress=progress, console=console)
+    if launch is not None and launch.distributed:
+        history, gathered = fit_candidate_distributed(
+            candidate, split, train_config, launch=launch, progress=progress, console=console
+        )
+        if gathered is None:  # not rank 0: training done; rank 0 evaluates and reports
+            return RunResult(watches=watches, split=split, candidate=candidate,
+                             histories={"retrieval": history}, info={"rank": launch.rank})
+        candidate = gathered
+    else:
+        history = fit_candidate(
+            candidate, split, train_config, progress=progress, console=console
+        )
     result = RunResult(
         watches=watches, split=split, candidate=candidate, histories={"retrieval": history}
     )
@@ -194,8 +212,13 @@ def run_simulated(
     stages: tuple[str, ...] = ("retrieval", "ranking"),
     progress: bool = True,
     console: Console | None = None,
+    launch: Launch | None = None,
 ) -> tuple[RunResult, SimulatedWatchLog]:
-    """Simulate, train the requested stages, evaluate against baselines and the truth."""
+    """Simulate, train the requested stages, evaluate against baselines and the truth.
+
+    With a multi-process ``launch`` the ranking stage runs on rank 0 only (see
+    :func:`train_retrieval`).
+    """
     _say(
         console,
         f"simulating {config.n_users:,} users x {config.n_videos:,} videos "
@@ -217,8 +240,9 @@ def run_simulated(
         truth=truth,
         progress=progress,
         console=console,
+        launch=launch,
     )
-    if "ranking" in stages:
+    if "ranking" in stages and "rank" not in result.info:
         train_simulated_ranking(
             result,
             log,

@@ -1,0 +1,292 @@
+"""The candidate generator trained by several processes (``torchrun``): data parallel towers,
+a catalogue-sharded softmax.
+
+Each rank owns a contiguous slice of the output embedding table and bias
+(:func:`crossent.distributed.shard_range`); every other parameter (the input embeddings, the
+MLP tower) is replicated and kept in sync by ``DistributedDataParallel``. A training step:
+
+1. every rank draws the same global batch (the shuffling generator has the same seed), takes its
+   own part of the rows and computes their user vectors through the DDP-wrapped towers;
+2. :func:`crossent.distributed.gather_rows` gives every rank all user vectors, and
+   :func:`crossent.distributed.sharded_cross_entropy` the exact full-catalogue softmax loss of the
+   whole batch against the sharded table (plus the history mask, from per-shard scores);
+3. backward: each shard's gradient is complete (no communication); each rank's user-vector rows
+   get their complete gradient; DDP *sums* the towers' gradients over ranks (a SUM comm hook,
+   since the loss is already the mean over the global batch, not a per-rank mean).
+
+So a step with batch B on R ranks is the single-process step with batch B, up to the order of
+floating-point sums. Validation and checkpoints gather the table on rank 0, so rank 0 must be able
+to hold the full table in memory once; the training steps never gather it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from rich.console import Console
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from crossent.distributed import (
+    copy_to_shards,
+    gather_rows,
+    gather_shards,
+    shard_range,
+    sharded_cross_entropy,
+    sum_from_shards,
+)
+from crossent.errors import CrossentError
+from crossent.recsys.data import Split
+from crossent.recsys.models import CandidateModel, _log1mexp
+from crossent.recsys.train import (
+    TrainConfig,
+    TrainHistory,
+    _epochs,
+    retrieval_cross_entropy,
+    retrieval_examples,
+)
+
+#: The parameters of a CandidateModel that are split by rows across ranks.
+SHARDED = ("item_out", "item_bias")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where this process stands: its rank, the world size and its device."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 logs, shows progress, validates and writes checkpoints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def launch_from_env(timeout_minutes: float = 30.0) -> Launch:
+    """Join the process group ``torchrun`` describes in the environment, or run alone.
+
+    torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
+    with ``WORLD_SIZE`` > 1 this initialises ``torch.distributed`` with the nccl backend (one
+    GPU per process, ``cuda:LOCAL_RANK``) when CUDA is available, gloo on CPU otherwise.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Launch()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(
+            backend, timeout=datetime.timedelta(minutes=timeout_minutes)
+        )
+    return Launch(rank=rank, world_size=world_size, device=device)
+
+
+def shutdown(launch: Launch) -> None:
+    """Leave the process group (after the last collective)."""
+    if launch.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _sum_gradients_hook(group, bucket):  # type: ignore[no-untyped-def]
+    """DDP comm hook: SUM the gradients over ranks (DDP's default divides by the world size).
+
+    Unannotated on purpose: DDP rejects a hook whose annotations are not its own classes, and
+    with postponed annotations they would be strings.
+    """
+    future = dist.all_reduce(bucket.buffer(), group=group, async_op=True).get_future()
+    return future.then(lambda done: done.value()[0])
+
+
+class _UserSide(nn.Module):
+    """Every parameter of a CandidateModel except the sharded table; forward = user vectors."""
+
+    def __init__(self, model: CandidateModel) -> None:
+        super().__init__()
+        self.shared = nn.ParameterDict({
+            name.replace(".", "__"): parameter
+            for name, parameter in model.named_parameters()
+            if name not in SHARDED
+        })
+        # not a submodule: DDP must not see (and synchronise) the sharded table
+        object.__setattr__(self, "_user_vector", model.user_vector)
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        user: torch.Tensor = self._user_vector(window)  # type: ignore[operator]
+        return user
+
+
+class ShardedCandidate(nn.Module):
+    """A :class:`CandidateModel` whose output table lives in slices across the ranks.
+
+    The model passed in is changed in place: its ``item_out`` and ``item_bias`` become this
+    rank's slices (rows ``[offset, offset + V_r)``), so its ``user_vector`` still works but
+    ``scores`` needs :meth:`gather_model` first.
+    """
+
+    def __init__(self, model: CandidateModel, launch: Launch) -> None:
+        super().__init__()
+        if model.config.negatives != "full":
+            raise CrossentError(
+                f'negatives = "{model.config.negatives}": training on several processes '
+                'shards the exact softmax and needs negatives = "full"'
+            )
+        self.config = model.config
+        self.launch = launch
+        start, stop = shard_range(model.config.n_items, launch.rank, launch.world_size)
+        self.offset = start
+        model.item_out = nn.Parameter(model.item_out.detach()[start:stop].clone())
+        model.item_bias = nn.Parameter(model.item_bias.detach()[start:stop].clone())
+        model.to(launch.device)
+        self.model = model
+        user_side = _UserSide(model)
+        if launch.distributed:  # broadcasts rank 0's replicated parameters, then syncs grads
+            device_ids = [launch.device.index] if launch.device.type == "cuda" else None
+            wrapped = DistributedDataParallel(user_side, device_ids=device_ids)
+            wrapped.register_comm_hook(None, _sum_gradients_hook)
+            self.user_side: nn.Module = wrapped
+        else:
+            self.user_side = user_side
+
+    def per_row_loss(
+        self, rows: torch.Tensor, windows: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-example loss (nats) of the global batch ``rows``, ``(len(rows),)`` on every rank.
+
+        Args:
+            rows: indices of the batch's examples, the same on every rank.
+            windows, targets: all examples (``(n, history)`` and ``(n,)``), on every rank.
+        """
+        parts = rows.tensor_split(self.launch.world_size)
+        counts = [len(part) for part in parts]
+        device = self.launch.device
+        user_local = self.user_side(windows[parts[self.launch.rank]].to(device))  # (n_r, d)
+        user = gather_rows(user_local, counts)  # (B, d), rank order = batch order
+        window, target = windows[rows].to(device), targets[rows].to(device)
+        per_row = sharded_cross_entropy(
+            user, self.model.item_out, target, shard_offset=self.offset,
+            bias_shard=self.model.item_bias, reduction="none",
+        )
+        if self.config.mask_history:
+            per_row = self._mask_window(user, window, target, per_row)
+        return per_row
+
+    def _shard_scores(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``u_n · v_item + b_item`` for ``items (B, K)`` from whichever rank owns each item."""
+        local = items - self.offset
+        owned = (local >= 0) & (local < self.model.item_out.shape[0])
+        safe = torch.where(owned, local, torch.zeros_like(local))
+        partial = torch.einsum("nd,nkd->nk", user, self.model.item_out[safe])
+        partial = partial + self.model.item_bias[safe]
+        return sum_from_shards(torch.where(owned, partial, torch.zeros_like(partial)))
+
+    def _mask_window(
+        self, user: torch.Tensor, window: torch.Tensor, target: torch.Tensor,
+        per_row: torch.Tensor,
+    ) -> torch.Tensor:
+        """The masked softmax of :meth:`CandidateModel._mask_window`, from per-shard scores."""
+        n = self.config.n_items
+        sorted_window, _ = window.sort(1)  # (B, H); duplicates become neighbours
+        duplicate = torch.zeros_like(sorted_window, dtype=torch.bool)
+        duplicate[:, 1:] = sorted_window[:, 1:] == sorted_window[:, :-1]
+        keep = (sorted_window < n) & ~duplicate & (sorted_window != target[:, None])
+        replicated_user = copy_to_shards(user)  # backward: sum the shards' parts of d/d user
+        history_scores = self._shard_scores(replicated_user, torch.where(keep, sorted_window, n))
+        history_scores = torch.where(keep, history_scores, -1e4)  # finite: no inf - inf
+        target_score = self._shard_scores(replicated_user, target[:, None])[:, 0]
+        full_lse = per_row + target_score
+        history_lse = torch.logsumexp(history_scores, 1)
+        return per_row + _log1mexp(full_lse - history_lse)
+
+    def full_state_dict(self) -> dict[str, torch.Tensor] | None:
+        """The unsharded model's state dict on rank 0 (``None`` elsewhere); a collective."""
+        state = {
+            name: value.detach().cpu()
+            for name, value in self.model.state_dict().items()
+            if name not in SHARDED
+        }
+        gathered = {
+            name: gather_shards(getattr(self.model, name), shard_offset=self.offset)
+            for name in SHARDED
+        }
+        if not self.launch.is_main:
+            return None
+        state.update({name: value.cpu() for name, value in gathered.items() if value is not None})
+        return state
+
+    def gather_model(self) -> CandidateModel | None:
+        """A plain CPU :class:`CandidateModel` with the whole table on rank 0; a collective."""
+        state = self.full_state_dict()
+        if state is None:
+            return None
+        model = CandidateModel(self.config)
+        model.load_state_dict(state)
+        return model.eval()
+
+
+def _broadcast_float(value: float, launch: Launch) -> float:
+    """Rank 0's ``value`` on every rank (so early stopping decides the same everywhere)."""
+    if not launch.distributed:
+        return value
+    carrier = torch.tensor([value], dtype=torch.float64, device=launch.device)
+    dist.broadcast(carrier, src=0)
+    return float(carrier.item())
+
+
+def fit_candidate_distributed(
+    model: CandidateModel,
+    split: Split,
+    config: TrainConfig | None = None,
+    *,
+    launch: Launch,
+    valid_users: np.ndarray | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> tuple[TrainHistory, CandidateModel | None]:
+    """:func:`crossent.recsys.train.fit_candidate` across the ranks of ``launch``.
+
+    Every rank calls it with the same data, config and an identically initialised ``model``
+    (same seed). Rank 0 shows progress and validates; every rank stops at the same epoch.
+
+    Returns:
+        The history (the same on every rank) and, on rank 0, the trained model with the whole
+        table (the best epoch's weights), ``None`` on the other ranks.
+    """
+    config = config or TrainConfig()
+    windows, targets = retrieval_examples(split.train, model.config.history)
+    sharded = ShardedCandidate(model, launch)
+    validator = CandidateModel(model.config) if launch.is_main else None
+
+    def step(rows: torch.Tensor) -> torch.Tensor:
+        return sharded.per_row_loss(rows, windows, targets).mean()
+
+    def validate() -> float:
+        state = sharded.full_state_dict()
+        bits = 0.0
+        if validator is not None and state is not None:
+            validator.load_state_dict(state)
+            validator.eval()
+            bits = retrieval_cross_entropy(validator, split, "valid", users=valid_users)["bits"]
+        return _broadcast_float(bits, launch)
+
+    history = _epochs(
+        step, len(targets), validate, sharded, config, label="retrieval",
+        progress=progress and launch.is_main, console=console if launch.is_main else None,
+    )
+    return history, sharded.gather_model()
