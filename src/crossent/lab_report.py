@@ -119,7 +119,7 @@ def curves_figures(result: LabResult) -> list[Figure]:
     seed = result.runs[0].seed
     first = {run.loss: run for run in result.runs if run.seed == seed}
     common = report.curves_figure(
-        {f"{loss} val": run.val_log_loss_bits for loss, run in first.items()},
+        {loss: run.val_log_loss_bits for loss, run in first.items()},
         ylabel="validation cross-entropy (bits)",
         title=f"Validation log loss per epoch (seed {seed})",
     )
@@ -168,12 +168,15 @@ def recall_bars(result: LabResult) -> Figure:
     groups = [
         f"{name}*" if c in minority else name for c, name in enumerate(result.data.class_names)
     ]
-    return report.bar_figure(
+    fig = report.bar_figure(
         groups,
         series,
         ylabel="recall (mean over seeds)",
         title="Per-class recall on the test split (* = minority class)",
     )
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(min(width, 14.0), height)  # ten classes x six losses stays readable
+    return fig
 
 
 def report_sections(result: LabResult, out_dir: Path) -> list[report.Section]:
