@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -195,8 +196,7 @@ class LabResult:
 
 def load_lab_data(config: LabConfig) -> LabData:
     """The data set a config names: a CSV when ``data_path`` is set, else ``dataset``."""
-    if config.data_path is not None:
-        assert config.target is not None  # checked in LabConfig
+    if config.data_path is not None and config.target is not None:  # both or neither: LabConfig
         return load_csv(config.data_path, config.target, imbalance=config.imbalance)
     return load_dataset(config.dataset, imbalance=config.imbalance, data_seed=config.data_seed)
 
@@ -284,7 +284,7 @@ def _loss_fn(config: LabConfig, loss: str, class_counts: np.ndarray) -> LossFn:
     Cross-entropy runs the reference (plain torch) implementation: at a (128, 10) batch the
     fused CPU kernel's parallel launch costs more than the arithmetic it saves.
     """
-    ref = "reference"
+    ref: Literal["reference"] = "reference"
     if loss == "ce":
         return lambda logits, target: cross_entropy(logits, target, implementation=ref)
     if loss == "smooth":
