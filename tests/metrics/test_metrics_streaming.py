@@ -143,3 +143,26 @@ def test_merging_different_settings_is_an_error() -> None:
 def test_empty_accumulator_result_is_an_error() -> None:
     with pytest.raises(CrossentError, match="no rows"):
         s.LogLoss().result()
+
+
+def test_entropy_and_single_ranking_accumulators_equal_functions() -> None:
+    from crossent.metrics import entropy, hit_rate_at_k, mrr, ndcg_at_k, recall_at_k
+
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.ones(5), size=60)
+    first, second = s.Entropy(base="bits"), s.Entropy(base="bits")
+    first.update(probs[:25])
+    second.update(probs[25:])
+    assert first.merge(second).result() == pytest.approx(entropy(probs, base="bits"), rel=1e-12)
+
+    scores = rng.normal(size=(30, 40))
+    target = rng.integers(0, 40, size=30)
+    for accumulator, function in (
+        (s.HitRateAtK(5), lambda: hit_rate_at_k(scores, target, 5)),
+        (s.RecallAtK(5), lambda: recall_at_k(scores, target, 5)),
+        (s.NdcgAtK(5), lambda: ndcg_at_k(scores, target, 5)),
+        (s.Mrr(), lambda: mrr(scores, target)),
+    ):
+        for start in range(0, 30, 7):
+            accumulator.update(scores[start : start + 7], target[start : start + 7])
+        assert accumulator.result() == pytest.approx(function(), rel=1e-12)

@@ -40,6 +40,7 @@ from crossent.metrics.calibration import (
 from crossent.metrics.probabilistic import (
     InputKind,
     Prepared,
+    entropy,
     normalized_from,
     prepare,
     prior_entropy,
@@ -224,8 +225,6 @@ class Entropy(_WeightedMean):
         self.divisor = log_divisor(base)
 
     def update(self, probs: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
-        from crossent.metrics.probabilistic import entropy
-
         values = entropy(probs, reduction="none")
         weight = checks.sample_weight(sample_weight, np.shape(values)[0])
         self._add(np.asarray(values), weight)
