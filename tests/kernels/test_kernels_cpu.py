@@ -158,7 +158,8 @@ def test_inplace_consumes_logits_storage_for_the_gradient():
     torch.testing.assert_close(scores.detach(), expected_scores.grad)
     loss.backward()
     torch.testing.assert_close(scores.grad, expected_scores.grad)
-    assert scores.data_ptr() == storage
+    # the gradient is adopted as .grad without a copy: no extra (M, C) memory at all
+    assert scores.data_ptr() == storage and scores.grad.data_ptr() == storage
 
 
 def test_second_backward_through_one_forward_raises():

@@ -1,0 +1,28 @@
+"""The benchmark harness (crossent._benchmarks) and `crossent bench`, on tiny sizes."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from crossent import _benchmarks
+from crossent.cli import app
+
+
+def test_run_suite_times_every_contender_and_tabulates_ratios():
+    names = ("torch eager", "crossent", "floor: 3 matmuls")
+    results = _benchmarks.run_suite(
+        "linear_cross_entropy", {"rows": 8, "dim": 4, "classes": 16}, reps=1, memory=False,
+        contenders=names,
+    )
+    assert tuple(result.name for result in results) == names
+    assert all(result.seconds > 0 and result.peak_bytes is None for result in results)
+    rows = _benchmarks.table_rows(results, "torch eager")
+    assert rows[0][2] == "1.00x"
+    table = _benchmarks.format_table(_benchmarks.TABLE_HEADER, rows)
+    assert "floor: 3 matmuls" in table and "speed-up" in table
+
+
+def test_cli_bench_rejects_unknown_suite():
+    result = CliRunner().invoke(app, ["bench", "--suite", "everything"])
+    assert result.exit_code == 2
+    assert "suite = 'everything' is not one of" in result.output
