@@ -142,3 +142,11 @@ def test_bad_ranking_inputs_are_errors() -> None:
         recall_at_k(np.zeros((1, 3)), np.array([0]), k=0)
     with pytest.raises(CrossentError, match="exclude row 0 holds item 9"):
         recall_at_k(np.zeros((1, 3)), np.array([0]), exclude=[[9]])
+
+
+def test_float32_scores_rank_like_float64() -> None:
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 6, size=(8, 20)).astype(np.float32)
+    target = rng.integers(0, 20, size=8)
+    single = ranking_metrics(scores, target, ks=[3, 10])
+    assert single == ranking_metrics(scores.astype(np.float64), target, ks=[3, 10])

@@ -163,7 +163,7 @@ def ranking_metrics(
         CrossentError: non-finite scores, target items outside the catalogue, a row with no
             relevant item, a relevant item that is also excluded, bad ``k``.
     """
-    score_array = checks.float_array("scores", scores, ndims=(2,)).astype(np.float64, copy=False)
+    score_array = checks.float_array("scores", scores, ndims=(2,))  # float32 stays float32
     shape = (int(score_array.shape[0]), int(score_array.shape[1]))
     ks = [checks.positive_int("k", k) for k in ks]
     if not ks:
