@@ -167,7 +167,8 @@ def _print_table(result, files, console) -> None:  # type: ignore[no-untyped-def
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("", style="dim")
-    table.add_row("rows scored", f"{result.rows:,}", f"weight {result.weight:.6g}")
+    weight_note = f"total weight {result.weight:.6g}" if result.weight != result.rows else ""
+    table.add_row("rows scored", f"{result.rows:,}", weight_note)
     if result.skipped:
         table.add_row("rows skipped", f"{result.skipped:,}", "invalid (--skip-invalid)")
     table.add_row(f"log loss ({result.unit})", _fmt(result.log_loss), "lower is better")
