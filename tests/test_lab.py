@@ -168,6 +168,8 @@ def test_unknown_loss_names_it_and_lists_the_valid_ones() -> None:
         parse_losses("ce, hinge")
     with pytest.raises(CrossentError, match=r"losses\[0\] = 'CE' is unknown"):
         LabConfig(losses=("CE",))
+    with pytest.raises(CrossentError, match=r"losses\[2\] = 'ce' is repeated"):
+        parse_losses("ce,mse,ce")
     with pytest.raises(CrossentError, match="losses is empty"):
         parse_losses(" , ")
 

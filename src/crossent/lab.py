@@ -114,6 +114,8 @@ def check_losses(losses: tuple[str, ...] | list[str]) -> tuple[str, ...]:
             raise CrossentError(
                 f"losses[{position}] = {name!r} is unknown; valid: {', '.join(LOSSES)}"
             )
+        if name in losses[:position]:
+            raise CrossentError(f"losses[{position}] = {name!r} is repeated")
     return tuple(losses)
 
 

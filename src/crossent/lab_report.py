@@ -92,7 +92,8 @@ def describe_setup(result: LabResult) -> str:
         "statistics.",
         f"Epochs to converge: training stops when the validation value of the training loss has "
         f"not improved for {config.patience} epochs; the best validation epoch's weights are "
-        "restored and that epoch is reported. Metrics are on the test split, computed by "
+        "restored and that epoch is reported (equal to the epoch budget: still improving when "
+        "training ended). Metrics are on the test split, computed by "
         f"crossent.metrics: log loss in bits, top-label ECE with {config.bins} equal-width bins, "
         "Brier score (two classes: mean (p - y)²; more: squared error summed over classes). "
         "Minority recall is the mean recall over the minority classes.",
