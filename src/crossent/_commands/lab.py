@@ -11,7 +11,7 @@ import typer
 from crossent.errors import CrossentError
 
 if TYPE_CHECKING:
-    from crossent.lab import LabResult
+    from crossent.lab import LabResult, LossRun
 
 
 def lab(
@@ -88,11 +88,16 @@ def lab(
     ) as progress:
         task = progress.add_task(f"lab on {lab_data.name}", total=config.seeds * len(config.losses))
 
-        def advance(run: object) -> None:
-            progress.update(task, advance=1, description=f"lab on {lab_data.name}")
+        def advance(run: LossRun) -> None:
+            done = f"lab on {lab_data.name}: {run.loss} seed {run.seed} done"
+            progress.update(task, advance=1, description=done)
 
         result = run_lab(config, data=lab_data, on_run_done=advance)
-    files = write_lab_report(result, out)
+    if json_output:
+        files = write_lab_report(result, out)
+    else:
+        with err.status(f"writing {out / 'lab.html'} and {out / 'lab.md'}"):
+            files = write_lab_report(result, out)
     if json_output:
         payload = to_jsonable({**result.to_dict(), "files": {k: str(v) for k, v in files.items()}})
         typer.echo(json.dumps(payload, indent=2))
