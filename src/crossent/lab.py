@@ -199,7 +199,9 @@ class LabResult:
 def load_lab_data(config: LabConfig) -> LabData:
     """The data set a config names: a CSV when ``data_path`` is set, else ``dataset``."""
     if config.data_path is not None and config.target is not None:  # both or neither: LabConfig
-        return load_csv(config.data_path, config.target, imbalance=config.imbalance)
+        return load_csv(
+            config.data_path, config.target, imbalance=config.imbalance, data_seed=config.data_seed
+        )
     return load_dataset(config.dataset, imbalance=config.imbalance, data_seed=config.data_seed)
 
 

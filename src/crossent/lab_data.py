@@ -213,7 +213,9 @@ def synthetic_gaussians(
     )
 
 
-def load_csv(path: str | Path, target: str, *, imbalance: float | None = None) -> LabData:
+def load_csv(
+    path: str | Path, target: str, *, imbalance: float | None = None, data_seed: int = 0
+) -> LabData:
     """A CSV with a header row: every column but ``target`` is a numeric feature.
 
     The target may hold any labels (strings or numbers); classes are its distinct values, sorted
@@ -290,7 +292,7 @@ def load_csv(path: str | Path, target: str, *, imbalance: float | None = None) -
         class_names=tuple(class_names),
         feature_names=tuple(feature_names),
     )
-    return data if imbalance is None else make_imbalanced(data, imbalance)
+    return data if imbalance is None else make_imbalanced(data, imbalance, data_seed=data_seed)
 
 
 def _parse_number(cell: str, path: str, line: int, column: str) -> float:
