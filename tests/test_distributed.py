@@ -8,26 +8,44 @@ logits through torch.nn.functional.cross_entropy in float64.
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
+from typer.testing import CliRunner
 
 import crossent
+from crossent.cli import app
 from crossent.distributed import gather_shards, shard_range, sharded_cross_entropy
 from crossent.errors import CrossentError
+from crossent.recsys.models import CandidateConfig, CandidateModel
+from crossent.recsys.parallel import Launch, ShardedCandidate
+from crossent.recsys.train import (
+    fit_candidate,
+    load_checkpoint,
+    retrieval_cross_entropy,
+    retrieval_examples,
+)
 
 from _sharded_workers import (  # isort: skip
     CASES,
     TOLERANCE,
     Case,
-    equivalence_worker,
     make_problem,
     reference_loss,
     spawn_world,
+)
+from _training_workers import (  # isort: skip
+    TRAIN,
+    all_checks_worker,
+    fresh_model,
+    small_split,
 )
 import itertools
 
@@ -218,7 +236,7 @@ def test_bad_input_raises_crossent_error_naming_it(
 def world_results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     world_size = request.param
     out_dir: Path = tmp_path_factory.mktemp(f"sharded_{world_size}")
-    return world_size, spawn_world(equivalence_worker, world_size, out_dir)
+    return world_size, spawn_world(all_checks_worker, world_size, out_dir)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
@@ -298,3 +316,104 @@ def test_glue_without_a_group_is_the_identity() -> None:
     assert crossent.distributed.sum_from_shards(rows) is rows
     with pytest.raises(CrossentError, match=r"counts = \[2\] must list the rows of each"):
         crossent.distributed.gather_rows(rows, [2])
+
+
+# ---------------------------------------------------------------- training the recommender
+
+
+def test_sharded_candidate_of_one_rank_has_the_model_loss_and_gradients() -> None:
+    split = small_split()
+    reference, sharded_model = fresh_model(split), fresh_model(split)
+    windows, targets = retrieval_examples(split.train, reference.config.history)
+    rows = torch.arange(0, 60, 2)
+    expected = reference.loss(windows[rows], targets[rows])  # masked full softmax
+    expected.mean().backward()
+    sharded = ShardedCandidate(sharded_model, Launch())
+    ours = sharded.per_row_loss(rows, windows, targets)
+    ours.mean().backward()
+    torch.testing.assert_close(ours.detach(), expected.detach(), rtol=1e-5, atol=1e-6)
+    for (name, mine), (_, theirs) in zip(
+        sharded_model.named_parameters(), reference.named_parameters(), strict=True
+    ):
+        assert mine.grad is not None and theirs.grad is not None, name
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_sharded_candidate_needs_the_full_softmax() -> None:
+    split = small_split()
+    model = CandidateModel(CandidateConfig(n_items=split.n_items, negatives="sampled"))
+    with pytest.raises(CrossentError, match=r'negatives = "sampled": training on several'):
+        ShardedCandidate(model, Launch())
+
+
+@pytest.fixture(scope="module")
+def single_process_fit() -> dict[str, Any]:
+    split = small_split()
+    model = fresh_model(split)
+    history = fit_candidate(model, split, TRAIN, progress=False)
+    return {
+        "history": history,
+        "state": model.state_dict(),
+        "test_bits": retrieval_cross_entropy(model, split, "test")["bits"],
+    }
+
+
+def _two_rank_training(world_results: Any) -> list[dict[str, Any]]:
+    world_size, results = world_results
+    if world_size != 2:
+        pytest.skip("the training run uses 2 ranks")
+    return [result["training"] for result in results]
+
+
+def test_two_rank_training_reports_the_single_process_metrics(
+    world_results: Any, single_process_fit: dict[str, Any]
+) -> None:
+    ranks = _two_rank_training(world_results)
+    history = single_process_fit["history"]
+    for result in ranks:  # every rank saw the same losses and stopped at the same epoch
+        assert result["best_epoch"] == history.best_epoch
+        assert result["train_bits"] == pytest.approx(history.train_bits, rel=1e-5)
+        assert result["valid_bits"] == pytest.approx(history.valid_bits, rel=1e-5)
+    assert ranks[0]["test_bits"] == pytest.approx(single_process_fit["test_bits"], rel=1e-5)
+
+
+def test_two_rank_training_gathers_the_single_process_model_on_rank_0_only(
+    world_results: Any, single_process_fit: dict[str, Any]
+) -> None:
+    ranks = _two_rank_training(world_results)
+    assert ranks[0]["has_model"] and not ranks[1]["has_model"]
+    gathered, expected = ranks[0]["state"], single_process_fit["state"]
+    assert gathered.keys() == expected.keys()
+    for name, value in expected.items():
+        assert gathered[name].shape == value.shape, name
+        torch.testing.assert_close(gathered[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.slow
+def test_torchrun_train_saves_the_single_process_checkpoint(tmp_path: Path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip(f"no torchrun next to {sys.executable}")
+    options = ["train", "--data", "simulated", "--users", "60", "--videos", "120",
+               "--epochs", "2", "--dim", "8", "--history", "5", "--batch-size", "64",
+               "--seed", "1"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launched = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "crossent", *options,
+         "--out", str(tmp_path / "two_ranks")],
+        env=environment, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-3000:]
+    assert launched.stdout.count("saved ") == 1  # rank 0 alone reports and saves
+    single = CliRunner().invoke(app, [*options, "--out", str(tmp_path / "one_process")])
+    assert single.exit_code == 0, single.output
+    two_ranks = load_checkpoint(tmp_path / "two_ranks")
+    one_process = load_checkpoint(tmp_path / "one_process")
+    assert two_ranks.metrics.keys() == one_process.metrics.keys()
+    for table, values in one_process.metrics.items():
+        for name, value in values.items():
+            assert two_ranks.metrics[table][name] == pytest.approx(value, rel=1e-4, abs=1e-6), (
+                table, name)
+    expected_state = one_process.candidate.state_dict()
+    for name, value in two_ranks.candidate.state_dict().items():
+        torch.testing.assert_close(value, expected_state[name], rtol=1e-4, atol=1e-5, msg=name)
