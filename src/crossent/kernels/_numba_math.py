@@ -139,6 +139,27 @@ def _exp_sum_f64(source: Any, out: Any, shift: float) -> float:  # pragma: no co
     return total
 
 
+@njit(fastmath=_REASSOC, cache=True)
+def _exp_sum_inplace_f32(values: Any, shift: float) -> float:  # pragma: no cover
+    typed_shift = np.float32(shift)
+    total = _F32_ZERO
+    for j in range(values.shape[0]):
+        value = _expf(values[j] - typed_shift)
+        values[j] = value
+        total += value
+    return np.float64(total)
+
+
+@njit(fastmath=_REASSOC, cache=True)
+def _exp_sum_inplace_f64(values: Any, shift: float) -> float:  # pragma: no cover
+    total = 0.0
+    for j in range(values.shape[0]):
+        value = _expd(values[j] - shift)
+        values[j] = value
+        total += value
+    return total
+
+
 def exp_shifted_sum(source: Any, out: Any, shift: float) -> float:
     """``out[j] = exp(source[j] - shift)`` for 1-D float arrays; returns ``sum(out)``.
 
@@ -151,13 +172,19 @@ def exp_shifted_sum(source: Any, out: Any, shift: float) -> float:
 
 @overload(exp_shifted_sum)
 def _exp_shifted_sum_impl(source: Any, out: Any, shift: Any) -> Any:
+    # source and out may be the same row (in place); a loop over two possibly-aliased arrays
+    # falls back to scalar code after LLVM's overlap check, so that case gets its own loop
     if source.dtype == types.float32:
         def impl32(source: Any, out: Any, shift: Any) -> Any:  # pragma: no cover
+            if source.ctypes.data == out.ctypes.data:
+                return _exp_sum_inplace_f32(out, shift)
             return _exp_sum_f32(source, out, shift)
 
         return impl32
 
     def impl64(source: Any, out: Any, shift: Any) -> Any:  # pragma: no cover
+        if source.ctypes.data == out.ctypes.data:
+            return _exp_sum_inplace_f64(out, shift)
         return _exp_sum_f64(source, out, shift)
 
     return impl64
