@@ -144,3 +144,12 @@ def test_bad_input_raises_crossent_error_naming_it(kwargs, message):
     with pytest.raises(CrossentError, match=message):
         linear_cross_entropy(arguments["hidden"], arguments["weight"], arguments["target"],
                              **kwargs)
+
+
+def test_no_grad_mode_gives_the_same_loss():
+    hidden, weight, bias, _, target = _problem(7, 4, 9, torch.float64)
+    with torch.no_grad():
+        loss = linear_cross_entropy(hidden.requires_grad_(), weight, target, bias=bias)
+    expected = torch.nn.functional.cross_entropy(hidden @ weight.T + bias, target)
+    assert not loss.requires_grad
+    torch.testing.assert_close(loss, expected.detach())

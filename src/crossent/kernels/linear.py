@@ -186,8 +186,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
             "inv_temperature": 1.0 / options["temperature"],
             "chunk_rows": options["chunk_rows"], "row_kernel": options["row_kernel"],
         }
-        # reduction "none": the per-row incoming gradient is only known in backward
-        grads_now = reduction != "none"
+        # reduction "none": the per-row incoming gradient is only known in backward; under
+        # torch.no_grad() there is no backward at all, so only the logits GEMM runs
+        grads_now = reduction != "none" and options["grad_enabled"]
         row_loss, grad_hidden, grad_weight, grad_shift = _sweep(
             hidden_c, weight_c, shift, target_c, **sweep_options,
             grad_scale=cpu.gradient_scale(reduction, denominator, divisor), row_grad=None,
@@ -259,6 +260,7 @@ def chunked_linear_cross_entropy(
         "ignore_index": int(ignore_index), "reduction": reduction,
         "label_smoothing": float(label_smoothing), "smoothing": smoothing,
         "divisor": float(divisor), "row_kernel": row_kernel,
+        "grad_enabled": torch.is_grad_enabled(),
     }
     result: torch.Tensor = _LinearCrossEntropy.apply(
         hidden, weight, bias, logit_bias, target, class_weight, options
