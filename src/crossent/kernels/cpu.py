@@ -2,12 +2,15 @@
 
 Per row of the (M, C) logits the kernel makes three passes over C numbers that stay in cache:
 
-1. the row maximum ``m`` (log-sum-exp with max shift, so no exponent overflows);
-2. ``e_c = exp(z_c - m)`` written to the gradient buffer, summed into ``s``; the same pass
-   gathers the smoothing/soft-target part of the loss as ``sum_c w_c t_c (m - z_c)`` (terms
-   with zero target mass are skipped, so a ``-inf`` logit with no mass contributes exactly 0);
+1. the row maximum ``m`` (log-sum-exp with max shift, so no exponent overflows); with label
+   smoothing or soft targets, one more read gathers ``sum_c w_c t_c (m - z_c)`` (terms with
+   zero target mass are skipped, so a ``-inf`` logit with no mass contributes exactly 0);
+2. ``e_c = exp(z_c - m)`` written to the gradient buffer and summed into ``s``;
 3. the buffer is rescaled in place into the gradient of the *reduced* loss,
    ``scale * (W_t * e_c / s - w_c t_c)`` with ``W_t = sum_c w_c t_c``.
+
+The kernels themselves compile with ``fastmath=False``; the row primitives they call
+(:mod:`crossent.kernels._numba_math`) use a vectorisable exp and reassociated sums.
 
 The autograd backward then only multiplies that buffer by the incoming gradient, so
 forward + backward reads the logits twice from memory and writes them once. With
