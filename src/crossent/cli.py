@@ -44,9 +44,10 @@ def _root() -> None:
     """crossent: cross-entropy done right: losses, kernels, metrics, recommender, loss lab."""
 
 
+from crossent._commands import demo as _demo  # noqa: E402
 from crossent._commands import tour as _tour  # noqa: E402
 
-app.command("demo")(_tour.tour)
+app.command("demo")(_demo.demo)
 app.command("tour")(_tour.tour)
 from crossent._commands import score as _score  # noqa: E402
 

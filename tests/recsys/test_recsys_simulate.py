@@ -109,6 +109,7 @@ def test_simulation_is_seeded_and_returns_interactions():
         ({"min_watches": 2}, "min_watches = 2"),
         ({"n_videos": 10, "max_watches": 20}, "max_watches = 20 exceeds n_videos = 10"),
         ({"n_users": 0}, "n_users = 0"),
+        ({"n_videos": 30, "max_watches": 20}, "impressions_per_user = 20 exceeds"),
         ({"taste_scale": float("nan")}, "taste_scale = nan"),
     ],
 )

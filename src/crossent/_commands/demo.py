@@ -47,7 +47,8 @@ def demo(
         n_users=users or sizes[0],
         n_videos=videos or sizes[1],
         seed=seed,
-        max_watches=min(40, videos or sizes[1]),
+        max_watches=min(40, (videos or sizes[1]) // 2),
+        impressions_per_user=min(20, (videos or sizes[1]) // 2),
     )
     n_epochs = epochs or sizes[2]
     result, _ = run_simulated(
@@ -84,7 +85,7 @@ def demo(
 
 
 #: The demo's default world and schedule (sized for ~2 minutes on 2 shared CPU cores).
-DEMO_USERS = 4000
-DEMO_VIDEOS = 1000
-DEMO_EPOCHS = 8
+DEMO_USERS = 2000
+DEMO_VIDEOS = 500
+DEMO_EPOCHS = 10
 DEMO_LR = 0.02

@@ -106,7 +106,10 @@ def train(
         console.print(f"loaded {watches!r} from {data}")
         model_config["negatives"] = loss
         result = train_retrieval(
-            watches, model_config=model_config, train_config=train_config, console=console,
+            watches,
+            model_config=model_config,
+            train_config=train_config,
+            console=console,
             launch=launch,
         )
     if not launch.is_main:  # the other ranks only train; rank 0 reports and saves

@@ -83,6 +83,12 @@ class SimulationConfig:
                 f"max_watches = {self.max_watches} exceeds n_videos = {self.n_videos} "
                 "(a user watches each video at most once)"
             )
+        if self.impressions_per_user > self.n_videos - self.max_watches:
+            raise CrossentError(
+                f"impressions_per_user = {self.impressions_per_user} exceeds n_videos - "
+                f"max_watches = {self.n_videos - self.max_watches} (impressions show distinct "
+                "unwatched videos)"
+            )
         if self.impressions_per_user < 0:
             raise CrossentError(f"impressions_per_user = {self.impressions_per_user} must be >= 0")
         for name in ("taste_scale", "zipf_exponent"):

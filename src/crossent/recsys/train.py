@@ -243,6 +243,15 @@ def fit_ranking(
     dense = train.dense
     model.dense_mean.copy_(dense.mean(0))
     model.dense_std.copy_(dense.std(0).clamp_min(1e-6))
+    # start at the constant predictor (the base watch rate): the deep part's last layer is
+    # zero and the wide bias is the base rate's logit, so training can only improve on it
+    rate = float(train.label.mean().clamp(1e-6, 1 - 1e-6))
+    last = model.deep[-1]
+    if isinstance(last, torch.nn.Linear):
+        torch.nn.init.zeros_(last.weight)
+        torch.nn.init.zeros_(last.bias)
+    torch.nn.init.zeros_(model.wide.weight)
+    torch.nn.init.constant_(model.wide.bias, math.log(rate / (1 - rate)))
 
     def step(rows: torch.Tensor) -> torch.Tensor:
         return ranking_loss(model, train, rows)

@@ -1,0 +1,125 @@
+"""The recommender commands through typer's CliRunner: exit codes, output, files, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from crossent.cli import app
+
+runner = CliRunner()
+
+
+def _ratings_file(path: Path) -> Path:
+    """A tiny MovieLens-style ratings.csv: 30 users, 25 movies, ratings 1-5 in time order."""
+    rng = np.random.default_rng(0)
+    lines = ["userId,movieId,rating,timestamp"]
+    for user in range(1, 31):
+        movies = rng.choice(np.arange(100, 125), size=10, replace=False)
+        for step, movie in enumerate(movies):
+            lines.append(f"{user},{movie},{rng.integers(3, 6)}.0,{1_000_000 + 100 * user + step}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_demo_quick_prints_the_tables_and_writes_the_report(tmp_path):
+    out = tmp_path / "report"
+    result = runner.invoke(
+        app, ["demo", "--quick", "--users", "150", "--videos", "40", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    for text in ("Bayes limit", "most popular", "EASE", "true probabilities", "report:"):
+        assert text in result.output
+    for name in ("report.html", "loss_curves.png", "reliability.png", "model/model.pt"):
+        assert (out / name).is_file()
+    assert "Candidate generation" in (out / "report.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    data = _ratings_file(folder / "ratings.csv")
+    out = folder / "model"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--dim",
+            "8",
+            "--min-rating",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return data, out, result.output
+
+
+def test_train_on_a_ratings_file_reports_baselines_and_saves_a_checkpoint(trained_dir):
+    _, out, output = trained_dir
+    assert "most popular" in output and "HR@10" in output
+    assert (out / "model.pt").is_file()
+
+
+def test_recommend_lists_unwatched_items_with_original_ids(trained_dir):
+    data, out, _ = trained_dir
+    result = runner.invoke(app, ["recommend", "--model", str(out), "--user", "7", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.strip()[:1] in "│|"]
+    recommended = {int(line.split("│")[2]) for line in rows if line.count("│") >= 4}
+    watched = {
+        int(line.split(",")[1])
+        for line in data.read_text().splitlines()[1:]
+        if line.split(",")[0] == "7"
+    }
+    assert len(recommended) == 3
+    assert recommended <= set(range(100, 125)) and not recommended & watched
+
+
+def test_evaluate_reports_stored_and_recomputed_metrics(trained_dir):
+    data, out, _ = trained_dir
+    stored = runner.invoke(app, ["evaluate", "--model", str(out)])
+    assert stored.exit_code == 0 and "cross_entropy" in stored.output
+    again = runner.invoke(
+        app, ["evaluate", "--model", str(out), "--data", str(data), "--min-rating", "3"]
+    )
+    assert again.exit_code == 0, again.output
+    assert "EASE" in again.output
+
+
+def test_unknown_user_exits_2_with_one_line_naming_the_id(trained_dir):
+    _, out, _ = trained_dir
+    result = runner.invoke(app, ["recommend", "--model", str(out), "--user", "999999"])
+    assert result.exit_code == 2
+    assert "user '999999' is not in the model's data" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--stage", "ranking"], "--stage ranking needs impressions"),
+        (["--stage", "rank"], "--stage 'rank' must be retrieval or ranking"),
+        (["--loss", "focal"], "--loss 'focal' must be one of full, sampled, in-batch"),
+    ],
+)
+def test_train_option_errors_exit_2(tmp_path, arguments, message):
+    data = _ratings_file(tmp_path / "ratings.csv")
+    result = runner.invoke(
+        app, ["train", "--data", str(data), "--out", str(tmp_path / "m"), *arguments]
+    )
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_missing_model_folder_exits_2(tmp_path):
+    result = runner.invoke(app, ["recommend", "--model", str(tmp_path / "none"), "--user", "1"])
+    assert result.exit_code == 2 and "no checkpoint file" in result.output

@@ -1,0 +1,137 @@
+"""Training: no future leakage, the loss falls toward the Bayes limit, checkpoints round-trip."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from crossent.errors import CrossentError
+from crossent.recsys.data import Interactions, leave_last_out
+from crossent.recsys.models import CandidateConfig, CandidateModel
+from crossent.recsys.pipeline import run_simulated
+from crossent.recsys.simulate import SimulationConfig
+from crossent.recsys.train import (
+    TrainConfig,
+    load_checkpoint,
+    recommend,
+    retrieval_cross_entropy,
+    retrieval_examples,
+    save_checkpoint,
+)
+
+
+def _shuffled_log() -> Interactions:
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in (10, 20, 30):
+        times = rng.permutation(50)[: 6 + user // 10]
+        rows += [(user, 100 + int(rng.integers(40)), int(t)) for t in times]
+    order = rng.permutation(len(rows))
+    user, item, time = (np.array([rows[i][k] for i in order]) for k in range(3))
+    return Interactions.from_arrays(user, item, time)
+
+
+def test_training_examples_see_only_strictly_earlier_watches_of_the_same_user():
+    log = _shuffled_log()
+    history = 3
+    windows, targets = retrieval_examples(log, history)
+    expected_windows, expected_targets = [], []
+    for user in range(log.n_users):  # independent: sort each user's rows by time by hand
+        mine = sorted(
+            (t, i) for u, i, t in zip(log.user, log.item, log.timestamp, strict=True) if u == user
+        )
+        items = [i for _, i in mine]
+        for k, item in enumerate(items):
+            earlier = items[max(0, k - history) : k]
+            expected_windows.append(earlier + [log.n_items] * (history - len(earlier)))
+            expected_targets.append(item)
+    assert windows.tolist() == expected_windows
+    assert targets.tolist() == expected_targets
+
+
+def test_test_cross_entropy_matches_a_direct_masked_softmax():
+    log = _shuffled_log()
+    split = leave_last_out(log)
+    torch.manual_seed(0)
+    model = CandidateModel(CandidateConfig(n_items=log.n_items, dim=4, hidden=8, history=2))
+    indptr, items = split.history("test")
+    users = split.users("test")
+    losses = []
+    for user in users:
+        seen = items[indptr[user] : indptr[user + 1]]
+        window = torch.full((1, 2), log.n_items)
+        tail = torch.as_tensor(seen[-2:])
+        window[0, : len(tail)] = tail
+        logits = model.scores(window)[0].detach().double().numpy()
+        target = split.test_target[user]
+        logits[[i for i in seen if i != target]] = -np.inf
+        top = logits.max()
+        losses.append(top + np.log(np.exp(logits - top).sum()) - logits[target])
+    got = retrieval_cross_entropy(model, split, "test")
+    assert got["nats"] == pytest.approx(np.mean(losses), rel=1e-5)
+    assert got["bits"] == pytest.approx(np.mean(losses) / math.log(2), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    config = SimulationConfig(n_users=300, n_videos=40, max_watches=12, taste_scale=8.0, seed=5)
+    return run_simulated(
+        config,
+        train_config=TrainConfig(epochs=12, lr=0.03, batch_size=256, patience=3),
+        ranking_config=TrainConfig(epochs=4, lr=0.01, batch_size=256),
+        model_config={"dim": 16, "hidden": 32},
+        progress=False,
+    )
+
+
+def test_training_lowers_the_loss_and_approaches_the_bayes_limit(trained):
+    result, _ = trained
+    history = result.histories["retrieval"]
+    assert history.valid_bits[history.best_epoch - 1] < history.valid_bits[0]
+    ce = result.cross_entropy
+    assert ce["nats"] < math.log(40)  # better than uniform over the catalogue
+    assert ce["bayes_nats"] <= ce["expected_nats"] + 1e-9  # Gibbs: H(p) <= H(p, q)
+    assert ce["nats"] < 1.15 * ce["bayes_nats"]
+    assert result.retrieval["model"]["HR@10"] > result.retrieval["most popular"]["HR@10"]
+    ranking = result.ranking_metrics["model"]
+    constant = result.ranking_metrics["watch rate (constant)"]
+    assert ranking["log_loss_nats"] < constant["log_loss_nats"]
+
+
+def test_checkpoint_round_trip_gives_identical_scores_and_recommendations(trained, tmp_path):
+    result, _ = trained
+    save_checkpoint(
+        tmp_path, result.candidate, result.watches, ranking=result.ranking, history=result.histories
+    )
+    loaded = load_checkpoint(tmp_path)
+    window = torch.tensor([[1, 2, 3], [40, 40, 40]])
+    torch.testing.assert_close(loaded.candidate.scores(window), result.candidate.scores(window))
+    assert loaded.ranking is not None
+    user = loaded.user_index("7")
+    items, scores = recommend(loaded, user, k=5)
+    watched = result.watches.item[result.watches.user == user]
+    assert len(items) == 5 and not set(items.tolist()) & set(watched.tolist())
+    assert np.all(np.diff(scores) <= 0)
+
+
+def test_unknown_user_and_missing_checkpoint_are_named(trained, tmp_path):
+    with pytest.raises(CrossentError, match="no checkpoint file"):
+        load_checkpoint(tmp_path / "nowhere")
+    result, _ = trained
+    save_checkpoint(tmp_path, result.candidate, result.watches)
+    with pytest.raises(CrossentError, match="user 'nobody' is not in the model's data"):
+        load_checkpoint(tmp_path).user_index("nobody")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CrossentError, match="not a crossent checkpoint"):
+        load_checkpoint(tmp_path / "bad")
+
+
+def test_bad_training_configuration_is_named():
+    with pytest.raises(CrossentError, match="epochs = 0"):
+        TrainConfig(epochs=0)
+    with pytest.raises(CrossentError, match="lr = -1"):
+        TrainConfig(lr=-1.0)
