@@ -39,6 +39,9 @@ def train(
     dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 32,
     history: Annotated[int, typer.Option(help="Recent watches in the user vector.")] = 50,
     lr: Annotated[float, typer.Option(help="Adam learning rate (retrieval).")] = 0.02,
+    weight_decay: Annotated[
+        float, typer.Option(help="Decoupled weight decay (AdamW) for retrieval.")
+    ] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 512,
     max_examples: Annotated[
         int | None, typer.Option(help="At most this many training examples per epoch.")
@@ -76,7 +79,12 @@ def train(
     launch = launch_from_env()  # joins torchrun's process group, if launched by torchrun
     console = Console(quiet=not launch.is_main)
     train_config = TrainConfig(
-        epochs=epochs, lr=lr, batch_size=batch_size, max_examples=max_examples, seed=seed
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        max_examples=max_examples,
+        seed=seed,
     )
     model_config: dict[str, object] = {"dim": dim, "history": history}
     extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}

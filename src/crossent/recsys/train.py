@@ -43,6 +43,7 @@ class TrainConfig:
         epochs: the most epochs to run.
         batch_size: examples per step.
         lr: Adam learning rate.
+        weight_decay: decoupled weight decay (AdamW); 0 = plain Adam.
         patience: stop after this many epochs without a validation improvement.
         min_delta_bits: an improvement smaller than this (bits) does not count.
         max_examples: use at most this many (random) training examples per epoch.
@@ -52,6 +53,7 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 1024
     lr: float = 5e-3
+    weight_decay: float = 0.0
     patience: int = 2
     min_delta_bits: float = 1e-3
     max_examples: int | None = None
@@ -130,7 +132,9 @@ def _epochs(
     """The shared loop: shuffled batches, a bar, validation (bits) per epoch, early stop."""
     history = TrainHistory()
     generator = torch.Generator().manual_seed(config.seed)
-    optimizer = torch.optim.Adam(parameters.parameters(), lr=config.lr)
+    optimizer = torch.optim.AdamW(
+        parameters.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     best_bits, best_state, bad_epochs = math.inf, None, 0
     per_epoch = min(n_examples, config.max_examples or n_examples)
     steps = math.ceil(per_epoch / config.batch_size)
