@@ -417,3 +417,13 @@ def test_torchrun_train_saves_the_single_process_checkpoint(tmp_path: Path) -> N
     expected_state = one_process.candidate.state_dict()
     for name, value in two_ranks.candidate.state_dict().items():
         torch.testing.assert_close(value, expected_state[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_non_finite_weight_row_is_found_in_any_block_of_rows() -> None:
+    from crossent._sharded_checks import _first_non_finite_row
+
+    values = torch.zeros(10, 3)
+    assert _first_non_finite_row(values, block_elements=6) is None
+    values[7, 1] = math.nan
+    values[9, 0] = math.inf
+    assert _first_non_finite_row(values, block_elements=6) == 7  # third block of 2 rows

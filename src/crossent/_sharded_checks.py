@@ -48,9 +48,19 @@ def check_options(
     return None
 
 
-def _first_non_finite_row(values: Tensor) -> int | None:
-    bad = ~torch.isfinite(values.reshape(values.shape[0], -1)).all(dim=1)
-    return int(bad.nonzero()[0, 0]) if bool(bad.any()) else None
+def _first_non_finite_row(values: Tensor, block_elements: int = 1 << 20) -> int | None:
+    """Index of the first row holding a NaN or infinity, or None.
+
+    In blocks of rows: ``isfinite`` of a whole (V_r, D) shard would cost several times the
+    shard's memory in temporaries.
+    """
+    values = values.reshape(values.shape[0], -1)  # (rows, width)
+    block = max(1, block_elements // max(values.shape[1], 1))
+    for start in range(0, values.shape[0], block):
+        bad = ~torch.isfinite(values[start : start + block]).all(dim=1)
+        if bool(bad.any()):
+            return start + int(bad.nonzero()[0, 0])
+    return None
 
 
 def check_local_inputs(
