@@ -48,8 +48,8 @@ __all__ = [
 Reduction = Literal["mean", "sum", "none"]
 Smoothing = Literal["uniform", "off_target"]
 
-# Rows per chunk are chosen so one chunk of logits holds about this many numbers (16 MiB in
-# float32): memory stays flat in N while each matmul is still large enough to be fast.
+# One block of logits (rows x classes) holds about this many numbers (16 MiB in float32): memory
+# stays flat in N and V_r while each matmul is still large enough to be fast.
 _CHUNK_ELEMENTS = 1 << 22
 # Rows per block at least: the weight shard is read once per block of rows, so a few rows per
 # block would make a large shard memory-bound; classes are blocked instead.
@@ -163,9 +163,11 @@ def sharded_cross_entropy(
 
     Raises:
         CrossentError: bad shapes, dtypes, devices or options; non-finite input; shards that do
-            not tile ``[0, V)``; ``hidden`` rows, ``target`` or options that differ between
-            ranks; a target outside ``[0, V)``. Every rank raises (no rank is left waiting in a
-            collective); the rank whose input is wrong says exactly what is wrong.
+            not tile ``[0, V)``; row counts or widths of ``hidden``, ``target`` or options that
+            differ between ranks; a target outside ``[0, V)``. (The values of ``hidden`` are
+            not compared across ranks: that would cost an all-gather of N x D numbers.)
+            Every rank raises (no rank is left waiting in a collective); the rank whose
+            input is wrong says exactly what is wrong.
 
     Example (under ``torchrun --nproc-per-node 2``)::
 
