@@ -36,6 +36,9 @@ def test_demo_quick_prints_the_tables_and_writes_the_report(tmp_path):
     for name in ("report.html", "loss_curves.png", "reliability.png", "model/model.pt"):
         assert (out / name).is_file()
     assert "Candidate generation" in (out / "report.html").read_text()
+    again = runner.invoke(app, ["evaluate", "--model", str(out / "model"), "--data", "simulated"])
+    assert again.exit_code == 0, again.output
+    assert "Bayes limit" in again.output
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,12 @@ def demo(
     result, _ = run_simulated(
         config,
         negatives=negatives,  # type: ignore[arg-type]
-        train_config=TrainConfig(epochs=n_epochs, seed=seed, lr=DEMO_LR, batch_size=512),
-        ranking_config=TrainConfig(epochs=n_epochs, seed=seed, lr=3e-3, batch_size=1024),
+        train_config=TrainConfig(
+            epochs=n_epochs, seed=seed, lr=DEMO_LR, batch_size=1024, patience=1
+        ),
+        ranking_config=TrainConfig(
+            epochs=n_epochs, seed=seed, lr=1e-2, batch_size=1024, patience=1
+        ),
         console=console,
     )
     print_result(console, result)
@@ -66,7 +70,8 @@ def demo(
         result.watches,
         ranking=result.ranking,
         history=result.histories,
-        metrics={"retrieval": result.cross_entropy, **result.retrieval},
+        metrics={"cross_entropy": result.cross_entropy, **result.retrieval},
+        extra={"data": "simulated", "simulation": vars(config)},
     )
     ce = result.cross_entropy
     console.print(
@@ -88,4 +93,4 @@ def demo(
 DEMO_USERS = 2000
 DEMO_VIDEOS = 500
 DEMO_EPOCHS = 10
-DEMO_LR = 0.02
+DEMO_LR = 0.03
