@@ -401,7 +401,7 @@ class Checkpoint:
         if len(matches) == 0:
             raise CrossentError(
                 f"user {original_id!r} is not in the model's data "
-                f"({len(self.user_ids)} users, ids like {self.user_ids[0]!r})"
+                f"({len(self.user_ids)} users, ids like {str(self.user_ids[0])!r})"
             )
         return int(matches[0])
 
