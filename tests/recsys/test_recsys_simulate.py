@@ -48,7 +48,9 @@ def test_sampled_watches_follow_the_true_distribution():
     # the expected count of video j at position p is sum_u p_u(j); a chi-square test compares
     # the drawn counts with it (variance of a sum of Bernoullis: sum_u p (1 - p))
     log = simulate(
-        SimulationConfig(n_users=4000, n_videos=25, min_watches=5, max_watches=6, seed=11)
+        SimulationConfig(
+            n_users=4000, n_videos=25, min_watches=5, max_watches=6, impressions_per_user=5, seed=11
+        )
     )
     users = np.arange(4000)
     for position in (0, 4):

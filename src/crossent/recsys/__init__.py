@@ -3,7 +3,10 @@
 Submodules: :mod:`~crossent.recsys.data` (the :class:`Interactions` table, filters, the
 leave-last-out split), :mod:`~crossent.recsys.loaders` (MovieLens, RecBole, CSV/Parquet),
 :mod:`~crossent.recsys.baselines` (most popular, EASE) and :mod:`~crossent.recsys.evaluate`
-(full-catalogue retrieval metrics).
+(full-catalogue retrieval metrics), :mod:`~crossent.recsys.simulate` (the simulated watch
+log with known truth), :mod:`~crossent.recsys.models` (candidate generation and ranking),
+:mod:`~crossent.recsys.train` (training loops, checkpoints) and :mod:`~crossent.recsys.ranking`
+(ranking-stage features and metrics).
 """
 
 from crossent.recsys.baselines import EASE, MostPopular
@@ -15,21 +18,44 @@ from crossent.recsys.loaders import (
     load_recbole,
     load_table,
 )
+from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
+from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
+from crossent.recsys.train import (
+    TrainConfig,
+    fit_candidate,
+    fit_ranking,
+    load_checkpoint,
+    retrieval_cross_entropy,
+    save_checkpoint,
+)
 
 __all__ = [
     "EASE",
+    "CandidateConfig",
+    "CandidateModel",
     "Interactions",
     "MostPopular",
+    "RankingConfig",
+    "RankingModel",
     "Scorer",
+    "SimulatedWatchLog",
+    "SimulationConfig",
     "Split",
+    "TrainConfig",
     "csr_rows",
     "evaluate_retrieval",
+    "fit_candidate",
+    "fit_ranking",
     "implicit",
     "k_core",
     "leave_last_out",
+    "load_checkpoint",
     "load_interactions",
     "load_movielens",
     "load_recbole",
     "load_table",
+    "retrieval_cross_entropy",
     "retrieval_metrics",
+    "save_checkpoint",
+    "simulate",
 ]

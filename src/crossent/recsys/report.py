@@ -106,16 +106,17 @@ def write_report(
     """Write ``out/report.html``, ``out/loss_curves.png`` and ``out/reliability.png``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    curves = {}
+    titles = {
+        "retrieval": ("next-watch cross-entropy (bits)", "Candidate generation: full softmax"),
+        "ranking": ("log loss (bits)", "Ranking: P(watch)"),
+    }
+    pngs: list[Path] = []
     for stage, history in result.histories.items():
-        curves[f"{stage} train"] = history.train_bits
-        curves[f"{stage} validation"] = history.valid_bits
-    loss_png = save_figure(
-        curves_figure(
-            curves, ylabel="cross-entropy (bits per example)", title="Training and validation loss"
-        ),
-        out / "loss_curves.png",
-    )
+        ylabel, heading = titles.get(stage, ("loss (bits)", stage))
+        # keys avoid "val" inside the stage name: the figure dashes names containing "val"
+        curves = {"train": history.train_bits, "validation": history.valid_bits}
+        name = "loss_curves.png" if stage == "retrieval" else f"{stage}_loss_curves.png"
+        pngs.append(save_figure(curves_figure(curves, ylabel=ylabel, title=heading), out / name))
     sections: list[Section] = [
         Section(
             "Data",
@@ -136,5 +137,5 @@ def write_report(
             out / "reliability.png",
         )
         sections.append(Section("Ranking", [ranking_rows(result), reliability_png]))
-    sections.append(Section("Training curves", [loss_png]))
+    sections.append(Section("Training curves (bits per example, per epoch)", list(pngs)))
     return write_html_report(out / "report.html", title, sections)
