@@ -25,7 +25,8 @@ def recommend(
     items, scores = top_k(checkpoint, index, k)
     watched = int(checkpoint.watch_indptr[index + 1] - checkpoint.watch_indptr[index])
     table = Table(
-        title=f"top {len(items)} for user {user} ({watched} watched, excluded)",
+        title=f"top {len(items)} for user {user}",
+        caption=f"{watched} already-watched items excluded",
         title_justify="left",
     )
     table.add_column("rank", justify="right")

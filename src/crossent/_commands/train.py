@@ -36,12 +36,12 @@ def train(
         float, typer.Option(help="Rated data: keep ratings >= this as watches.")
     ] = 4.0,
     epochs: Annotated[int, typer.Option(help="Most epochs per stage.")] = 20,
-    dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 32,
+    dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 64,
     history: Annotated[int, typer.Option(help="Recent watches in the user vector.")] = 50,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (retrieval).")] = 0.02,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (retrieval).")] = 0.01,
     weight_decay: Annotated[
         float, typer.Option(help="Decoupled weight decay (AdamW) for retrieval.")
-    ] = 0.0,
+    ] = 0.1,
     batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 512,
     max_examples: Annotated[
         int | None, typer.Option(help="At most this many training examples per epoch.")
