@@ -141,7 +141,7 @@ def _linear_contender(name: str, rows: int, dim: int, classes: int) -> Callable[
 
         def floor() -> None:
             # the products crossent does, chunk for chunk, with nothing in between
-            chunk = default_chunk_rows(rows, classes, 4)
+            chunk = default_chunk_rows(rows, classes, 4, dim=dim)
             with torch.no_grad():
                 buffer = torch.empty(min(chunk, rows), classes)
                 grad_hidden = torch.empty_like(hidden)

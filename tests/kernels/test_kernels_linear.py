@@ -111,6 +111,8 @@ def test_default_chunk_rows_follow_memory_budget():
     assert default_chunk_rows(8192, 100_000, 4, budget_bytes=256 * 2**20) == 671
     assert default_chunk_rows(10, 100_000, 4, budget_bytes=256 * 2**20) == 10
     assert default_chunk_rows(8192, 10**9, 4, budget_bytes=1) == 1
+    assert default_chunk_rows(8192, 100_000, 4, dim=256) == 335  # 128 MiB
+    assert default_chunk_rows(8192, 1_000_000, 4, dim=256) == 64  # a quarter of the weight
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,11 @@ never holds more than one chunk of logits. The autograd backward only multiplies
 gradients by the incoming (scalar) gradient. With ``reduction="none"`` the incoming gradient is
 one number per row and cannot be applied afterwards, so there backward makes a second sweep.
 
-Chunk size: ``chunk_size`` rows if given, otherwise as many rows as fit a
-:data:`CHUNK_BUDGET_BYTES` logits buffer (256 MiB), at least 1. Larger chunks make the
-``dW += dZ^T H`` update more efficient (it reads and writes all of ``dW`` once per chunk);
-smaller chunks use less memory.
+Chunk size: ``chunk_size`` rows if given, otherwise as many rows as fit a logits buffer of
+:data:`CHUNK_BUDGET_BYTES` (128 MiB) or a quarter of the weight's size, whichever is larger
+(at least 1 row). Larger chunks make the ``dW += dZ^T H`` update cheaper (it reads and writes
+all of ``dW`` once per chunk), smaller ones use less memory; tying the budget to the weight
+keeps the chunk a fraction of what the weight and its gradient occupy anyway.
 """
 
 from __future__ import annotations
@@ -35,13 +36,19 @@ from crossent.kernels import cpu
 from crossent.kernels.cpu import Reduction, Smoothing
 from crossent.units import Base, log_divisor
 
-CHUNK_BUDGET_BYTES = 256 * 2**20
-"""Default memory for one chunk of logits (the only (rows, V) buffer): 256 MiB."""
+CHUNK_BUDGET_BYTES = 128 * 2**20
+"""Least memory for one chunk of logits (the only (rows, V) buffer): 128 MiB."""
 
 
 def default_chunk_rows(rows: int, num_classes: int, itemsize: int,
-                       budget_bytes: int = CHUNK_BUDGET_BYTES) -> int:
-    """Rows per chunk so that one (rows, V) logits buffer fits ``budget_bytes`` (>= 1, <= N)."""
+                       budget_bytes: int | None = None, dim: int = 0) -> int:
+    """Rows per chunk so that one (rows, V) logits buffer fits the budget (>= 1, <= N).
+
+    The budget is ``budget_bytes`` if given, else the larger of :data:`CHUNK_BUDGET_BYTES` and
+    a quarter of the (V, ``dim``) weight's bytes.
+    """
+    if budget_bytes is None:
+        budget_bytes = max(CHUNK_BUDGET_BYTES, num_classes * dim * itemsize // 4)
     fitting = budget_bytes // max(1, num_classes * itemsize)
     return int(max(1, min(rows, fitting)))
 
@@ -254,7 +261,9 @@ def chunked_linear_cross_entropy(
     """The chunked sweep on validated 2-d inputs (hidden (N, D), weight (V, D), target (N,)
     or (N, V)); see :func:`crossent.linear_cross_entropy` for the public entry point."""
     itemsize = 8 if hidden.dtype == torch.float64 else 4
-    chunk_rows = chunk_size or default_chunk_rows(hidden.shape[0], weight.shape[0], itemsize)
+    chunk_rows = chunk_size or default_chunk_rows(
+        hidden.shape[0], weight.shape[0], itemsize, dim=weight.shape[1]
+    )
     options = {
         "temperature": float(temperature), "chunk_rows": int(chunk_rows),
         "ignore_index": int(ignore_index), "reduction": reduction,
@@ -312,7 +321,7 @@ def linear_cross_entropy(
     It equals ``crossent.cross_entropy(logits, target, weight=class_weight, ...)`` on the
     materialised logits, value and gradients (w.r.t. ``hidden``, ``weight``, ``bias`` and
     ``logit_bias``), with the same options (see DESIGN.md). Rows are processed in chunks of
-    ``chunk_size`` rows (default: a 256 MiB logits buffer, :data:`CHUNK_BUDGET_BYTES`); per
+    ``chunk_size`` rows (default: a logits buffer of 128 MiB or a quarter of the weight); per
     chunk one GEMM, the fused softmax-gradient kernel in place, and the two gradient GEMMs, all
     during the forward pass. float16/bfloat16 are computed in float32.
 
