@@ -31,7 +31,7 @@ def test_demo_quick_prints_the_tables_and_writes_the_report(tmp_path):
         app, ["demo", "--quick", "--users", "150", "--videos", "40", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
-    for text in ("Bayes limit", "most popular", "EASE", "true probabilities", "report:"):
+    for text in ("Bayes limit", "most popular", "EASE", "truth (oracle)", "true probabilities"):
         assert text in result.output
     for name in ("report.html", "loss_curves.png", "reliability.png", "model/model.pt"):
         assert (out / name).is_file()

@@ -201,6 +201,17 @@ def _fit_and_evaluate_ranking(
     return result
 
 
+class _TruthScorer:
+    """The simulator's true next-watch log-probabilities as a retrieval scorer (test stage)."""
+
+    def __init__(self, truth: TruthFn) -> None:
+        self.truth = truth
+
+    def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        # watched videos have log-probability -inf; the evaluator excludes them anyway
+        return self.truth(users).clamp_min(-1e30).numpy()
+
+
 def run_simulated(
     config: SimulationConfig,
     *,
@@ -242,6 +253,11 @@ def run_simulated(
         console=console,
         launch=launch,
     )
+    if result.retrieval and "rank" not in result.info:
+        # the oracle: ranking by the true next-watch distribution (what a perfect model does)
+        result.retrieval["truth (oracle)"] = evaluate_retrieval(
+            _TruthScorer(truth), result.split, progress=progress
+        )
     if "ranking" in stages and "rank" not in result.info:
         train_simulated_ranking(
             result,
