@@ -111,7 +111,7 @@ LINEAR_CONTENDERS = ("torch eager", "torch chunked", "crossent", "floor: 3 matmu
 def _linear_inputs(rows: int, dim: int, classes: int) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(0)
     hidden = torch.randn(rows, dim, generator=generator)
-    weight = torch.randn(classes, dim, generator=generator) / dim**0.5
+    weight = torch.randn(classes, dim, generator=generator).div_(dim**0.5)  # no 2nd copy
     target = torch.randint(0, classes, (rows,), generator=generator)
     return hidden.requires_grad_(), weight.requires_grad_(), target
 
