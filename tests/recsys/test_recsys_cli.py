@@ -126,3 +126,22 @@ def test_train_option_errors_exit_2(tmp_path, arguments, message):
 def test_missing_model_folder_exits_2(tmp_path):
     result = runner.invoke(app, ["recommend", "--model", str(tmp_path / "none"), "--user", "1"])
     assert result.exit_code == 2 and "no checkpoint file" in result.output
+
+
+def test_train_on_a_small_simulated_catalogue_exits_zero(tmp_path):
+    # regression: --videos 40 made users watch all 40 videos, leaving none to show
+    result = runner.invoke(
+        app,
+        ["train", "--data", "simulated", "--videos", "40", "--users", "60", "--epochs", "1",
+         "--dim", "8", "--out", str(tmp_path / "model")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "saved" in result.output
+
+
+def test_train_on_a_too_small_simulated_catalogue_is_a_named_error(tmp_path):
+    result = runner.invoke(
+        app, ["train", "--data", "simulated", "--videos", "5", "--out", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 2
+    assert "--videos 5 is too small" in result.output

@@ -123,3 +123,48 @@ def test_bad_configuration_is_named(options, message):
 def test_position_outside_the_watches_is_named(small_log):
     with pytest.raises(CrossentError, match=r"position\[0\] = 99 is outside"):
         small_log.next_watch_log_probs(np.array([0]), np.array([99]))
+
+
+def test_small_catalogue_where_users_watch_every_video_works_without_impressions():
+    # regression: a user who watched all 40 videos left an all -inf softmax row (NaN probs)
+    log = simulate(
+        SimulationConfig(n_users=60, n_videos=40, seed=1, max_watches=40, impressions_per_user=0)
+    )
+    lengths = (log.watches >= 0).sum(1).numpy()
+    assert lengths.max() == 40
+    for row in log.watches.numpy():
+        watched = row[row >= 0]
+        assert len(np.unique(watched)) == len(watched)
+    assert len(log.impressions) == 0
+
+
+def test_impressions_that_cannot_fit_the_unwatched_videos_are_a_named_error():
+    with pytest.raises(
+        CrossentError, match=r"impressions_per_user = 20 exceeds n_videos - max_watches = 0"
+    ):
+        SimulationConfig(n_users=60, n_videos=40, seed=1, max_watches=40)
+
+
+@pytest.mark.parametrize("taste_scale", [12.0, 2000.0])
+def test_nearly_exhausted_catalogue_draws_distinct_unwatched_videos_even_for_sharp_taste(
+    taste_scale,
+):
+    # 30 watches + 10 impressions out of 40 videos: the last impressions take every video left.
+    # A sharp taste once underflowed every float32 weight to 0 (draws fell on video 0).
+    log = simulate(
+        SimulationConfig(
+            n_users=60,
+            n_videos=40,
+            min_watches=30,
+            max_watches=30,
+            impressions_per_user=10,
+            taste_scale=taste_scale,
+            seed=1,
+        )
+    )
+    watches = log.watches.numpy()
+    for user in range(60):
+        assert len(np.unique(watches[user])) == 30
+        shown = log.impressions.item[log.impressions.user == user]
+        assert len(shown) == 10
+        assert sorted(set(range(40)) - set(watches[user])) == sorted(shown)

@@ -89,8 +89,19 @@ def train(
     model_config: dict[str, object] = {"dim": dim, "history": history}
     extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}
     if data == "simulated":
+        if videos < 6:
+            raise CrossentError(
+                f"--videos {videos} is too small: the simulated log needs at least 6 videos "
+                "(3 watches per user for leave-last-out, and as many unwatched to show)"
+            )
+        # every user keeps at least impressions_per_user unwatched videos to be shown
         config = SimulationConfig(
-            n_users=users, n_videos=videos, seed=seed, max_watches=min(40, videos)
+            n_users=users,
+            n_videos=videos,
+            seed=seed,
+            min_watches=min(8, videos // 2),
+            max_watches=min(40, videos // 2),
+            impressions_per_user=min(20, videos // 2),
         )
         result, _ = run_simulated(
             config,

@@ -293,14 +293,17 @@ def _sample_rows(
 ) -> torch.Tensor:
     """One draw per row from the masked softmax, by inverse CDF (much faster than multinomial).
 
-    |state| <= 1 and |v_j| = 1 and b_j <= 0, so every logit is <= s: shifting by -s keeps
-    exp() finite without a row-max pass.
+    Logits are shifted by their row max over the unwatched videos (max shift, as in
+    log-sum-exp) before exp(): the top video then has weight 1, so the row total is >= 1 and
+    never underflows to 0. (A fixed shift by -s underflowed for a sharp taste_scale: every
+    weight became 0 and the draw fell on video 0, watched or not.)
     """
-    weights = torch.addmm(
-        popularity_logit - config.taste_scale, state, video_taste.T, alpha=config.taste_scale
-    ).exp_()  # (A, V) unnormalised probs
+    logits = torch.addmm(
+        popularity_logit, state, video_taste.T, alpha=config.taste_scale
+    )  # (A, V)
     if seen.shape[1]:
-        weights.scatter_(1, seen, 0.0)
+        logits.scatter_(1, seen, -math.inf)
+    weights = logits.sub_(logits.max(1, keepdim=True).values).exp_()  # (A, V) unnormalised
     cdf = weights.cumsum_(1)
     # uniform in (0, 1], so a zero-weight video can never be picked
     uniform = 1.0 - torch.rand(len(state), 1, generator=generator)
@@ -354,7 +357,7 @@ def _impressions(
         # candidates come from a softer version of the next-watch distribution
         logits = 0.5 * (config.taste_scale * cosine + popularity_logit)
         logits.masked_fill_(_watched_mask(watches[rows], config.n_videos), -math.inf)
-        drawn = torch.multinomial(torch.softmax(logits, 1), k, generator=generator)  # (B, k)
+        drawn = _sample_without_replacement(logits, k, generator)  # (B, k)
         items[rows] = drawn
         affinity[rows] = cosine.gather(1, drawn)
     n_previous = torch.poisson(torch.full((n, k), 0.7), generator=generator).clamp_max(4)
@@ -379,3 +382,19 @@ def _impressions(
         watched=watched.reshape(-1).numpy().astype(np.float64),
         watch_time=watch_time.reshape(-1).numpy(),
     )
+
+
+def _sample_without_replacement(
+    logits: torch.Tensor, k: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``k`` distinct columns per row drawn in proportion to ``softmax(logits)``, in log space.
+
+    The exponential-race (Gumbel-top-k) trick: the ``k`` largest ``logits - log E`` with
+    ``E ~ Exp(1)`` are a draw without replacement (Kool et al. 2019) — what
+    ``torch.multinomial(softmax(logits), k)`` computes from ``probs / E``. Staying in log space
+    means no probability underflows to 0, so a row with at least ``k`` finite logits (the
+    config guarantees ``n_videos - max_watches >= k`` unwatched videos) always has ``k``
+    candidates, however sharp the taste; ``-inf`` (watched) columns are never picked.
+    """
+    race = torch.empty_like(logits).exponential_(1.0, generator=generator)
+    return torch.topk(logits - race.log_(), k, dim=1).indices
