@@ -109,7 +109,7 @@ def test_unknown_user_exits_2_with_one_line_naming_the_id(trained_dir):
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--stage", "ranking"], "--stage ranking needs impressions"),
+        (["--stage", "ranking", "--loss", "watch-time"], "a watch log has none"),
         (["--stage", "rank"], "--stage 'rank' must be retrieval or ranking"),
         (["--loss", "focal"], "--loss 'focal' must be one of full, sampled, in-batch"),
     ],

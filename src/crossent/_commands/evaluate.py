@@ -24,7 +24,11 @@ def evaluate(
         float | None, typer.Option(help="Keep ratings >= this (default: as in training).")
     ] = None,
 ) -> None:
-    """Hit@K, NDCG@K, MRR and test cross-entropy of a checkpoint, beside the baselines."""
+    """Hit@K, NDCG@K, MRR and test cross-entropy of a checkpoint, beside the baselines.
+
+    A ranking model trained on a file is scored again on the same examples: log loss
+    (nats, bits), normalized entropy, AUC and ECE, beside the base rate and popularity.
+    """
     import numpy as np
     from rich.console import Console
 
@@ -33,7 +37,7 @@ def evaluate(
     from crossent.recsys.baselines import EASE, MostPopular
     from crossent.recsys.data import leave_last_out
     from crossent.recsys.evaluate import evaluate_retrieval
-    from crossent.recsys.pipeline import RunResult
+    from crossent.recsys.pipeline import RunResult, evaluate_logged_ranking
     from crossent.recsys.simulate import SimulationConfig, simulate
     from crossent.recsys.train import load_checkpoint, retrieval_cross_entropy
 
@@ -73,4 +77,9 @@ def evaluate(
     result.retrieval["most popular"] = evaluate_retrieval(MostPopular().fit(split.train), split)
     if split.n_items <= 20_000:
         result.retrieval["EASE"] = evaluate_retrieval(EASE().fit(split.train), split)
+    settings = checkpoint.extra.get("ranking_examples")
+    if checkpoint.ranking is not None and settings is not None:
+        evaluate_logged_ranking(
+            result, checkpoint.ranking, negatives=settings["negatives"], seed=settings["seed"]
+        )
     print_result(console, result)

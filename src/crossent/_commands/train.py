@@ -21,8 +21,8 @@ def train(
     stage: Annotated[
         str,
         typer.Option(
-            help="retrieval (candidate generation) or ranking (both stages; "
-            "needs impressions: simulated data)."
+            help="retrieval (candidate generation) or ranking (both stages; on a file, "
+            "ranking examples are each watch plus --negatives popular unwatched videos)."
         ),
     ] = "retrieval",
     loss: Annotated[
@@ -49,6 +49,13 @@ def train(
     users: Annotated[int, typer.Option(help="Simulated users.")] = 4000,
     videos: Annotated[int, typer.Option(help="Simulated videos.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    negatives: Annotated[
+        int,
+        typer.Option(
+            help="Ranking on a file: negatives per watch, drawn in proportion to popularity "
+            "from the videos the user had not watched yet."
+        ),
+    ] = 4,
 ) -> None:
     """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint.
 
@@ -60,7 +67,7 @@ def train(
     from crossent._commands._recsys_common import load_watches, print_result
     from crossent.errors import CrossentError
     from crossent.recsys.parallel import launch_from_env, shutdown
-    from crossent.recsys.pipeline import run_simulated, train_retrieval
+    from crossent.recsys.pipeline import run_simulated, train_logged_ranking, train_retrieval
     from crossent.recsys.simulate import SimulationConfig
     from crossent.recsys.train import TrainConfig, save_checkpoint
 
@@ -116,14 +123,11 @@ def train(
         )
         extra["simulation"] = vars(config)
     else:
-        if stage == "ranking":
-            raise CrossentError(
-                "--stage ranking needs impressions with watch labels, which only the simulated "
-                "log has; use --data simulated, or --stage retrieval for an interaction file"
-            )
+        if stage == "ranking" and launch.distributed:
+            raise CrossentError("--stage ranking on a file runs in one process (not torchrun)")
         watches = load_watches(data, format, min_rating)
         console.print(f"loaded {watches!r} from {data}")
-        model_config["negatives"] = loss
+        model_config["negatives"] = "full" if stage == "ranking" else loss
         result = train_retrieval(
             watches,
             model_config=model_config,
@@ -131,6 +135,16 @@ def train(
             console=console,
             launch=launch,
         )
+        if stage == "ranking":
+            train_logged_ranking(
+                result,
+                negatives=negatives,
+                seed=seed,
+                loss=loss,  # type: ignore[arg-type]
+                train_config=TrainConfig(epochs=epochs, lr=3e-3, batch_size=1024, seed=seed),
+                console=console,
+            )
+            extra["ranking_examples"] = result.info["ranking_examples"]
     if not launch.is_main:  # the other ranks only train; rank 0 reports and saves
         shutdown(launch)
         return

@@ -6,7 +6,8 @@ leave-last-out split), :mod:`~crossent.recsys.loaders` (MovieLens, RecBole, CSV/
 (full-catalogue retrieval metrics), :mod:`~crossent.recsys.simulate` (the simulated watch
 log with known truth), :mod:`~crossent.recsys.models` (candidate generation and ranking),
 :mod:`~crossent.recsys.train` (training loops, checkpoints) and :mod:`~crossent.recsys.ranking`
-(ranking-stage features and metrics).
+(ranking-stage features and metrics), :mod:`~crossent.recsys.logged_ranking` (ranking
+examples from a real watch log: positives and popularity-sampled negatives in time order).
 """
 
 from crossent.recsys.baselines import EASE, MostPopular
@@ -18,6 +19,7 @@ from crossent.recsys.loaders import (
     load_recbole,
     load_table,
 )
+from crossent.recsys.logged_ranking import LoggedExamples, logged_examples
 from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
 from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
 from crossent.recsys.train import (
@@ -34,6 +36,7 @@ __all__ = [
     "CandidateConfig",
     "CandidateModel",
     "Interactions",
+    "LoggedExamples",
     "MostPopular",
     "RankingConfig",
     "RankingModel",
@@ -54,6 +57,7 @@ __all__ = [
     "load_movielens",
     "load_recbole",
     "load_table",
+    "logged_examples",
     "retrieval_cross_entropy",
     "retrieval_metrics",
     "save_checkpoint",

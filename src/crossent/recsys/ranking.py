@@ -84,17 +84,50 @@ def ranking_inputs(
         label: ``(N,)`` 0/1 watched.
         times_shown, slot: ``(N,)`` context features (zeros if not given).
     """
-    n = len(user)
     indptr, items = watches.sequences()
     window = windows_from_csr(indptr, items, candidate.config.history, candidate.config.n_items)
     counts = np.bincount(train.item, minlength=train.n_items).astype(np.float64)
-    user_t = torch.from_numpy(np.asarray(user, dtype=np.int64))
+    return inputs_from_windows(
+        candidate,
+        window[torch.from_numpy(np.asarray(user, dtype=np.int64))],
+        item,
+        label,
+        counts[np.asarray(item)],
+        times_shown=times_shown,
+        slot=slot,
+        watch_time=watch_time,
+        true_prob=true_prob,
+    )
+
+
+def inputs_from_windows(
+    candidate: CandidateModel,
+    window: torch.Tensor,
+    item: np.ndarray,
+    label: np.ndarray,
+    watch_count: np.ndarray,
+    *,
+    times_shown: np.ndarray | None = None,
+    slot: np.ndarray | None = None,
+    watch_time: np.ndarray | None = None,
+    true_prob: np.ndarray | None = None,
+) -> RankingInputs:
+    """Features of rows whose user histories are given as ``(N, history)`` padded windows.
+
+    Args:
+        window: each row's recent watches (padded with ``n_items``), making its user vector.
+        item: ``(N,)`` contiguous video ids; ``label``: ``(N,)`` 0/1.
+        watch_count: ``(N,)`` the video's watch count known at the time (feature
+            ``log_watch_count``).
+        times_shown, slot: ``(N,)`` context features (zeros if not given).
+    """
+    n = len(item)
     item_t = torch.from_numpy(np.asarray(item, dtype=np.int64))
     with torch.no_grad():
         user_vectors = (
             torch.cat(
                 [
-                    candidate.user_vector(window[user_t[start : start + 8192]])
+                    candidate.user_vector(window[start : start + 8192])
                     for start in range(0, n, 8192)
                 ]
             )
@@ -109,7 +142,7 @@ def ranking_inputs(
         [
             score.double().numpy(),
             bias.double().numpy(),
-            np.log1p(counts[np.asarray(item)]),
+            np.log1p(np.asarray(watch_count, dtype=np.float64)),
             zeros if times_shown is None else np.asarray(times_shown, dtype=np.float64),
             zeros if slot is None else np.log1p(np.asarray(slot, dtype=np.float64)),
         ],

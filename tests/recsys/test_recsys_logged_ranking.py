@@ -1,0 +1,144 @@
+"""Ranking examples from a real watch log: no future watches, leave-last-out stages, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from crossent.cli import app
+from crossent.errors import CrossentError
+from crossent.recsys.data import Interactions
+from crossent.recsys.logged_ranking import STAGES, history_windows, logged_examples
+
+runner = CliRunner()
+
+
+def _log(n_users: int = 12, n_items: int = 15, seed: int = 0) -> Interactions:
+    """Random watch log with repeated timestamps (ties) and users of 2 to 9 watches."""
+    rng = np.random.default_rng(seed)
+    user, item, time = [], [], []
+    for u in range(n_users):
+        length = int(rng.integers(2, 10))
+        watched = rng.choice(n_items, size=length, replace=False)
+        stamps = np.sort(rng.integers(0, 30, size=length))
+        user += [u] * length
+        item += watched.tolist()
+        time += stamps.tolist()
+    shuffle = rng.permutation(len(user))  # rows out of time order
+    return Interactions.from_arrays(
+        np.array(user)[shuffle], np.array(item)[shuffle], np.array(time)[shuffle]
+    )
+
+
+def _ordered_watches(log: Interactions) -> dict[int, list[tuple[int, int]]]:
+    """Per user, (item, timestamp) in time order (stable on ties), written independently."""
+    out: dict[int, list[tuple[int, int, int]]] = {}
+    for row, (u, i, t) in enumerate(zip(log.user, log.item, log.timestamp, strict=True)):
+        out.setdefault(int(u), []).append((int(t), row, int(i)))
+    return {u: [(i, t) for t, _, i in sorted(rows)] for u, rows in out.items()}
+
+
+def test_examples_never_use_future_watches():
+    log = _log()
+    examples = logged_examples(log, negatives=3, seed=1)
+    ordered = _ordered_watches(log)
+    history = 4
+    window = history_windows(log, examples.user, examples.position, history, log.n_items).numpy()
+    for row in range(len(examples)):
+        u, t = int(examples.user[row]), int(examples.position[row])
+        sequence = [i for i, _ in ordered[u]]
+        when = ordered[u][t][1]
+        assert examples.time[row] == when
+        # the user vector's window: exactly the last `history` watches before position t
+        earlier = sequence[max(0, t - history) : t]
+        assert window[row].tolist() == earlier + [log.n_items] * (history - len(earlier))
+        # popularity: watches of the video by anyone strictly earlier in time
+        expected = sum(
+            1
+            for i, stamp in zip(log.item, log.timestamp, strict=True)
+            if i == examples.item[row] and stamp < when
+        )
+        assert examples.earlier_watches[row] == expected
+        if examples.label[row] == 1:
+            assert examples.item[row] == sequence[t]
+        else:  # a negative was not watched by the user up to then
+            assert examples.item[row] not in sequence[: t + 1]
+
+
+def test_stages_follow_leave_last_out_with_negatives_per_positive():
+    log = _log()
+    examples = logged_examples(log, negatives=3, seed=1)
+    ordered = _ordered_watches(log)
+    for u, watches in ordered.items():
+        mine = examples.user == u
+        positives = mine & (examples.label == 1)
+        assert positives.sum() == len(watches)
+        assert (mine & (examples.label == 0)).sum() == 3 * len(watches)
+        for stage, from_end in (("test", 1), ("valid", 2)):
+            rows = mine & (examples.stage == STAGES[stage])
+            if len(watches) < 3:
+                assert not rows.any()
+                continue
+            assert rows.sum() == 4  # the watch and its 3 negatives
+            assert set(examples.position[rows]) == {len(watches) - from_end}
+            assert examples.item[rows & (examples.label == 1)][0] == watches[-from_end][0]
+
+
+def test_negatives_are_seeded_and_drawn_by_popularity_among_unwatched_videos():
+    log = _log(n_users=40, n_items=10, seed=2)
+    first = logged_examples(log, negatives=50, seed=7)
+    again = logged_examples(log, negatives=50, seed=7)
+    other = logged_examples(log, negatives=50, seed=8)
+    np.testing.assert_array_equal(first.item, again.item)
+    assert not np.array_equal(first.item, other.item)
+    # each negative of (u, t) is drawn from q_j ∝ (training watches of j) + 1 restricted to the
+    # videos u had not watched up to position t; the expected counts sum those distributions
+    ordered = _ordered_watches(log)
+    train_positive = (first.label == 1) & (first.stage == STAGES["train"])
+    proposal = np.bincount(first.item[train_positive], minlength=10) + 1.0
+    expected = np.zeros(10)
+    negative = np.flatnonzero(first.label == 0)
+    for row in negative:
+        sequence = [i for i, _ in ordered[int(first.user[row])]]
+        allowed = proposal.copy()
+        allowed[sequence[: int(first.position[row]) + 1]] = 0.0
+        expected += allowed / allowed.sum()
+    observed = np.bincount(first.item[negative], minlength=10)
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_zero_negatives_is_a_named_error():
+    with pytest.raises(CrossentError, match=r"negatives = 0 must be an integer >= 1"):
+        logged_examples(_log(), negatives=0)
+
+
+def _ratings_file(path: Path) -> Path:
+    """A tiny MovieLens-style ratings.csv: 25 users x 8 watches over 20 movies."""
+    rng = np.random.default_rng(3)
+    lines = ["userId,movieId,rating,timestamp"]
+    for user in range(1, 26):
+        movies = rng.choice(np.arange(500, 520), size=8, replace=False)
+        for step, movie in enumerate(movies):
+            lines.append(f"{user},{movie},5.0,{2_000_000 + 50 * step + user}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_train_ranking_on_a_file_then_evaluate_report_the_metrics(tmp_path):
+    data = _ratings_file(tmp_path / "ratings.csv")
+    out = tmp_path / "model"
+    common = ["--epochs", "1", "--dim", "8", "--negatives", "2"]
+    result = runner.invoke(
+        app, ["train", "--data", str(data), "--stage", "ranking", "--out", str(out), *common]
+    )
+    assert result.exit_code == 0, result.output
+    for text in ("log loss", "(bits)", "NE", "AUC", "ECE", "watch rate", "popularity"):
+        assert text in result.output
+    assert (out / "model.pt").is_file()
+    again = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(data)])
+    assert again.exit_code == 0, again.output
+    assert "Ranking: P(watch)" in again.output and "popularity" in again.output
