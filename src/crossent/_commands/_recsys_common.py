@@ -33,4 +33,4 @@ def print_result(console: Console, result: RunResult) -> None:
     if result.cross_entropy:
         console.print(to_rich(cross_entropy_rows(result)))
     if result.ranking_metrics:
-        console.print(to_rich(ranking_rows(result), "Ranking: P(watch), test impressions"))
+        console.print(to_rich(ranking_rows(result), "Ranking: P(watch), test examples"))

@@ -187,7 +187,7 @@ def _fit_and_evaluate_ranking(
     train, valid, test = inputs.take(train_rows), inputs.take(valid_rows), inputs.take(test_rows)
     _say(
         console,
-        f"[bold]ranking[/]: {len(train):,} training impressions, "
+        f"[bold]ranking[/]: {len(train):,} training examples, "
         f"watch rate {float(train.label.mean()):.3f}, loss = {loss}",
     )
     model = RankingModel(

@@ -87,7 +87,7 @@ def ranking_rows(result: RunResult) -> Table:
                 "",
             ]
         )
-    return Table(headers, rows, caption="P(watch) on held-out impressions")
+    return Table(headers, rows, caption="P(watch) on held-out examples")
 
 
 def to_rich(table: Table, title: str | None = None) -> RichTable:
