@@ -155,3 +155,21 @@ def test_no_grad_mode_gives_the_same_loss():
     expected = torch.nn.functional.cross_entropy(hidden @ weight.T + bias, target)
     assert not loss.requires_grad
     torch.testing.assert_close(loss, expected.detach())
+
+
+def test_backward_adopts_gradients_and_rescales_by_upstream_gradient() -> None:
+    hidden, weight, _, _, target = _problem(9, 5, 13, torch.float64)
+    leaves = [t.clone().requires_grad_() for t in (hidden, weight)]
+    (linear_cross_entropy(*leaves, target) * 3.0).backward()
+    expected = [t.clone().requires_grad_() for t in (hidden, weight)]
+    (torch.nn.functional.cross_entropy(expected[0] @ expected[1].T, target) * 3.0).backward()
+    for ours, theirs in zip(leaves, expected, strict=True):
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_second_backward_through_the_same_forward_is_a_clear_error() -> None:
+    hidden, weight, _, _, target = _problem(4, 3, 7, torch.float64)
+    loss = linear_cross_entropy(hidden.requires_grad_(), weight.requires_grad_(), target)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="earlier backward"):
+        loss.backward()

@@ -223,13 +223,20 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 need_shift=need_bias or need_logit_bias,
             )
         else:
+            if ctx.grads is None:
+                raise RuntimeError(
+                    "linear_cross_entropy's gradients were already handed to an earlier "
+                    "backward; run the forward again to backpropagate twice"
+                )
             grad_hidden, grad_weight, grad_shift = ctx.grads
+            # Drop ctx's references: autograd then adopts these buffers as .grad instead of
+            # copying them (a second weight-sized copy at V = 1M), and rescales in place.
+            ctx.grads = None
             scale = grad_output.detach()
             if bool(scale != 1):
-                grad_hidden, grad_weight, grad_shift = (
-                    None if grad is None else grad * scale.to(grad.dtype)
-                    for grad in (grad_hidden, grad_weight, grad_shift)
-                )
+                for grad in (grad_hidden, grad_weight, grad_shift):
+                    if grad is not None:
+                        grad.mul_(scale.to(grad.dtype))
         out_dtype = ctx.out_dtype
 
         def cast(grad: torch.Tensor | None, wanted: bool) -> torch.Tensor | None:
