@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_cross_entropy.py
 	$(PY) benchmarks/bench_linear_cross_entropy.py
 	$(PY) benchmarks/bench_score.py
+	$(PY) benchmarks/bench_sharded.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
