@@ -299,18 +299,27 @@ class _FusedCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        buffer = ctx.grad_buffer
-        if buffer is None:
-            raise RuntimeError(
-                "the fused cross-entropy gradient buffer was already used by an earlier "
-                "backward; use implementation='reference' to backpropagate twice"
-            )
-        ctx.grad_buffer = None  # the buffer is rescaled in place: one backward per forward
-        if ctx.reduction == "none":
-            buffer.mul_(grad_output.to(buffer.dtype).unsqueeze(1))
-        elif bool(grad_output != 1):
-            buffer.mul_(grad_output.to(buffer.dtype))
-        return buffer, None, None, None
+        return rescaled_gradient(ctx, grad_output), None, None, None
+
+
+def rescaled_gradient(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
+    """The backward of a fused forward: its gradient buffer times the incoming gradient.
+
+    The buffer is rescaled in place and handed over (ctx drops it), so there is one backward per
+    forward; a second one is a clear error.
+    """
+    buffer = ctx.grad_buffer
+    if buffer is None:
+        raise RuntimeError(
+            "the fused cross-entropy gradient buffer was already used by an earlier "
+            "backward; use implementation='reference' to backpropagate twice"
+        )
+    ctx.grad_buffer = None
+    if ctx.reduction == "none":
+        buffer.mul_(grad_output.to(buffer.dtype).unsqueeze(1))
+    elif bool(grad_output != 1):
+        buffer.mul_(grad_output.to(buffer.dtype))
+    return buffer
 
 
 def fused_cross_entropy(

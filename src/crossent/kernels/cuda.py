@@ -172,18 +172,7 @@ class _TritonCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        buffer = ctx.grad_buffer
-        if buffer is None:
-            raise RuntimeError(
-                "the fused cross-entropy gradient buffer was already used by an earlier "
-                "backward; use implementation='reference' to backpropagate twice"
-            )
-        ctx.grad_buffer = None
-        if ctx.reduction == "none":
-            buffer.mul_(grad_output.to(buffer.dtype).unsqueeze(1))
-        elif bool(grad_output != 1):
-            buffer.mul_(grad_output.to(buffer.dtype))
-        return buffer, None, None, None
+        return cpu.rescaled_gradient(ctx, grad_output), None, None, None
 
 
 def triton_cross_entropy(
