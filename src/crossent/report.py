@@ -100,7 +100,8 @@ def reliability_figure(
 
     Returns:
         The figure: top row the reliability diagram (marker area ~ bin weight, ECE in the
-        legend), bottom row the share of predictions in each bin.
+        legend), bottom row a histogram of the predictions (density, so that equal-count
+        quantile bins of different widths read correctly).
     """
     named: Mapping[str, CurveInput] = (
         {"predictions": curves} if isinstance(curves, ReliabilityCurve) else curves
@@ -122,7 +123,7 @@ def reliability_figure(
         top.set_ylim(0, 1)
         top.set_ylabel("observed frequency")
         bottom.set_xlabel("predicted probability")
-        bottom.set_ylabel("share of rows")
+        bottom.set_ylabel("density")
         panels.append((top, bottom))
     for i, (name, curve) in enumerate(resolved.items()):
         top, bottom = panels[0 if layout == "overlay" else i]
@@ -141,9 +142,10 @@ def reliability_figure(
             label=f"{name} (ECE {ece:.4f})",
         )
         widths = np.diff(curve.edges)
+        density = np.divide(share, widths, out=np.zeros_like(share), where=widths > 0)
         bottom.bar(
             curve.edges[:-1],
-            share,
+            density,
             width=widths,
             align="edge",
             color=color,

@@ -133,7 +133,12 @@ def write_report(
         if true_prob is not None:
             named["true probabilities"] = (true_prob, label)
         reliability_png = save_figure(
-            reliability_figure(named, bins=15, title="Reliability of P(watch), test impressions"),
+            reliability_figure(
+                named, bins=15, strategy="quantile",
+                # equal-count bins: watch probabilities crowd below 0.3, uniform bins above
+                # that hold a handful of rows each and zig-zag with noise
+                title="Reliability of P(watch), test impressions",
+            ),
             out / "reliability.png",
         )
         sections.append(Section("Ranking", [ranking_rows(result), reliability_png]))
