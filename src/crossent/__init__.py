@@ -1,22 +1,63 @@
 """crossent: cross-entropy done right, end to end.
 
-The public API is what this module re-exports; everything else is private.
+The public API is what this module re-exports; everything else is private. Names that need
+torch (the losses, kernels, lab, distributed) load on first use, so that NumPy-only work such
+as ``crossent.metrics`` and ``crossent score`` starts without importing torch and numba.
 """
 
-from crossent import distributed, metrics, nn
-from crossent.distributed import shard_range, sharded_cross_entropy
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from crossent.errors import CrossentError, DataFileError
-from crossent.kernels.linear import linear_cross_entropy
-from crossent.lab import LabConfig, LabResult, run_lab
-from crossent.losses import (
-    binary_cross_entropy,
-    class_balanced_weights,
-    cross_entropy,
-    focal_loss,
-)
 from crossent.units import log_divisor
 
+if TYPE_CHECKING:
+    from crossent import distributed, metrics, nn
+    from crossent.distributed import shard_range, sharded_cross_entropy
+    from crossent.kernels.linear import linear_cross_entropy
+    from crossent.lab import LabConfig, LabResult, run_lab
+    from crossent.losses import (
+        binary_cross_entropy,
+        class_balanced_weights,
+        cross_entropy,
+        focal_loss,
+    )
+
 __version__ = "0.1.0"
+
+# public name -> the module that defines it (a module itself where the two are the same)
+_LAZY = {
+    "binary_cross_entropy": "crossent.losses",
+    "class_balanced_weights": "crossent.losses",
+    "cross_entropy": "crossent.losses",
+    "focal_loss": "crossent.losses",
+    "linear_cross_entropy": "crossent.kernels.linear",
+    "shard_range": "crossent.distributed",
+    "sharded_cross_entropy": "crossent.distributed",
+    "LabConfig": "crossent.lab",
+    "LabResult": "crossent.lab",
+    "run_lab": "crossent.lab",
+    "distributed": "crossent.distributed",
+    "metrics": "crossent.metrics",
+    "nn": "crossent.nn",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'crossent' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name == f"crossent.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "CrossentError",

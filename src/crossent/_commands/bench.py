@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from crossent import _benchmarks
 from crossent.errors import CrossentError
+
+if TYPE_CHECKING:  # torch loads only when the benchmark runs
+    from crossent import _benchmarks
 
 Suite = Literal["cross-entropy", "linear", "all"]
 
 
 def _render(title: str, results: list[_benchmarks.Result], console: Console) -> None:
+    from crossent import _benchmarks
+
     table = Table(title=title)
     for column in _benchmarks.TABLE_HEADER:
         table.add_column(column, justify="left" if column == "contender" else "right")
@@ -46,6 +50,8 @@ def bench(
         raise CrossentError(f'suite = {suite!r} is not one of "cross-entropy", "linear", "all"')
     if reps < 1:
         raise CrossentError(f"reps = {reps} must be >= 1")
+    from crossent import _benchmarks
+
     console = Console()
     console.print(_benchmarks.machine_load())
     runs: list[tuple[str, str, dict[str, int]]] = []

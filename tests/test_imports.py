@@ -1,0 +1,19 @@
+"""Scoring files needs NumPy only: torch and numba load on first use of a torch-backed name."""
+
+import subprocess
+import sys
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in ('torch', 'numba') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    return set(result.stdout.split())
+
+
+def test_metrics_and_the_cli_start_without_torch_or_numba() -> None:
+    assert _loaded_after("import crossent.metrics; import crossent.cli") == set()
+
+
+def test_a_loss_name_loads_torch_on_first_use() -> None:
+    assert "torch" in _loaded_after("import crossent; crossent.cross_entropy")
