@@ -5,7 +5,8 @@ import sys
 
 
 def _loaded_after(code: str) -> set[str]:
-    probe = f"{code}\nimport sys\nprint(' '.join(m for m in ('torch', 'numba') if m in sys.modules))"
+    report = "print(' '.join(m for m in ('torch', 'numba') if m in sys.modules))"
+    probe = f"{code}\nimport sys\n{report}"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True)
     return set(result.stdout.split())
