@@ -186,6 +186,16 @@ def curves_figure(
         raise CrossentError("curves is empty; pass at least one named curve")
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     axes = fig.add_subplot()
+    _plot_curves(axes, curves, xlabel=xlabel, ylabel=ylabel, log_y=log_y)
+    if title:
+        axes.set_title(title)
+    return fig
+
+
+def _plot_curves(
+    axes: Any, curves: Mapping[str, SeriesInput], *, xlabel: str, ylabel: str, log_y: bool
+) -> None:
+    """Draw named curves on one axis; validation/test curves (by name) are dashed."""
     for i, (name, value) in enumerate(curves.items()):
         x, y = _xy(value)
         dashed = any(word in name.lower() for word in ("val", "test"))
@@ -196,9 +206,6 @@ def curves_figure(
         axes.set_yscale("log")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    if title:
-        axes.set_title(title)
-    return fig
 
 
 def bar_figure(
@@ -453,17 +460,8 @@ def curves_grid_figure(
         if not curves:
             raise CrossentError(f"panels[{panel!r}] is empty; pass at least one named curve")
         axes = fig.add_subplot(rows, columns, number + 1)
-        for i, (name, value) in enumerate(curves.items()):
-            x, y = _xy(value)
-            dashed = any(word in name.lower() for word in ("val", "test"))
-            axes.plot(x, y, linestyle="--" if dashed else "-", color=_color(i), label=name)
+        _plot_curves(axes, curves, xlabel=xlabel, ylabel=ylabel, log_y=log_y)
         axes.set_title(panel)
-        axes.set_xlabel(xlabel)
-        axes.set_ylabel(ylabel)
-        if log_y:
-            axes.set_yscale("log")
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize="small")
     if title:
         fig.suptitle(title)
     return fig
