@@ -38,27 +38,16 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from crossent import _benchmarks
+
 MIB = 1024 * 1024
-
-
-def _reset_peak_rss() -> None:
-    """Restart the peak-RSS counter (Linux: VmHWM) so earlier spikes (imports) do not count."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        pass
 
 
 def _rss_bytes(field: str = "VmRSS") -> int:
     """Resident set size (``VmRSS``) or its peak since the last reset (``VmHWM``), in bytes."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    value = _benchmarks.status_bytes(field)
+    if value is not None:
+        return value
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # no /proc: the lifetime peak
     return peak if sys.platform == "darwin" else peak * 1024
 
@@ -76,7 +65,7 @@ def _measure(method: str, classes: int, rows: int, width: int, rank: int, world:
 
     torch.manual_seed(rank)
     start, stop = shard_range(classes, rank, world)
-    _reset_peak_rss()
+    _benchmarks.reset_peak_rss()
     baseline = _rss_bytes()
     weight = torch.randn(stop - start, width).mul_(width**-0.5).requires_grad_(True)
     hidden = torch.randn(rows, width, generator=torch.Generator().manual_seed(0))

@@ -44,7 +44,8 @@ class Result:
     peak_bytes: int | None
 
 
-def _status_bytes(field: str) -> int | None:
+def status_bytes(field: str) -> int | None:
+    """A memory field of /proc/self/status (``VmRSS``, ``VmHWM``) in bytes; None without /proc."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
@@ -55,7 +56,8 @@ def _status_bytes(field: str) -> int | None:
     return None
 
 
-def _reset_peak() -> bool:
+def reset_peak_rss() -> bool:
+    """Restart the peak-RSS counter (Linux: VmHWM) at the current RSS; False where impossible."""
     try:
         with open("/proc/self/clear_refs", "w") as clear_refs:
             clear_refs.write("5")  # resets VmHWM to the current RSS
@@ -188,10 +190,10 @@ def measure_peak_in_this_process(suite: str, name: str, sizes: dict[str, int]) -
             _factory(suite, name, {"rows": 2, "classes": 3})()()
         else:
             _factory(suite, name, {"rows": 2, "dim": 2, "classes": 3})()()
-    baseline = _status_bytes("VmRSS")
-    if _reset_peak() and baseline is not None:
+    baseline = status_bytes("VmRSS")
+    if reset_peak_rss() and baseline is not None:
         step()
-        peak = _status_bytes("VmHWM")
+        peak = status_bytes("VmHWM")
         return max(0, (peak or 0) - baseline)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     step()
@@ -301,7 +303,7 @@ def _main(argv: list[str]) -> None:
     seconds = time.perf_counter() - start
     # VmHWM belongs to this process's own address space; ru_maxrss is not reset by exec and
     # can report the parent's peak (a benchmark parent that just ran torch eager: ~10 GiB)
-    peak = _status_bytes("VmHWM")
+    peak = status_bytes("VmHWM")
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(peak, seconds)
