@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from crossent import CrossentError, linear_cross_entropy
-from crossent.kernels import reference
+from crossent.kernels import linear, reference
 from crossent.kernels.linear import default_chunk_rows
 
 TOLERANCE = {torch.float32: 3e-5, torch.float64: 1e-10}
@@ -173,3 +173,109 @@ def test_second_backward_through_the_same_forward_is_a_clear_error() -> None:
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="earlier backward"):
         loss.backward()
+
+
+@pytest.fixture
+def class_blocked_float64(monkeypatch):
+    """Route float64 through the class-blocked sweep (normally float16/bfloat16 only), with
+    blocks of 3 classes and tiles small enough to cut every problem into many of both; counts
+    how often the blocked sweep ran, so a test can check the route was taken."""
+    calls = []
+    original = linear._class_sweep
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(linear, "LOW_PRECISION", (torch.float64,))
+    monkeypatch.setattr(linear, "MIN_BLOCK_CLASSES", 3)
+    monkeypatch.setattr(linear, "CHUNK_BUDGET_BYTES", 64)
+    monkeypatch.setattr(linear, "_class_sweep", counting)
+    return calls
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", ["uniform", "off_target"])
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_class_blocked_route_matches_materialised_logits(
+    class_blocked_float64, reduction, smoothing, soft, weighted, chunk_size
+):
+    hidden, weight, bias, logit_bias, target = _problem(11, 6, 19, torch.float64, seed=3)
+    if soft:
+        target = torch.softmax(3 * torch.randn(11, 19, dtype=torch.float64), 1)
+    else:
+        target[[2, 7]] = -100
+    class_weight = torch.rand(19, dtype=torch.float64) + 0.2 if weighted else None
+    leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias, logit_bias)]
+    ours = linear_cross_entropy(
+        leaves[0], leaves[1], target, bias=leaves[2], logit_bias=leaves[3], temperature=0.7,
+        chunk_size=chunk_size, class_weight=class_weight, reduction=reduction,
+        label_smoothing=0.2, smoothing=smoothing, base="bits",
+    )
+    assert class_blocked_float64, "the class-blocked sweep did not run"
+    ref_leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias, logit_bias)]
+    logits = (ref_leaves[0] @ ref_leaves[1].T + ref_leaves[2] + ref_leaves[3]) / 0.7
+    expected = reference.cross_entropy(
+        logits, target, weight=class_weight, label_smoothing=0.2, smoothing=smoothing,
+        reduction=reduction, divisor=math.log(2.0),
+    )
+    grad_output = torch.rand_like(expected) + 0.5
+    torch.testing.assert_close(ours.detach(), expected.detach(), rtol=1e-10, atol=1e-10)
+    for got, want in zip(
+        _grads(ours, leaves, grad_output), _grads(expected, ref_leaves, grad_output), strict=True
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_class_blocked_route_edge_cases(class_blocked_float64):
+    hidden, weight, _, _, target = _problem(5, 4, 7, torch.float64)
+    # no grad: loss only; an all-ignored mean is 0 with zero gradients; an empty batch
+    with torch.no_grad():
+        loss = linear_cross_entropy(hidden, weight, target)
+    torch.testing.assert_close(
+        loss, torch.nn.functional.cross_entropy(hidden @ weight.T, target), rtol=1e-12,
+        atol=1e-12,
+    )
+    h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+    ignored = linear_cross_entropy(h, w, torch.full((5,), -100))
+    ignored.backward()
+    assert float(ignored.detach()) == 0.0
+    assert torch.count_nonzero(h.grad) == 0 and torch.count_nonzero(w.grad) == 0
+    empty = torch.zeros(0, 4, dtype=torch.float64, requires_grad=True)
+    w = weight.clone().requires_grad_()
+    linear_cross_entropy(empty, w, torch.zeros(0, dtype=torch.long)).backward()
+    assert empty.grad.shape == (0, 4) and torch.count_nonzero(w.grad) == 0
+    # one class: the loss is 0 whatever the logits (log-softmax of one value is 0)
+    one = linear_cross_entropy(hidden, weight[:1], torch.zeros(5, dtype=torch.long))
+    assert float(one) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_weight_is_blocked_and_its_gradient_rounded_once(monkeypatch, dtype):
+    monkeypatch.setattr(linear, "MIN_BLOCK_CLASSES", 64)
+    monkeypatch.setattr(linear, "CHUNK_BUDGET_BYTES", 48 * 64 * 4)  # 48-row tiles
+    hidden, weight, bias, _, target = _problem(200, 16, 1000, torch.float32, seed=5)
+    target[::17] = -100
+    leaves = [t.to(dtype).requires_grad_() for t in (hidden, weight, bias)]
+    ours = linear_cross_entropy(leaves[0], leaves[1], target, bias=leaves[2],
+                                label_smoothing=0.1)
+    ours.backward()
+    # the reference: the same low-precision values, computed in float64
+    ref = [t.detach().double().requires_grad_() for t in leaves]
+    expected = torch.nn.functional.cross_entropy(
+        ref[0] @ ref[1].T + ref[2], target, label_smoothing=0.1
+    )
+    expected.backward()
+    assert ours.dtype == dtype and all(t.grad.dtype == dtype for t in leaves)
+    torch.testing.assert_close(ours.double(), expected.detach(), rtol=4e-3, atol=0.0)
+    # dH and dW are summed in float32 and rounded once: within one unit in the last place of
+    # the exact gradient (relative 2**-7 for bfloat16, 2**-10 for float16; the rounding of a
+    # float32 sum that is not exactly the true value may go to either neighbour), plus
+    # float16's subnormal spacing 2**-24 (hidden gradients of 1e-6 are subnormal there)
+    ulp = 2.0**-7 if dtype == torch.bfloat16 else 2.0**-10
+    for leaf, exact in zip(leaves, ref, strict=True):
+        error = (leaf.grad.double() - exact.grad).abs()
+        bound = ulp * exact.grad.abs() + 2.0**-24
+        assert bool((error <= bound).all()), f"{tuple(leaf.shape)}: max error {error.max()}"
