@@ -110,10 +110,13 @@ CE_CONTENDERS = ("torch eager", "crossent fused", "crossent fused inplace")
 LINEAR_CONTENDERS = ("torch eager", "torch chunked", "crossent", "floor: 3 matmuls")
 
 
-def _linear_inputs(rows: int, dim: int, classes: int) -> tuple[torch.Tensor, ...]:
+def _linear_inputs(
+    rows: int, dim: int, classes: int, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(0)
-    hidden = torch.randn(rows, dim, generator=generator)
-    weight = torch.randn(classes, dim, generator=generator).div_(dim**0.5)  # no 2nd copy
+    hidden = torch.randn(rows, dim, generator=generator, dtype=dtype)
+    # drawn in the final dtype and scaled in place: no second weight-sized copy
+    weight = torch.randn(classes, dim, generator=generator, dtype=dtype).div_(dim**0.5)
     target = torch.randint(0, classes, (rows,), generator=generator)
     return hidden.requires_grad_(), weight.requires_grad_(), target
 
@@ -125,6 +128,10 @@ def _linear_contender(name: str, rows: int, dim: int, classes: int) -> Callable[
     from crossent.kernels.linear import default_chunk_rows
 
     def factory() -> Step:
+        if name == "crossent (bfloat16)":
+            # bfloat16 hidden and weight: the class-blocked route, weight never upcast whole
+            hidden16, weight16, target16 = _linear_inputs(rows, dim, classes, torch.bfloat16)
+            return lambda: crossent.linear_cross_entropy(hidden16, weight16, target16).backward()
         hidden, weight, target = _linear_inputs(rows, dim, classes)
 
         def torch_eager() -> None:
