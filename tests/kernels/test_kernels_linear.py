@@ -28,6 +28,31 @@ def _grads(loss, tensors, grad_output):
     return torch.autograd.grad(loss, tensors, grad_output)
 
 
+def _check_against_materialised(tensors, target, *, class_weight, chunk_size, reduction,
+                                smoothing, temperature, label_smoothing, tol):
+    """linear_cross_entropy with every option vs the reference on materialised logits, in
+    bits: value and gradients (hidden, weight, bias, logit_bias) under a random upstream
+    gradient. Returns nothing; asserts."""
+    leaves = [t.clone().requires_grad_() for t in tensors]
+    ours = linear_cross_entropy(
+        leaves[0], leaves[1], target, bias=leaves[2], logit_bias=leaves[3],
+        temperature=temperature, chunk_size=chunk_size, class_weight=class_weight,
+        reduction=reduction, label_smoothing=label_smoothing, smoothing=smoothing, base="bits",
+    )
+    ref_leaves = [t.clone().requires_grad_() for t in tensors]
+    logits = (ref_leaves[0] @ ref_leaves[1].T + ref_leaves[2] + ref_leaves[3]) / temperature
+    expected = reference.cross_entropy(
+        logits, target, weight=class_weight, label_smoothing=label_smoothing,
+        smoothing=smoothing, reduction=reduction, divisor=math.log(2.0),
+    )
+    grad_output = torch.rand_like(expected) + 0.5
+    torch.testing.assert_close(ours.detach(), expected.detach(), rtol=tol, atol=tol)
+    for got, want in zip(
+        _grads(ours, leaves, grad_output), _grads(expected, ref_leaves, grad_output), strict=True
+    ):
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("smoothing", ["uniform", "off_target"])
@@ -36,25 +61,11 @@ def test_linear_matches_materialised_logits(dtype, reduction, smoothing, chunk_s
     hidden, weight, bias, logit_bias, target = _problem(11, 6, 19, dtype)
     target[[2, 7]] = -100
     class_weight = torch.rand(19, dtype=dtype) + 0.2
-    leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias, logit_bias)]
-    ours = linear_cross_entropy(
-        leaves[0], leaves[1], target, bias=leaves[2], logit_bias=leaves[3], temperature=0.8,
-        chunk_size=chunk_size, class_weight=class_weight, reduction=reduction,
-        label_smoothing=0.1, smoothing=smoothing, base="bits",
+    _check_against_materialised(
+        (hidden, weight, bias, logit_bias), target, class_weight=class_weight,
+        chunk_size=chunk_size, reduction=reduction, smoothing=smoothing, temperature=0.8,
+        label_smoothing=0.1, tol=TOLERANCE[dtype],
     )
-    ref_leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias, logit_bias)]
-    logits = (ref_leaves[0] @ ref_leaves[1].T + ref_leaves[2] + ref_leaves[3]) / 0.8
-    expected = reference.cross_entropy(
-        logits, target, weight=class_weight, label_smoothing=0.1, smoothing=smoothing,
-        reduction=reduction, divisor=math.log(2.0),
-    )
-    grad_output = torch.rand_like(expected) + 0.5
-    tol = TOLERANCE[dtype]
-    torch.testing.assert_close(ours.detach(), expected.detach(), rtol=tol, atol=tol)
-    for got, want in zip(
-        _grads(ours, leaves, grad_output), _grads(expected, ref_leaves, grad_output), strict=True
-    ):
-        torch.testing.assert_close(got, want, rtol=tol, atol=tol)
 
 
 def test_linear_matches_torch_without_options_and_soft_targets():
@@ -208,25 +219,12 @@ def test_class_blocked_route_matches_materialised_logits(
     else:
         target[[2, 7]] = -100
     class_weight = torch.rand(19, dtype=torch.float64) + 0.2 if weighted else None
-    leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias, logit_bias)]
-    ours = linear_cross_entropy(
-        leaves[0], leaves[1], target, bias=leaves[2], logit_bias=leaves[3], temperature=0.7,
-        chunk_size=chunk_size, class_weight=class_weight, reduction=reduction,
-        label_smoothing=0.2, smoothing=smoothing, base="bits",
+    _check_against_materialised(
+        (hidden, weight, bias, logit_bias), target, class_weight=class_weight,
+        chunk_size=chunk_size, reduction=reduction, smoothing=smoothing, temperature=0.7,
+        label_smoothing=0.2, tol=1e-10,
     )
     assert class_blocked_float64, "the class-blocked sweep did not run"
-    ref_leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias, logit_bias)]
-    logits = (ref_leaves[0] @ ref_leaves[1].T + ref_leaves[2] + ref_leaves[3]) / 0.7
-    expected = reference.cross_entropy(
-        logits, target, weight=class_weight, label_smoothing=0.2, smoothing=smoothing,
-        reduction=reduction, divisor=math.log(2.0),
-    )
-    grad_output = torch.rand_like(expected) + 0.5
-    torch.testing.assert_close(ours.detach(), expected.detach(), rtol=1e-10, atol=1e-10)
-    for got, want in zip(
-        _grads(ours, leaves, grad_output), _grads(expected, ref_leaves, grad_output), strict=True
-    ):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
 def test_class_blocked_route_edge_cases(class_blocked_float64):
