@@ -90,16 +90,49 @@ def test_in_batch_softmax_applies_the_log_q_correction_of_yi_et_al():
     torch.testing.assert_close(model.loss(window, target, item_log_prob=item_log_prob), expected)
 
 
-def test_sampled_softmax_draws_extra_negatives_and_stays_finite():
+def test_sampled_softmax_is_the_corrected_softmax_over_targets_and_unigram_draws():
     model = _model(negatives="sampled", n_sampled=16)
     window, target = _batch()
     item_log_prob = torch.log_softmax(torch.randn(N_ITEMS, dtype=torch.float64), 0)
     loss = model.loss(
         window, target, item_log_prob=item_log_prob, generator=torch.Generator().manual_seed(0)
     )
-    assert loss.shape == (12,) and torch.isfinite(loss).all()
+    # the same 16 unigram draws, then the definition: a softmax over the distinct items among
+    # the 12 targets and 16 draws, each logit corrected by -log Q, Q = 1 - (1 - p)^28
+    extra = torch.multinomial(
+        item_log_prob.exp(), 16, replacement=True, generator=torch.Generator().manual_seed(0)
+    )
+    columns = sorted(set(target.tolist()) | set(extra.tolist()))
+    q = 1 - (1 - item_log_prob.exp()[columns]) ** (12 + 16)
+    logits = (
+        _reference_user(model, window) @ model.item_out[columns].T
+        + model.item_bias[columns]
+        - torch.log(q)
+    )
+    expected = F.cross_entropy(
+        logits, torch.tensor([columns.index(t) for t in target.tolist()]), reduction="none"
+    )
+    torch.testing.assert_close(loss, expected)
     with pytest.raises(CrossentError, match="needs item_log_prob"):
         model.loss(window, target)
+
+
+def test_sampled_softmax_becomes_the_full_softmax_when_every_item_is_drawn():
+    # with enough draws every item is a column and Q -> 1 for all, so log Q -> 0 and the
+    # sampled loss is the exact softmax over the catalogue (value and gradient)
+    sampled, full = _model(negatives="sampled", n_sampled=200_000), _model(mask_history=False)
+    window, target = _batch()
+    item_log_prob = torch.log_softmax(0.5 * torch.randn(N_ITEMS, dtype=torch.float64), 0)
+    got = sampled.loss(
+        window, target, item_log_prob=item_log_prob, generator=torch.Generator().manual_seed(0)
+    )
+    expected = full.loss(window, target)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
+    got.sum().backward()
+    expected.sum().backward()
+    for ours, exact in zip(sampled.parameters(), full.parameters(), strict=True):
+        if exact.grad is not None:
+            torch.testing.assert_close(ours.grad, exact.grad, rtol=1e-8, atol=1e-9)
 
 
 def test_windows_from_csr_keeps_the_last_items_of_each_row():
