@@ -297,7 +297,7 @@ def _class_sweep(
                     spread = block_weight if block_weight is not None else torch.ones(
                         1, dtype=compute, device=device)
                     keep_scale = coef_scale[start:stop] * keep[start:stop].unsqueeze(1)
-                    grad.sub_(off_mass * keep_scale * spread)
+                    grad.addcmul_(keep_scale, spread, value=-off_mass)  # no tile-sized temporary
                 local_rows, columns = label_positions(start, stop, first, last)
                 if local_rows.numel():
                     coef_on = on_mass * coef_scale[start:stop].squeeze(1)[local_rows]
