@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 from typer.testing import CliRunner
 
@@ -128,17 +129,73 @@ def _ratings_file(path: Path) -> Path:
     return path
 
 
+def _two_tastes_file(path: Path) -> Path:
+    """ratings.csv of two tastes: users 1-40 watch 10 of movies 500-514, users 41-80 of 515-529.
+
+    A watch is predictable from the user's earlier watches, so the candidate features carry
+    signal into validation and a calibration with a positive scale exists.
+    """
+    rng = np.random.default_rng(4)
+    lines = ["userId,movieId,rating,timestamp"]
+    for user in range(1, 81):
+        first = 500 if user <= 40 else 515
+        for step, movie in enumerate(rng.choice(np.arange(first, first + 15), 10, replace=False)):
+            lines.append(f"{user},{movie},5.0,{2_000_000 + 50 * step + user}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def test_train_ranking_on_a_file_then_evaluate_report_the_metrics(tmp_path):
-    data = _ratings_file(tmp_path / "ratings.csv")
+    data = _two_tastes_file(tmp_path / "ratings.csv")
     out = tmp_path / "model"
-    common = ["--epochs", "1", "--dim", "8", "--negatives", "2"]
+    common = ["--epochs", "3", "--dim", "8", "--negatives", "2"]
     result = runner.invoke(
         app, ["train", "--data", str(data), "--stage", "ranking", "--out", str(out), *common]
     )
     assert result.exit_code == 0, result.output
     for text in ("log loss", "(bits)", "NE", "AUC", "ECE", "watch rate", "popularity"):
         assert text in result.output
+    assert "uncalibrated" in result.output and "Platt scaling on" in result.output
     assert (out / "model.pt").is_file()
     again = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(data)])
     assert again.exit_code == 0, again.output
     assert "Ranking: P(watch)" in again.output and "popularity" in again.output
+    # the checkpoint carries the calibration: evaluate shows the same two model rows
+    assert "uncalibrated" in again.output
+
+
+def test_logged_ranking_is_platt_scaled_on_the_validation_examples(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    from crossent.recsys.loaders import load_interactions
+    from crossent.recsys.logged_ranking import logged_ranking_inputs
+    from crossent.recsys.pipeline import train_logged_ranking, train_retrieval
+    from crossent.recsys.train import TrainConfig
+
+    watches = load_interactions(_two_tastes_file(tmp_path / "ratings.csv"))
+    result = train_retrieval(
+        watches,
+        model_config={"dim": 8},
+        train_config=TrainConfig(epochs=5, lr=0.01, weight_decay=0.1, batch_size=512),
+        baselines=False,
+        progress=False,
+    )
+    ranking_config = TrainConfig(epochs=5, lr=3e-3)
+    train_logged_ranking(result, negatives=2, train_config=ranking_config, progress=False)
+    model = result.ranking
+    assert model is not None and result.info["ranking_calibration"].startswith("Platt")
+    examples = logged_examples(watches, negatives=2, seed=0)
+    valid = logged_ranking_inputs(result.candidate, watches, examples, examples.rows("valid"))
+    with torch.no_grad():
+        raw = model.uncalibrated_logits(valid.user, valid.item, valid.dense).double().numpy()
+    label = valid.label.numpy().astype(int)
+    reference = LogisticRegression(C=1e12, solver="newton-cholesky", tol=1e-12).fit(
+        raw[:, None], label
+    )
+    assert float(model.calibration_scale) == pytest.approx(reference.coef_[0, 0], abs=1e-5)
+    assert float(model.calibration_shift) == pytest.approx(reference.intercept_[0], abs=1e-5)
+    calibrated = 1 / (1 + np.exp(-(reference.coef_[0, 0] * raw + reference.intercept_[0])))
+    assert log_loss(label, calibrated) <= log_loss(label, 1 / (1 + np.exp(-raw))) + 1e-12
+    metrics = result.ranking_metrics
+    assert metrics["model"]["auc"] == pytest.approx(metrics["model, uncalibrated"]["auc"])

@@ -101,6 +101,16 @@ def test_training_lowers_the_loss_and_approaches_the_bayes_limit(trained):
     assert ranking["log_loss_nats"] < constant["log_loss_nats"]
 
 
+def test_simulated_ranking_keeps_the_identity_calibration(trained):
+    # random 80/10/10 split of impressions: nothing to correct, so nothing is fitted
+    result, _ = trained
+    assert result.info["ranking_calibration"].startswith("identity")
+    assert float(result.ranking.calibration_scale) == 1.0
+    assert float(result.ranking.calibration_shift) == 0.0
+    assert "model, uncalibrated" not in result.ranking_metrics
+    assert result.ranking_test_uncalibrated is None
+
+
 def test_checkpoint_round_trip_gives_identical_scores_and_recommendations(trained, tmp_path):
     result, _ = trained
     save_checkpoint(

@@ -112,7 +112,11 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
         config = dict(payload["ranking_config"])
         config["hidden"] = tuple(config["hidden"])
         ranking = RankingModel(RankingConfig(**config))
-        ranking.load_state_dict(payload["ranking_state"])
+        # checkpoints written before calibration existed lack its buffers: identity (1, 0)
+        state = dict(payload["ranking_state"])
+        for name in ("calibration_scale", "calibration_shift"):
+            state.setdefault(name, getattr(ranking, name))
+        ranking.load_state_dict(state)
         ranking.eval()
     return Checkpoint(
         candidate=candidate,

@@ -238,7 +238,13 @@ class RankingConfig:
 
 
 class RankingModel(nn.Module):
-    """P(watch) logit from user vector, video vector and dense features (wide & deep)."""
+    """P(watch) logit from user vector, video vector and dense features (wide & deep).
+
+    The network's logit ``z`` (:meth:`uncalibrated_logits`, what training fits) goes through
+    a post-hoc calibration ``calibration_scale * z + calibration_shift`` (Platt scaling, fitted
+    on validation examples by :func:`crossent.recsys.train.calibrate_ranking`) to give the
+    logit of P(watch) (:meth:`forward`). Both buffers start at the identity (1, 0).
+    """
 
     def __init__(self, config: RankingConfig) -> None:
         super().__init__()
@@ -256,9 +262,21 @@ class RankingModel(nn.Module):
         self.dense_std: torch.Tensor
         self.register_buffer("dense_mean", torch.zeros(config.n_dense))
         self.register_buffer("dense_std", torch.ones(config.n_dense))
+        # Platt scaling of the logit; checkpoints written before it existed load as identity
+        self.calibration_scale: torch.Tensor
+        self.calibration_shift: torch.Tensor
+        self.register_buffer("calibration_scale", torch.tensor(1.0))
+        self.register_buffer("calibration_shift", torch.tensor(0.0))
 
-    def forward(self, user: torch.Tensor, item: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        """``(N, dim), (N, dim), (N, n_dense)`` -> ``(N,)`` logits of P(watch)."""
+    def uncalibrated_logits(
+        self, user: torch.Tensor, item: torch.Tensor, dense: torch.Tensor
+    ) -> torch.Tensor:
+        """``(N, dim), (N, dim), (N, n_dense)`` -> ``(N,)`` the network's logits (training)."""
         dense = (dense - self.dense_mean) / self.dense_std
         features = torch.cat([user, item, user * item, dense], dim=1)  # (N, 3 dim + n_dense)
         return self.deep(features)[:, 0] + self.wide(dense)[:, 0]
+
+    def forward(self, user: torch.Tensor, item: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        """``(N, dim), (N, dim), (N, n_dense)`` -> ``(N,)`` calibrated logits of P(watch)."""
+        logits = self.uncalibrated_logits(user, item, dense)
+        return self.calibration_scale * logits + self.calibration_shift

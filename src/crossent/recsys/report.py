@@ -130,6 +130,8 @@ def write_report(
     if result.ranking_test is not None:
         probs, label, true_prob = result.ranking_test
         named = {"model": (probs, label)}
+        if result.ranking_test_uncalibrated is not None:
+            named["model, uncalibrated"] = (result.ranking_test_uncalibrated, label)
         if true_prob is not None:
             named["true probabilities"] = (true_prob, label)
         reliability_png = save_figure(

@@ -216,7 +216,7 @@ def fit_candidate(
 
 def ranking_loss(model: RankingModel, inputs: RankingInputs, rows: torch.Tensor) -> torch.Tensor:
     """Mean training loss (nats) of ``model`` on ``inputs[rows]`` with the configured loss."""
-    logits = model(inputs.user[rows], inputs.item[rows], inputs.dense[rows])  # (B,)
+    logits = model.uncalibrated_logits(inputs.user[rows], inputs.item[rows], inputs.dense[rows])
     label = inputs.label[rows]
     if model.config.loss == "focal":
         return focal_loss(logits, label, gamma=model.config.focal_gamma, mode="binary")
@@ -238,8 +238,13 @@ def fit_ranking(
     progress: bool = True,
     console: Console | None = None,
 ) -> TrainHistory:
-    """Train the ranking model; validation is the log loss (bits) of P(watch)."""
+    """Train the ranking model; validation is the log loss (bits) of P(watch).
+
+    Calibration is reset to the identity; fit it afterwards with :func:`calibrate_ranking`.
+    """
     config = config or TrainConfig()
+    model.calibration_scale.fill_(1.0)
+    model.calibration_shift.fill_(0.0)
     dense = train.dense
     model.dense_mean.copy_(dense.mean(0))
     model.dense_std.copy_(dense.std(0).clamp_min(1e-6))
@@ -257,7 +262,7 @@ def fit_ranking(
         return ranking_loss(model, train, rows)
 
     def validate() -> float:
-        logits = model(valid.user, valid.item, valid.dense)
+        logits = model.uncalibrated_logits(valid.user, valid.item, valid.dense)
         return float(binary_cross_entropy(logits, valid.label, base="bits"))
 
     return _epochs(
@@ -270,6 +275,100 @@ def fit_ranking(
         progress=progress,
         console=console,
     )
+
+
+def platt_scaling(
+    logits: np.ndarray, label: np.ndarray, *, max_iter: int = 100
+) -> tuple[float, float]:
+    r"""Platt scaling: the ``(scale, shift)`` maximising the likelihood of ``label``.
+
+    ``logits``, ``label``: ``(N,)`` a model's logits and the 0/1 outcomes (float64 inside).
+
+    .. math::
+        (a, b) = \arg\min_{a, b} \frac{1}{N} \sum_i
+            \operatorname{softplus}(a z_i + b) - y_i (a z_i + b)
+
+    Newton's method from the identity ``(1, 0)``, each step halved until the log loss does not
+    rise, so the result never has a higher log loss on ``(logits, label)`` than the uncalibrated
+    model. Perfectly separated classes have no finite optimum: the scale then grows until
+    ``max_iter`` or until steps stop lowering the loss, and stays finite.
+
+    Raises:
+        CrossentError: empty or mismatched inputs, non-finite logits, labels other than 0/1,
+            or a single class (the shift would go to infinity).
+
+    References:
+        Platt, "Probabilistic outputs for support vector machines", 1999.
+    """
+    z = np.asarray(logits, dtype=np.float64).reshape(-1)
+    y = np.asarray(label, dtype=np.float64).reshape(-1)
+    if len(z) != len(y) or len(z) == 0:
+        raise CrossentError(
+            f"calibration needs as many labels as logits, at least one: got {len(z)} logits "
+            f"and {len(y)} labels"
+        )
+    if not np.isfinite(z).all():
+        raise CrossentError("calibration logits must be finite (got NaN or inf)")
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise CrossentError("calibration labels must be 0 or 1")
+    if y.min() == y.max():
+        raise CrossentError(
+            f"calibration needs both classes in the labels; all {len(y)} are {int(y[0])}"
+        )
+    design = np.stack([z, np.ones_like(z)], axis=1)  # (N, 2)
+
+    def mean_log_loss(theta: np.ndarray) -> float:
+        margin = design @ theta
+        # softplus(m) - y m, with logaddexp keeping large |m| finite
+        return float(np.mean(np.logaddexp(0.0, margin) - y * margin))
+
+    theta = np.array([1.0, 0.0])
+    current = mean_log_loss(theta)
+    for _ in range(max_iter):
+        prob = 0.5 + 0.5 * np.tanh(0.5 * (design @ theta))  # sigmoid without exp overflow
+        gradient = design.T @ (prob - y) / len(y)
+        hessian = (design.T * (prob * (1.0 - prob))) @ design / len(y)
+        # least squares: all-equal logits make the Hessian singular (the scale is then free)
+        step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
+        fraction = 1.0
+        while fraction > 1e-12:
+            trial = theta - fraction * step
+            trial_loss = mean_log_loss(trial)
+            if trial_loss <= current:
+                break
+            fraction /= 2
+        else:
+            break  # no step lowers the loss: at the optimum to float precision
+        moved = float(np.abs(trial - theta).max())
+        theta, current = trial, trial_loss
+        if moved < 1e-12:
+            break
+    return float(theta[0]), float(theta[1])
+
+
+def calibrate_ranking(model: RankingModel, valid: RankingInputs) -> tuple[float, float]:
+    """Fit ``model``'s calibration by :func:`platt_scaling` on ``valid``; returns (scale, shift).
+
+    Fit it on examples distributed like the ones the model will score (validation, never
+    training: the training examples' logits are fitted, and their features may be too).
+
+    Raises:
+        CrossentError: as :func:`platt_scaling` (e.g. ``valid`` has a single class), or the
+            fitted scale is not positive: on ``valid`` the model orders examples no better
+            than chance, and a calibration would flatten or reverse its order. The model's
+            calibration is then left unchanged.
+    """
+    with torch.no_grad():
+        logits = model.uncalibrated_logits(valid.user, valid.item, valid.dense)
+    scale, shift = platt_scaling(logits.double().numpy(), valid.label.double().numpy())
+    if scale <= 0:
+        raise CrossentError(
+            f"calibration scale {scale:.4g} <= 0: on the {len(valid)} validation examples the "
+            "model orders no better than chance; not calibrating it"
+        )
+    model.calibration_scale.fill_(scale)
+    model.calibration_shift.fill_(shift)
+    return scale, shift
 
 
 #: The true next-watch log-probabilities ``(B, n_items)`` of a batch of users, when known.
@@ -350,9 +449,11 @@ __all__ = [
     "Checkpoint",
     "TrainConfig",
     "TrainHistory",
+    "calibrate_ranking",
     "fit_candidate",
     "fit_ranking",
     "load_checkpoint",
+    "platt_scaling",
     "ranking_loss",
     "recommend",
     "retrieval_cross_entropy",
