@@ -206,7 +206,7 @@ def test_checkpoint_round_trip_keeps_the_calibration(tmp_path):
     )
 
 
-def test_checkpoint_without_calibration_buffers_loads_with_the_identity(tmp_path):
+def test_checkpoint_from_before_calibration_loads_with_the_identity(tmp_path):
     torch.manual_seed(0)
     model = RankingModel(RankingConfig(dim=4, n_dense=3))
     path = _checkpoint(tmp_path, model)
@@ -214,8 +214,11 @@ def test_checkpoint_without_calibration_buffers_loads_with_the_identity(tmp_path
     payload = torch.load(path, weights_only=False)
     del payload["ranking_state"]["calibration_scale"]
     del payload["ranking_state"]["calibration_shift"]
+    del payload["ranking_candidate_config"], payload["ranking_candidate_state"]
     torch.save(payload, path)
-    loaded = load_checkpoint(tmp_path).ranking
+    checkpoint = load_checkpoint(tmp_path)
+    assert checkpoint.ranking_candidate is None  # features then come from the candidate
+    loaded = checkpoint.ranking
     assert loaded is not None
     assert float(loaded.calibration_scale) == 1.0 and float(loaded.calibration_shift) == 0.0
     inputs = _inputs(20)

@@ -12,8 +12,16 @@ from typer.testing import CliRunner
 
 from crossent.cli import app
 from crossent.errors import CrossentError
-from crossent.recsys.data import Interactions
-from crossent.recsys.logged_ranking import STAGES, history_windows, logged_examples
+from crossent.recsys.checkpoint import load_checkpoint
+from crossent.recsys.data import Interactions, leave_last_out
+from crossent.recsys.logged_ranking import (
+    STAGES,
+    history_windows,
+    holdout_rows,
+    holdout_split,
+    logged_examples,
+)
+from crossent.recsys.pipeline import evaluate_logged_ranking
 
 runner = CliRunner()
 
@@ -160,8 +168,10 @@ def test_train_ranking_on_a_file_then_evaluate_report_the_metrics(tmp_path):
     again = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(data)])
     assert again.exit_code == 0, again.output
     assert "Ranking: P(watch)" in again.output and "popularity" in again.output
-    # the checkpoint carries the calibration: evaluate shows the same two model rows
+    # the checkpoint carries the calibration and the features' generator: evaluate shows the
+    # same two model rows
     assert "uncalibrated" in again.output
+    assert load_checkpoint(out).ranking_candidate is not None
 
 
 def test_logged_ranking_is_platt_scaled_on_the_validation_examples(tmp_path):
@@ -182,11 +192,23 @@ def test_logged_ranking_is_platt_scaled_on_the_validation_examples(tmp_path):
         progress=False,
     )
     ranking_config = TrainConfig(epochs=5, lr=3e-3)
-    train_logged_ranking(result, negatives=2, train_config=ranking_config, progress=False)
-    model = result.ranking
+    for bad, message in ((-1, "holdout = -1 must be an integer >= 0"), (8, "more than 8")):
+        with pytest.raises(CrossentError, match=message):  # 8 training watches per user
+            train_logged_ranking(result, holdout=bad, negatives=2, progress=False)
+    train_logged_ranking(
+        result,
+        negatives=2,
+        holdout=3,
+        train_config=ranking_config,
+        candidate_train_config=TrainConfig(epochs=5, lr=0.01, weight_decay=0.1),
+        progress=False,
+    )
+    model, features = result.ranking, result.ranking_candidate
     assert model is not None and result.info["ranking_calibration"].startswith("Platt")
+    assert features is not None and features is not result.candidate
+    assert result.info["ranking_examples"]["train_examples"] == 80 * 3 * (1 + 2)
     examples = logged_examples(watches, negatives=2, seed=0)
-    valid = logged_ranking_inputs(result.candidate, watches, examples, examples.rows("valid"))
+    valid = logged_ranking_inputs(features, watches, examples, examples.rows("valid"))
     with torch.no_grad():
         raw = model.uncalibrated_logits(valid.user, valid.item, valid.dense).double().numpy()
     label = valid.label.numpy().astype(int)
@@ -199,3 +221,29 @@ def test_logged_ranking_is_platt_scaled_on_the_validation_examples(tmp_path):
     assert log_loss(label, calibrated) <= log_loss(label, 1 / (1 + np.exp(-raw))) + 1e-12
     metrics = result.ranking_metrics
     assert metrics["model"]["auc"] == pytest.approx(metrics["model, uncalibrated"]["auc"])
+    # evaluating the trained model again, with the features' generator, gives the same numbers
+    trained = dict(metrics)
+    evaluate_logged_ranking(result, model, negatives=2, seed=0, candidate=features)
+    for name in ("model", "model, uncalibrated"):
+        assert result.ranking_metrics[name] == pytest.approx(trained[name], rel=1e-9)
+
+
+def test_holdout_removes_each_users_last_training_watches_and_ranks_exactly_those():
+    log = _log(n_users=30, seed=5)
+    holdout = 2
+    examples = logged_examples(log, negatives=3, seed=1)
+    inner = holdout_split(leave_last_out(log), holdout)
+    rows = holdout_rows(examples, holdout)
+    held, kept = set(), []
+    for u, watches in _ordered_watches(log).items():
+        training = watches[:-2] if len(watches) >= 3 else watches
+        cut = len(training) - holdout if len(training) > holdout else len(training)
+        kept += [(u, i, t) for i, t in training[:cut]]
+        held |= {(u, position) for position in range(cut, len(training))}
+    assert sorted(zip(inner.train.user, inner.train.item, inner.train.timestamp, strict=True)) == (
+        sorted(kept)
+    )
+    assert set(zip(examples.user[rows], examples.position[rows], strict=True)) == held
+    assert (examples.stage[rows] == STAGES["train"]).all()
+    assert (examples.label[rows] == 1).sum() == len(held)
+    assert (examples.label[rows] == 0).sum() == 3 * len(held)

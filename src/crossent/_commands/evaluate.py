@@ -80,6 +80,10 @@ def evaluate(
     settings = checkpoint.extra.get("ranking_examples")
     if checkpoint.ranking is not None and settings is not None:
         evaluate_logged_ranking(
-            result, checkpoint.ranking, negatives=settings["negatives"], seed=settings["seed"]
+            result,
+            checkpoint.ranking,
+            negatives=settings["negatives"],
+            seed=settings["seed"],
+            candidate=checkpoint.ranking_candidate,
         )
     print_result(console, result)

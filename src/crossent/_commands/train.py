@@ -56,6 +56,14 @@ def train(
             "from the videos the user had not watched yet."
         ),
     ] = 4,
+    holdout: Annotated[
+        int,
+        typer.Option(
+            help="Ranking on a file: the ranker trains on each user's last HOLDOUT training "
+            "watches, with features from a candidate generator trained without them (0: on "
+            "every training watch, features from the retrieval model)."
+        ),
+    ] = 5,
 ) -> None:
     """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint.
 
@@ -140,8 +148,10 @@ def train(
                 result,
                 negatives=negatives,
                 seed=seed,
+                holdout=holdout,
                 loss=loss,  # type: ignore[arg-type]
                 train_config=TrainConfig(epochs=epochs, lr=3e-3, batch_size=1024, seed=seed),
+                candidate_train_config=train_config,
                 console=console,
             )
             extra["ranking_examples"] = result.info["ranking_examples"]
@@ -154,6 +164,7 @@ def train(
         result.candidate,
         result.watches,
         ranking=result.ranking,
+        ranking_candidate=result.ranking_candidate,
         history=result.histories,
         metrics={
             "cross_entropy": result.cross_entropy,

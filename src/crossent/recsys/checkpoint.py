@@ -30,11 +30,15 @@ def save_checkpoint(
     watches: Interactions,
     *,
     ranking: RankingModel | None = None,
+    ranking_candidate: CandidateModel | None = None,
     history: dict[str, TrainHistory] | None = None,
     metrics: dict[str, dict[str, float]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``directory/model.pt``: weights, configs, id maps and every user's watches.
+
+    ``ranking_candidate``: the candidate generator that makes ``ranking``'s features, when it
+    is not ``candidate`` (see :func:`crossent.recsys.pipeline.train_logged_ranking`).
 
     The watches (CSR, contiguous ids) let :func:`load_checkpoint` users recommend without the
     data file and exclude what each user already watched; ``user_ids``/``item_ids`` map
@@ -49,6 +53,12 @@ def save_checkpoint(
         "candidate_state": candidate.state_dict(),
         "ranking_config": None if ranking is None else asdict(ranking.config),
         "ranking_state": None if ranking is None else ranking.state_dict(),
+        "ranking_candidate_config": None
+        if ranking_candidate is None
+        else asdict(ranking_candidate.config),
+        "ranking_candidate_state": None
+        if ranking_candidate is None
+        else ranking_candidate.state_dict(),
         "user_ids": watches.user_ids,
         "item_ids": watches.item_ids,
         "watch_indptr": indptr,
@@ -68,6 +78,8 @@ class Checkpoint:
 
     candidate: CandidateModel
     ranking: RankingModel | None
+    #: the generator of ``ranking``'s features; ``None``: ``candidate`` makes them
+    ranking_candidate: CandidateModel | None
     user_ids: np.ndarray
     item_ids: np.ndarray
     watch_indptr: np.ndarray
@@ -118,9 +130,15 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
             state.setdefault(name, getattr(ranking, name))
         ranking.load_state_dict(state)
         ranking.eval()
+    ranking_candidate = None
+    if payload.get("ranking_candidate_config") is not None:  # absent from older checkpoints
+        ranking_candidate = CandidateModel(CandidateConfig(**payload["ranking_candidate_config"]))
+        ranking_candidate.load_state_dict(payload["ranking_candidate_state"])
+        ranking_candidate.eval()
     return Checkpoint(
         candidate=candidate,
         ranking=ranking,
+        ranking_candidate=ranking_candidate,
         user_ids=np.asarray(payload["user_ids"]),
         item_ids=np.asarray(payload["item_ids"]),
         watch_indptr=np.asarray(payload["watch_indptr"]),

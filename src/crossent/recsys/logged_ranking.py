@@ -24,7 +24,14 @@ order, never letting an example see its future:
   and "slot" are 0.
 
 The candidate generator is trained on the leave-last-out training rows, so validation and test
-examples are scored by a model that never saw their watches.
+examples are scored by a model that never saw their watches. Training examples scored by that
+same model would not be: it was fitted to predict exactly those watches from exactly those
+windows, so their retrieval features are sharper than any unseen example's (on ml-latest-small
+the mean retrieval score of a positive is 2.8 on training examples, 1.5 on test ones) and a
+ranker trained on them over-trusts the features. Hence the **hold-out**: the features come from
+a candidate generator trained without each user's last ``holdout`` training watches
+(:func:`holdout_split`), and the ranker trains on the examples at those positions only
+(:func:`holdout_rows`), which that generator never saw, like validation and test ones.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import numpy as np
 import torch
 
 from crossent.errors import CrossentError
-from crossent.recsys.data import Interactions
+from crossent.recsys.data import Interactions, Split
 from crossent.recsys.models import CandidateModel
 from crossent.recsys.ranking import RankingInputs, inputs_from_windows
 
@@ -146,6 +153,41 @@ def logged_examples(
         stage=stage[example_of],
         earlier_watches=_earlier_watches(watches, example_item, example_time),
     )
+
+
+def holdout_split(split: Split, holdout: int) -> Split:
+    """``split`` without each user's last ``holdout`` training watches (users with more).
+
+    The candidate generator trained on it never sees the watches :func:`holdout_rows` picks.
+    Validation and test targets are unchanged.
+    """
+    train = split.train
+    order = train.time_order()
+    counts = np.bincount(train.user, minlength=train.n_users)
+    user = train.user[order]
+    position = np.arange(len(order)) - (np.cumsum(counts) - counts)[user]
+    held = (counts[user] - position <= holdout) & (counts[user] > holdout)
+    return Split(
+        train=train.take(order[~held], reindex=False),
+        valid_target=split.valid_target,
+        test_target=split.test_target,
+        valid_time=split.valid_time,
+        test_time=split.test_time,
+    )
+
+
+def holdout_rows(examples: LoggedExamples, holdout: int) -> np.ndarray:
+    """Training examples at each user's last ``holdout`` training positions (users with more).
+
+    Exactly the watches (and their negatives) that :func:`holdout_split` removes.
+    """
+    train = examples.stage == STAGES["train"]
+    # a user's training positions are 0 .. count - 1, one positive each
+    counts = np.bincount(
+        examples.user[train & (examples.label == 1)], minlength=int(examples.user.max()) + 1
+    )
+    count = counts[examples.user]
+    return np.flatnonzero(train & (count > holdout) & (examples.position >= count - holdout))
 
 
 def _earlier_watches(watches: Interactions, item: np.ndarray, time: np.ndarray) -> np.ndarray:

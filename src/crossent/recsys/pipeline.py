@@ -19,6 +19,8 @@ from crossent.recsys.data import Interactions, Split, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.logged_ranking import (
     LoggedExamples,
+    holdout_rows,
+    holdout_split,
     logged_examples,
     logged_ranking_inputs,
 )
@@ -58,6 +60,8 @@ class RunResult:
     split: Split
     candidate: CandidateModel
     ranking: RankingModel | None = None
+    #: the candidate generator that makes the ranking features, when not ``candidate``
+    ranking_candidate: CandidateModel | None = None
     histories: dict[str, TrainHistory] = field(default_factory=dict)
     retrieval: dict[str, dict[str, float]] = field(default_factory=dict)
     cross_entropy: dict[str, float] = field(default_factory=dict)
@@ -261,19 +265,29 @@ def train_logged_ranking(
     *,
     negatives: int = 4,
     seed: int = 0,
+    holdout: int = 5,
     loss: RankingLoss = "bce",
     train_config: TrainConfig | None = None,
+    candidate_train_config: TrainConfig | None = None,
     progress: bool = True,
     console: Console | None = None,
 ) -> RunResult:
     """Ranking stage on a real watch log: time-ordered positives + sampled negatives.
 
     Examples come from :func:`crossent.recsys.logged_ranking.logged_examples` (leave-last-out
-    stages, features from strictly earlier watches). The model is Platt-scaled on the
-    validation examples (:func:`crossent.recsys.train.calibrate_ranking`); the metrics show it
-    as "model" beside "model, uncalibrated", the training base rate (a constant) and popularity
-    (a logistic fit of the label on ``log(1 + earlier watches)``).
+    stages, features from strictly earlier watches). With ``holdout > 0`` the features come
+    from a second candidate generator (``result.ranking_candidate``, trained with
+    ``candidate_train_config``) that never saw each user's last ``holdout`` training watches,
+    and the ranker trains on the examples at those positions only, so that its training
+    features are as sharp as the validation and test ones (see
+    :mod:`crossent.recsys.logged_ranking`); ``holdout = 0`` trains on every training example
+    with ``result.candidate``'s features. The model is then Platt-scaled on the validation
+    examples (:func:`crossent.recsys.train.calibrate_ranking`); the metrics show it as "model"
+    beside "model, uncalibrated", the training base rate (a constant) and popularity (a
+    logistic fit of the label on ``log(1 + earlier watches)``).
     """
+    if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
+        raise CrossentError(f"holdout = {holdout!r} must be an integer >= 0")
     if loss == "watch-time":
         raise CrossentError(
             '--loss "watch-time" needs watch times per impression; a watch log has none '
@@ -283,16 +297,41 @@ def train_logged_ranking(
     rows = [examples.rows(stage) for stage in ("train", "valid", "test")]
     if len(rows[2]) == 0:
         raise CrossentError("no user has 3 or more watches; leave-last-out ranking needs 3")
-    inputs = logged_ranking_inputs(
-        result.candidate, result.watches, examples, np.arange(len(examples))
-    )
-    # the candidate generator was trained on the training watches, so training examples have
-    # sharper retrieval features than validation/test ones, and the ranker learns to over-trust
-    # them; Platt scaling on validation examples (distributed like test) corrects its logits
+    candidate = result.candidate
+    train_rows = rows[0]
+    if holdout > 0:
+        train_rows = holdout_rows(examples, holdout)
+        if len(train_rows) == 0:
+            raise CrossentError(
+                f"holdout = {holdout}: no user has more than {holdout} training watches "
+                "(use a smaller holdout, or 0)"
+            )
+        _say(
+            console,
+            f"[bold]ranking features[/]: candidate generator retrained without each user's "
+            f"last {holdout} training watches",
+        )
+        torch.manual_seed(seed)
+        candidate = CandidateModel(result.candidate.config)
+        result.histories["ranking_features"] = fit_candidate(
+            candidate,
+            holdout_split(result.split, holdout),
+            candidate_train_config,
+            progress=progress,
+            console=console,
+        )
+        result.ranking_candidate = candidate
+    used = np.concatenate([train_rows, rows[1], rows[2]])
+    inputs = logged_ranking_inputs(candidate, result.watches, examples, used)
+    ends = np.cumsum([len(train_rows), len(rows[1]), len(rows[2])])
+    # validation examples are distributed like test ones: Platt scaling on them corrects what
+    # the ranker's training examples still get wrong about unseen ones
     _fit_and_evaluate_ranking(
         result,
         inputs,
-        *rows,
+        np.arange(ends[0]),
+        np.arange(ends[0], ends[1]),
+        np.arange(ends[1], ends[2]),
         calibrate=True,
         loss=loss,
         train_config=train_config,
@@ -303,27 +342,35 @@ def train_logged_ranking(
     result.info["ranking_examples"] = {
         "negatives": negatives,
         "seed": seed,
+        "holdout": holdout,
         **{
             f"{stage}_examples": len(r)
-            for stage, r in zip(("train", "valid", "test"), rows, strict=True)
+            for stage, r in zip(("train", "valid", "test"), [train_rows, *rows[1:]], strict=True)
         },
     }
     return result
 
 
 def evaluate_logged_ranking(
-    result: RunResult, model: RankingModel, *, negatives: int = 4, seed: int = 0
+    result: RunResult,
+    model: RankingModel,
+    *,
+    negatives: int = 4,
+    seed: int = 0,
+    candidate: CandidateModel | None = None,
 ) -> RunResult:
     """Test metrics of a trained ranking ``model`` on ``result.watches``, beside the baselines.
 
     Rebuilds the examples :func:`train_logged_ranking` used (same ``negatives`` and ``seed``)
-    with ``result.candidate`` for the features.
+    with ``candidate`` (the ranking features' generator; default ``result.candidate``) for the
+    features.
     """
     examples = logged_examples(result.watches, negatives=negatives, seed=seed)
     train_rows, test_rows = examples.rows("train"), examples.rows("test")
     if len(test_rows) == 0:
         raise CrossentError("no user has 3 or more watches; leave-last-out ranking needs 3")
-    test = logged_ranking_inputs(result.candidate, result.watches, examples, test_rows)
+    features = candidate if candidate is not None else result.candidate
+    test = logged_ranking_inputs(features, result.watches, examples, test_rows)
     result.ranking = model
     _score_ranking(result, model, test)
     _logged_baselines(result, examples, train_rows, test_rows)
