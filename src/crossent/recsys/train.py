@@ -238,9 +238,12 @@ def fit_ranking(
     progress: bool = True,
     console: Console | None = None,
 ) -> TrainHistory:
-    """Train the ranking model; validation is the log loss (bits) of P(watch).
+    """Train the ranking model; validation (early stopping) is the training objective in bits.
 
-    Calibration is reset to the identity; fit it afterwards with :func:`calibrate_ranking`.
+    That is the log loss of P(watch) for "bce", but the focal or watch-time-weighted loss for
+    those: a watch-time model's odds estimate expected watch time, not P(watch), so judging it
+    by the log loss of P(watch) would stop it after its first epoch. Calibration is reset to
+    the identity; fit it afterwards with :func:`calibrate_ranking`.
     """
     config = config or TrainConfig()
     model.calibration_scale.fill_(1.0)
@@ -250,20 +253,26 @@ def fit_ranking(
     model.dense_std.copy_(dense.std(0).clamp_min(1e-6))
     # start at the constant predictor (the base watch rate): the deep part's last layer is
     # zero and the wide bias is the base rate's logit, so training can only improve on it
-    rate = float(train.label.mean().clamp(1e-6, 1 - 1e-6))
+    # (for watch-time: the best constant odds of the weighted loss, sum(T y) / sum(1 - y))
+    label = train.label.double()
+    positive = label.sum()
+    if model.config.loss == "watch-time" and train.watch_time is not None:
+        positive = (train.watch_time.double() * label).sum()
+    negative = (1 - label).sum()
+    log_odds = float(torch.log(positive.clamp_min(1e-6)) - torch.log(negative.clamp_min(1e-6)))
     last = model.deep[-1]
     if isinstance(last, torch.nn.Linear):
         torch.nn.init.zeros_(last.weight)
         torch.nn.init.zeros_(last.bias)
     torch.nn.init.zeros_(model.wide.weight)
-    torch.nn.init.constant_(model.wide.bias, math.log(rate / (1 - rate)))
+    torch.nn.init.constant_(model.wide.bias, log_odds)
+    valid_rows = torch.arange(len(valid.label))
 
     def step(rows: torch.Tensor) -> torch.Tensor:
         return ranking_loss(model, train, rows)
 
     def validate() -> float:
-        logits = model.uncalibrated_logits(valid.user, valid.item, valid.dense)
-        return float(binary_cross_entropy(logits, valid.label, base="bits"))
+        return float(ranking_loss(model, valid, valid_rows)) / math.log(2.0)
 
     return _epochs(
         step,
