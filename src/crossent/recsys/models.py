@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from crossent.errors import CrossentError
@@ -191,11 +192,16 @@ class CandidateModel(nn.Module):
         duplicate[:, 1:] = sorted_window[:, 1:] == sorted_window[:, :-1]
         keep = (sorted_window < n) & ~duplicate & (sorted_window != target[:, None])
         safe = torch.where(keep, sorted_window, 0)
-        history_scores = (
-            torch.einsum("nd,nhd->nh", user, self.item_out[safe]) + self.item_bias[safe]
-        )  # (N, H)
+        # rows gathered by F.embedding, not tensor[index]: the backward of advanced indexing
+        # (index_put_ with accumulate) adds the repeated rows in a varying order on the CPU, so
+        # two runs with one seed drifted apart (and early-stopped at different epochs)
+        out = F.embedding(safe, self.item_out)  # (N, H, d)
+        bias = F.embedding(safe, self.item_bias.unsqueeze(1)).squeeze(2)  # (N, H)
+        history_scores = torch.einsum("nd,nhd->nh", user, out) + bias  # (N, H)
         history_scores = torch.where(keep, history_scores, -1e4)  # finite: no inf - inf
-        target_score = (user * self.item_out[target]).sum(1) + self.item_bias[target]
+        target_out = F.embedding(target, self.item_out)  # (N, d)
+        target_bias = F.embedding(target, self.item_bias.unsqueeze(1)).squeeze(1)  # (N,)
+        target_score = (user * target_out).sum(1) + target_bias
         full_lse = per_row + target_score
         history_lse = torch.logsumexp(history_scores, 1)
         return per_row + _log1mexp(full_lse - history_lse)
