@@ -72,20 +72,27 @@ def test_masked_softmax_equals_cross_entropy_with_window_items_removed():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-def test_in_batch_softmax_applies_the_log_q_correction_of_yi_et_al():
-    model = _model(negatives="in-batch")
-    window, target = _batch()
-    item_log_prob = torch.log_softmax(torch.randn(N_ITEMS, dtype=torch.float64), 0)
-    columns = sorted(set(target.tolist()))
-    # probability that an item is among the batch's B draws: 1 - (1 - p)^B
-    q = 1 - (1 - item_log_prob.exp()[columns]) ** len(target)
+def _corrected_softmax_loss(model, window, target, item_log_prob, columns, draws):
+    """Per-row CE of a softmax over ``columns`` only, each logit corrected by ``-log Q`` with
+    ``Q = 1 - (1 - p)^draws`` the probability that the item is among the batch's draws."""
+    q = 1 - (1 - item_log_prob.exp()[columns]) ** draws
     logits = (
         _reference_user(model, window) @ model.item_out[columns].T
         + model.item_bias[columns]
         - torch.log(q)
     )
-    expected = F.cross_entropy(
+    return F.cross_entropy(
         logits, torch.tensor([columns.index(t) for t in target.tolist()]), reduction="none"
+    )
+
+
+def test_in_batch_softmax_applies_the_log_q_correction_of_yi_et_al():
+    model = _model(negatives="in-batch")
+    window, target = _batch()
+    item_log_prob = torch.log_softmax(torch.randn(N_ITEMS, dtype=torch.float64), 0)
+    columns = sorted(set(target.tolist()))
+    expected = _corrected_softmax_loss(
+        model, window, target, item_log_prob, columns, draws=len(target)
     )
     torch.testing.assert_close(model.loss(window, target, item_log_prob=item_log_prob), expected)
 
@@ -103,15 +110,7 @@ def test_sampled_softmax_is_the_corrected_softmax_over_targets_and_unigram_draws
         item_log_prob.exp(), 16, replacement=True, generator=torch.Generator().manual_seed(0)
     )
     columns = sorted(set(target.tolist()) | set(extra.tolist()))
-    q = 1 - (1 - item_log_prob.exp()[columns]) ** (12 + 16)
-    logits = (
-        _reference_user(model, window) @ model.item_out[columns].T
-        + model.item_bias[columns]
-        - torch.log(q)
-    )
-    expected = F.cross_entropy(
-        logits, torch.tensor([columns.index(t) for t in target.tolist()]), reduction="none"
-    )
+    expected = _corrected_softmax_loss(model, window, target, item_log_prob, columns, draws=28)
     torch.testing.assert_close(loss, expected)
     with pytest.raises(CrossentError, match="needs item_log_prob"):
         model.loss(window, target)
