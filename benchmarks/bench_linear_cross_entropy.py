@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from crossent import _benchmarks
+from crossent import benchmarking as _benchmarks
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from crossent import _benchmarks
+from crossent import benchmarking as _benchmarks
 
 MIB = 1024 * 1024
 

@@ -124,7 +124,7 @@ CASES = [
     ),
 ]
 
-_DEFAULT_BLOCK = crossent.distributed._CHUNK_ELEMENTS
+_DEFAULT_BLOCK = crossent.distributed.sharded._CHUNK_ELEMENTS
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 2e-5}
 
@@ -206,7 +206,7 @@ def run_case(case: Case, rank: int, world_size: int) -> dict[str, float]:
     weight_shard = problem["weight"][start:stop].to(case.dtype).requires_grad_(True)
     bias_shard = problem["bias"][start:stop].to(case.dtype).requires_grad_(True)
     if case.block_elements is not None:  # classes in blocks of block_elements // chunk_size
-        crossent.distributed._CHUNK_ELEMENTS = case.block_elements
+        crossent.distributed.sharded._CHUNK_ELEMENTS = case.block_elements
     loss = sharded_cross_entropy(
         hidden,
         weight_shard,
@@ -221,7 +221,7 @@ def run_case(case: Case, rank: int, world_size: int) -> dict[str, float]:
     )
     inputs = [hidden, weight_shard] + ([bias_shard] if case.bias else [])
     grads = torch.autograd.grad(loss, inputs, upstream.to(case.dtype))
-    crossent.distributed._CHUNK_ELEMENTS = _DEFAULT_BLOCK
+    crossent.distributed.sharded._CHUNK_ELEMENTS = _DEFAULT_BLOCK
     diffs = {
         "loss": _max_diff(loss, loss_ref),
         "grad_hidden": _max_diff(grads[0], grads_ref[0]),

@@ -1,4 +1,4 @@
-"""crossent._checks: the shared validators name argument, value and position."""
+"""crossent._validation.tensors: the shared validators name argument, value and position."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from crossent import _checks
+from crossent._validation import tensors as _checks
 from crossent.errors import CrossentError
 
 

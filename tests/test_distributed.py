@@ -420,7 +420,7 @@ def test_torchrun_train_saves_the_single_process_checkpoint(tmp_path: Path) -> N
 
 
 def test_non_finite_weight_row_is_found_in_any_block_of_rows() -> None:
-    from crossent._sharded_checks import _first_non_finite_row
+    from crossent.distributed._checks import _first_non_finite_row
 
     values = torch.zeros(10, 3)
     assert _first_non_finite_row(values, block_elements=6) is None

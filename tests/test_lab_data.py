@@ -11,7 +11,7 @@ from scipy.spatial.distance import mahalanobis
 from scipy.stats import multivariate_normal, norm
 
 from crossent.errors import CrossentError
-from crossent.lab_data import (
+from crossent.lab.data import (
     MIN_KEPT_PER_CLASS,
     SYNTHETIC_COVARIANCE,
     SYNTHETIC_MEANS,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from crossent import _tour as tour_module
+from crossent.cli import _tour_rows as tour_module
 from crossent.cli import app
 
 

@@ -16,7 +16,6 @@ from crossent.units import log_divisor
 if TYPE_CHECKING:
     from crossent import distributed, metrics, nn
     from crossent.distributed import shard_range, sharded_cross_entropy
-    from crossent.kernels.linear import linear_cross_entropy
     from crossent.lab import LabConfig, LabResult, run_lab
     from crossent.losses import (
         binary_cross_entropy,
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
         cross_entropy,
         focal_loss,
     )
+    from crossent.losses.linear import linear_cross_entropy
 
 __version__ = "0.1.0"
 
@@ -33,7 +33,7 @@ _LAZY = {
     "class_balanced_weights": "crossent.losses",
     "cross_entropy": "crossent.losses",
     "focal_loss": "crossent.losses",
-    "linear_cross_entropy": "crossent.kernels.linear",
+    "linear_cross_entropy": "crossent.losses.linear",
     "shard_range": "crossent.distributed",
     "sharded_cross_entropy": "crossent.distributed",
     "LabConfig": "crossent.lab",

@@ -15,8 +15,9 @@ from typing import Literal
 
 import torch
 
-from crossent import _checks, losses
-from crossent._loss_inputs import Implementation, InputKind, Reduction, Smoothing
+from crossent import losses
+from crossent._validation import tensors as _checks
+from crossent.losses._inputs import Implementation, InputKind, Reduction, Smoothing
 from crossent.units import Base, log_divisor
 
 __all__ = ["BinaryCrossEntropyLoss", "CrossEntropyLoss", "FocalLoss"]

@@ -1,10 +1,10 @@
-"""The benchmark harness (crossent._benchmarks) and `crossent bench`, on tiny sizes."""
+"""The benchmark harness (crossent.benchmarking) and `crossent bench`, on tiny sizes."""
 
 from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from crossent import _benchmarks
+from crossent import benchmarking as _benchmarks
 from crossent.cli import app
 
 

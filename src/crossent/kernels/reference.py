@@ -6,7 +6,8 @@ functions. They favour clarity over speed: the target distribution is materialis
 
 Conventions shared by all functions here:
 
-* Inputs are already validated (see :mod:`crossent._checks`); nothing here raises for bad data.
+* Inputs are already validated (see :mod:`crossent._validation`); nothing here raises for bad
+  data.
 * Multi-class functions take scores of shape ``(M, C)`` (class dimension last, which for 2-d
   tensors is also PyTorch's class dimension 1) and a target of shape ``(M,)`` (int64 class
   indices) or ``(M, C)`` (class probabilities). :mod:`crossent.losses` reshapes

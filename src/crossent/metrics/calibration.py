@@ -13,8 +13,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from crossent import _array_checks as checks
-from crossent._array_checks import FloatArray
+from crossent._validation import arrays as checks
+from crossent._validation.arrays import FloatArray
 from crossent.errors import CrossentError
 
 BinStrategy = Literal["uniform", "quantile"]

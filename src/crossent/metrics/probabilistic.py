@@ -20,8 +20,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from crossent import _array_checks as checks
-from crossent._array_checks import FloatArray, IntArray
+from crossent._validation import arrays as checks
+from crossent._validation.arrays import FloatArray, IntArray
 from crossent.errors import CrossentError
 from crossent.units import Base, log_divisor
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from crossent import _array_checks as checks
+from crossent._validation import arrays as checks
 from crossent.errors import CrossentError
 from crossent.metrics.ranking import ExcludeInput, ranking_metrics
 

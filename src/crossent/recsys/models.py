@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossent.errors import CrossentError
-from crossent.kernels.linear import linear_cross_entropy
+from crossent.losses.linear import linear_cross_entropy
 
 Negatives = Literal["full", "sampled", "in-batch"]
 RankingLoss = Literal["bce", "focal", "watch-time"]

@@ -31,7 +31,7 @@ def demo(
     """
     from rich.console import Console
 
-    from crossent._commands._recsys_common import print_result
+    from crossent.cli._recsys_common import print_result
     from crossent.errors import CrossentError
     from crossent.recsys.pipeline import run_simulated
     from crossent.recsys.report import write_report

@@ -58,8 +58,8 @@ def lab(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from crossent.lab import LabConfig, load_lab_data, parse_losses, run_lab
-    from crossent.lab_report import to_jsonable, write_lab_report
+    from crossent.lab.run import LabConfig, load_lab_data, parse_losses, run_lab
+    from crossent.lab.report import to_jsonable, write_lab_report
 
     if data is not None and dataset is not None:
         raise CrossentError("give --dataset or --data, not both")
@@ -112,7 +112,7 @@ def _print_table(result: LabResult) -> None:
     from rich.table import Table
 
     from crossent.lab import METRICS
-    from crossent.lab_report import METRIC_LABELS, best_losses, format_mean_std
+    from crossent.lab.report import METRIC_LABELS, best_losses, format_mean_std
 
     data = result.data
     table = Table(

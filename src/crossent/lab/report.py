@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from crossent import report
-from crossent.lab import LOSS_DESCRIPTIONS, METRICS, LabResult
+from crossent.lab.run import LOSS_DESCRIPTIONS, METRICS, LabResult
 
 METRIC_LABELS = {
     "accuracy": "accuracy",

@@ -12,13 +12,13 @@ from rich.table import Table
 from crossent.errors import CrossentError
 
 if TYPE_CHECKING:  # torch loads only when the benchmark runs
-    from crossent import _benchmarks
+    from crossent import benchmarking as _benchmarks
 
 Suite = Literal["cross-entropy", "linear", "all"]
 
 
 def _render(title: str, results: list[_benchmarks.Result], console: Console) -> None:
-    from crossent import _benchmarks
+    from crossent import benchmarking as _benchmarks
 
     table = Table(title=title)
     for column in _benchmarks.TABLE_HEADER:
@@ -50,7 +50,7 @@ def bench(
         raise CrossentError(f'suite = {suite!r} is not one of "cross-entropy", "linear", "all"')
     if reps < 1:
         raise CrossentError(f"reps = {reps} must be >= 1")
-    from crossent import _benchmarks
+    from crossent import benchmarking as _benchmarks
 
     console = Console()
     console.print(_benchmarks.machine_load())

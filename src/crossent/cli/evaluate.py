@@ -32,7 +32,7 @@ def evaluate(
     import numpy as np
     from rich.console import Console
 
-    from crossent._commands._recsys_common import load_watches, print_result
+    from crossent.cli._recsys_common import load_watches, print_result
     from crossent.errors import CrossentError
     from crossent.recsys.baselines import EASE, MostPopular
     from crossent.recsys.data import leave_last_out

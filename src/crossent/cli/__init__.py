@@ -44,23 +44,23 @@ def _root() -> None:
     """crossent: cross-entropy done right: losses, kernels, metrics, recommender, loss lab."""
 
 
-from crossent._commands import demo as _demo  # noqa: E402
-from crossent._commands import tour as _tour  # noqa: E402
+from crossent.cli import demo as _demo  # noqa: E402
+from crossent.cli import tour as _tour  # noqa: E402
 
 app.command("demo")(_demo.demo)
 app.command("tour")(_tour.tour)
-from crossent._commands import score as _score  # noqa: E402
+from crossent.cli import score as _score  # noqa: E402
 
 app.command("score")(_score.score)
-from crossent._commands import bench as _bench  # noqa: E402
+from crossent.cli import bench as _bench  # noqa: E402
 
 app.command("bench")(_bench.bench)
-from crossent._commands import lab as _lab  # noqa: E402
+from crossent.cli import lab as _lab  # noqa: E402
 
 app.command("lab")(_lab.lab)
-from crossent._commands import evaluate as _evaluate  # noqa: E402
-from crossent._commands import recommend as _recommend  # noqa: E402
-from crossent._commands import train as _train  # noqa: E402
+from crossent.cli import evaluate as _evaluate  # noqa: E402
+from crossent.cli import recommend as _recommend  # noqa: E402
+from crossent.cli import train as _train  # noqa: E402
 
 app.command("train")(_train.train)
 app.command("evaluate")(_evaluate.evaluate)

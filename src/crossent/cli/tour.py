@@ -5,6 +5,6 @@ from __future__ import annotations
 
 def tour() -> None:
     """Show one fixed batch's loss in nats and bits under each option of crossent's losses."""
-    from crossent._tour import print_tour  # torch loads only when the tour runs
+    from crossent.cli._tour_rows import print_tour  # torch loads only when the tour runs
 
     print_tour()

@@ -1,6 +1,6 @@
 """The cross-entropy loss family: functional, autograd-aware, CPU and CUDA.
 
-Each function validates its arguments once, at the top (through :mod:`crossent._checks`), and
+Each function validates its arguments once, at the top (through :mod:`crossent._validation`), and
 then computes with :mod:`crossent.kernels.reference` or, for :func:`cross_entropy`, a fused
 kernel (numba on CPU, Triton on CUDA). Exact definitions: DESIGN.md, "Exact definitions".
 
@@ -34,8 +34,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from crossent import _checks
-from crossent._loss_inputs import (
+from crossent._validation import tensors as _checks
+from crossent.errors import CrossentError
+from crossent.kernels import reference
+from crossent.losses._inputs import (
     Implementation,
     InputKind,
     Reduction,
@@ -45,8 +47,6 @@ from crossent._loss_inputs import (
     prepare_multiclass,
     restore_shape,
 )
-from crossent.errors import CrossentError
-from crossent.kernels import reference
 from crossent.units import Base
 
 __all__ = ["binary_cross_entropy", "class_balanced_weights", "cross_entropy", "focal_loss"]
@@ -86,7 +86,7 @@ def cross_entropy(
     Args:
         input: logits, log-probabilities or probabilities (``input_kind``), floating dtype.
         target: class indices or class probabilities (rows summing to 1, see
-            :func:`crossent._checks.probability_tolerance`).
+            :func:`crossent._validation.tensors.probability_tolerance`).
         weight: ``(C,)`` non-negative class weights; each class term is weighted by ``w_c``.
         ignore_index: index targets equal to it contribute 0 and are left out of the mean.
         reduction: ``"none"``, ``"sum"``, or ``"mean"`` (index targets: divided by the sum of

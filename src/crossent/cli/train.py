@@ -72,7 +72,7 @@ def train(
     """
     from rich.console import Console
 
-    from crossent._commands._recsys_common import load_watches, print_result
+    from crossent.cli._recsys_common import load_watches, print_result
     from crossent.errors import CrossentError
     from crossent.recsys.parallel import launch_from_env, shutdown
     from crossent.recsys.pipeline import run_simulated, train_logged_ranking, train_retrieval

@@ -31,8 +31,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from crossent._sharded_checks import check_layout, check_local_inputs, check_options
-from crossent._sharded_function import ShardedCrossEntropyFunction, ShardPlan
+from crossent.distributed._checks import check_layout, check_local_inputs, check_options
+from crossent.distributed._function import ShardedCrossEntropyFunction, ShardPlan
 from crossent.errors import CrossentError
 from crossent.units import Base, log_divisor
 

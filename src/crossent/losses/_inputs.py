@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from crossent import _checks
+from crossent._validation import tensors as _checks
 from crossent.errors import CrossentError
 from crossent.units import Base, log_divisor
 
@@ -84,9 +84,9 @@ def prepare_multiclass(
     Value checks by ``input_kind``: logits and log-probabilities must not hold NaN or ``+inf``
     (``-inf`` is allowed, meaning probability 0, but not in every class of a row);
     log-probabilities must be <= 1e-4; probabilities must lie in [0, 1] with rows summing to 1
-    within :func:`crossent._checks.probability_tolerance`. Index targets must lie in [0, C) or
-    equal ``ignore_index``; probability targets (one-hot or soft) must be non-negative with rows
-    summing to 1 within the same tolerance.
+    within :func:`crossent._validation.tensors.probability_tolerance`. Index targets must lie in
+    [0, C) or equal ``ignore_index``; probability targets (one-hot or soft) must be non-negative
+    with rows summing to 1 within the same tolerance.
     """
     smoothing_value, divisor, eps_value = _check_common(
         input, reduction, label_smoothing, base, eps

@@ -12,7 +12,7 @@ epoch are restored, and that epoch (1-based) is the run's "epochs to converge".
 
 **Metrics** are computed on the test split from the restored model's probabilities by
 :mod:`crossent.metrics`: accuracy, macro recall (mean per-class recall), minority-class recall
-(mean recall over the smaller half of the classes, see :mod:`crossent.lab_data`), log loss in
+(mean recall over the smaller half of the classes, see :mod:`crossent.lab.data`), log loss in
 bits, expected calibration error (top-label, ``bins`` equal-width bins) and the Brier score
 (scikit-learn's ``brier_score_loss``: mean (p - y)² for two classes, the squared error summed
 over classes for three or more). The table shows mean and sample
@@ -34,7 +34,7 @@ import torch
 from torch.nn import functional as F
 
 from crossent.errors import CrossentError
-from crossent.lab_data import DATASETS, LabData, check_imbalance, load_csv, load_dataset
+from crossent.lab.data import DATASETS, LabData, check_imbalance, load_csv, load_dataset
 from crossent.losses import class_balanced_weights, cross_entropy, focal_loss
 from crossent.metrics import brier_score, expected_calibration_error, log_loss
 

@@ -209,7 +209,7 @@ def measure_peak_in_this_process(suite: str, name: str, sizes: dict[str, int]) -
 
 def _subprocess(suite: str, name: str, sizes: dict[str, int], mode: str, timeout: float) -> str:
     command = [
-        sys.executable, "-m", "crossent._benchmarks", suite, name, json.dumps(sizes), mode
+        sys.executable, "-m", "crossent.benchmarking", suite, name, json.dumps(sizes), mode
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:

@@ -1,1 +1,0 @@
-"""One module per ``crossent`` sub-command; ``crossent.cli`` registers them."""
