@@ -85,7 +85,7 @@ def test_world_of_one_matches_materialised_logits(
     case: Case, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if case.block_elements is not None:
-        monkeypatch.setattr(crossent.distributed, "_CHUNK_ELEMENTS", case.block_elements)
+        monkeypatch.setattr(crossent.distributed.sharded, "_CHUNK_ELEMENTS", case.block_elements)
     problem = make_problem(case, seed=1)
     hidden = problem["hidden"].clone().requires_grad_(True)
     weight = problem["weight"].clone().requires_grad_(True)
