@@ -186,10 +186,10 @@ def test_unknown_dataset_names_it_and_lists_the_valid_ones() -> None:
     ("options", "message"),
     [
         ({"model": "resnet"}, r"model = 'resnet' is unknown; valid: mlp, linear"),
-        ({"seeds": 0}, r"seeds = 0 must be a positive integer"),
-        ({"epochs": 2.5}, r"epochs = 2.5 must be a positive integer"),
+        ({"seeds": 0}, r"seeds = 0 must be an integer >= 1"),
+        ({"epochs": 2.5}, r"epochs = 2.5 must be an integer >= 1"),
         ({"data_path": "x.csv"}, r"data = 'x.csv' needs target"),
-        ({"label_smoothing": 1.0}, r"label_smoothing = 1.0 must be in \[0, 1\)"),
+        ({"label_smoothing": 1.0}, r"label_smoothing = 1.0 is outside \[0, 1\)"),
         ({"imbalance": 0.0}, r"imbalance = 0.0 must be a fraction in \(0, 1\]"),
     ],
 )

@@ -255,7 +255,7 @@ def test_focal_loss_option_errors() -> None:
         ([10, 2.5], 0.9, "counts[1] = 2.5 must be a whole number >= 1"),
         ([], 0.9, "counts has shape (0,), expected (C,)"),
         (np.ones((2, 2)), 0.9, "counts has shape (2, 2)"),
-        ([1, 2], 1.0, "beta = 1.0 must be a number in [0, 1)"),
+        ([1, 2], 1.0, "beta = 1.0 is outside [0, 1)"),
         (["a"], 0.9, "counts = ['a'] is not a sequence of numbers"),
     ],
 )

@@ -2,7 +2,10 @@
 
 Tensors given at construction (``weight``, ``pos_weight``, a per-class ``alpha``) are registered
 as buffers, so they follow ``module.to(device)`` and appear in ``state_dict``. Options are
-checked when the module is built, and every argument again on each call.
+checked when the module is built, and every argument again on each call. ``validate`` is passed
+to the functional loss on each call: ``None`` (the default) follows
+:func:`crossent.set_validation`, ``False`` skips the value checks (no pass over the data, no
+host synchronisation), see :mod:`crossent._validation.switch` for what each mode costs.
 
 >>> import torch
 >>> loss = CrossEntropyLoss(label_smoothing=0.1, base="bits")
@@ -11,22 +14,27 @@ checked when the module is built, and every argument again on each call.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
 from crossent import losses
-from crossent._validation import tensors as _checks
-from crossent.losses._inputs import Implementation, InputKind, Reduction, Smoothing
-from crossent.units import Base, log_divisor
+from crossent._validation.choices import (
+    BinaryInputKind,
+    FocalMode,
+    Implementation,
+    InputKind,
+    Reduction,
+    Smoothing,
+    check_choice,
+)
+from crossent._validation.numbers import check_bool, check_number
+from crossent.losses._inputs import check_options
+from crossent.units import Base
 
 __all__ = ["BinaryCrossEntropyLoss", "CrossEntropyLoss", "FocalLoss"]
 
 
-def _check_options(reduction: str, label_smoothing: float, base: Base) -> None:
-    _checks.check_reduction(reduction)
-    _checks.check_label_smoothing(label_smoothing)
-    log_divisor(base)
+def _check_validate(validate: bool | None) -> bool | None:
+    return None if validate is None else check_bool(validate, "validate")
 
 
 class CrossEntropyLoss(torch.nn.Module):
@@ -46,12 +54,14 @@ class CrossEntropyLoss(torch.nn.Module):
         base: Base = "nats",
         eps: float | None = None,
         implementation: Implementation = "auto",
+        validate: bool | None = None,
     ) -> None:
         super().__init__()
-        _check_options(reduction, label_smoothing, base)
-        _checks.check_choice(smoothing, "smoothing", ("uniform", "off_target"))
-        _checks.check_choice(input_kind, "input_kind", ("logits", "log_probs", "probs"))
-        _checks.check_choice(implementation, "implementation", ("auto", "reference", "fused"))
+        check_options(reduction, label_smoothing, base)
+        check_choice(smoothing, "smoothing", Smoothing)
+        check_choice(input_kind, "input_kind", InputKind)
+        check_choice(implementation, "implementation", Implementation)
+        self.validate = _check_validate(validate)
         self.register_buffer("weight", weight)
         self.ignore_index = ignore_index
         self.reduction: Reduction = reduction
@@ -68,7 +78,7 @@ class CrossEntropyLoss(torch.nn.Module):
             input, target, weight=self.weight, ignore_index=self.ignore_index,
             reduction=self.reduction, label_smoothing=self.label_smoothing,
             smoothing=self.smoothing, input_kind=self.input_kind, base=self.base,
-            eps=self.eps, implementation=self.implementation,
+            eps=self.eps, implementation=self.implementation, validate=self.validate,
         )
 
     def extra_repr(self) -> str:
@@ -91,18 +101,20 @@ class BinaryCrossEntropyLoss(torch.nn.Module):
         *,
         reduction: Reduction = "mean",
         label_smoothing: float = 0.0,
-        input_kind: Literal["logits", "probs"] = "logits",
+        input_kind: BinaryInputKind = "logits",
         base: Base = "nats",
         eps: float | None = None,
+        validate: bool | None = None,
     ) -> None:
         super().__init__()
-        _check_options(reduction, label_smoothing, base)
-        _checks.check_choice(input_kind, "input_kind", ("logits", "probs"))
+        check_options(reduction, label_smoothing, base)
+        check_choice(input_kind, "input_kind", BinaryInputKind)
+        self.validate = _check_validate(validate)
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)
         self.reduction: Reduction = reduction
         self.label_smoothing = label_smoothing
-        self.input_kind: Literal["logits", "probs"] = input_kind
+        self.input_kind: BinaryInputKind = input_kind
         self.base = base
         self.eps = eps
 
@@ -111,7 +123,7 @@ class BinaryCrossEntropyLoss(torch.nn.Module):
         return losses.binary_cross_entropy(
             input, target, weight=self.weight, pos_weight=self.pos_weight,
             reduction=self.reduction, label_smoothing=self.label_smoothing,
-            input_kind=self.input_kind, base=self.base, eps=self.eps,
+            input_kind=self.input_kind, base=self.base, eps=self.eps, validate=self.validate,
         )
 
     def extra_repr(self) -> str:
@@ -131,7 +143,7 @@ class FocalLoss(torch.nn.Module):
         gamma: float = 2.0,
         alpha: float | torch.Tensor | None = None,
         *,
-        mode: Literal["multiclass", "binary"] = "multiclass",
+        mode: FocalMode = "multiclass",
         ignore_index: int = -100,
         reduction: Reduction = "mean",
         label_smoothing: float = 0.0,
@@ -139,16 +151,18 @@ class FocalLoss(torch.nn.Module):
         input_kind: InputKind = "logits",
         base: Base = "nats",
         eps: float | None = None,
+        validate: bool | None = None,
     ) -> None:
         super().__init__()
-        _check_options(reduction, label_smoothing, base)
-        _checks.check_choice(mode, "mode", ("multiclass", "binary"))
-        _checks.check_nonnegative_number(gamma, "gamma")
+        check_options(reduction, label_smoothing, base)
+        check_choice(mode, "mode", FocalMode)
+        check_number(gamma, "gamma", low=0.0)
+        self.validate = _check_validate(validate)
         self.gamma = float(gamma)
         # a tensor alpha is state (moves with the module); a number is a plain option
         self.register_buffer("alpha_weight", alpha if isinstance(alpha, torch.Tensor) else None)
         self.alpha_value = None if isinstance(alpha, torch.Tensor) else alpha
-        self.mode: Literal["multiclass", "binary"] = mode
+        self.mode: FocalMode = mode
         self.ignore_index = ignore_index
         self.reduction: Reduction = reduction
         self.label_smoothing = label_smoothing
@@ -168,7 +182,7 @@ class FocalLoss(torch.nn.Module):
             input, target, gamma=self.gamma, alpha=self.alpha, mode=self.mode,
             ignore_index=self.ignore_index, reduction=self.reduction,
             label_smoothing=self.label_smoothing, smoothing=self.smoothing,
-            input_kind=self.input_kind, base=self.base, eps=self.eps,
+            input_kind=self.input_kind, base=self.base, eps=self.eps, validate=self.validate,
         )
 
     def extra_repr(self) -> str:

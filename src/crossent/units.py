@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from crossent._validation.numbers import check_number
 from crossent.errors import CrossentError
 
 Base = Literal["nats", "bits"] | float
@@ -39,9 +40,7 @@ def log_divisor(base: Base) -> float:
             ) from None
     if isinstance(base, bool) or not isinstance(base, (int, float)):
         raise CrossentError(f'base = {base!r} is not "nats", "bits" or a number > 1')
-    if not math.isfinite(base) or base <= 1.0:
-        raise CrossentError(f"base = {base!r} must be a finite number > 1")
-    return math.log(base)
+    return math.log(check_number(base, "base", low=1.0, low_open=True))
 
 
 def unit_name(base: Base) -> str:

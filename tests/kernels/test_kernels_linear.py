@@ -133,7 +133,7 @@ def test_default_chunk_rows_follow_memory_budget():
         ({"target": torch.tensor([0, 9])}, r"target\[1\] = 9 is outside \[0, 5\)"),
         ({"target": torch.tensor([0])}, r"target has shape \(1,\)"),
         ({"temperature": 0.0}, r"temperature = 0.0 must be a finite number > 0"),
-        ({"chunk_size": 0}, r"chunk_size = 0 must be a whole number >= 1"),
+        ({"chunk_size": 0}, r"chunk_size = 0 must be an integer >= 1 or None"),
         ({"bias": torch.randn(4)}, r"bias has shape \(4,\), expected \(5,\)"),
         ({"logit_bias": torch.tensor([0.0, 1, 2, 3, float("nan")])},
          r"logit_bias row 4 is not finite"),

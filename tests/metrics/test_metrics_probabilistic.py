@@ -171,7 +171,7 @@ def test_probability_outside_unit_interval_names_position() -> None:
 
 
 def test_nan_prediction_names_row() -> None:
-    with pytest.raises(CrossentError, match=r"probs\[1, 0\] = nan is not finite"):
+    with pytest.raises(CrossentError, match=r"probs row 1 is not finite: probs\[1, 0\] = nan"):
         log_loss(np.array([[0.5, 0.5], [np.nan, 0.5]]), np.array([0, 1]))
 
 
@@ -185,7 +185,7 @@ def test_label_outside_classes_names_row() -> None:
 def test_length_mismatch_and_negative_weight_are_errors() -> None:
     with pytest.raises(CrossentError, match="target has 3 rows but probs has 2"):
         log_loss(np.array([0.1, 0.2]), np.array([0, 1, 1]))
-    with pytest.raises(CrossentError, match=r"sample_weight\[1\] = -1.0 is negative"):
+    with pytest.raises(CrossentError, match=r"sample_weight\[1\] = -1 is negative"):
         log_loss(np.array([0.1, 0.2]), np.array([0, 1]), sample_weight=[1.0, -1.0])
 
 

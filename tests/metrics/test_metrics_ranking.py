@@ -136,7 +136,7 @@ def test_row_without_relevant_item_is_an_error() -> None:
 def test_bad_ranking_inputs_are_errors() -> None:
     with pytest.raises(CrossentError, match=r"target\[0\] = 7 is outside \[0, 3\)"):
         recall_at_k(np.zeros((1, 3)), np.array([7]))
-    with pytest.raises(CrossentError, match=r"scores\[0, 1\] = nan is not finite"):
+    with pytest.raises(CrossentError, match=r"scores row 0 is not finite: scores\[0, 1\] = nan"):
         recall_at_k(np.array([[0.0, np.nan]]), np.array([0]))
     with pytest.raises(CrossentError, match="k = 0 must be an integer >= 1"):
         recall_at_k(np.zeros((1, 3)), np.array([0]), k=0)

@@ -3,24 +3,37 @@
 A rank that raised before a collective would leave the others waiting in it forever, so the local
 checks *return* their message instead of raising; every rank then shares a small record (error
 flag, shard offset and size, row count, width, target checksum, options checksum) and
-:func:`check_layout` raises on every rank at once.
+:func:`check_layout` raises on every rank at once. The rules themselves are those of
+:mod:`crossent._validation`, with the same messages as everywhere else.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from crossent._validation import masks
+from crossent._validation.choices import Reduction, Smoothing, check_choice
+from crossent._validation.numbers import check_int, check_number
+from crossent._validation.offender import format_position, format_value
 from crossent.errors import CrossentError
 
 # positions in the record every rank shares
 ERROR, OFFSET, SIZE, ROWS, WIDTH, TARGET_SUM, OPTIONS = range(7)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def first_problem(*checks: Callable[[], object]) -> str | None:
+    """The message of the first check that raises CrossentError, or None: a rank must not
+    raise before the collective that tells the other ranks."""
+    for check in checks:
+        try:
+            check()
+        except CrossentError as error:
+            return str(error)
+    return None
 
 
 def check_options(
@@ -31,36 +44,39 @@ def check_options(
     chunk_size: object,
 ) -> str | None:
     """The first problem with the scalar options, or None."""
-    if not _is_int(ignore_index):
-        return f"ignore_index = {ignore_index!r} must be an integer"
-    if (
-        isinstance(label_smoothing, bool)
-        or not isinstance(label_smoothing, (int, float))
-        or not 0.0 <= float(label_smoothing) <= 1.0
-    ):
-        return f"label_smoothing = {label_smoothing!r} must be a number in [0, 1]"
-    if smoothing not in ("uniform", "off_target"):
-        return f'smoothing = {smoothing!r} must be "uniform" or "off_target"'
-    if reduction not in ("mean", "sum", "none"):
-        return f'reduction = {reduction!r} must be "mean", "sum" or "none"'
-    if chunk_size is not None and (not _is_int(chunk_size) or int(chunk_size) < 1):  # type: ignore[call-overload]
-        return f"chunk_size = {chunk_size!r} must be a positive integer or None"
-    return None
+    return first_problem(
+        lambda: check_int(ignore_index, "ignore_index"),
+        lambda: check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0),
+        lambda: check_choice(smoothing, "smoothing", Smoothing),
+        lambda: check_choice(reduction, "reduction", Reduction),
+        lambda: chunk_size is None or check_int(chunk_size, "chunk_size", low=1, none_ok=True),
+    )
 
 
 def _first_non_finite_row(values: Tensor, block_elements: int = 1 << 20) -> int | None:
     """Index of the first row holding a NaN or infinity, or None.
 
-    In blocks of rows: ``isfinite`` of a whole (V_r, D) shard would cost several times the
-    shard's memory in temporaries.
+    In blocks of rows: the mask of a whole (V_r, D) shard would cost a large temporary.
     """
     values = values.reshape(values.shape[0], -1)  # (rows, width)
     block = max(1, block_elements // max(values.shape[1], 1))
     for start in range(0, values.shape[0], block):
-        bad = ~torch.isfinite(values[start : start + block]).all(dim=1)
-        if bool(bad.any()):
-            return start + int(bad.nonzero()[0, 0])
+        bad = masks.not_finite(values[start : start + block])
+        if masks.any_true(bad):
+            return start + masks.first_true(bad)[0]
     return None
+
+
+def _non_finite_row_message(values: Tensor, name: str, offset: int | None = None) -> str | None:
+    """``weight_shard row 3 (class 3) is not finite: weight_shard[3, 0] = inf``, or None."""
+    row = _first_non_finite_row(values)
+    if row is None:
+        return None
+    column = masks.first_true(masks.not_finite(values[row : row + 1].reshape(-1)))
+    position = (row, *column) if values.dim() > 1 else (row,)
+    value = float(values.reshape(values.shape[0], -1)[row, column[0]])
+    label = f"{name} row {row}" + (f" (class {offset + row})" if offset is not None else "")
+    return f"{label} is not finite: {format_position(name, position)} = {format_value(value)}"
 
 
 def check_local_inputs(
@@ -71,8 +87,10 @@ def check_local_inputs(
     shard_offset: object,
 ) -> str | None:
     """The first problem with this rank's tensors, or None."""
-    if not _is_int(shard_offset) or int(shard_offset) < 0:  # type: ignore[call-overload]
-        return f"shard_offset = {shard_offset!r} must be an integer >= 0"
+    problem = first_problem(lambda: check_int(shard_offset, "shard_offset", low=0))
+    if problem is not None:
+        return problem
+    offset = int(shard_offset)  # type: ignore[call-overload]
     if not isinstance(hidden, Tensor) or not hidden.is_floating_point() or hidden.dim() < 1:
         return f"hidden must be a floating-point tensor of shape (..., D), got {_describe(hidden)}"
     if not isinstance(weight_shard, Tensor) or weight_shard.dim() != 2:
@@ -113,22 +131,14 @@ def check_local_inputs(
     if target.device != hidden.device:
         return f"target is on {target.device} but hidden is on {hidden.device}"
     rows = math.prod(hidden.shape[:-1])
+    problem = None
     if rows > 0:
-        bad_row = _first_non_finite_row(hidden.detach().reshape(rows, -1))
-        if bad_row is not None:
-            return f"hidden row {bad_row} is not finite (NaN or infinity)"
-    if weight_shard.shape[0] > 0:
-        bad_row = _first_non_finite_row(weight_shard.detach())
-        if bad_row is not None:
-            return (
-                f"weight_shard row {bad_row} (class {int(shard_offset) + bad_row}) is not "  # type: ignore[call-overload]
-                "finite (NaN or infinity)"
-            )
-    if bias_shard is not None and weight_shard.shape[0] > 0:
-        bad_row = _first_non_finite_row(bias_shard.detach().reshape(-1, 1))  # type: ignore[union-attr]
-        if bad_row is not None:
-            return f"bias_shard[{bad_row}] is not finite (NaN or infinity)"
-    return None
+        problem = _non_finite_row_message(hidden.detach().reshape(rows, -1), "hidden")
+    if problem is None and weight_shard.shape[0] > 0:
+        problem = _non_finite_row_message(weight_shard.detach(), "weight_shard", offset)
+    if problem is None and isinstance(bias_shard, Tensor) and weight_shard.shape[0] > 0:
+        problem = _non_finite_row_message(bias_shard.detach(), "bias_shard")
+    return problem
 
 
 def _describe(value: object) -> str:

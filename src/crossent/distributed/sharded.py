@@ -25,12 +25,13 @@ Reference: the vocabulary-parallel cross-entropy of Megatron-LM (Shoeybi et al. 
 from __future__ import annotations
 
 import zlib
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from crossent._validation.choices import Reduction, Smoothing
 from crossent.distributed._checks import check_layout, check_local_inputs, check_options
 from crossent.distributed._function import ShardedCrossEntropyFunction, ShardPlan
 from crossent.errors import CrossentError
@@ -44,9 +45,6 @@ __all__ = [
     "sharded_cross_entropy",
     "sum_from_shards",
 ]
-
-Reduction = Literal["mean", "sum", "none"]
-Smoothing = Literal["uniform", "off_target"]
 
 # One block of logits (rows x classes) holds about this many numbers (16 MiB in float32): memory
 # stays flat in N and V_r while each matmul is still large enough to be fast.

@@ -26,10 +26,12 @@ computes them. Class weights weight each class term (PyTorch's convention).
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
+
+from crossent._validation.choices import Reduction, Smoothing
 
 try:  # numba is a dependency, but a broken install must fall back, not crash the import
     from numba import njit, prange
@@ -54,9 +56,6 @@ except Exception as error:  # pragma: no cover - exercised only without numba
         return wrap
 
     prange = range  # type: ignore[misc]
-
-Reduction = Literal["none", "sum", "mean"]
-Smoothing = Literal["uniform", "off_target"]
 
 
 def smoothing_coefficients(

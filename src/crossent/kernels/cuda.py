@@ -24,8 +24,8 @@ import torch
 import triton
 import triton.language as tl
 
+from crossent._validation.choices import Reduction, Smoothing
 from crossent.kernels import cpu, linear
-from crossent.kernels.cpu import Reduction, Smoothing
 
 _MAX_BLOCK = 4096
 

@@ -39,8 +39,8 @@ from typing import Any
 
 import torch
 
+from crossent._validation.choices import Reduction, Smoothing
 from crossent.kernels import cpu
-from crossent.kernels.cpu import Reduction, Smoothing
 
 CHUNK_BUDGET_BYTES = 128 * 2**20
 """Least memory for one chunk of logits (the only (rows, V) buffer): 128 MiB."""

@@ -25,14 +25,11 @@ Conventions shared by all functions here:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 
-Reduction = Literal["none", "sum", "mean"]
-Smoothing = Literal["uniform", "off_target"]
-InputKind = Literal["logits", "log_probs", "probs"]
-BinaryInputKind = Literal["logits", "probs"]
+from crossent._validation.choices import BinaryInputKind, InputKind, Reduction, Smoothing
+
 Kernel = Callable[..., torch.Tensor]  # a fused cross-entropy with cross_entropy's keywords
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from crossent._validation.numbers import check_int, check_number
 from crossent.errors import CrossentError
 from crossent.lab.data import DATASETS, LabData, check_imbalance, load_csv, load_dataset
 from crossent.losses import class_balanced_weights, cross_entropy, focal_loss
@@ -94,15 +95,12 @@ class LabConfig:
         if self.model not in MODELS:
             raise CrossentError(f"model = {self.model!r} is unknown; valid: {', '.join(MODELS)}")
         for name in ("seeds", "epochs", "hidden", "batch_size", "patience", "bins"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CrossentError(f"{name} = {value!r} must be a positive integer")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise CrossentError(f"label_smoothing = {self.label_smoothing!r} must be in [0, 1)")
-        if not 0.0 <= self.class_balance_beta < 1.0:
-            raise CrossentError(
-                f"class_balance_beta = {self.class_balance_beta!r} must be in [0, 1)"
-            )
+            check_int(getattr(self, name), name, low=1)
+        for name in ("label_smoothing", "class_balance_beta"):
+            check_number(getattr(self, name), name, low=0.0, high=1.0, high_open=True)
+        check_number(self.learning_rate, "learning_rate", low=0.0, low_open=True)
+        check_number(self.focal_gamma, "focal_gamma", low=0.0)
+        check_int(self.data_seed, "data_seed", low=0)
 
 
 def check_losses(losses: tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -8,19 +8,25 @@ class-last layout the kernels take; :func:`restore_shape` undoes it for ``reduct
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import ParamSpec
 
 import torch
 
+from crossent._validation import rules
 from crossent._validation import tensors as _checks
+from crossent._validation.choices import (
+    BinaryInputKind,
+    InputKind,
+    Reduction,
+    Smoothing,
+    check_choice,
+)
+from crossent._validation.numbers import check_int, check_number
 from crossent.errors import CrossentError
 from crossent.units import Base, log_divisor
-
-Reduction = Literal["none", "sum", "mean"]
-Smoothing = Literal["uniform", "off_target"]
-InputKind = Literal["logits", "log_probs", "probs"]
-Implementation = Literal["auto", "reference", "fused"]
 
 _PROBS_HINT = ' (pass input_kind="logits" for raw scores)'
 
@@ -49,21 +55,20 @@ class BinaryInputs:
     eps: float
 
 
+def check_options(reduction: object, label_smoothing: object, base: Base) -> tuple[float, float]:
+    """The options every loss shares: ``(label_smoothing, divisor)`` once checked."""
+    check_choice(reduction, "reduction", Reduction)
+    smoothing_value = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
+    return smoothing_value, log_divisor(base)
+
+
 def _check_common(
     input: torch.Tensor, reduction: object, label_smoothing: object, base: Base, eps: object
 ) -> tuple[float, float, float]:
     _checks.check_floating(input, "input")
-    _checks.check_reduction(reduction)
-    smoothing_value = _checks.check_label_smoothing(label_smoothing)
-    divisor = log_divisor(base)
+    smoothing_value, divisor = check_options(reduction, label_smoothing, base)
     eps_value = _checks.check_eps(eps, input.dtype)
     return smoothing_value, divisor, eps_value
-
-
-def _check_ignore_index(ignore_index: object) -> int:
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise CrossentError(f"ignore_index = {ignore_index!r} must be an integer")
-    return ignore_index
 
 
 def prepare_multiclass(
@@ -78,22 +83,25 @@ def prepare_multiclass(
     input_kind: str,
     base: Base,
     eps: float | None,
+    validate: bool = True,
 ) -> MulticlassInputs:
     """Check every multi-class argument and reshape to ``(M, C)``; raise CrossentError if bad.
 
-    Value checks by ``input_kind``: logits and log-probabilities must not hold NaN or ``+inf``
-    (``-inf`` is allowed, meaning probability 0, but not in every class of a row);
+    Types, shapes, dtypes, devices and options are always checked (they read no data). With
+    ``validate`` the values are checked too, by ``input_kind``: logits and log-probabilities
+    must not hold NaN or ``+inf`` (``-inf`` is allowed, meaning probability 0, but not in
+    every class of a row);
     log-probabilities must be <= 1e-4; probabilities must lie in [0, 1] with rows summing to 1
-    within :func:`crossent._validation.tensors.probability_tolerance`. Index targets must lie in
+    within :func:`crossent._validation.masks.sum_tolerance`. Index targets must lie in
     [0, C) or equal ``ignore_index``; probability targets (one-hot or soft) must be non-negative
     with rows summing to 1 within the same tolerance.
     """
     smoothing_value, divisor, eps_value = _check_common(
         input, reduction, label_smoothing, base, eps
     )
-    _checks.check_choice(smoothing, "smoothing", ("uniform", "off_target"))
-    _checks.check_choice(input_kind, "input_kind", ("logits", "log_probs", "probs"))
-    ignore = _check_ignore_index(ignore_index)
+    check_choice(smoothing, "smoothing", Smoothing)
+    check_choice(input_kind, "input_kind", InputKind)
+    ignore = check_int(ignore_index, "ignore_index")
     _checks.check_tensor(target, "target")
     if input.dim() == 0:
         raise CrossentError("input is a scalar; expected (N, C), (N, C, d1, ...) or (C,)")
@@ -106,24 +114,20 @@ def prepare_multiclass(
     kind = _checks.check_target_shape(input, target)
     _checks.check_same_device(target, "target", input)
 
-    if input_kind == "probs":
-        _checks.check_probabilities(input, "input", class_dim=1, hint=_PROBS_HINT)
-    else:
-        if input_kind == "log_probs":
-            has_neg_inf = _checks.check_log_probabilities(input, "input")
-        else:
-            has_neg_inf = _checks.check_finite(input, "input", allow_neg_inf=True)
-        if has_neg_inf:
-            _checks.check_rows_not_all_neg_inf(input, "input", class_dim=1)
+    if validate:
+        _check_multiclass_input_values(input, input_kind)
 
     if kind == "index":
-        _checks.check_index_target(target, num_classes, ignore)
+        _checks.check_index_dtype(target)
+        if validate:
+            _checks.check_index_values(target, num_classes, ignore)
     else:
         if not target.is_floating_point():
             if target.is_complex():
                 raise CrossentError(f"target has dtype {target.dtype}, expected real numbers")
             target = target.to(input.dtype if input.dtype == torch.float64 else torch.float32)
-        _checks.check_probabilities(target, "target", class_dim=1)
+        if validate:
+            rules.check_probabilities(target, "target", class_dim=1)
         if ignore != -100:  # as PyTorch: ignoring needs class indices
             raise CrossentError(
                 f"ignore_index = {ignore} applies to class-index targets only, but target "
@@ -131,7 +135,7 @@ def prepare_multiclass(
             )
 
     if weight is not None:
-        _checks.check_class_weight(weight, num_classes, input)
+        _checks.check_class_weight(weight, num_classes, input, validate=validate)
     if smoothing == "off_target" and smoothing_value > 0 and num_classes < 2:
         raise CrossentError(
             f'label_smoothing = {label_smoothing} with smoothing="off_target" needs at least '
@@ -163,6 +167,19 @@ def prepare_multiclass(
     )
 
 
+def _check_multiclass_input_values(input: torch.Tensor, input_kind: str) -> None:
+    """The value rules of an ``(N, C, ...)`` input of ``input_kind`` (one or two passes)."""
+    if input_kind == "probs":
+        rules.check_probabilities(input, "input", class_dim=1, hint=_PROBS_HINT)
+        return
+    if input_kind == "log_probs":
+        has_neg_inf = _checks.check_log_probabilities(input, "input")
+    else:
+        has_neg_inf = rules.check_finite(input, "input", allow_neg_inf=True)
+    if has_neg_inf:
+        rules.check_rows_not_all_neg_inf(input, "input", class_dim=1)
+
+
 def restore_shape(loss: torch.Tensor, prepared: MulticlassInputs) -> torch.Tensor:
     """Reshape a ``(M,)`` per-element loss back to ``(N, d1, ...)``; scalars pass through."""
     if loss.dim() == 1:
@@ -171,9 +188,10 @@ def restore_shape(loss: torch.Tensor, prepared: MulticlassInputs) -> torch.Tenso
 
 
 def _check_broadcast_weight(
-    weight: torch.Tensor | None, name: str, input: torch.Tensor
+    weight: torch.Tensor | None, name: str, input: torch.Tensor, validate: bool
 ) -> None:
-    """A non-negative, finite, floating weight that broadcasts to ``input``'s shape."""
+    """A floating weight that broadcasts to ``input``'s shape; with ``validate`` also
+    finite and non-negative."""
     if weight is None:
         return
     _checks.check_floating(weight, name)
@@ -187,14 +205,8 @@ def _check_broadcast_weight(
             f"{name} has shape {tuple(weight.shape)}, which does not broadcast to input's "
             f"shape {tuple(input.shape)}"
         )
-    _checks.check_finite(weight, name)
-    data = weight.detach()
-    if data.numel() and float(data.min()) < 0:
-        position = _checks.first_true(data < 0)
-        raise CrossentError(
-            f"{_checks.format_index(name, position)} = {float(data[position]):g} is negative; "
-            "weights must be >= 0"
-        )
+    if validate:
+        rules.check_nonnegative(weight, name, hint="; weights must be >= 0")
 
 
 def prepare_binary(
@@ -208,16 +220,18 @@ def prepare_binary(
     input_kind: str,
     base: Base,
     eps: float | None,
+    validate: bool = True,
 ) -> BinaryInputs:
     """Check every binary argument; raise CrossentError if bad.
 
-    Logits may be ``±inf`` (never NaN); probabilities and targets must lie in [0, 1];
-    ``target`` must have ``input``'s shape (integer and bool targets are converted).
+    ``target`` must have ``input``'s shape (integer and bool targets are converted). With
+    ``validate`` the values are checked too: logits may be ``±inf`` (never NaN);
+    probabilities and targets must lie in [0, 1]; weights must be finite and >= 0.
     """
     smoothing_value, divisor, eps_value = _check_common(
         input, reduction, label_smoothing, base, eps
     )
-    _checks.check_choice(input_kind, "input_kind", ("logits", "probs"))
+    check_choice(input_kind, "input_kind", BinaryInputKind)
     _checks.check_tensor(target, "target")
     if target.shape != input.shape:
         raise CrossentError(
@@ -225,28 +239,62 @@ def prepare_binary(
             f"{tuple(input.shape)}: binary targets need the input's shape"
         )
     _checks.check_same_device(target, "target", input)
-    if input_kind == "logits":
-        _checks.check_not_nan(input, "input")
-    else:
-        _checks.check_unit_range(input, "input", hint=_PROBS_HINT)
     if target.is_complex():
         raise CrossentError(f"target has dtype {target.dtype}, expected real numbers")
     if not target.is_floating_point():
         target = target.to(input.dtype if input.dtype == torch.float64 else torch.float32)
-    _checks.check_unit_range(target, "target")
-    _check_broadcast_weight(weight, "weight", input)
-    _check_broadcast_weight(pos_weight, "pos_weight", input)
+    if validate:
+        if input_kind == "logits":
+            rules.check_not_nan(input, "input")
+        else:
+            rules.check_unit_interval(input, "input", hint=_PROBS_HINT)
+        rules.check_unit_interval(target, "target")
+    _check_broadcast_weight(weight, "weight", input, validate)
+    _check_broadcast_weight(pos_weight, "pos_weight", input, validate)
     return BinaryInputs(
         target=target, label_smoothing=smoothing_value, divisor=divisor, eps=eps_value
     )
 
 
 def check_alpha(
-    alpha: float | torch.Tensor | None, num_classes: int, input: torch.Tensor
+    alpha: float | torch.Tensor | None, num_classes: int, input: torch.Tensor, validate: bool
 ) -> float | torch.Tensor | None:
     """Multi-class focal ``alpha``: None, a finite number >= 0, or a ``(C,)`` weight tensor."""
     if alpha is None:
         return None
     if isinstance(alpha, torch.Tensor):
-        return _checks.check_class_weight(alpha, num_classes, input, name="alpha")
-    return _checks.check_nonnegative_number(alpha, "alpha")
+        return _checks.check_class_weight(
+            alpha, num_classes, input, name="alpha", validate=validate
+        )
+    return check_number(alpha, "alpha", low=0.0)
+
+
+P = ParamSpec("P")
+
+
+def autocast_to_float32(loss: Callable[P, torch.Tensor]) -> Callable[P, torch.Tensor]:
+    """Run ``loss`` as PyTorch runs its losses under ``torch.autocast``: in float32.
+
+    Where autocast is on for the device of the first tensor argument, every float16/bfloat16
+    tensor argument is cast to float32 (float64 stays, as in autocast's float32 policy) and
+    the loss runs with autocast off, so it computes and returns float32; gradients flow back
+    to the low-precision tensors in their own dtype. Outside autocast nothing changes.
+    """
+
+    @functools.wraps(loss)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> torch.Tensor:
+        first = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+        if first is None or not torch.is_autocast_enabled(first.device.type):
+            return loss(*args, **kwargs)
+        cast_args = [_to_float32(value) for value in args]
+        cast_kwargs = {key: _to_float32(value) for key, value in kwargs.items()}
+        with torch.autocast(first.device.type, enabled=False):
+            return loss(*cast_args, **cast_kwargs)  # type: ignore[arg-type]
+
+    return wrapper
+
+
+def _to_float32(value: object) -> object:
+    if isinstance(value, torch.Tensor) and value.dtype in (torch.float16, torch.bfloat16):
+        return value.float()
+    return value

@@ -2,7 +2,7 @@
 
 Each function validates its arguments once, at the top (through :mod:`crossent._validation`), and
 then computes with :mod:`crossent.kernels.reference` or, for :func:`cross_entropy`, a fused
-kernel (numba on CPU, Triton on CUDA). Exact definitions: DESIGN.md, "Exact definitions".
+kernel (numba on CPU, Triton on CUDA). Exact definitions: docs/ARCHITECTURE.md.
 
 Deliberate differences from ``torch.nn.functional`` (everything else matches it to float
 tolerance, as the tests show on randomised inputs):
@@ -22,26 +22,39 @@ tolerance, as the tests show on randomised inputs):
 
 Result dtype: float16/bfloat16 inputs are computed in float32 and the result is returned in the
 input's dtype (like PyTorch; a large ``reduction="sum"`` can overflow float16, so sum in float32
-if that matters). float32 and float64 are computed and returned in their own precision.
+if that matters). float32 and float64 are computed and returned in their own precision. Under
+``torch.autocast`` every loss computes and returns float32, as PyTorch's losses do.
+
+Validation: ``validate=None`` follows :func:`crossent.set_validation` /
+:class:`crossent.validation` (on by default). On, the values are checked too (one extra
+reduction over each tensor, read on the host); off, only types, shapes, dtypes and options are
+checked, with no pass over the data and no host synchronisation (see
+:mod:`crossent._validation.switch`).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
 
-from crossent._validation import tensors as _checks
-from crossent.errors import CrossentError
-from crossent.kernels import reference
-from crossent.losses._inputs import (
+from crossent._validation.choices import (
+    BinaryInputKind,
+    FocalMode,
     Implementation,
     InputKind,
     Reduction,
     Smoothing,
+    check_choice,
+)
+from crossent._validation.numbers import check_bool, check_number
+from crossent._validation.switch import resolve
+from crossent.errors import CrossentError
+from crossent.kernels import reference
+from crossent.losses._inputs import (
+    autocast_to_float32,
     check_alpha,
     prepare_binary,
     prepare_multiclass,
@@ -52,6 +65,7 @@ from crossent.units import Base
 __all__ = ["binary_cross_entropy", "class_balanced_weights", "cross_entropy", "focal_loss"]
 
 
+@autocast_to_float32
 def cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -66,6 +80,7 @@ def cross_entropy(
     eps: float | None = None,
     implementation: Implementation = "auto",
     inplace: bool = False,
+    validate: bool | None = None,
 ) -> torch.Tensor:
     r"""Cross-entropy between a predicted distribution and a target distribution.
 
@@ -86,7 +101,7 @@ def cross_entropy(
     Args:
         input: logits, log-probabilities or probabilities (``input_kind``), floating dtype.
         target: class indices or class probabilities (rows summing to 1, see
-            :func:`crossent._validation.tensors.probability_tolerance`).
+            :func:`crossent._validation.masks.sum_tolerance`).
         weight: ``(C,)`` non-negative class weights; each class term is weighted by ``w_c``.
         ignore_index: index targets equal to it contribute 0 and are left out of the mean.
         reduction: ``"none"``, ``"sum"``, or ``"mean"`` (index targets: divided by the sum of
@@ -103,9 +118,15 @@ def cross_entropy(
             otherwise reference), or force ``"reference"`` / ``"fused"``.
         inplace: let the fused kernel store the gradient in ``input``'s memory. This consumes
             ``input`` (it holds the gradient afterwards); only for a tensor used nowhere else.
+        validate: check the values (finite logits, indices in [0, C), probabilities summing
+            to 1, weights >= 0): one extra reduction over each tensor and, on a GPU, one wait
+            for the device per check. ``False`` skips them (nothing reads the data before the
+            loss; invalid values give undefined results); ``None`` follows
+            :func:`crossent.set_validation`.
 
     Returns:
-        The loss, in the input's dtype (float16/bfloat16 computed in float32).
+        The loss, in the input's dtype (float16/bfloat16 computed in float32; float32 under
+        autocast).
 
     Raises:
         CrossentError: bad argument; the message names it, its value and its position.
@@ -127,11 +148,10 @@ def cross_entropy(
     prepared = prepare_multiclass(
         input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, smoothing=smoothing, input_kind=input_kind,
-        base=base, eps=eps,
+        base=base, eps=eps, validate=resolve(validate),
     )
-    _checks.check_choice(implementation, "implementation", ("auto", "reference", "fused"))
-    if not isinstance(inplace, bool):
-        raise CrossentError(f"inplace = {inplace!r} must be True or False")
+    check_choice(implementation, "implementation", Implementation)
+    check_bool(inplace, "inplace")
     scores, flat_target, class_weight = prepared.scores, prepared.target, prepared.weight
     kernel = _fused_kernel(implementation, scores, flat_target, class_weight, input_kind)
     if kernel is None:
@@ -200,6 +220,7 @@ def _fused_kernel(
     return None
 
 
+@autocast_to_float32
 def binary_cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -208,9 +229,10 @@ def binary_cross_entropy(
     pos_weight: torch.Tensor | None = None,
     reduction: Reduction = "mean",
     label_smoothing: float = 0.0,
-    input_kind: Literal["logits", "probs"] = "logits",
+    input_kind: BinaryInputKind = "logits",
     base: Base = "nats",
     eps: float | None = None,
+    validate: bool | None = None,
 ) -> torch.Tensor:
     r"""Binary cross-entropy, element-wise, from logits (default) or probabilities.
 
@@ -238,9 +260,13 @@ def binary_cross_entropy(
         input_kind: ``"logits"`` or ``"probs"``.
         base: ``"nats"``, ``"bits"`` or a number > 1.
         eps: probability clip for ``"probs"``; default the dtype's machine epsilon.
+        validate: check the values (no NaN logit, probabilities and targets in [0, 1],
+            weights >= 0), one reduction per tensor; ``False`` skips them, ``None`` follows
+            :func:`crossent.set_validation` (see :func:`cross_entropy`).
 
     Returns:
-        The loss in the input's dtype (float16/bfloat16 computed in float32).
+        The loss in the input's dtype (float16/bfloat16 computed in float32; float32 under
+        autocast).
 
     Raises:
         CrossentError: bad argument; the message names it, its value and its position.
@@ -257,6 +283,7 @@ def binary_cross_entropy(
     prepared = prepare_binary(
         input, target, weight=weight, pos_weight=pos_weight, reduction=reduction,
         label_smoothing=label_smoothing, input_kind=input_kind, base=base, eps=eps,
+        validate=resolve(validate),
     )
     return reference.binary_cross_entropy(
         input, prepared.target, weight=weight, pos_weight=pos_weight,
@@ -265,13 +292,14 @@ def binary_cross_entropy(
     )
 
 
+@autocast_to_float32
 def focal_loss(
     input: torch.Tensor,
     target: torch.Tensor,
     *,
     gamma: float = 2.0,
     alpha: float | torch.Tensor | None = None,
-    mode: Literal["multiclass", "binary"] = "multiclass",
+    mode: FocalMode = "multiclass",
     ignore_index: int = -100,
     reduction: Reduction = "mean",
     label_smoothing: float = 0.0,
@@ -279,6 +307,7 @@ def focal_loss(
     input_kind: InputKind = "logits",
     base: Base = "nats",
     eps: float | None = None,
+    validate: bool | None = None,
 ) -> torch.Tensor:
     r"""Focal loss (Lin et al. 2017): cross-entropy down-weighting well-classified examples.
 
@@ -312,9 +341,13 @@ def focal_loss(
         input_kind: ``"logits"``, ``"log_probs"`` (multi-class) or ``"probs"``.
         base: ``"nats"``, ``"bits"`` or a number > 1.
         eps: probability clip for ``"probs"``.
+        validate: check the values, as :func:`cross_entropy` / :func:`binary_cross_entropy`
+            do (also a ``(C,)`` ``alpha``); ``False`` skips them, ``None`` follows
+            :func:`crossent.set_validation`.
 
     Returns:
-        The loss in the input's dtype (float16/bfloat16 computed in float32).
+        The loss in the input's dtype (float16/bfloat16 computed in float32; float32 under
+        autocast).
 
     Raises:
         CrossentError: bad argument; the message names it, its value and its position.
@@ -327,8 +360,9 @@ def focal_loss(
     References:
         Lin, Goyal, Girshick, He, Dollár 2017, "Focal Loss for Dense Object Detection".
     """
-    _checks.check_choice(mode, "mode", ("multiclass", "binary"))
-    gamma_value = _checks.check_nonnegative_number(gamma, "gamma")
+    check_choice(mode, "mode", FocalMode)
+    gamma_value = check_number(gamma, "gamma", low=0.0)
+    checked = resolve(validate)
     if mode == "binary":
         if input_kind not in ("logits", "probs"):
             raise CrossentError(
@@ -337,11 +371,12 @@ def focal_loss(
         prepared_binary = prepare_binary(
             input, target, weight=None, pos_weight=None, reduction=reduction,
             label_smoothing=label_smoothing, input_kind=input_kind, base=base, eps=eps,
+            validate=checked,
         )
         if alpha is not None:
             if isinstance(alpha, torch.Tensor):
                 raise CrossentError("alpha must be a number in [0, 1] for mode='binary'")
-            alpha = _checks.check_unit_interval(alpha, "alpha")
+            alpha = check_number(alpha, "alpha", low=0.0, high=1.0)
         return reference.binary_focal_loss(
             input, prepared_binary.target, gamma=gamma_value, alpha=alpha,
             label_smoothing=prepared_binary.label_smoothing, reduction=reduction,
@@ -350,9 +385,9 @@ def focal_loss(
     prepared = prepare_multiclass(
         input, target, weight=None, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, smoothing=smoothing, input_kind=input_kind,
-        base=base, eps=eps,
+        base=base, eps=eps, validate=checked,
     )
-    checked_alpha = check_alpha(alpha, prepared.num_classes, input)
+    checked_alpha = check_alpha(alpha, prepared.num_classes, input, checked)
     loss = reference.focal_loss(
         prepared.scores, prepared.target, gamma=gamma_value, alpha=checked_alpha,
         ignore_index=ignore_index, label_smoothing=prepared.label_smoothing,
@@ -396,8 +431,7 @@ def class_balanced_weights(
         Cui, Jia, Lin, Song, Belongie 2019, "Class-Balanced Loss Based on Effective Number of
         Samples".
     """
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta < 1.0:
-        raise CrossentError(f"beta = {beta!r} must be a number in [0, 1)")
+    beta = check_number(beta, "beta", low=0.0, high=1.0, high_open=True)
     if isinstance(counts, torch.Tensor):
         values = counts.detach().cpu().double().numpy()
     else:

@@ -3,19 +3,24 @@ kernel (:mod:`crossent.kernels.linear`) on the CPU or the Triton one on CUDA."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
+from crossent._validation import rules
 from crossent._validation import tensors as _checks
+from crossent._validation.choices import Reduction, Smoothing, check_choice
+from crossent._validation.numbers import check_int, check_number
+from crossent._validation.switch import resolve
 from crossent.errors import CrossentError
-from crossent.kernels.cpu import Reduction, Smoothing
 from crossent.kernels.linear import chunked_linear_cross_entropy
-from crossent.units import Base, log_divisor
+from crossent.losses._inputs import autocast_to_float32, check_options
+from crossent.units import Base
 
 
-def _check_class_vector(value: object, name: str, num_classes: int, like: torch.Tensor) -> None:
+def _check_class_vector(
+    value: object, name: str, num_classes: int, like: torch.Tensor, validate: bool
+) -> None:
     tensor = _checks.check_tensor(value, name)
     if tensor.dim() != 1 or tensor.shape[0] != num_classes:
         raise CrossentError(
@@ -24,9 +29,11 @@ def _check_class_vector(value: object, name: str, num_classes: int, like: torch.
         )
     _checks.check_floating(tensor, name)
     _checks.check_same_device(tensor, name, like)
-    _checks.check_finite(tensor, name)
+    if validate:
+        rules.check_finite(tensor, name)
 
 
+@autocast_to_float32
 def linear_cross_entropy(
     hidden: torch.Tensor,
     weight: torch.Tensor,
@@ -42,6 +49,7 @@ def linear_cross_entropy(
     label_smoothing: float = 0.0,
     smoothing: Smoothing = "uniform",
     base: Base = "nats",
+    validate: bool | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of a linear output layer, without materialising the (N, V) logits.
 
@@ -56,13 +64,13 @@ def linear_cross_entropy(
 
     It equals ``crossent.cross_entropy(logits, target, weight=class_weight, ...)`` on the
     materialised logits, value and gradients (w.r.t. ``hidden``, ``weight``, ``bias`` and
-    ``logit_bias``), with the same options (see DESIGN.md). Rows are processed in chunks of
-    ``chunk_size`` rows (default: a logits buffer of 128 MiB or a quarter of the weight); per
-    chunk one GEMM, the fused softmax-gradient kernel in place, and the two gradient GEMMs, all
-    during the forward pass. float16/bfloat16 are computed in float32; on the CPU such a weight
-    is upcast one block of classes at a time (never whole), and its gradient is finished in
-    float32 per block and rounded once to its dtype; this costs one more GEMM (the logits are
-    computed twice) and trains a (1,000,000, 256) bfloat16 catalogue in under 2 GiB.
+    ``logit_bias``), with the same options (see docs/ARCHITECTURE.md). Rows are processed in
+    chunks of ``chunk_size`` rows (default: a logits buffer of 128 MiB or a quarter of the
+    weight); per chunk one GEMM, the fused softmax-gradient kernel in place, and the two
+    gradient GEMMs, all during the forward pass. float16/bfloat16 are computed in float32; on
+    the CPU such a weight is upcast one block of classes at a time (never whole), and its
+    gradient is finished in float32 per block and rounded once to its dtype; this costs one
+    more GEMM (the logits are computed twice) and no float32 copy of the whole weight.
 
     Args:
         hidden: (..., D) features, floating.
@@ -80,6 +88,12 @@ def linear_cross_entropy(
         label_smoothing: ε in [0, 1]; ``smoothing`` "uniform" (ε / V on every class, PyTorch)
             or "off_target" (ε / (V - 1) on the other classes).
         base: "nats", "bits" or a number > 1: the loss is divided by ln(base).
+        validate: check the values (``hidden``, ``weight``, ``bias``, ``logit_bias`` finite,
+            indices in [0, V), probabilities summing to 1, class weights >= 0): one extra
+            pass over ``hidden`` and ``weight`` and, on a GPU, one wait for the device per
+            check. ``False`` skips them (shapes, dtypes and options are still checked);
+            ``None`` follows :func:`crossent.set_validation`. Under ``torch.autocast`` the
+            loss computes and returns float32, like PyTorch's losses.
 
     Raises:
         CrossentError: a shape, dtype, device, value or option is invalid; the message names it.
@@ -125,36 +139,31 @@ def linear_cross_entropy(
             f"{(*batch_shape, classes)}"
         )
     _checks.check_same_device(target, "target", hidden)
-    reduction = _checks.check_reduction(reduction)  # type: ignore[assignment]
-    smoothing = _checks.check_choice(  # type: ignore[assignment]
-        smoothing, "smoothing", ("uniform", "off_target")
-    )
-    label_smoothing = _checks.check_label_smoothing(label_smoothing)
-    divisor = log_divisor(base)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-        math.isfinite(temperature) and temperature > 0
-    ):
-        raise CrossentError(f"temperature = {temperature!r} must be a finite number > 0")
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
-        raise CrossentError(f"chunk_size = {chunk_size!r} must be a whole number >= 1 or None")
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise CrossentError(f"ignore_index = {ignore_index!r} must be an integer")
+    label_smoothing, divisor = check_options(reduction, label_smoothing, base)
+    check_choice(smoothing, "smoothing", Smoothing)
+    temperature = check_number(temperature, "temperature", low=0.0, low_open=True)
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", low=1, none_ok=True)
+    ignore_index = check_int(ignore_index, "ignore_index")
+    checked = resolve(validate)
     for name, vector in (("bias", bias), ("logit_bias", logit_bias)):
         if vector is not None:
-            _check_class_vector(vector, name, classes, hidden)
+            _check_class_vector(vector, name, classes, hidden, checked)
     if class_weight is not None:
-        _checks.check_class_weight(class_weight, classes, hidden, "class_weight")
+        _checks.check_class_weight(
+            class_weight, classes, hidden, "class_weight", validate=checked
+        )
     hidden_rows = hidden.reshape(-1, hidden.shape[-1])  # (N, D)
-    _checks.check_finite(hidden_rows, "hidden")
-    _checks.check_finite(weight, "weight")
-    if soft:
-        target_rows = target.reshape(-1, classes)  # (N, V)
-        _checks.check_probabilities(target_rows, "target")
-    else:
-        target_rows = target.reshape(-1)  # (N,)
-        _checks.check_index_target(target_rows, classes, ignore_index)
+    target_rows = target.reshape(-1, classes) if soft else target.reshape(-1)  # (N, V) / (N,)
+    if not soft:
+        _checks.check_index_dtype(target_rows)
+    if checked:
+        rules.check_finite(hidden_rows, "hidden")
+        rules.check_finite(weight, "weight")
+        if soft:
+            rules.check_probabilities(target_rows, "target")
+        else:
+            _checks.check_index_values(target_rows, classes, ignore_index)
 
     options: dict[str, Any] = {
         "bias": bias, "logit_bias": logit_bias, "temperature": float(temperature),

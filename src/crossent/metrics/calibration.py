@@ -8,16 +8,16 @@ Guo et al. (2017): the confidence ``max_c probs[i, c]`` against whether ``argmax
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from crossent._validation import arrays as checks
 from crossent._validation.arrays import FloatArray
+from crossent._validation.choices import BinStrategy, check_choice
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
-
-BinStrategy = Literal["uniform", "quantile"]
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,10 @@ def _confidence_and_outcome(
     probs: ArrayLike, target: ArrayLike, labels: ArrayLike | None
 ) -> tuple[FloatArray, FloatArray]:
     """(predicted probability of the event, 1.0 where the event happened) for each row."""
-    prob_array = checks.probabilities("probs", probs)
+    prob_array = checks.probabilities(probs, "probs")
     n_classes = 2 if prob_array.ndim == 1 else prob_array.shape[1]
     indices = checks.class_indices(target, n_classes, labels=labels)
-    checks.check_length("target", indices, prob_array.shape[0], "probs")
+    checks.check_length(indices, "target", prob_array.shape[0], "probs")
     if prob_array.ndim == 1:
         return prob_array.astype(np.float64), indices.astype(np.float64)
     predicted_class = np.argmax(prob_array, axis=1)
@@ -82,14 +82,13 @@ def _confidence_and_outcome(
 
 def bin_edges(predicted: FloatArray, bins: int, strategy: BinStrategy) -> FloatArray:
     """Uniform edges on [0, 1], or edges at the quantiles of ``predicted``."""
-    bins = checks.positive_int("bins", bins)
+    bins = check_int(bins, "bins", low=1)
+    check_choice(strategy, "strategy", BinStrategy)
     if strategy == "uniform":
         return np.linspace(0.0, 1.0, bins + 1)
-    if strategy == "quantile":
-        if predicted.size == 0:
-            raise CrossentError("quantile bins need at least one prediction")
-        return np.percentile(predicted, np.linspace(0.0, 100.0, bins + 1))
-    raise CrossentError(f'strategy = {strategy!r} is not "uniform" or "quantile"')
+    if predicted.size == 0:
+        raise CrossentError("quantile bins need at least one prediction")
+    return np.percentile(predicted, np.linspace(0.0, 100.0, bins + 1))
 
 
 def bin_index(predicted: FloatArray, edges: FloatArray, *, uniform: bool = False) -> np.ndarray:
@@ -198,10 +197,10 @@ def calibration_ratio(
     >>> calibration_ratio([0.5, 0.5, 0.5, 0.5], [0, 1, 1, 1])
     0.6666666666666666
     """
-    prob_array = checks.probabilities("probs", probs)
+    prob_array = checks.probabilities(probs, "probs")
     n_classes = 2 if prob_array.ndim == 1 else prob_array.shape[1]
     indices = checks.class_indices(target, n_classes, labels=labels)
-    checks.check_length("target", indices, prob_array.shape[0], "probs")
+    checks.check_length(indices, "target", prob_array.shape[0], "probs")
     weights = checks.sample_weight(sample_weight, prob_array.shape[0])
     if weights is None:
         weights = np.ones(prob_array.shape[0])

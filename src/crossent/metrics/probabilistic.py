@@ -15,18 +15,16 @@ weights rows. Results in nats unless ``base`` says otherwise (``"bits"`` or a nu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from crossent._validation import arrays as checks
 from crossent._validation.arrays import FloatArray, IntArray
+from crossent._validation.choices import BinaryInputKind as InputKind
+from crossent._validation.choices import Reduction, check_choice
 from crossent.errors import CrossentError
 from crossent.units import Base, log_divisor
-
-InputKind = Literal["probs", "logits"]
-Reduction = Literal["mean", "sum", "none"]
 
 
 @dataclass(frozen=True)
@@ -51,15 +49,14 @@ def prepare(
     input_kind: InputKind = "probs",
 ) -> Prepared:
     """Check predictions, target and weights once; the arithmetic after this trusts them."""
+    check_choice(input_kind, "input_kind", InputKind)
     if input_kind == "probs":
-        scores = checks.probabilities("probs", predictions)
-    elif input_kind == "logits":
-        scores = checks.float_array("logits", predictions, ndims=(1, 2))
+        scores = checks.probabilities(predictions, "probs")
     else:
-        raise CrossentError(f'input_kind = {input_kind!r} is not "probs" or "logits"')
+        scores = checks.float_array(predictions, "logits", ndims=(1, 2))
     n_classes = 2 if scores.ndim == 1 else scores.shape[1]
     indices = checks.class_indices(target, n_classes, labels=labels)
-    checks.check_length("target", indices, scores.shape[0], input_kind)
+    checks.check_length(indices, "target", scores.shape[0], input_kind)
     weight = checks.sample_weight(sample_weight, scores.shape[0], input_kind)
     return Prepared(scores, indices, weight)
 
@@ -93,17 +90,16 @@ def reduce(
     values: FloatArray, weight: FloatArray | None, reduction: Reduction
 ) -> float | FloatArray:
     """Weighted mean, weighted sum, or the weighted per-row values."""
+    check_choice(reduction, "reduction", Reduction)
     if reduction == "none":
         return values if weight is None else values * weight
     total = float(np.sum(values) if weight is None else np.dot(values, weight))
     if reduction == "sum":
         return total
-    if reduction == "mean":
-        count = values.shape[0] if weight is None else float(weight.sum())
-        if count == 0:
-            raise CrossentError("the input is empty: there is no row to average")
-        return total / count
-    raise CrossentError(f'reduction = {reduction!r} is not "mean", "sum" or "none"')
+    count = values.shape[0] if weight is None else float(weight.sum())
+    if count == 0:
+        raise CrossentError("the input is empty: there is no row to average")
+    return total / count
 
 
 def log_loss(
@@ -248,7 +244,7 @@ def entropy(
     >>> entropy([0.5], base="bits")
     1.0
     """
-    prob_array = checks.probabilities("probs", probs).astype(np.float64)
+    prob_array = checks.probabilities(probs, "probs").astype(np.float64)
     weight = checks.sample_weight(sample_weight, prob_array.shape[0])
     if prob_array.ndim == 1:
         prob_array = np.stack([1 - prob_array, prob_array], axis=1)
@@ -294,7 +290,7 @@ def brier_score(
 
 def probs_from_logits(logits: ArrayLike) -> FloatArray:
     """Sigmoid of (N,) logits, or row-wise softmax of (N, C) logits, computed stably."""
-    logit_array = checks.float_array("logits", logits, ndims=(1, 2)).astype(np.float64)
+    logit_array = checks.float_array(logits, "logits", ndims=(1, 2)).astype(np.float64)
     if logit_array.ndim == 1:
         # sigmoid via exp of a non-positive number only: no overflow for large |z|
         exp_neg = np.exp(-np.abs(logit_array))

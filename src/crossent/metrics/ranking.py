@@ -20,16 +20,17 @@ discount for position r is ``1 / log2(r + 2)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from crossent._validation import arrays as checks
 from crossent._validation.arrays import FloatArray
+from crossent._validation.choices import Reduction, check_choice
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 
-Reduction = Literal["mean", "sum", "none"]
 # a boolean mask, a scipy.sparse matrix, one index array per row, or None (see module doc)
 ExcludeInput = Any
 
@@ -75,9 +76,9 @@ def roc_auc(
     >>> roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
     0.75
     """
-    score_array = checks.float_array("scores", scores, ndims=(1,))
+    score_array = checks.float_array(scores, "scores", ndims=(1,))
     indices = checks.class_indices(target, 2, labels=labels)
-    checks.check_length("target", indices, score_array.shape[0], "scores")
+    checks.check_length(indices, "target", score_array.shape[0], "scores")
     weight = checks.sample_weight(sample_weight, score_array.shape[0], "scores")
     if weight is None:
         weight = np.ones(score_array.shape[0])
@@ -135,7 +136,7 @@ def _relevance(target: ArrayLike, shape: tuple[int, int]) -> NDArray[Any]:
             f"(n_users, n_items) relevance matrix"
         )
     indices = checks.class_indices(target_array, shape[1])
-    checks.check_length("target", indices, shape[0], "scores")
+    checks.check_length(indices, "target", shape[0], "scores")
     return indices
 
 
@@ -163,9 +164,10 @@ def ranking_metrics(
         CrossentError: non-finite scores, target items outside the catalogue, a row with no
             relevant item, a relevant item that is also excluded, bad ``k``.
     """
-    score_array = checks.float_array("scores", scores, ndims=(2,))  # float32 stays float32
+    score_array = checks.float_array(scores, "scores", ndims=(2,))  # float32 stays float32
     shape = (int(score_array.shape[0]), int(score_array.shape[1]))
-    ks = [checks.positive_int("k", k) for k in ks]
+    ks = [check_int(k, "k", low=1) for k in ks]
+    check_choice(reduction, "reduction", Reduction)
     if not ks:
         raise CrossentError("ks is empty; pass at least one cut-off k")
     relevance = _relevance(target, shape)
@@ -178,11 +180,9 @@ def ranking_metrics(
         return per_row
     if reduction == "sum":
         return {name: float(values.sum()) for name, values in per_row.items()}
-    if reduction == "mean":
-        if shape[0] == 0:
-            raise CrossentError("scores has no rows: there is no user to average over")
-        return {name: float(values.mean()) for name, values in per_row.items()}
-    raise CrossentError(f'reduction = {reduction!r} is not "mean", "sum" or "none"')
+    if shape[0] == 0:
+        raise CrossentError("scores has no rows: there is no user to average over")
+    return {name: float(values.mean()) for name, values in per_row.items()}
 
 
 def _single_target(

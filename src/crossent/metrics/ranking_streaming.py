@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from crossent._validation import arrays as checks
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.metrics.ranking import ExcludeInput, ranking_metrics
 
@@ -32,7 +32,7 @@ class RankingMetrics:
     """
 
     def __init__(self, ks: Sequence[int] = (10,)):
-        self.ks = tuple(checks.positive_int("k", k) for k in ks)
+        self.ks = tuple(check_int(k, "k", low=1) for k in ks)
         if not self.ks:
             raise CrossentError("ks is empty; pass at least one cut-off k")
         self.sums: dict[str, float] = {}

@@ -30,6 +30,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from crossent._validation import arrays as checks
+from crossent._validation.choices import check_choice
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.metrics.calibration import (
     BinStrategy,
@@ -44,7 +46,6 @@ from crossent.metrics.probabilistic import (
     normalized_from,
     prepare,
     prior_entropy,
-    probs_from_logits,
     row_brier,
     row_log_loss,
 )
@@ -248,9 +249,8 @@ class Calibration:
         strategy: BinStrategy = "uniform",
         labels: ArrayLike | None = None,
     ):
-        self.bins = checks.positive_int("bins", bins)
-        if strategy not in ("uniform", "quantile"):
-            raise CrossentError(f'strategy = {strategy!r} is not "uniform" or "quantile"')
+        self.bins = check_int(bins, "bins", low=1)
+        check_choice(strategy, "strategy", BinStrategy)
         self.strategy: BinStrategy = strategy
         self.labels = labels
         grid = self.bins if strategy == "uniform" else FINE_BINS
@@ -369,7 +369,7 @@ class RocAuc:
 
     def __init__(self, *, input_kind: InputKind = "probs", bins: int = AUC_BINS):
         self.input_kind: InputKind = input_kind
-        self.bins = checks.positive_int("bins", bins, minimum=2)
+        self.bins = check_int(bins, "bins", low=2)
         self.positive = np.zeros(self.bins)
         self.negative = np.zeros(self.bins)
 
@@ -422,13 +422,6 @@ class RocAuc:
         if pairs <= 0:
             raise CrossentError("ROC AUC needs both classes; nothing to bound")
         return float(0.5 * np.dot(self.positive, self.negative) / pairs)
-
-
-def as_probabilities(batch: Prepared, input_kind: InputKind) -> Prepared:
-    """The same batch with logits turned into probabilities (for Brier and calibration)."""
-    if input_kind == "probs":
-        return batch
-    return Prepared(probs_from_logits(batch.scores), batch.target, batch.weight)
 
 
 __all__ = [

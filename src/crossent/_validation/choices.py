@@ -1,0 +1,40 @@
+"""The option vocabularies, declared once as ``Literal`` types, and the check against them.
+
+Every module that takes one of these options imports its type from here, and
+:func:`check_choice` reads the valid values from the type itself (``typing.get_args``), so the
+annotation, the check and the message cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar, get_args
+
+from crossent.errors import CrossentError
+
+Reduction = Literal["none", "sum", "mean"]
+Smoothing = Literal["uniform", "off_target"]
+InputKind = Literal["logits", "log_probs", "probs"]
+BinaryInputKind = Literal["logits", "probs"]
+Implementation = Literal["auto", "reference", "fused"]
+FocalMode = Literal["multiclass", "binary"]
+BinStrategy = Literal["uniform", "quantile"]
+TargetKind = Literal["index", "probs"]
+
+T = TypeVar("T")
+
+
+def choices_of(literal: Any) -> tuple[str, ...]:
+    """The values of a ``Literal[...]`` type, in declaration order."""
+    return tuple(get_args(literal))
+
+
+def check_choice(value: object, name: str, literal: Any) -> Any:
+    """``value`` if it is one of the values of ``literal``; otherwise an error listing them.
+
+    Message: ``reduction = 'avg' is not one of 'none', 'sum', 'mean'``.
+    """
+    choices = choices_of(literal)
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(choice) for choice in choices)
+        raise CrossentError(f"{name} = {value!r} is not one of {listed}")
+    return value
