@@ -58,8 +58,8 @@ def lab(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from crossent.lab.run import LabConfig, load_lab_data, parse_losses, run_lab
     from crossent.lab.report import to_jsonable, write_lab_report
+    from crossent.lab.run import LabConfig, load_lab_data, parse_losses, run_lab
 
     if data is not None and dataset is not None:
         raise CrossentError("give --dataset or --data, not both")
