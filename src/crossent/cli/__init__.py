@@ -1,8 +1,10 @@
 """The ``crossent`` command: a thin typer layer over the library.
 
-Each sub-command parses its options, calls the library and renders the result. Library errors
+Each sub-command lives in its own module, ``crossent/cli/<name>.py``: it parses its options,
+calls one library function and renders the result. Library errors
 (:class:`crossent.errors.CrossentError`) become one line on stderr and exit status 2, never a
-traceback. Sub-commands live in ``crossent/_commands/<name>.py`` and are registered below.
+traceback. Command modules import torch and the heavy parts of the library only when they run,
+so ``crossent --help`` and ``crossent score`` start without torch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from crossent.cli import bench, demo, evaluate, lab, recommend, score, tour, train
 from crossent.errors import CrossentError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -38,33 +41,19 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """crossent: cross-entropy done right: losses, kernels, metrics, recommender, loss lab."""
 
 
-from crossent.cli import demo as _demo  # noqa: E402
-from crossent.cli import tour as _tour  # noqa: E402
-
-app.command("demo")(_demo.demo)
-app.command("tour")(_tour.tour)
-from crossent.cli import score as _score  # noqa: E402
-
-app.command("score")(_score.score)
-from crossent.cli import bench as _bench  # noqa: E402
-
-app.command("bench")(_bench.bench)
-from crossent.cli import lab as _lab  # noqa: E402
-
-app.command("lab")(_lab.lab)
-from crossent.cli import evaluate as _evaluate  # noqa: E402
-from crossent.cli import recommend as _recommend  # noqa: E402
-from crossent.cli import train as _train  # noqa: E402
-
-app.command("train")(_train.train)
-app.command("evaluate")(_evaluate.evaluate)
-app.command("recommend")(_recommend.recommend)
+app.command("demo")(demo.demo)
+app.command("tour")(tour.tour)
+app.command("score")(score.score)
+app.command("bench")(bench.bench)
+app.command("lab")(lab.lab)
+app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
+app.command("recommend")(recommend.recommend)
 
 
 def main() -> None:
