@@ -12,8 +12,7 @@ from sklearn.metrics import accuracy_score, brier_score_loss, recall_score
 from sklearn.metrics import log_loss as sk_log_loss
 
 from crossent.errors import CrossentError
-from crossent.lab.report import write_lab_report
-from crossent.lab.run import (
+from crossent.lab import (
     LOSSES,
     METRICS,
     LabConfig,
@@ -22,6 +21,7 @@ from crossent.lab.run import (
     parse_losses,
     run_lab,
 )
+from crossent.lab.report import write_lab_report
 
 TINY = {"epochs": 4, "seeds": 2, "dataset": "wine"}
 

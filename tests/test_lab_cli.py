@@ -60,18 +60,41 @@ def test_csv_data_with_string_labels_runs(tmp_path: Path) -> None:
 def test_unknown_loss_is_one_line_exit_2_listing_the_valid_ones() -> None:
     result = invoke("--losses", "ce,hinge")
     assert result.exit_code == 2
-    assert "losses[1] = 'hinge' is unknown; valid: ce, mse, mae, smooth, focal, weighted" in (
-        result.output
-    )
+    assert "--losses 'hinge' is not one of ce, mse, mae, smooth, focal, weighted" in result.output
     assert "Traceback" not in result.output
+
+
+def test_repeated_loss_is_reported_by_the_library_with_its_position() -> None:
+    result = invoke("--losses", "ce,mse,ce")
+    assert result.exit_code == 2
+    assert "losses[2] = 'ce' is repeated" in result.output
 
 
 def test_unknown_dataset_is_one_line_exit_2_listing_the_valid_ones() -> None:
     result = invoke("--dataset", "iris")
     assert result.exit_code == 2
-    assert "dataset = 'iris' is unknown; valid: digits, breast_cancer, wine, synthetic" in (
+    assert "--dataset 'iris' is not one of digits, breast_cancer, wine, synthetic" in (
         result.output
     )
+
+
+def test_unknown_model_lists_the_valid_ones() -> None:
+    result = invoke("--model", "tree")
+    assert result.exit_code == 2
+    assert "--model 'tree' is not one of mlp, linear" in result.output
+
+
+def test_dataset_accepts_hyphen_and_underscore_spellings(tmp_path: Path) -> None:
+    outputs = []
+    for spelling in ("breast-cancer", "breast_cancer"):
+        result = invoke(
+            "--dataset", spelling, "--losses", "ce", "--seeds", "1", "--epochs", "1",
+            "--model", "linear", "--out", str(tmp_path / spelling), "--json",
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(json.loads(result.stdout))
+    assert outputs[0]["config"]["dataset"] == outputs[1]["config"]["dataset"] == "breast_cancer"
+    assert outputs[0]["data"]["rows"] == outputs[1]["data"]["rows"] == 569  # sklearn's data set
 
 
 def test_non_numeric_csv_feature_names_file_line_and_column(tmp_path: Path) -> None:

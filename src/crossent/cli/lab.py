@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from crossent.cli._options import each_of, listed, one_of
 from crossent.errors import CrossentError
+from crossent.lab.config import LOSSES, MODELS, LabConfig
+from crossent.lab.data import DATASETS
 
 if TYPE_CHECKING:
-    from crossent.lab import LabResult, LossRun
+    from rich.console import Console
+
+    from crossent.lab.data import LabData
+    from crossent.lab.results import LabResult, LossRun
 
 
 def lab(
     dataset: Annotated[
         str | None,
         typer.Option(
-            help="Bundled data set: digits, breast_cancer, wine or synthetic (two Gaussians "
-            "with a known Bayes error). Default digits."
+            callback=one_of(DATASETS),
+            help=f"Bundled data set: {listed(DATASETS)} (synthetic: two Gaussians with a known "
+            "Bayes error). Default digits.",
         ),
     ] = None,
     data: Annotated[
@@ -37,12 +45,14 @@ def lab(
         ),
     ] = None,
     losses: Annotated[
-        str, typer.Option(help="Comma-separated: ce, mse, mae, smooth, focal, weighted.")
-    ] = "ce,mse,mae,smooth,focal,weighted",
+        str, typer.Option(callback=each_of(LOSSES), help=f"Comma-separated: {', '.join(LOSSES)}.")
+    ] = ",".join(LOSSES),
     seeds: Annotated[int, typer.Option(help="Seeds 0..N-1; the table shows mean ± std.")] = 5,
     epochs: Annotated[int, typer.Option(help="Most epochs per run (early stopping ends sooner).")]
     = 100,
-    model: Annotated[str, typer.Option(help="mlp (one hidden layer) or linear.")] = "mlp",
+    model: Annotated[
+        str, typer.Option(callback=one_of(MODELS), help="mlp (one hidden layer) or linear.")
+    ] = "mlp",
     out: Annotated[
         Path, typer.Option(help="Folder for lab.html, lab.md, lab.json and the predictions.")
     ] = Path("crossent-lab"),
@@ -56,10 +66,10 @@ def lab(
     reliability diagrams and per-class recall bars.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from crossent.lab.config import parse_losses
     from crossent.lab.report import to_jsonable, write_lab_report
-    from crossent.lab.run import LabConfig, load_lab_data, parse_losses, run_lab
+    from crossent.lab.run import load_lab_data
 
     if data is not None and dataset is not None:
         raise CrossentError("give --dataset or --data, not both")
@@ -75,29 +85,11 @@ def lab(
         epochs=epochs,
         model=model,
     )
-    lab_data = load_lab_data(config)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=json_output,
-    ) as progress:
-        task = progress.add_task(f"lab on {lab_data.name}", total=config.seeds * len(config.losses))
-
-        def advance(run: LossRun) -> None:
-            done = f"lab on {lab_data.name}: {run.loss} seed {run.seed} done"
-            progress.update(task, advance=1, description=done)
-
-        result = run_lab(config, data=lab_data, on_run_done=advance)
-    if json_output:
+    result = _run_with_progress(config, load_lab_data(config), err, show=not json_output)
+    writing = f"writing {out / 'lab.html'} and {out / 'lab.md'}"
+    with nullcontext() if json_output else err.status(writing):
         files = write_lab_report(result, out)
-    else:
-        with err.status(f"writing {out / 'lab.html'} and {out / 'lab.md'}"):
-            files = write_lab_report(result, out)
     if json_output:
         payload = to_jsonable({**result.to_dict(), "files": {k: str(v) for k, v in files.items()}})
         typer.echo(json.dumps(payload, indent=2))
@@ -107,11 +99,37 @@ def lab(
     console.print(f"{result.seconds:.1f} s; wrote {files['html']} and {files['markdown']}")
 
 
+def _run_with_progress(
+    config: LabConfig, lab_data: LabData, err: Console, *, show: bool
+) -> LabResult:
+    """:func:`crossent.lab.run_lab` with a progress bar on stderr (one step per loss and seed)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from crossent.lab.run import run_lab
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not show,
+    ) as progress:
+        task = progress.add_task(f"lab on {lab_data.name}", total=config.seeds * len(config.losses))
+
+        def advance(run: LossRun) -> None:
+            done = f"lab on {lab_data.name}: {run.loss} seed {run.seed} done"
+            progress.update(task, advance=1, description=done)
+
+        return run_lab(config, data=lab_data, on_run_done=advance)
+
+
 def _print_table(result: LabResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from crossent.lab import METRICS
+    from crossent.lab.config import METRICS
     from crossent.lab.report import METRIC_LABELS, best_losses, format_mean_std
 
     data = result.data

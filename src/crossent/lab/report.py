@@ -15,7 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from crossent import report
-from crossent.lab.run import LOSS_DESCRIPTIONS, METRICS, LabResult
+from crossent.lab.config import LOSS_DESCRIPTIONS, METRICS
+from crossent.lab.results import LabResult
 
 METRIC_LABELS = {
     "accuracy": "accuracy",

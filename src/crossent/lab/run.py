@@ -1,22 +1,22 @@
-"""The loss lab: one model, one seed, one optimiser, many losses, one table.
+"""The loss lab's training: one model, one seed, one optimiser, many losses.
 
-For each loss in :data:`LOSSES` and each seed, the same model (a one-hidden-layer MLP, or a
-linear model) starts from the same initial weights (``torch.manual_seed(seed)``), sees the same
-mini-batches in the same order and is trained with the same Adam optimiser; only the loss
-differs. The seed also draws the stratified train / validation / test split (60 / 20 / 20), so
-the spread over seeds covers both initialisation and sampling.
+For each loss in :data:`~crossent.lab.config.LOSSES` and each seed, the same model (a
+one-hidden-layer MLP, or a linear model) starts from the same initial weights
+(``torch.manual_seed(seed)``), sees the same mini-batches in the same order and is trained with
+the same Adam optimiser; only the loss differs. The seed also draws the stratified train /
+validation / test split (60 / 20 / 20), so the spread over seeds covers both initialisation and
+sampling.
 
 **Epochs to converge.** Training stops early when the validation value of the training loss has
 not improved for ``patience`` epochs (or after ``epochs``); the weights of the best validation
 epoch are restored, and that epoch (1-based) is the run's "epochs to converge".
 
 **Metrics** are computed on the test split from the restored model's probabilities by
-:mod:`crossent.metrics`: accuracy, macro recall (mean per-class recall), minority-class recall
-(mean recall over the smaller half of the classes, see :mod:`crossent.lab.data`), log loss in
-bits, expected calibration error (top-label, ``bins`` equal-width bins) and the Brier score
-(scikit-learn's ``brier_score_loss``: mean (p - y)² for two classes, the squared error summed
-over classes for three or more). The table shows mean and sample
-standard deviation (ddof = 1) over seeds.
+:func:`crossent.lab.results.evaluate_predictions`: accuracy, macro recall (mean per-class
+recall), minority-class recall (mean recall over the smaller half of the classes, see
+:mod:`crossent.lab.data`), log loss in bits, expected calibration error (top-label, ``bins``
+equal-width bins) and the Brier score (scikit-learn's ``brier_score_loss``: mean (p - y)² for
+two classes, the squared error summed over classes for three or more).
 
 Runs are deterministic for a fixed seed: torch runs single-threaded during the lab (the thread
 count is restored afterwards) and every random draw comes from the seed.
@@ -26,172 +26,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from crossent._validation.numbers import check_int, check_number
-from crossent.errors import CrossentError
-from crossent.lab.data import DATASETS, LabData, check_imbalance, load_csv, load_dataset
+from crossent.lab.config import LabConfig
+from crossent.lab.data import LabData, load_csv, load_dataset
+from crossent.lab.results import LabResult, LossRun, evaluate_predictions
 from crossent.losses import class_balanced_weights, cross_entropy, focal_loss
-from crossent.metrics import brier_score, expected_calibration_error, log_loss
-
-LOSSES = ("ce", "mse", "mae", "smooth", "focal", "weighted")
-LOSS_DESCRIPTIONS = {
-    "ce": "cross-entropy",
-    "mse": "squared error on probabilities (summed over classes)",
-    "mae": "absolute error on probabilities (summed over classes)",
-    "smooth": "cross-entropy with label smoothing",
-    "focal": "focal loss (Lin et al. 2017)",
-    "weighted": "cross-entropy with class-balanced weights (Cui et al. 2019)",
-}
-MODELS = ("mlp", "linear")
-METRICS = (
-    "accuracy",
-    "macro_recall",
-    "minority_recall",
-    "log_loss_bits",
-    "ece",
-    "brier",
-    "epochs_to_converge",
-)
-
-
-@dataclass(frozen=True)
-class LabConfig:
-    """Everything that defines a lab run; two runs with equal configs give equal results."""
-
-    dataset: str = "digits"
-    data_path: str | None = None  # a CSV; replaces ``dataset`` when given
-    target: str | None = None  # the CSV's label column
-    imbalance: float | None = None  # keep this fraction of each minority class
-    losses: tuple[str, ...] = LOSSES
-    seeds: int = 5
-    epochs: int = 100
-    model: str = "mlp"
-    hidden: int = 64
-    learning_rate: float = 1e-2
-    batch_size: int = 128
-    patience: int = 10
-    label_smoothing: float = 0.1
-    focal_gamma: float = 2.0
-    class_balance_beta: float = 0.999
-    bins: int = 10
-    data_seed: int = 0  # draws the synthetic sample and the rows an imbalanced variant keeps
-
-    def __post_init__(self) -> None:
-        check_losses(self.losses)
-        if self.data_path is None and self.dataset not in DATASETS:
-            raise CrossentError(
-                f"dataset = {self.dataset!r} is unknown; valid: {', '.join(DATASETS)}"
-            )
-        if self.data_path is not None and not self.target:
-            raise CrossentError(f"data = {self.data_path!r} needs target = <label column>")
-        if self.imbalance is not None:
-            check_imbalance(self.imbalance)
-        if self.model not in MODELS:
-            raise CrossentError(f"model = {self.model!r} is unknown; valid: {', '.join(MODELS)}")
-        for name in ("seeds", "epochs", "hidden", "batch_size", "patience", "bins"):
-            check_int(getattr(self, name), name, low=1)
-        for name in ("label_smoothing", "class_balance_beta"):
-            check_number(getattr(self, name), name, low=0.0, high=1.0, high_open=True)
-        check_number(self.learning_rate, "learning_rate", low=0.0, low_open=True)
-        check_number(self.focal_gamma, "focal_gamma", low=0.0)
-        check_int(self.data_seed, "data_seed", low=0)
-
-
-def check_losses(losses: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """Validate loss names; raise naming the unknown one and listing the valid ones."""
-    if not losses:
-        raise CrossentError(f"losses is empty; valid: {', '.join(LOSSES)}")
-    for position, name in enumerate(losses):
-        if name not in LOSSES:
-            raise CrossentError(
-                f"losses[{position}] = {name!r} is unknown; valid: {', '.join(LOSSES)}"
-            )
-        if name in losses[:position]:
-            raise CrossentError(f"losses[{position}] = {name!r} is repeated")
-    return tuple(losses)
-
-
-def parse_losses(text: str) -> tuple[str, ...]:
-    """``"ce, mse,focal"`` -> ``("ce", "mse", "focal")``, validated."""
-    return check_losses([part.strip() for part in text.split(",") if part.strip()])
-
-
-@dataclass
-class LossRun:
-    """One loss trained with one seed: its curves, test predictions and metrics."""
-
-    loss: str
-    seed: int
-    probs: np.ndarray  # (N_test, C) float64 predicted probabilities
-    labels: np.ndarray  # (N_test,) true classes
-    train_loss: list[float]  # per epoch, the training loss on the training split
-    val_loss: list[float]  # per epoch, the training loss on the validation split
-    val_log_loss_bits: list[float]  # per epoch, cross-entropy in bits on the validation split
-    epochs_to_converge: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    per_class_recall: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-@dataclass
-class LabResult:
-    """All runs of a lab, plus the data set's description; :meth:`summary` is the table."""
-
-    config: LabConfig
-    data: LabData
-    runs: list[LossRun]
-    seconds: float
-
-    def runs_of(self, loss: str) -> list[LossRun]:
-        return [run for run in self.runs if run.loss == loss]
-
-    def summary(self) -> dict[str, dict[str, tuple[float, float]]]:
-        """``{loss: {metric: (mean, std)}}``, std with ddof = 1 (0 for a single seed)."""
-        table: dict[str, dict[str, tuple[float, float]]] = {}
-        for loss in self.config.losses:
-            runs = self.runs_of(loss)
-            table[loss] = {}
-            for metric in METRICS:
-                values = np.array([run.metrics[metric] for run in runs], dtype=np.float64)
-                std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-                table[loss][metric] = (float(values.mean()), std)
-        return table
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready: config, data set, the summary table and every run's metrics."""
-        data = self.data
-        return {
-            "config": asdict(self.config),
-            "data": {
-                "name": data.name,
-                "rows": len(data.labels),
-                "features": data.features.shape[1],
-                "classes": list(data.class_names),
-                "class_counts": [int(n) for n in data.class_counts],
-                "minority_classes": [data.class_names[c] for c in data.minority_classes],
-                "bayes_error": data.bayes_error,
-                "bayes_log_loss_bits": data.bayes_log_loss_bits,
-            },
-            "summary": {
-                loss: {m: {"mean": mean, "std": std} for m, (mean, std) in row.items()}
-                for loss, row in self.summary().items()
-            },
-            "runs": [
-                {
-                    "loss": run.loss,
-                    "seed": run.seed,
-                    **run.metrics,
-                    "per_class_recall": [float(r) for r in run.per_class_recall],
-                }
-                for run in self.runs
-            ],
-            "seconds": self.seconds,
-        }
 
 
 def load_lab_data(config: LabConfig) -> LabData:
@@ -318,7 +163,7 @@ def _loss_fn(config: LabConfig, loss: str, class_counts: np.ndarray) -> LossFn:
 def _train_one(config: LabConfig, data: LabData, split: _Split, loss: str, seed: int) -> LossRun:
     torch.manual_seed(seed)  # same initial weights for every loss at this seed
     model = _model(config, data.features.shape[1], data.n_classes)
-    # fused Adam: one kernel per step instead of one per tensor, ~2x faster for a model this small
+    # fused Adam: one kernel per step instead of one per tensor
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
     objective = _loss_fn(config, loss, np.bincount(split.y_train.numpy(), minlength=data.n_classes))
     order = torch.Generator().manual_seed(seed)  # same batches, in the same order, for every loss
@@ -364,40 +209,3 @@ def _train_one(config: LabConfig, data: LabData, split: _Split, loss: str, seed:
 
 def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
-
-
-def evaluate_predictions(
-    labels: np.ndarray,
-    probs: np.ndarray,
-    *,
-    minority_classes: tuple[int, ...],
-    bins: int = 10,
-) -> tuple[dict[str, float], np.ndarray]:
-    """The lab's test metrics for one run, and the per-class recall (NaN for absent classes).
-
-    Log loss, ECE and Brier come from :mod:`crossent.metrics`; accuracy and recalls are counts.
-
-    Args:
-        labels: (N,) true classes in [0, C).
-        probs: (N, C) predicted probabilities.
-        minority_classes: the classes whose mean recall is ``minority_recall``.
-        bins: equal-width confidence bins for the ECE (top-label, Guo et al. 2017).
-    """
-    n_classes = probs.shape[1]
-    predicted = probs.argmax(axis=1)
-    per_class = np.full(n_classes, np.nan)
-    for c in range(n_classes):
-        mask = labels == c
-        if mask.any():
-            per_class[c] = float(np.mean(predicted[mask] == c))
-    minority = per_class[list(minority_classes)]
-    classes = np.arange(n_classes)
-    metrics = {
-        "accuracy": float(np.mean(predicted == labels)),
-        "macro_recall": float(np.nanmean(per_class)),
-        "minority_recall": float(np.nanmean(minority)) if np.isfinite(minority).any() else 0.0,
-        "log_loss_bits": float(log_loss(probs, labels, labels=classes, base="bits")),
-        "ece": float(expected_calibration_error(probs, labels, bins=bins, labels=classes)),
-        "brier": float(brier_score(probs, labels, labels=classes)),
-    }
-    return metrics, per_class
