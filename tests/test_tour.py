@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
-import torch
+import scipy.stats
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
@@ -40,6 +41,29 @@ def test_tour_numbers_agree_with_torch_and_bits_are_nats_over_ln_2() -> None:
         assert rows[option].bits == pytest.approx(float(value) / math.log(2), rel=1e-12)
     # the soft-target cross-entropy sits above the target's entropy (Gibbs' inequality)
     assert rows["soft targets"].nats > rows["entropy of the soft targets"].nats
-    # focal down-weights every term: below plain cross-entropy
-    assert 0 < rows["focal_loss gamma=2"].nats < rows["cross_entropy"].nats
-    assert torch.is_tensor(logits)
+
+
+def test_tour_rows_not_in_torch_match_their_definitions() -> None:
+    rows = {row.option.strip(): row for row in tour_module.tour_rows()}
+    logits, target = tour_module.LOGITS.numpy(), tour_module.TARGET.numpy()
+    log_q = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))  # log-softmax
+    true_log_q = log_q[np.arange(4), target]
+    # off_target smoothing: the target keeps 1 - 0.1, each of the 4 other classes gets 0.1 / 4
+    smoothed = np.full((4, 5), 0.1 / 4)
+    smoothed[np.arange(4), target] = 0.9
+    assert rows["smoothing=off_target"].nats == pytest.approx(
+        float(-(smoothed * log_q).sum(axis=1).mean()), rel=1e-12
+    )
+    # focal loss (Lin et al. 2017): -(1 - q_y)^gamma log q_y with gamma = 2
+    focal = -((1 - np.exp(true_log_q)) ** 2) * true_log_q
+    assert rows["focal_loss gamma=2"].nats == pytest.approx(float(focal.mean()), rel=1e-12)
+    soft = tour_module.SOFT_TARGET.numpy()
+    assert rows["entropy of the soft targets"].nats == pytest.approx(
+        float(np.mean([scipy.stats.entropy(row) for row in soft])), rel=1e-12
+    )
+
+
+def test_tour_rejects_an_unknown_option_with_exit_2() -> None:
+    result = CliRunner().invoke(app, ["tour", "--bogus"])
+    assert result.exit_code == 2
+    assert "No such option: --bogus" in result.output
