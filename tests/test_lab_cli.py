@@ -25,6 +25,7 @@ def test_lab_prints_the_table_and_writes_html_and_markdown(tmp_path: Path) -> No
     markdown = (tmp_path / "lab.md").read_text()
     assert html.count("data:image/png;base64,") == 4  # curves x2, reliability, recall bars
     assert "| ce |" in markdown
+    assert "ECE, 10 equal-width bins" in markdown  # the table names the bins of its ECE
     for name in ("validation_log_loss", "training_curves", "reliability", "per_class_recall"):
         assert f"(lab_{name}.png)" in markdown
         assert (tmp_path / f"lab_{name}.png").stat().st_size > 0

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
 from crossent import report
 from crossent.errors import CrossentError
@@ -117,4 +116,71 @@ def test_markdown_report_saves_figures_beside_it(tmp_path: Path) -> None:
 def test_unknown_block_type_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CrossentError, match="has a int block"):
         report.write_html_report(tmp_path / "r.html", "t", [("s", [3])])  # type: ignore[list-item]
-    assert isinstance(report.curves_figure({"a": [1]}), Figure)
+
+
+def test_curves_figure_plots_sequences_against_epochs_from_1_and_can_use_a_log_axis() -> None:
+    fig = report.curves_figure({"a": [3.0, 1.0]}, xlabel="step", ylabel="bits", log_y=True)
+    axes = fig.axes[0]
+    assert list(axes.lines[0].get_xdata()) == [1.0, 2.0]
+    assert list(axes.lines[0].get_ydata()) == [3.0, 1.0]
+    assert (axes.get_xlabel(), axes.get_ylabel(), axes.get_yscale()) == ("step", "bits", "log")
+
+
+def test_curves_grid_figure_draws_one_titled_panel_per_entry() -> None:
+    fig = report.curves_grid_figure(
+        {"mse": {"train": [1, 0.5]}, "focal": {"train": [2, 1], "validation": [2, 2]}}, columns=3
+    )
+    assert [axes.get_title() for axes in fig.axes] == ["mse", "focal"]
+    assert [len(axes.lines) for axes in fig.axes] == [1, 2]
+    with pytest.raises(CrossentError, match=r"panels\['x'\] is empty"):
+        report.curves_grid_figure({"x": {}})
+
+
+def _ece_from_definition(probs: np.ndarray, target: np.ndarray, edges: np.ndarray) -> float:
+    """sum_b (n_b / N) |mean p_b - mean y_b|; a value on an inner edge goes to the lower bin."""
+    which = np.searchsorted(edges[1:-1], probs, side="left")
+    total = 0.0
+    for b in range(len(edges) - 1):
+        members = which == b
+        if members.any():
+            total += members.mean() * abs(probs[members].mean() - target[members].mean())
+    return float(total)
+
+
+def test_reliability_legend_shows_the_equal_width_ece_of_the_table_whatever_the_points_bins() -> (
+    None
+):
+    rng = np.random.default_rng(3)
+    probs = rng.beta(1.0, 6.0, size=4000)  # crowded near 0, as watch probabilities are
+    target = (rng.uniform(size=4000) < np.clip(probs * 1.3, 0, 1)).astype(int)
+    equal_width = _ece_from_definition(probs, target, np.linspace(0, 1, 16))
+    equal_mass = _ece_from_definition(probs, target, np.percentile(probs, np.linspace(0, 100, 16)))
+    assert f"{equal_width:.4f}" != f"{equal_mass:.4f}"  # the data tell the two binnings apart
+    fig = report.reliability_figure(
+        {"model": (probs, target)}, bins=15, strategy="quantile", ece_bins=15
+    )
+    legend = fig.axes[0].get_legend()
+    assert legend.get_title().get_text() == "ECE over 15 equal-width bins"
+    assert [text.get_text() for text in legend.get_texts()][1] == f"model (ECE {equal_width:.4f})"
+    assert fig.axes[1].get_xlabel() == "predicted probability (points: 15 equal-mass bins)"
+
+
+def test_reliability_legend_names_each_curves_bins_when_they_differ() -> None:
+    probs, target = _probs_and_target()
+    quantile = reliability_curve(probs, target, bins=5, strategy="quantile")
+    fig = report.reliability_figure({"pair": (probs, target), "ready": quantile}, bins=10)
+    legend = fig.axes[0].get_legend()
+    labels = [text.get_text() for text in legend.get_texts()]
+    edges = np.percentile(probs, np.linspace(0, 100, 6))
+    assert labels[1] == (
+        f"pair (ECE {_ece_from_definition(probs, target, np.linspace(0, 1, 11)):.4f}, "
+        "10 equal-width bins)"
+    )
+    assert labels[2] == (
+        f"ready (ECE {_ece_from_definition(probs, target, edges):.4f}, 5 equal-mass bins)"
+    )
+
+
+def test_ece_label_names_the_bins() -> None:
+    assert report.ece_label(15) == "ECE, 15 equal-width bins"
+    assert report.ece_label(10, "quantile") == "ECE, 10 equal-mass bins"

@@ -130,7 +130,7 @@ def _print_table(result: LabResult) -> None:
     from rich.table import Table
 
     from crossent.lab.config import METRICS
-    from crossent.lab.report import METRIC_LABELS, best_losses, format_mean_std
+    from crossent.lab.report import best_losses, column_label, format_mean_std
 
     data = result.data
     table = Table(
@@ -139,7 +139,7 @@ def _print_table(result: LabResult) -> None:
     )
     table.add_column("loss")
     for metric in METRICS:
-        table.add_column(METRIC_LABELS[metric], justify="right")
+        table.add_column(column_label(metric, result), justify="right")
     best = best_losses(result)
     for loss, row in result.summary().items():
         cells = []

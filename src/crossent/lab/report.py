@@ -39,6 +39,13 @@ HIGHER_IS_BETTER = {
 }
 
 
+def column_label(metric: str, result: LabResult) -> str:
+    """A table column's header; the ECE's names its bins (the same as the reliability legend)."""
+    if metric == "ece":
+        return report.ece_label(result.config.bins)
+    return METRIC_LABELS[metric]
+
+
 def format_mean_std(mean: float, std: float, metric: str) -> str:
     """``0.972 ± 0.007`` (epochs with one decimal)."""
     digits = 1 if metric == "epochs_to_converge" else 3
@@ -67,7 +74,7 @@ def summary_table(result: LabResult) -> report.Table:
         bayes += ["—", "—", f"{data.bayes_log_loss_bits:.3f}", "0", "—", "—"]
         rows.append(bayes)
     caption = f"Test split, mean ± std over {result.config.seeds} seed(s)"
-    return report.Table(["loss"] + [METRIC_LABELS[m] for m in METRICS], rows, caption)
+    return report.Table(["loss"] + [column_label(m, result) for m in METRICS], rows, caption)
 
 
 def describe_setup(result: LabResult) -> str:

@@ -20,12 +20,14 @@ from crossent.report import (
     Section,
     Table,
     curves_figure,
+    ece_label,
     reliability_figure,
     save_figure,
     write_html_report,
 )
 
 LN2 = math.log(2.0)
+ECE_BINS = 15  # evaluate_ranking's equal-width bins: the table's ECE and the figure's legend
 
 
 def retrieval_rows(result: RunResult, ks: tuple[int, ...] = (10, 20)) -> Table:
@@ -62,7 +64,7 @@ def cross_entropy_rows(result: RunResult) -> Table:
 
 def ranking_rows(result: RunResult) -> Table:
     """Ranking log loss (nats, bits), NE, AUC, ECE of the model, a constant and the truth."""
-    headers = ["predictor", "log loss (nats)", "log loss (bits)", "NE", "AUC", "ECE"]
+    headers = ["predictor", "log loss (nats)", "log loss (bits)", "NE", "AUC", ece_label(ECE_BINS)]
     rows: list[list[object]] = []
     for name, m in result.ranking_metrics.items():
         rows.append(
@@ -136,7 +138,7 @@ def write_report(
             named["true probabilities"] = (true_prob, label)
         reliability_png = save_figure(
             reliability_figure(
-                named, bins=15, strategy="quantile",
+                named, bins=15, strategy="quantile", ece_bins=ECE_BINS,
                 # equal-count bins: watch probabilities crowd below 0.3, uniform bins above
                 # that hold a handful of rows each and zig-zag with noise
                 title="Reliability of P(watch), test impressions",
