@@ -18,3 +18,11 @@ def test_metrics_and_the_cli_start_without_torch_or_numba() -> None:
 
 def test_a_loss_name_loads_torch_on_first_use() -> None:
     assert "torch" in _loaded_after("import crossent; crossent.cross_entropy")
+
+
+def test_the_lab_vocabularies_load_without_torch_and_run_lab_loads_it() -> None:
+    assert _loaded_after("import crossent.lab; crossent.lab.LOSSES; crossent.lab.LabConfig()") == (
+        set()
+    )
+    assert "torch" in _loaded_after("import crossent; crossent.run_lab")
+    assert "torch" in _loaded_after("from crossent.lab import run_lab")
