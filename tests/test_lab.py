@@ -196,3 +196,11 @@ def test_unknown_dataset_names_it_and_lists_the_valid_ones() -> None:
 def test_bad_config_is_an_error_naming_the_option(options: dict, message: str) -> None:
     with pytest.raises(CrossentError, match=message):
         LabConfig(**options)
+
+
+def test_public_import_paths_reach_the_lab() -> None:
+    import crossent
+    import crossent.lab.run
+
+    assert crossent.run_lab is crossent.lab.run_lab is crossent.lab.run.run_lab
+    assert crossent.LabConfig is LabConfig and crossent.LabResult is LabResult
