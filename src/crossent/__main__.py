@@ -1,3 +1,5 @@
+"""`python -m crossent`: the same as the `crossent` command."""
+
 from crossent.cli import main
 
 main()
