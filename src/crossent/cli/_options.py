@@ -2,9 +2,10 @@
 
 A choice such as ``breast_cancer`` or ``in-batch`` may be typed with ``-`` or ``_``
 (``--dataset breast-cancer`` and ``--dataset breast_cancer`` are the same). The valid values
-come from the library's own vocabulary, a ``Literal`` type (read with ``typing.get_args``) or
-a tuple of strings, so the command and the library cannot drift apart. Used as a typer
-callback, the option's value reaches the command in the library's spelling::
+come from the library's own vocabulary, a ``Literal`` type (read by
+:func:`crossent._validation.choices.choices_of`) or a tuple of strings, so the command and the
+library cannot drift apart. Used as a typer callback, the option's value reaches the command in
+the library's spelling::
 
     dataset: Annotated[str, typer.Option(callback=one_of(DATASETS), help=...)] = "digits"
 
@@ -15,10 +16,11 @@ the valid values, which the ``crossent`` group prints as one line with exit stat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, get_args
+from typing import Any
 
 import typer
 
+from crossent._validation.choices import choices_of as literal_values
 from crossent.errors import CrossentError
 
 Callback = Callable[[typer.CallbackParam, Any], Any]
@@ -26,7 +28,7 @@ Callback = Callable[[typer.CallbackParam, Any], Any]
 
 def choices_of(choices: Any) -> tuple[str, ...]:
     """The valid values: the arguments of a ``Literal`` type, or the strings of a tuple."""
-    return tuple(get_args(choices) or choices)
+    return literal_values(choices) or tuple(choices)
 
 
 def listed(choices: Any) -> str:

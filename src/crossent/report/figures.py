@@ -21,9 +21,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
+from crossent._validation.choices import BinStrategy
 from crossent.errors import CrossentError
 from crossent.metrics.calibration import (
-    BinStrategy,
     ReliabilityCurve,
     expected_calibration_error,
     reliability_curve,
