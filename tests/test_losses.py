@@ -25,9 +25,44 @@ IMPLEMENTATIONS = ["reference", "auto"]
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def test_auto_uses_the_fused_cpu_kernel_for_float_logits_when_numba_works() -> None:
-    # so that the "auto" half of every test below exercises the numba kernel
-    assert cpu.available()
+@pytest.mark.parametrize(
+    ("dtype", "options", "fused"),
+    [
+        (torch.float64, {}, True),
+        (torch.float32, {"label_smoothing": 0.1, "smoothing": "off_target"}, True),
+        (torch.bfloat16, {}, False),  # the fused kernels take float32/float64 only
+        (torch.float64, {"input_kind": "log_probs"}, False),  # they take logits only
+    ],
+)
+def test_auto_runs_the_fused_cpu_kernel_exactly_where_it_covers_the_call(
+    monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype, options: dict, fused: bool
+) -> None:
+    # so that the "auto" half of every test below exercises the numba kernel on float logits
+    assert cpu.available()  # numba works here (its one-time probe runs before the spy)
+    calls = []
+    kernel = cpu.fused_cross_entropy
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(args[0])
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(cpu, "fused_cross_entropy", spy)
+    logits = torch.log_softmax(torch.randn(4, 3, dtype=torch.float64), 1).to(dtype)
+    target = torch.tensor([0, 2, 1, 2])
+    loss = crossent.cross_entropy(logits, target, **options)
+    assert len(calls) == (1 if fused else 0)
+    torch.testing.assert_close(
+        loss.double(), F.cross_entropy(logits.double(), target, **_torch_options(options)),
+        rtol=1e-2 if dtype == torch.bfloat16 else 1e-6, atol=1e-6,
+    )
+
+
+def _torch_options(options: dict) -> dict:
+    """The same loss in F.cross_entropy's terms (off-target smoothing has no torch twin:
+    with C = 3 it is uniform smoothing with ε' = ε C / (C - 1) = 1.5 ε)."""
+    if options.get("smoothing") == "off_target":
+        return {"label_smoothing": options["label_smoothing"] * 1.5}
+    return {}
 
 
 @st.composite

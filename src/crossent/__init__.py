@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from crossent._validation.switch import set_validation, validation
 from crossent.errors import CrossentError, DataFileError
 from crossent.units import log_divisor
 
@@ -75,6 +76,8 @@ __all__ = [
     "metrics",
     "nn",
     "run_lab",
+    "set_validation",
     "shard_range",
     "sharded_cross_entropy",
+    "validation",
 ]

@@ -41,16 +41,23 @@ def check_int(
         number = int(value)  # type: ignore[call-overload]
         if (low is None or number >= low) and (high is None or number <= high):
             return number
-    if low is not None and high is not None:
-        bound = f" in [{low}, {high}]"
-    elif low is not None:
-        bound = f" >= {low}"
-    elif high is not None:
-        bound = f" <= {high}"
-    else:
-        bound = ""
     alternative = " or None" if none_ok else ""
-    raise CrossentError(f"{name} = {value!r} must be an integer{bound}{alternative}")
+    raise CrossentError(
+        f"{name} = {value!r} must be an integer{_bound_text(low, high)}{alternative}"
+    )
+
+
+def _bound_text(
+    low: float | None, high: float | None, low_open: bool = False, high_open: bool = False
+) -> str:
+    """`` in [0, 1)``, `` >= 1``, `` > 0``, `` <= 5`` or nothing."""
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f" {'<' if high_open else '<='} {high:g}"
+    return ""
 
 
 def check_number(
@@ -69,20 +76,14 @@ def check_number(
     must still be finite; NaN is always rejected.
     """
     alternative = " or None" if none_ok else ""
+    bound = _bound_text(low, high, low_open, high_open)
     if low is not None and high is not None:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         if not _is_real(value):
-            raise CrossentError(f"{name} = {value!r} must be a number in {interval}{alternative}")
+            raise CrossentError(f"{name} = {value!r} must be a number{bound}{alternative}")
         number = float(value)  # type: ignore[arg-type]
         if not _inside(number, low, high, low_open, high_open):
-            raise CrossentError(f"{name} = {value!r} is outside {interval}")
+            raise CrossentError(f"{name} = {value!r} is outside{bound.removeprefix(' in')}")
         return number
-    if low is not None:
-        bound = f" {'>' if low_open else '>='} {low:g}"
-    elif high is not None:
-        bound = f" {'<' if high_open else '<='} {high:g}"
-    else:
-        bound = ""
     if _is_real(value):
         number = float(value)  # type: ignore[arg-type]
         if math.isfinite(number) and _inside(number, low, high, low_open, high_open):

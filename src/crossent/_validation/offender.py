@@ -20,7 +20,9 @@ def format_position(name: str, position: Sequence[int]) -> str:
 
 
 def format_value(value: float) -> str:
-    """``1.5``, ``-3``, ``nan``, ``inf``: 6 significant digits."""
+    """``1.5``, ``-3``, ``nan``, ``inf``: 6 significant digits; integers in full."""
+    if isinstance(value, int):
+        return str(value)
     if math.isnan(value) or math.isinf(value):
         return str(value)
     return f"{value:.6g}"
@@ -43,3 +45,18 @@ def slice_label(name: str, position: Sequence[int], class_dim: int, ndim: int) -
     full = [str(int(i)) for i in position]
     full.insert(class_dim, ":")
     return f"{name}[{', '.join(full)}]"
+
+
+def element_message(name: str, position: Sequence[int], value: float, problem: str) -> str:
+    """``probs[4, 2] = 1.5 is outside [0, 1]``: the element, its value, then ``problem``."""
+    return f"{format_position(name, position)} = {format_value(value)} {problem}"
+
+
+def row_message(
+    name: str, position: Sequence[int], value: float, problem: str, row_dim: int = 0
+) -> str:
+    """``input row 3 is not finite: input[3, 1] = nan``: the row first, then the element."""
+    return (
+        f"{row_label(name, position, row_dim)} {problem}: "
+        f"{format_position(name, position)} = {format_value(value)}"
+    )

@@ -13,14 +13,18 @@ the device once (the pass's result is read on the host); validation turned off
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from crossent._validation import masks
 from crossent._validation.masks import Values
-from crossent._validation.offender import format_position, format_value, row_label, slice_label
+from crossent._validation.offender import element_message, row_message, slice_label
 from crossent.errors import CrossentError
 
 
 def _value_at(values: Values, position: tuple[int, ...]) -> float:
-    return float(values[position])
+    """The element as a Python number (an ``int`` for integer data)."""
+    return values[position].item()  # type: ignore[no-any-return]
 
 
 def _detach(values: Values) -> Values:
@@ -76,11 +80,8 @@ def check_finite(
         return masks.any_true(data == float("-inf"))
     position = masks.first_true(bad)
     allowed = " (-inf is allowed: it means probability 0)" if allow_neg_inf else ""
-    raise CrossentError(
-        f"{row_label(name, position, row_dim)} is not finite: "
-        f"{format_position(name, position)} = {format_value(_value_at(data, position))}"
-        f"{allowed}{hint}"
-    )
+    message = row_message(name, position, _value_at(data, position), "is not finite", row_dim)
+    raise CrossentError(f"{message}{allowed}{hint}")
 
 
 def check_not_nan(values: Values, name: str, *, row_dim: int = 0) -> None:
@@ -91,10 +92,24 @@ def check_not_nan(values: Values, name: str, *, row_dim: int = 0) -> None:
     bad = masks.nan(data)
     if masks.any_true(bad):
         position = masks.first_true(bad)
-        raise CrossentError(
-            f"{row_label(name, position, row_dim)} is not finite: "
-            f"{format_position(name, position)} = nan"
-        )
+        raise CrossentError(row_message(name, position, math.nan, "is not finite", row_dim))
+
+
+def raise_first(values: Values, bad: Values, name: str, problem: str) -> None:
+    """Raise ``element_message`` for the first ``True`` of ``bad``, if there is one."""
+    if masks.any_true(bad):
+        position = masks.first_true(bad)
+        raise CrossentError(element_message(name, position, _value_at(values, position), problem))
+
+
+def _check_within(
+    values: Values, name: str, low: float, high: float, mask: Any, problem: str
+) -> None:
+    """Finite, then in [low, high] by one min/max pass; ``mask`` locates an offender."""
+    check_finite(values, name)
+    data = _detach(values)
+    if not _within(data, low, high):
+        raise_first(data, mask(data), name, problem)
 
 
 def check_unit_interval(values: Values, name: str, *, hint: str = "") -> None:
@@ -102,17 +117,7 @@ def check_unit_interval(values: Values, name: str, *, hint: str = "") -> None:
 
     Message: ``probs[4, 2] = 1.5 is outside [0, 1]`` followed by ``hint``.
     """
-    check_finite(values, name)
-    data = _detach(values)
-    if _within(data, 0.0, 1.0):
-        return
-    bad = masks.outside_unit_interval(data)
-    if masks.any_true(bad):
-        position = masks.first_true(bad)
-        raise CrossentError(
-            f"{format_position(name, position)} = {format_value(_value_at(data, position))} "
-            f"is outside [0, 1]{hint}"
-        )
+    _check_within(values, name, 0.0, 1.0, masks.outside_unit_interval, f"is outside [0, 1]{hint}")
 
 
 def check_nonnegative(values: Values, name: str, *, hint: str = "") -> None:
@@ -120,17 +125,7 @@ def check_nonnegative(values: Values, name: str, *, hint: str = "") -> None:
 
     Message: ``weight[2] = -3 is negative`` followed by ``hint``.
     """
-    check_finite(values, name)
-    data = _detach(values)
-    if _within(data, 0.0, float("inf")):
-        return
-    bad = masks.negative(data)
-    if masks.any_true(bad):
-        position = masks.first_true(bad)
-        raise CrossentError(
-            f"{format_position(name, position)} = {format_value(_value_at(data, position))} "
-            f"is negative{hint}"
-        )
+    _check_within(values, name, 0.0, math.inf, masks.negative, f"is negative{hint}")
 
 
 def off_simplex_message(

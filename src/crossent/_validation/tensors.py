@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from crossent._validation import masks, rules
+from crossent._validation import rules
 from crossent._validation.choices import TargetKind
 from crossent._validation.numbers import check_number
-from crossent._validation.offender import format_position, format_value
 from crossent.errors import CrossentError
 
 
@@ -75,13 +74,7 @@ def check_index_values(
     bad = (data < 0) | (data >= num_classes)
     if ignore_index is not None:
         bad &= data != ignore_index
-    if not masks.any_true(bad):
-        return
-    position = masks.first_true(bad)
-    raise CrossentError(
-        f"{format_position(name, position)} = {int(data[position].item())} is outside "
-        f"[0, {num_classes}) (C = {num_classes})"
-    )
+    rules.raise_first(data, bad, name, f"is outside [0, {num_classes}) (C = {num_classes})")
 
 
 def check_index_target(
@@ -155,9 +148,9 @@ def check_log_probabilities(tensor: torch.Tensor, name: str) -> bool:
     has_neg_inf = rules.check_finite(tensor, name, allow_neg_inf=True)
     data = tensor.detach()
     if data.numel() and float(data.max()) > LOG_PROB_MAX:
-        position = masks.first_true(data > LOG_PROB_MAX)
-        raise CrossentError(
-            f"{format_position(name, position)} = {format_value(float(data[position]))} is "
-            'positive, so it is not a log-probability (pass input_kind="logits" for raw scores)'
+        rules.raise_first(
+            data, data > LOG_PROB_MAX, name,
+            'is positive, so it is not a log-probability (pass input_kind="logits" for raw '
+            "scores)",
         )
     return has_neg_inf

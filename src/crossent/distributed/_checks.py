@@ -18,7 +18,7 @@ from torch import Tensor
 from crossent._validation import masks
 from crossent._validation.choices import Reduction, Smoothing, check_choice
 from crossent._validation.numbers import check_int, check_number
-from crossent._validation.offender import format_position, format_value
+from crossent._validation.offender import row_message
 from crossent.errors import CrossentError
 
 # positions in the record every rank shares
@@ -75,8 +75,8 @@ def _non_finite_row_message(values: Tensor, name: str, offset: int | None = None
     column = masks.first_true(masks.not_finite(values[row : row + 1].reshape(-1)))
     position = (row, *column) if values.dim() > 1 else (row,)
     value = float(values.reshape(values.shape[0], -1)[row, column[0]])
-    label = f"{name} row {row}" + (f" (class {offset + row})" if offset is not None else "")
-    return f"{label} is not finite: {format_position(name, position)} = {format_value(value)}"
+    problem = f"(class {offset + row}) is not finite" if offset is not None else "is not finite"
+    return row_message(name, position, value, problem)
 
 
 def check_local_inputs(

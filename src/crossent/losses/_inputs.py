@@ -43,6 +43,7 @@ class MulticlassInputs:
     divisor: float
     eps: float
     out_shape: tuple[int, ...]  # shape of the "none" result: (N, d1, ...) or () unbatched
+    unchecked: torch.Tensor | None = None  # (M,) bool: out-of-range index (validation off)
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,9 @@ def prepare_multiclass(
         scores = input  # (N, C)
     if kind == "index":
         target = target.to(torch.int64)
+    unchecked = None
+    if kind == "index" and not validate:
+        target, unchecked = guard_index_target(target, num_classes, ignore)
     return MulticlassInputs(
         scores=scores,
         target=target,
@@ -164,6 +168,7 @@ def prepare_multiclass(
         divisor=divisor,
         eps=eps_value,
         out_shape=out_shape,
+        unchecked=unchecked,
     )
 
 
@@ -180,8 +185,37 @@ def _check_multiclass_input_values(input: torch.Tensor, input_kind: str) -> None
         rules.check_rows_not_all_neg_inf(input, "input", class_dim=1)
 
 
+def guard_index_target(
+    target: torch.Tensor, num_classes: int, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unvalidated class indices made safe to index with, without reading them on the host.
+
+    Returns the target with every index outside [0, C) (and not ``ignore_index``) replaced by
+    ``ignore_index``, so no kernel reads or writes outside a row, and the mask of those
+    entries, which :func:`poison` turns into a NaN loss: a bad index is never silently
+    ignored. Two element-wise passes over the (M,) target, no host synchronisation.
+    """
+    unchecked = (target < 0) | (target >= num_classes)
+    unchecked &= target != ignore_index
+    return torch.where(unchecked, ignore_index, target), unchecked
+
+
+def poison(loss: torch.Tensor, unchecked: torch.Tensor | None) -> torch.Tensor:
+    """NaN where :func:`guard_index_target` found a bad index: the per-row loss of that row
+    (``reduction="none"``), or the whole reduced loss; ``loss`` itself when none was."""
+    if unchecked is None:
+        return loss
+    if loss.dim() == 0:
+        return torch.where(unchecked.any(), torch.nan, loss)
+    return torch.where(unchecked.reshape(loss.shape), torch.nan, loss)
+
+
 def restore_shape(loss: torch.Tensor, prepared: MulticlassInputs) -> torch.Tensor:
-    """Reshape a ``(M,)`` per-element loss back to ``(N, d1, ...)``; scalars pass through."""
+    """Reshape a ``(M,)`` per-element loss back to ``(N, d1, ...)``; scalars pass through.
+
+    With validation off, a loss over an out-of-range index becomes NaN (:func:`poison`).
+    """
+    loss = poison(loss, prepared.unchecked)
     if loss.dim() == 1:
         return loss.reshape(prepared.out_shape)
     return loss

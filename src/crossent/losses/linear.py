@@ -14,7 +14,12 @@ from crossent._validation.numbers import check_int, check_number
 from crossent._validation.switch import resolve
 from crossent.errors import CrossentError
 from crossent.kernels.linear import chunked_linear_cross_entropy
-from crossent.losses._inputs import autocast_to_float32, check_options
+from crossent.losses._inputs import (
+    autocast_to_float32,
+    check_options,
+    guard_index_target,
+    poison,
+)
 from crossent.units import Base
 
 
@@ -157,6 +162,7 @@ def linear_cross_entropy(
     target_rows = target.reshape(-1, classes) if soft else target.reshape(-1)  # (N, V) / (N,)
     if not soft:
         _checks.check_index_dtype(target_rows)
+    unchecked = None
     if checked:
         rules.check_finite(hidden_rows, "hidden")
         rules.check_finite(weight, "weight")
@@ -164,6 +170,8 @@ def linear_cross_entropy(
             rules.check_probabilities(target_rows, "target")
         else:
             _checks.check_index_values(target_rows, classes, ignore_index)
+    elif not soft:
+        target_rows, unchecked = guard_index_target(target_rows, classes, ignore_index)
 
     options: dict[str, Any] = {
         "bias": bias, "logit_bias": logit_bias, "temperature": float(temperature),
@@ -177,4 +185,5 @@ def linear_cross_entropy(
         loss = cuda.triton_linear_cross_entropy(hidden_rows, weight, target_rows, **options)
     else:
         loss = chunked_linear_cross_entropy(hidden_rows, weight, target_rows, **options)
+    loss = poison(loss, unchecked)
     return loss.reshape(batch_shape) if reduction == "none" else loss
