@@ -3,7 +3,7 @@
 Where an option exists in ``torch.nn.functional`` too, values AND gradients must match it on
 randomised inputs (hypothesis) for every combination. Options torch lacks (off-target smoothing,
 probability inputs for CE, focal loss) are checked against ``_numpy_losses``, which is written
-from the definitions in DESIGN.md and imports nothing from crossent.
+from the definitions in the loss docstrings and imports nothing from crossent.
 """
 
 from __future__ import annotations

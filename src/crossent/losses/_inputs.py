@@ -91,11 +91,10 @@ def prepare_multiclass(
     Types, shapes, dtypes, devices and options are always checked (they read no data). With
     ``validate`` the values are checked too, by ``input_kind``: logits and log-probabilities
     must not hold NaN or ``+inf`` (``-inf`` is allowed, meaning probability 0, but not in
-    every class of a row);
-    log-probabilities must be <= 1e-4; probabilities must lie in [0, 1] with rows summing to 1
-    within :func:`crossent._validation.masks.sum_tolerance`. Index targets must lie in
-    [0, C) or equal ``ignore_index``; probability targets (one-hot or soft) must be non-negative
-    with rows summing to 1 within the same tolerance.
+    every class of a row); log-probabilities must be <= 1e-4; probabilities must lie in
+    [0, 1] with rows summing to 1 within :func:`crossent._validation.masks.sum_tolerance`.
+    Index targets must lie in [0, C) or equal ``ignore_index``; probability targets (one-hot
+    or soft) must be non-negative with rows summing to 1 within the same tolerance.
     """
     smoothing_value, divisor, eps_value = _check_common(
         input, reduction, label_smoothing, base, eps
@@ -117,24 +116,7 @@ def prepare_multiclass(
 
     if validate:
         _check_multiclass_input_values(input, input_kind)
-
-    if kind == "index":
-        _checks.check_index_dtype(target)
-        if validate:
-            _checks.check_index_values(target, num_classes, ignore)
-    else:
-        if not target.is_floating_point():
-            if target.is_complex():
-                raise CrossentError(f"target has dtype {target.dtype}, expected real numbers")
-            target = target.to(input.dtype if input.dtype == torch.float64 else torch.float32)
-        if validate:
-            rules.check_probabilities(target, "target", class_dim=1)
-        if ignore != -100:  # as PyTorch: ignoring needs class indices
-            raise CrossentError(
-                f"ignore_index = {ignore} applies to class-index targets only, but target "
-                "holds class probabilities (leave ignore_index at -100)"
-            )
-
+    target = _check_multiclass_target(target, kind, input, ignore, validate)
     if weight is not None:
         _checks.check_class_weight(weight, num_classes, input, validate=validate)
     if smoothing == "off_target" and smoothing_value > 0 and num_classes < 2:
@@ -143,9 +125,7 @@ def prepare_multiclass(
             "2 classes (C = 1): there is no other class to move the mass to"
         )
 
-    out_shape: tuple[int, ...] = (
-        () if unbatched else (input.shape[0], *input.shape[2:])
-    )
+    out_shape: tuple[int, ...] = () if unbatched else (input.shape[0], *input.shape[2:])
     if input.dim() > 2:
         scores = input.movedim(1, -1).reshape(-1, num_classes)  # (M, C), class dim last
         if kind == "probs":
@@ -170,6 +150,30 @@ def prepare_multiclass(
         out_shape=out_shape,
         unchecked=unchecked,
     )
+
+
+def _check_multiclass_target(
+    target: torch.Tensor, kind: str, input: torch.Tensor, ignore: int, validate: bool
+) -> torch.Tensor:
+    """Index targets: an integer dtype (and, with ``validate``, indices in [0, C));
+    probability targets: converted to floating (and, with ``validate``, rows on the simplex)."""
+    if kind == "index":
+        _checks.check_index_dtype(target)
+        if validate:
+            _checks.check_index_values(target, input.shape[1], ignore)
+        return target
+    if not target.is_floating_point():
+        if target.is_complex():
+            raise CrossentError(f"target has dtype {target.dtype}, expected real numbers")
+        target = target.to(input.dtype if input.dtype == torch.float64 else torch.float32)
+    if validate:
+        rules.check_probabilities(target, "target", class_dim=1)
+    if ignore != -100:  # as PyTorch: ignoring needs class indices
+        raise CrossentError(
+            f"ignore_index = {ignore} applies to class-index targets only, but target "
+            "holds class probabilities (leave ignore_index at -100)"
+        )
+    return target
 
 
 def _check_multiclass_input_values(input: torch.Tensor, input_kind: str) -> None:

@@ -38,6 +38,48 @@ def _check_class_vector(
         rules.check_finite(tensor, name)
 
 
+def _check_shapes(hidden: object, weight: object, target: object) -> bool:
+    """Types, dtypes, devices and shapes of the three tensors; whether ``target`` holds
+    probabilities (``(..., V)``, floating) rather than class indices (``(...)``, integer)."""
+    hidden = _checks.check_tensor(hidden, "hidden")
+    weight = _checks.check_tensor(weight, "weight")
+    _checks.check_floating(hidden, "hidden")
+    _checks.check_floating(weight, "weight")
+    if hidden.dim() < 1:
+        raise CrossentError("hidden is a scalar, expected shape (..., D)")
+    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
+        raise CrossentError(
+            f"weight has shape {tuple(weight.shape)}, expected (V, {hidden.shape[-1]}): "
+            f"hidden has shape {tuple(hidden.shape)} (D = {hidden.shape[-1]})"
+        )
+    if weight.shape[0] < 1:
+        raise CrossentError("weight has 0 rows: need at least one class (V >= 1)")
+    _checks.check_same_device(weight, "weight", hidden)
+    if weight.dtype != hidden.dtype:
+        raise CrossentError(
+            f"weight has dtype {weight.dtype}, but hidden has dtype {hidden.dtype}: "
+            "pass both in the same dtype"
+        )
+    classes = weight.shape[0]
+    target = _checks.check_tensor(target, "target")
+    batch_shape = hidden.shape[:-1]
+    if tuple(target.shape) == (*batch_shape, classes) and target.is_floating_point():
+        soft = True
+    elif tuple(target.shape) == tuple(batch_shape):
+        soft = False
+    else:
+        raise CrossentError(
+            f"target has shape {tuple(target.shape)}, but hidden has shape "
+            f"{tuple(hidden.shape)} and weight {tuple(weight.shape)}: expected class indices "
+            f"of shape {tuple(batch_shape)} or probabilities of shape "
+            f"{(*batch_shape, classes)}"
+        )
+    _checks.check_same_device(target, "target", hidden)
+    if not soft:
+        _checks.check_index_dtype(target)
+    return soft
+
+
 @autocast_to_float32
 def linear_cross_entropy(
     hidden: torch.Tensor,
@@ -110,40 +152,8 @@ def linear_cross_entropy(
     References:
         Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models" (2024).
     """
-    hidden = _checks.check_tensor(hidden, "hidden")
-    weight = _checks.check_tensor(weight, "weight")
-    _checks.check_floating(hidden, "hidden")
-    _checks.check_floating(weight, "weight")
-    if hidden.dim() < 1:
-        raise CrossentError("hidden is a scalar, expected shape (..., D)")
-    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
-        raise CrossentError(
-            f"weight has shape {tuple(weight.shape)}, expected (V, {hidden.shape[-1]}): "
-            f"hidden has shape {tuple(hidden.shape)} (D = {hidden.shape[-1]})"
-        )
-    if weight.shape[0] < 1:
-        raise CrossentError("weight has 0 rows: need at least one class (V >= 1)")
-    _checks.check_same_device(weight, "weight", hidden)
-    if weight.dtype != hidden.dtype:
-        raise CrossentError(
-            f"weight has dtype {weight.dtype}, but hidden has dtype {hidden.dtype}: "
-            "pass both in the same dtype"
-        )
-    classes = weight.shape[0]
-    target = _checks.check_tensor(target, "target")
-    batch_shape = hidden.shape[:-1]
-    if tuple(target.shape) == (*batch_shape, classes) and target.is_floating_point():
-        soft = True
-    elif tuple(target.shape) == tuple(batch_shape):
-        soft = False
-    else:
-        raise CrossentError(
-            f"target has shape {tuple(target.shape)}, but hidden has shape "
-            f"{tuple(hidden.shape)} and weight {tuple(weight.shape)}: expected class indices "
-            f"of shape {tuple(batch_shape)} or probabilities of shape "
-            f"{(*batch_shape, classes)}"
-        )
-    _checks.check_same_device(target, "target", hidden)
+    soft = _check_shapes(hidden, weight, target)
+    classes, batch_shape = weight.shape[0], hidden.shape[:-1]
     label_smoothing, divisor = check_options(reduction, label_smoothing, base)
     check_choice(smoothing, "smoothing", Smoothing)
     temperature = check_number(temperature, "temperature", low=0.0, low_open=True)
@@ -160,8 +170,6 @@ def linear_cross_entropy(
         )
     hidden_rows = hidden.reshape(-1, hidden.shape[-1])  # (N, D)
     target_rows = target.reshape(-1, classes) if soft else target.reshape(-1)  # (N, V) / (N,)
-    if not soft:
-        _checks.check_index_dtype(target_rows)
     unchecked = None
     if checked:
         rules.check_finite(hidden_rows, "hidden")
