@@ -154,3 +154,18 @@ def test_autocast_leaves_float64_alone_as_torch_does() -> None:
         theirs = F.cross_entropy(logits, target)
     assert ours.dtype == theirs.dtype == torch.float64
     torch.testing.assert_close(ours, theirs)
+
+
+def test_autocast_handling_compiles_without_graph_breaks() -> None:
+    weight = torch.randn(5, 7, generator=torch.Generator().manual_seed(2))
+
+    def step(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return crossent.cross_entropy(
+                features @ weight, target, implementation="reference", validate=False
+            )
+
+    features, target = torch.randn(4, 5), torch.tensor([0, 1, 6, 2])
+    compiled = torch.compile(step, fullgraph=True, backend="eager")(features, target)
+    assert compiled.dtype == torch.float32
+    torch.testing.assert_close(compiled, step(features, target))

@@ -53,7 +53,7 @@ def warn_rows_off_simplex(probs: FloatArray, name: str) -> None:
     off = masks.off_simplex(probs, axis=1)
     if off.any():
         warnings.warn(
-            f"{rules.off_simplex_message(name, probs, off)}; {int(off.sum())} rows do not "
+            f"{rules.off_simplex_message(probs, name, off)}; {int(off.sum())} rows do not "
             "sum to 1: make sure to pass probabilities",
             UserWarning,
             stacklevel=3,

@@ -129,7 +129,7 @@ def check_nonnegative(values: Values, name: str, *, hint: str = "") -> None:
 
 
 def off_simplex_message(
-    name: str, values: Values, off: Values, *, class_dim: int = 1
+    values: Values, name: str, off: Values, *, class_dim: int = 1
 ) -> str:
     """``input row 3 sums to 1.37, expected probabilities summing to 1 (tolerance 0.001)``
     for the first ``True`` row of ``off`` (a :func:`masks.off_simplex` of ``values``)."""
@@ -156,7 +156,7 @@ def check_probabilities(
         return
     off = masks.off_simplex(data, class_dim)
     if masks.any_true(off):
-        raise CrossentError(off_simplex_message(name, data, off, class_dim=class_dim) + hint)
+        raise CrossentError(off_simplex_message(data, name, off, class_dim=class_dim) + hint)
 
 
 def check_rows_not_all_neg_inf(values: Values, name: str, *, class_dim: int = 1) -> None:
