@@ -1,4 +1,5 @@
-"""The loss definitions of DESIGN.md written out in NumPy float64: an independent reference.
+"""The loss definitions of docs/ARCHITECTURE.md ("Exact definitions") written out in NumPy
+float64: an independent reference.
 
 Nothing here imports crossent. Shapes: multi-class ``logits`` (N, C), ``target`` (N,) indices or
 (N, C) probabilities.

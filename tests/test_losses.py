@@ -243,7 +243,8 @@ def binary_case(draw: st.DrawFn) -> dict:
 @given(case=binary_case())
 def test_binary_cross_entropy_matches_torch_with_logits(case: dict) -> None:
     eps = case["label_smoothing"]
-    smoothed = case["target"] * (1 - eps) + eps / 2  # DESIGN: y' = y (1 - eps) + eps / 2
+    # docs/ARCHITECTURE.md, "Exact definitions": y' = y (1 - eps) + eps / 2
+    smoothed = case["target"] * (1 - eps) + eps / 2
     ours, our_grad = _value_and_grad(
         crossent.binary_cross_entropy, case["logits"], case["upstream"], target=case["target"],
         weight=case["weight"], pos_weight=case["pos_weight"], reduction=case["reduction"],
