@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from crossent._validation import arrays as checks
-from crossent._validation.arrays import FloatArray
+from crossent._validation.arrays import FloatArray, IntArray
 from crossent._validation.choices import BinStrategy, check_choice
 from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
+from crossent.metrics.probabilistic import prepare
 
 
 @dataclass(frozen=True)
@@ -65,19 +65,39 @@ class ReliabilityCurve:
         return float(np.sum(self.weight[filled] * gaps) / total)
 
 
-def _confidence_and_outcome(
-    probs: ArrayLike, target: ArrayLike, labels: ArrayLike | None
-) -> tuple[FloatArray, FloatArray]:
-    """(predicted probability of the event, 1.0 where the event happened) for each row."""
-    prob_array = checks.probabilities(probs, "probs")
-    n_classes = 2 if prob_array.ndim == 1 else prob_array.shape[1]
-    indices = checks.class_indices(target, n_classes, labels=labels)
-    checks.check_length(indices, "target", prob_array.shape[0], "probs")
-    if prob_array.ndim == 1:
-        return prob_array.astype(np.float64), indices.astype(np.float64)
-    predicted_class = np.argmax(prob_array, axis=1)
-    confidence = prob_array[np.arange(prob_array.shape[0]), predicted_class]
-    return confidence.astype(np.float64), (predicted_class == indices).astype(np.float64)
+def confidence_and_outcome(probs: FloatArray, target: IntArray) -> tuple[FloatArray, FloatArray]:
+    """(predicted probability of the event, 1.0 where the event happened) for each row.
+
+    Binary: P(y = 1) and y. Multi-class (top label): the largest probability and whether its
+    class is the target. The inputs are already checked
+    (:func:`crossent.metrics.probabilistic.prepare`).
+    """
+    if probs.ndim == 1:
+        return probs.astype(np.float64), target.astype(np.float64)
+    predicted_class = np.argmax(probs, axis=1)
+    confidence = probs[np.arange(probs.shape[0]), predicted_class]
+    return confidence.astype(np.float64), (predicted_class == target).astype(np.float64)
+
+
+def bin_sums(
+    index: NDArray[np.intp],
+    predicted: FloatArray,
+    outcome: FloatArray,
+    weight: FloatArray | None,
+    bins: int,
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
+    """Per bin: the weighted sums of ``predicted`` and ``outcome``, and the total weight."""
+    if weight is None:
+        return (
+            np.bincount(index, weights=predicted, minlength=bins),
+            np.bincount(index, weights=outcome, minlength=bins),
+            np.bincount(index, minlength=bins).astype(np.float64),
+        )
+    return (
+        np.bincount(index, weights=weight * predicted, minlength=bins),
+        np.bincount(index, weights=weight * outcome, minlength=bins),
+        np.bincount(index, weights=weight, minlength=bins),
+    )
 
 
 def bin_edges(predicted: FloatArray, bins: int, strategy: BinStrategy) -> FloatArray:
@@ -135,19 +155,12 @@ def reliability_curve(
 
     References: Guo, Pleiss, Sun, Weinberger (2017), On Calibration of Modern Neural Networks.
     """
-    predicted, outcome = _confidence_and_outcome(probs, target, labels)
-    weights = checks.sample_weight(sample_weight, predicted.shape[0])
+    prepared = prepare(probs, target, labels=labels, sample_weight=sample_weight)
+    predicted, outcome = confidence_and_outcome(prepared.scores, prepared.target)
     edges = bin_edges(predicted, bins, strategy)
     index = bin_index(predicted, edges, uniform=strategy == "uniform")
-    n_bins = edges.shape[0] - 1
-    if weights is None:
-        weights = np.ones_like(predicted)
-    return ReliabilityCurve.from_bin_sums(
-        edges,
-        np.bincount(index, weights=weights * predicted, minlength=n_bins),
-        np.bincount(index, weights=weights * outcome, minlength=n_bins),
-        np.bincount(index, weights=weights, minlength=n_bins),
-    )
+    sums = bin_sums(index, predicted, outcome, prepared.weight, edges.shape[0] - 1)
+    return ReliabilityCurve.from_bin_sums(edges, *sums)
 
 
 def expected_calibration_error(
@@ -197,21 +210,41 @@ def calibration_ratio(
     >>> calibration_ratio([0.5, 0.5, 0.5, 0.5], [0, 1, 1, 1])
     0.6666666666666666
     """
-    prob_array = checks.probabilities(probs, "probs")
-    n_classes = 2 if prob_array.ndim == 1 else prob_array.shape[1]
-    indices = checks.class_indices(target, n_classes, labels=labels)
-    checks.check_length(indices, "target", prob_array.shape[0], "probs")
-    weights = checks.sample_weight(sample_weight, prob_array.shape[0])
-    if weights is None:
-        weights = np.ones(prob_array.shape[0])
-    if prob_array.ndim == 1:
-        observed = float(np.sum(weights * indices))
-        if observed <= 0:
+    prepared = prepare(probs, target, labels=labels, sample_weight=sample_weight)
+    predicted, observed = class_totals(prepared.scores, prepared.target, prepared.weight)
+    return ratio_of_totals(predicted, observed, binary=prepared.scores.ndim == 1)
+
+
+def class_totals(
+    probs: FloatArray, target: IntArray, weight: FloatArray | None
+) -> tuple[FloatArray, FloatArray]:
+    """Expected and observed weighted count of each class (binary: negative, positive).
+
+    The expected count of class c is the weighted sum of its predicted probabilities.
+    """
+    weights = np.ones(probs.shape[0]) if weight is None else weight
+    if probs.ndim == 1:
+        predicted_positive = float(np.sum(weights * probs))
+        observed_positive = float(np.sum(weights * target))
+        total = float(np.sum(weights))
+        return (
+            np.array([total - predicted_positive, predicted_positive]),
+            np.array([total - observed_positive, observed_positive]),
+        )
+    predicted = weights @ probs.astype(np.float64)
+    observed = np.bincount(target, weights=weights, minlength=probs.shape[1])
+    return predicted, observed.astype(np.float64)
+
+
+def ratio_of_totals(
+    predicted: FloatArray, observed: FloatArray, *, binary: bool
+) -> float | FloatArray:
+    """Predicted / observed count of the positive class (``binary``) or of every class."""
+    if binary:
+        if observed[1] <= 0:
             raise CrossentError("target has no positives, so predicted/observed is undefined")
-        return float(np.sum(weights * prob_array)) / observed
-    predicted = weights @ prob_array.astype(np.float64)
-    observed_per_class = np.bincount(indices, weights=weights, minlength=n_classes)
-    return ratio_per_class(predicted, observed_per_class)
+        return float(predicted[1] / observed[1])
+    return ratio_per_class(predicted, observed)
 
 
 def ratio_per_class(predicted: NDArray[Any], observed: NDArray[Any]) -> FloatArray:

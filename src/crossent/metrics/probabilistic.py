@@ -86,6 +86,13 @@ def row_log_loss(prepared: Prepared, input_kind: InputKind) -> FloatArray:
     return np.negative(chosen, out=chosen)
 
 
+def weighted_total(values: FloatArray, weight: FloatArray | None) -> tuple[float, float]:
+    """``(sum_i w_i v_i, sum_i w_i)``, every ``w_i = 1`` without weights."""
+    total = float(np.sum(values) if weight is None else np.dot(values, weight))
+    count = float(values.shape[0] if weight is None else weight.sum())
+    return total, count
+
+
 def reduce(
     values: FloatArray, weight: FloatArray | None, reduction: Reduction
 ) -> float | FloatArray:
@@ -93,10 +100,9 @@ def reduce(
     check_choice(reduction, "reduction", Reduction)
     if reduction == "none":
         return values if weight is None else values * weight
-    total = float(np.sum(values) if weight is None else np.dot(values, weight))
+    total, count = weighted_total(values, weight)
     if reduction == "sum":
         return total
-    count = values.shape[0] if weight is None else float(weight.sum())
     if count == 0:
         raise CrossentError("the input is empty: there is no row to average")
     return total / count
@@ -137,7 +143,7 @@ def log_loss(
             warn (``UserWarning``), as in scikit-learn; they are never renormalised silently.
 
     >>> round(log_loss([0.9, 0.2], [1, 0], base="bits"), 6)
-    0.236965
+    0.236966
     """
     prepared = prepare(
         probs, target, labels=labels, sample_weight=sample_weight, input_kind=input_kind
@@ -281,8 +287,8 @@ def brier_score(
     for C >= 3 classes the original multi-class form (Brier 1950). Both match
     ``sklearn.metrics.brier_score_loss``.
 
-    >>> brier_score([0.9, 0.2], [1, 0])
-    0.025000000000000012
+    >>> round(brier_score([0.9, 0.2], [1, 0]), 12)
+    0.025
     """
     prepared = prepare(probs, target, labels=labels, sample_weight=sample_weight)
     return reduce(row_brier(prepared), prepared.weight, reduction)

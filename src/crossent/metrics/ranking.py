@@ -166,10 +166,8 @@ def ranking_metrics(
     """
     score_array = checks.float_array(scores, "scores", ndims=(2,))  # float32 stays float32
     shape = (int(score_array.shape[0]), int(score_array.shape[1]))
-    ks = [check_int(k, "k", low=1) for k in ks]
+    ks = check_ks(ks)
     check_choice(reduction, "reduction", Reduction)
-    if not ks:
-        raise CrossentError("ks is empty; pass at least one cut-off k")
     relevance = _relevance(target, shape)
     excluded = _exclude_mask(exclude, shape)
     if relevance.ndim == 1:
@@ -178,17 +176,32 @@ def ranking_metrics(
         per_row = _relevance_matrix(score_array, relevance, ks, excluded)
     if reduction == "none":
         return per_row
+    return {name: _reduce_rows(values, reduction) for name, values in per_row.items()}
+
+
+def check_ks(ks: Sequence[int]) -> tuple[int, ...]:
+    """The cut-offs ``ks`` as ints, each >= 1; at least one."""
+    checked = tuple(check_int(k, "k", low=1) for k in ks)
+    if not checked:
+        raise CrossentError("ks is empty; pass at least one cut-off k")
+    return checked
+
+
+def _reduce_rows(values: FloatArray, reduction: Reduction) -> float | FloatArray:
+    """Per-row values as they are (``"none"``), summed, or averaged over rows."""
+    if reduction == "none":
+        return values
     if reduction == "sum":
-        return {name: float(values.sum()) for name, values in per_row.items()}
-    if shape[0] == 0:
+        return float(values.sum())
+    if values.shape[0] == 0:
         raise CrossentError("scores has no rows: there is no user to average over")
-    return {name: float(values.mean()) for name, values in per_row.items()}
+    return float(values.mean())
 
 
 def _single_target(
     scores: FloatArray,
     items: NDArray[np.int64],
-    ks: list[int],
+    ks: Sequence[int],
     excluded: NDArray[np.bool_] | None,
 ) -> dict[str, FloatArray]:
     rows = np.arange(scores.shape[0])
@@ -216,7 +229,7 @@ def _single_target(
 def _relevance_matrix(
     scores: FloatArray,
     relevant: NDArray[np.bool_],
-    ks: list[int],
+    ks: Sequence[int],
     excluded: NDArray[np.bool_] | None,
 ) -> dict[str, FloatArray]:
     n_items = scores.shape[1]
@@ -276,6 +289,19 @@ def _relevance_matrix(
     return out
 
 
+def _one_metric(
+    key: str,
+    scores: ArrayLike,
+    target: ArrayLike,
+    k: int,
+    exclude: ExcludeInput,
+    reduction: Reduction,
+) -> Any:
+    """The metric ``key`` (``"hit@{k}"``, ...) of :func:`ranking_metrics` at the one cut-off k."""
+    metrics = ranking_metrics(scores, target, ks=[k], exclude=exclude, reduction=reduction)
+    return metrics[key.format(k=k)]
+
+
 def hit_rate_at_k(
     scores: ArrayLike,
     target: ArrayLike,
@@ -286,10 +312,10 @@ def hit_rate_at_k(
 ) -> float | FloatArray:
     """Share of rows with at least one relevant item among the top ``k`` scores.
 
-    >>> hit_rate_at_k([[0.9, 0.1, 0.5], [0.2, 0.3, 0.1]], [2, 0], k=2)
+    >>> hit_rate_at_k([[0.9, 0.1, 0.5], [0.2, 0.3, 0.1]], [2, 1], k=1)
     0.5
     """
-    return ranking_metrics(scores, target, ks=[k], exclude=exclude, reduction=reduction)[f"hit@{k}"]
+    return _one_metric("hit@{k}", scores, target, k, exclude, reduction)
 
 
 def recall_at_k(
@@ -308,9 +334,7 @@ def recall_at_k(
     >>> recall_at_k([[0.9, 0.1, 0.5]], [[True, True, False]], k=1)
     0.5
     """
-    return ranking_metrics(scores, target, ks=[k], exclude=exclude, reduction=reduction)[
-        f"recall@{k}"
-    ]
+    return _one_metric("recall@{k}", scores, target, k, exclude, reduction)
 
 
 def ndcg_at_k(
@@ -332,9 +356,7 @@ def ndcg_at_k(
     >>> round(ndcg_at_k([[0.9, 0.1, 0.5]], [2], k=3), 6)
     0.63093
     """
-    return ranking_metrics(scores, target, ks=[k], exclude=exclude, reduction=reduction)[
-        f"ndcg@{k}"
-    ]
+    return _one_metric("ndcg@{k}", scores, target, k, exclude, reduction)
 
 
 def mrr(
@@ -352,15 +374,8 @@ def mrr(
     >>> mrr([[0.9, 0.1, 0.5]], [2])
     0.5
     """
-    per_row = ranking_metrics(
-        scores, target, ks=[1 if k is None else k], exclude=exclude, reduction="none"
-    )["mrr"]
+    check_choice(reduction, "reduction", Reduction)
+    per_row = _one_metric("mrr", scores, target, 1 if k is None else k, exclude, "none")
     if k is not None:
         per_row = np.where(per_row >= 1.0 / k, per_row, 0.0)
-    if reduction == "none":
-        return per_row
-    if reduction == "sum":
-        return float(per_row.sum())
-    if per_row.shape[0] == 0:
-        raise CrossentError("scores has no rows: there is no user to average over")
-    return float(per_row.mean())
+    return _reduce_rows(per_row, reduction)
