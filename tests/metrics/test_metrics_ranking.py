@@ -150,3 +150,29 @@ def test_float32_scores_rank_like_float64() -> None:
     target = rng.integers(0, 20, size=8)
     single = ranking_metrics(scores, target, ks=[3, 10])
     assert single == ranking_metrics(scores.astype(np.float64), target, ks=[3, 10])
+
+
+def test_mrr_rejects_an_unknown_reduction() -> None:
+    scores = np.array([[0.9, 0.1, 0.5]])
+    with pytest.raises(CrossentError, match="reduction = 'avg' is not one of"):
+        mrr(scores, np.array([2]), reduction="avg")  # type: ignore[arg-type]
+
+
+def test_single_functions_reduce_the_brute_force_rows() -> None:
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 4, size=(20, 15)).astype(float)  # many ties
+    relevant = rng.uniform(size=(20, 15)) < 0.3
+    relevant[:, 0] = True  # every row has a relevant item
+    no_exclusion = np.zeros_like(relevant)
+    per_row = _brute_force(scores, relevant, no_exclusion, [4])
+    for reduction, reduce in (("none", lambda v: v), ("sum", np.sum), ("mean", np.mean)):
+        for name, function in (
+            ("hit@4", hit_rate_at_k),
+            ("recall@4", recall_at_k),
+            ("ndcg@4", ndcg_at_k),
+        ):
+            ours = function(scores, relevant, 4, reduction=reduction)
+            np.testing.assert_allclose(ours, reduce(per_row[name]), rtol=1e-12)
+        np.testing.assert_allclose(
+            mrr(scores, relevant, reduction=reduction), reduce(per_row["mrr"]), rtol=1e-12
+        )

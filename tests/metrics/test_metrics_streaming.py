@@ -166,3 +166,55 @@ def test_entropy_and_single_ranking_accumulators_equal_functions() -> None:
         for start in range(0, 30, 7):
             accumulator.update(scores[start : start + 7], target[start : start + 7])
         assert accumulator.result() == pytest.approx(function(), rel=1e-12)
+
+
+def test_streaming_module_keeps_every_public_name() -> None:
+    for name in (
+        "BrierScore", "Calibration", "Entropy", "HitRateAtK", "LogLoss", "Mrr", "NdcgAtK",
+        "NormalizedEntropy", "Perplexity", "RankingMetrics", "RecallAtK", "RocAuc",
+    ):
+        assert name in s.__all__
+        assert isinstance(getattr(s, name), type)
+    # the documented grid sizes (module docstrings)
+    assert (s.FINE_BINS, s.AUC_BINS, s.AUC_LOGIT_RANGE) == (16_384, 65_536, 28.0)
+
+
+@pytest.mark.parametrize("make", [s.LogLoss, s.NormalizedEntropy, s.Calibration])
+def test_a_batch_with_another_number_of_classes_is_an_error(make) -> None:  # type: ignore[no-untyped-def]
+    accumulator = make()
+    accumulator.update(np.array([0.2, 0.7]), np.array([0, 1]))
+    three_classes = np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
+    with pytest.raises(CrossentError, match="batch has 3 classes but earlier batches had 2"):
+        accumulator.update(three_classes, np.array([2, 0]))
+
+
+def test_merging_a_different_number_of_classes_is_an_error() -> None:
+    binary, three = s.Calibration(), s.Calibration()
+    binary.update(np.array([0.2, 0.7]), np.array([0, 1]))
+    three.update(np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]]), np.array([2, 0]))
+    with pytest.raises(CrossentError, match="different numbers of classes"):
+        binary.merge(three)
+
+
+def test_unvalidated_update_scores_valid_input_like_the_checked_one() -> None:
+    probs, target, weight = _binary(6, 400)
+    for make in (s.LogLoss, s.BrierScore, lambda: s.Calibration(bins=6), s.RocAuc):
+        checked, trusted = make(), make()
+        checked.update(probs, target, weight)
+        trusted.update(probs, target, weight, validate=False)
+        assert trusted.result() == checked.result()
+    loss = s.LogLoss()
+    loss.update(probs, target, weight, validate=False)
+    assert loss.result() == pytest.approx(sk_log_loss(target, probs, sample_weight=weight))
+
+
+def test_multiclass_calibration_ratio_streams_like_the_definition() -> None:
+    rng = np.random.default_rng(7)
+    probs = rng.dirichlet(np.ones(3), size=300)
+    target = rng.integers(0, 3, size=300)
+    weight = rng.uniform(0.1, 2, size=300)
+    accumulator = s.Calibration()
+    accumulator.update(probs[:120], target[:120], weight[:120])
+    accumulator.update(probs[120:], target[120:], weight[120:])
+    expected = weight @ probs / np.array([weight[target == c].sum() for c in range(3)])
+    np.testing.assert_allclose(accumulator.ratio(), expected, rtol=1e-12)

@@ -164,13 +164,8 @@ def reliability_curve(
 
 
 def expected_calibration_error(
-    probs: ArrayLike,
-    target: ArrayLike,
-    *,
-    bins: int = 15,
-    strategy: BinStrategy = "uniform",
-    sample_weight: ArrayLike | None = None,
-    labels: ArrayLike | None = None,
+    probs: ArrayLike, target: ArrayLike, *, bins: int = 15, strategy: BinStrategy = "uniform",
+    sample_weight: ArrayLike | None = None, labels: ArrayLike | None = None,
 ) -> float:
     """Expected calibration error: the weighted mean gap between confidence and frequency.
 

@@ -41,12 +41,8 @@ class Prepared:
 
 
 def prepare(
-    predictions: ArrayLike,
-    target: ArrayLike,
-    *,
-    labels: ArrayLike | None = None,
-    sample_weight: ArrayLike | None = None,
-    input_kind: InputKind = "probs",
+    predictions: ArrayLike, target: ArrayLike, *, labels: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None, input_kind: InputKind = "probs",
 ) -> Prepared:
     """Check predictions, target and weights once; the arithmetic after this trusts them."""
     check_choice(input_kind, "input_kind", InputKind)
@@ -169,12 +165,8 @@ def prior_entropy(prior: FloatArray) -> float:
 
 
 def normalized_entropy(
-    probs: ArrayLike,
-    target: ArrayLike,
-    *,
-    labels: ArrayLike | None = None,
-    sample_weight: ArrayLike | None = None,
-    input_kind: InputKind = "probs",
+    probs: ArrayLike, target: ArrayLike, *, labels: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None, input_kind: InputKind = "probs",
 ) -> float:
     """Normalized entropy: log loss divided by the entropy of the observed class prior.
 
@@ -214,12 +206,8 @@ def normalized_from(loss_nats: float, prior_entropy_nats: float) -> float:
 
 
 def perplexity(
-    probs: ArrayLike,
-    target: ArrayLike,
-    *,
-    labels: ArrayLike | None = None,
-    sample_weight: ArrayLike | None = None,
-    input_kind: InputKind = "probs",
+    probs: ArrayLike, target: ArrayLike, *, labels: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None, input_kind: InputKind = "probs",
 ) -> float:
     """Perplexity: ``exp`` of the log loss in nats (the effective number of equally likely choices).
 
@@ -271,12 +259,8 @@ def row_brier(prepared: Prepared) -> FloatArray:
 
 
 def brier_score(
-    probs: ArrayLike,
-    target: ArrayLike,
-    *,
-    labels: ArrayLike | None = None,
-    sample_weight: ArrayLike | None = None,
-    reduction: Reduction = "mean",
+    probs: ArrayLike, target: ArrayLike, *, labels: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None, reduction: Reduction = "mean",
 ) -> float | FloatArray:
     """Brier score: mean squared distance between predicted and one-hot observed outcome.
 

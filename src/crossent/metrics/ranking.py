@@ -88,16 +88,20 @@ def roc_auc(
     return auc_from_counts(positive, negative)
 
 
+def _check_shape(actual: Sequence[int], name: str, expected: tuple[int, int]) -> None:
+    """Raise unless an (n_users, n_items) argument has the shape of ``scores``."""
+    if tuple(actual) != expected:
+        raise CrossentError(f"{name} has shape {tuple(actual)}, expected {expected}")
+
+
 def _exclude_mask(exclude: ExcludeInput, shape: tuple[int, int]) -> NDArray[np.bool_] | None:
     if exclude is None:
         return None
     if hasattr(exclude, "tocsr") and hasattr(exclude, "toarray"):  # scipy.sparse
-        if tuple(exclude.shape) != shape:
-            raise CrossentError(f"exclude has shape {tuple(exclude.shape)}, expected {shape}")
+        _check_shape(exclude.shape, "exclude", shape)
         return np.asarray(exclude.toarray() != 0)
     if isinstance(exclude, np.ndarray) and exclude.ndim == 2:
-        if exclude.shape != shape:
-            raise CrossentError(f"exclude has shape {exclude.shape}, expected {shape}")
+        _check_shape(exclude.shape, "exclude", shape)
         if exclude.dtype.kind != "b":
             raise CrossentError(
                 f"exclude has dtype {exclude.dtype}; pass a boolean mask, a scipy.sparse "
@@ -123,8 +127,7 @@ def _relevance(target: ArrayLike, shape: tuple[int, int]) -> NDArray[Any]:
     """Integer (n_users,) item indices, or a boolean (n_users, n_items) relevance matrix."""
     target_array = np.asarray(target)
     if target_array.ndim == 2:
-        if target_array.shape != shape:
-            raise CrossentError(f"target has shape {target_array.shape}, expected {shape}")
+        _check_shape(target_array.shape, "target", shape)
         if target_array.dtype.kind != "b":
             if not np.isin(target_array, (0, 1)).all():
                 raise CrossentError("a 2-D target must be a boolean (or 0/1) relevance matrix")
@@ -227,9 +230,7 @@ def _single_target(
 
 
 def _relevance_matrix(
-    scores: FloatArray,
-    relevant: NDArray[np.bool_],
-    ks: Sequence[int],
+    scores: FloatArray, relevant: NDArray[np.bool_], ks: Sequence[int],
     excluded: NDArray[np.bool_] | None,
 ) -> dict[str, FloatArray]:
     n_items = scores.shape[1]
@@ -312,18 +313,14 @@ def hit_rate_at_k(
 ) -> float | FloatArray:
     """Share of rows with at least one relevant item among the top ``k`` scores.
 
-    >>> hit_rate_at_k([[0.9, 0.1, 0.5], [0.2, 0.3, 0.1]], [2, 1], k=1)
-    0.5
+    >>> hit_rate_at_k([[0.9, 0.1, 0.5], [0.2, 0.3, 0.1], [0.4, 0.6, 0.5]], [2, 1, 0], k=2)
+    0.6666666666666666
     """
     return _one_metric("hit@{k}", scores, target, k, exclude, reduction)
 
 
 def recall_at_k(
-    scores: ArrayLike,
-    target: ArrayLike,
-    k: int = 10,
-    *,
-    exclude: ExcludeInput = None,
+    scores: ArrayLike, target: ArrayLike, k: int = 10, *, exclude: ExcludeInput = None,
     reduction: Reduction = "mean",
 ) -> float | FloatArray:
     """Relevant items in the top ``k`` over all relevant items of the row, averaged over rows.
@@ -331,18 +328,14 @@ def recall_at_k(
     The denominator is the number of relevant items (not ``min(k, n_relevant)``); with one
     held-out item per row recall@k equals hit rate@k.
 
-    >>> recall_at_k([[0.9, 0.1, 0.5]], [[True, True, False]], k=1)
-    0.5
+    >>> recall_at_k([[0.9, 0.1, 0.5]], [[True, True, False]], k=1, reduction="none").tolist()
+    [0.5]
     """
     return _one_metric("recall@{k}", scores, target, k, exclude, reduction)
 
 
 def ndcg_at_k(
-    scores: ArrayLike,
-    target: ArrayLike,
-    k: int = 10,
-    *,
-    exclude: ExcludeInput = None,
+    scores: ArrayLike, target: ArrayLike, k: int = 10, *, exclude: ExcludeInput = None,
     reduction: Reduction = "mean",
 ) -> float | FloatArray:
     """Normalised discounted cumulative gain at ``k`` with binary relevance.
