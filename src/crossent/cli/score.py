@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -21,14 +20,22 @@ def _split(value: str | None) -> list[str]:
 
 def score(
     files: Annotated[
-        list[Path], typer.Argument(help="Prediction files: .csv, .tsv, .parquet or .jsonl.")
-    ],
+        list[str] | None,
+        typer.Argument(
+            help="Prediction files (.csv, .tsv, .jsonl, maybe .gz/.bz2/.zst/.lz4; .parquet), "
+            "folders or glob patterns; Hive partition folders (date=...) become columns."
+        ),
+    ] = None,
     target: Annotated[
         str | None, typer.Option(help="Column with the true label (guessed if unambiguous).")
     ] = None,
     prob: Annotated[str | None, typer.Option(help="Binary: column with P(y = 1).")] = None,
     probs: Annotated[
-        str | None, typer.Option(help="Multi-class: probability columns C1,C2,... in class order.")
+        str | None,
+        typer.Option(
+            help="Multi-class: probability columns C1,C2,... in class order; a target value "
+            "equal to a column's name is that class."
+        ),
     ] = None,
     logits: Annotated[
         str | None,
@@ -42,6 +49,15 @@ def score(
             "(default 0,1 or 0..C-1)."
         ),
     ] = None,
+    positive: Annotated[
+        str | None,
+        typer.Option(help="Binary: the target value of the positive class (e.g. yes, spam)."),
+    ] = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help="Also score each segment of this column (repeatable)."),
+    ] = None,
+    max_segments: Annotated[int, typer.Option(help="Most segments --by may create.")] = 1000,
     base: Annotated[
         str, typer.Option(help="Unit of the log loss: nats, bits or a number > 1.")
     ] = "nats",
@@ -51,77 +67,105 @@ def score(
     ] = False,
     plot: Annotated[
         Path | None,
-        typer.Option(help="Write a reliability diagram with a histogram to this PNG."),
+        typer.Option(help="Write a reliability diagram (one curve per top segment) to this PNG."),
     ] = None,
     skip_invalid: Annotated[
         bool,
         typer.Option(help="Skip bad rows (reported with their line numbers) instead of stopping."),
     ] = False,
+    ranking: Annotated[
+        Path | None,
+        typer.Option(help="Score a file of top-k recommendations (user, item[, rank|score])."),
+    ] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="With --ranking: held-out (user, item) rows.")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="With --ranking: the cut-off K.")] = 10,
+    user_column: Annotated[
+        str | None, typer.Option(help="With --ranking: the user column of both files.")
+    ] = None,
+    item_column: Annotated[
+        str | None, typer.Option(help="With --ranking: the item column of both files.")
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            help="Score on a Dask cluster, one task per file: a scheduler address "
+            "(tcp://host:8786) or 'local'. Needs crossent[dask]."
+        ),
+    ] = None,
 ) -> None:
     """Score predicted probabilities against true labels: log loss (nats or bits), normalized
-    entropy, perplexity, Brier, calibration (ECE, predicted/observed) and ROC AUC.
+    entropy, perplexity, Brier, calibration (ECE, predicted/observed) and ROC AUC, overall and
+    per --by segment; or, with --ranking, HR@K, Recall@K, NDCG@K and MRR of recommendations.
 
     Files of any size are read in blocks, in fixed memory. A bad row stops with its file, line
     and column (exit status 2) unless --skip-invalid is given.
     """
     from rich.console import Console
 
-    from crossent import io
-    from crossent.metrics.file_columns import guess_columns
-    from crossent.metrics.files import FileScorer
     from crossent.units import log_divisor
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     unit = cast(Base, base)  # log_divisor reads "nats", "bits" or a number given as text
     log_divisor(unit)
+    if ranking is not None or truth is not None:
+        _score_ranking(ranking, truth, k, user_column, item_column, json_output)
+        return
     if not files:
-        raise CrossentError("pass at least one prediction file")
-    available = io.read_columns(files[0])
-    columns, guesses = guess_columns(
-        available,
-        target=target,
-        prob=prob,
-        probs=_split(probs),
-        logits=_split(logits),
-        weight=weight,
-    )
+        raise CrossentError("pass at least one prediction file (or --ranking and --truth)")
+    options = {
+        "target": target,
+        "prob": prob,
+        "probs": _split(probs),
+        "logits": _split(logits),
+        "weight": weight,
+    }
+    settings = {
+        "labels": _split(labels) or None,
+        "positive": positive,
+        "by": tuple(by or ()),
+        "max_segments": max_segments,
+        "bins": bins,
+        "skip_invalid": skip_invalid,
+    }
+    result, name = _score_files(files, options, settings, unit, dask, console)
+    _render(result, name, plot, json_output, console)
+
+
+def _score_files(
+    files: list[str],
+    options: dict[str, Any],
+    settings: dict[str, Any],
+    unit: Base,
+    scheduler: str | None,
+    console: Any,
+) -> tuple[Any, str]:
+    from crossent import io
+    from crossent.metrics.file_columns import guess_columns
+    from crossent.metrics.files import FileScorer
+
+    sources = io.expand(files)
+    columns, guesses = guess_columns(io.source_columns(sources[0]), **options)
     for guess in guesses:
         console.print(f"[dim]{guess}[/]")
-    scorer = FileScorer(
-        columns, labels=_split(labels) or None, bins=bins, skip_invalid=skip_invalid
-    )
-    sizes = [path.stat().st_size if path.is_file() else 0 for path in files]
+    name = str(sources[0].path) if len(sources) == 1 else f"{len(sources)} files"
+    if scheduler is not None:
+        from crossent.metrics import dask as on_dask
+
+        with on_dask.connect(scheduler):
+            return on_dask.score_sources(sources, columns, settings, unit), name
+    scorer = FileScorer(columns, **settings)
+    sizes = [source.path.stat().st_size for source in sources]
     if sum(sizes) > PROGRESS_BYTES:
-        _score_with_progress(scorer, files, sizes, console)
+        _score_with_progress(scorer, sources, sizes, console)
     else:
-        for path in files:
-            scorer.add_file(path)
-    result = scorer.result(unit)
-    if plot is not None:
-        from crossent import report
-
-        name = files[0].name if len(files) == 1 else f"{len(files)} files"
-        figure = report.reliability_figure({name: result.curve}, title="Reliability")
-        report.save_figure(figure, plot)
-    if json_output:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-    else:
-        _print_table(result, files, Console(highlight=False))
-    for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
-    if result.unnormalised_rows:
-        console.print(
-            f"[yellow]warning:[/] {result.unnormalised_rows} rows have probabilities not "
-            f"summing to 1 (first: {result.first_unnormalised}); scored as given"
-        )
-    if result.skipped:
-        where = "; ".join(str(example) for example in result.skipped_examples)
-        console.print(f"[yellow]skipped {result.skipped} invalid rows[/] (first: {where})")
-    if plot is not None:
-        console.print(f"[dim]wrote {plot}[/]")
+        for source in sources:
+            scorer.add_file(source.path, partition=source.partition)
+    return scorer.result(unit), name
 
 
-def _score_with_progress(scorer, files, sizes, console) -> None:  # type: ignore[no-untyped-def]
+def _score_with_progress(scorer, sources, sizes, console) -> None:  # type: ignore[no-untyped-def]
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -142,55 +186,74 @@ def _score_with_progress(scorer, files, sizes, console) -> None:  # type: ignore
     ) as progress:
         task = progress.add_task("scoring", total=sum(sizes))
         done_before = 0
-        for path, size in zip(files, sizes, strict=True):
-            progress.update(task, description=f"scoring {path.name}")
-            offset = done_before
+        for source, size in zip(sources, sizes, strict=True):
+            progress.update(task, description=f"scoring {source.path.name}")
 
-            def advance(position: int, offset: int = offset) -> None:
+            def advance(position: int, offset: int = done_before) -> None:
                 progress.update(task, completed=offset + position)
 
-            scorer.add_file(path, advance)
+            scorer.add_file(source.path, advance, partition=source.partition)
             done_before += size
 
 
-def _fmt(value: float | None, digits: int = 6) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "undefined"
-    return f"{value:.{digits}g}"
+def _render(result: Any, name: str, plot: Path | None, json_output: bool, console: Any) -> None:
+    from rich.console import Console
 
+    from crossent.cli._score_tables import print_segments, print_table, segment_name
 
-def _print_table(result, files, console) -> None:  # type: ignore[no-untyped-def]
-    from rich.table import Table
+    if plot is not None:
+        from crossent import report
 
-    title = str(files[0]) if len(files) == 1 else f"{len(files)} files"
-    table = Table(title=title, show_header=True, header_style="bold")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column("", style="dim")
-    weight_note = f"total weight {result.weight:.6g}" if result.weight != result.rows else ""
-    table.add_row("rows scored", f"{result.rows:,}", weight_note)
-    if result.skipped:
-        table.add_row("rows skipped", f"{result.skipped:,}", "invalid (--skip-invalid)")
-    table.add_row(f"log loss ({result.unit})", _fmt(result.log_loss), "lower is better")
-    if result.unit != "nats":
-        table.add_row("log loss (nats)", _fmt(result.log_loss_nats), "")
-    if result.unit != "bits":
-        table.add_row("log loss (bits)", _fmt(result.log_loss_bits), "")
-    table.add_row("normalized entropy", _fmt(result.normalized_entropy), "< 1 beats the prior")
-    table.add_row(f"prior entropy ({result.unit})", _fmt(result.prior_entropy), "")
-    table.add_row("perplexity", _fmt(result.perplexity), "")
-    table.add_row("Brier score", _fmt(result.brier), "")
-    table.add_row(f"ECE ({result.bins} bins)", _fmt(result.ece), "0 is calibrated")
-    ratio = result.calibration_ratio
-    if isinstance(ratio, list):
-        ratio_text = ", ".join(_fmt(r, 4) for r in ratio)
+        curves = {name: result.curve}
+        for segment in result.segments[: report_segments()]:
+            curves[segment_name(result.by, segment.key)] = segment.curve
+        figure = report.reliability_figure(curves, title="Reliability")
+        report.save_figure(figure, plot)
+    if json_output:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        ratio_text = _fmt(ratio)
-    table.add_row("predicted / observed", ratio_text, "1 is calibrated")
-    if len(result.prior) == 2:
-        table.add_row("base rate", _fmt(result.prior[1]), "observed P(y = 1)")
-        auc_note = (
-            f"± {result.roc_auc_max_error:.1g} (histogram)" if result.roc_auc_max_error else ""
+        out = Console(highlight=False)
+        print_table(result, name, out)
+        if result.by:
+            print_segments(result, out)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if result.unnormalised_rows:
+        console.print(
+            f"[yellow]warning:[/] {result.unnormalised_rows} rows have probabilities not "
+            f"summing to 1 (first: {result.first_unnormalised}); scored as given"
         )
-        table.add_row("ROC AUC", _fmt(result.roc_auc), auc_note)
-    console.print(table)
+    if result.skipped:
+        where = "; ".join(str(example) for example in result.skipped_examples)
+        console.print(f"[yellow]skipped {result.skipped} invalid rows[/] (first: {where})")
+    if plot is not None:
+        console.print(f"[dim]wrote {plot}[/]")
+
+
+def report_segments() -> int:
+    """How many segments (the largest) get a curve on the --plot figure."""
+    return 6
+
+
+def _score_ranking(
+    ranking: Path | None,
+    truth: Path | None,
+    k: int,
+    user_column: str | None,
+    item_column: str | None,
+    json_output: bool,
+) -> None:
+    from rich.console import Console
+
+    from crossent.cli._score_tables import print_ranking
+    from crossent.metrics.ranking_files import score_ranking_file
+
+    if ranking is None or truth is None:
+        raise CrossentError("--ranking and --truth go together: pass both files")
+    result = score_ranking_file(
+        ranking, truth, k=k, user_column=user_column, item_column=item_column
+    )
+    if json_output:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_ranking(result, ranking, Console(highlight=False))

@@ -1,97 +1,51 @@
 """Score prediction files of any size: the library behind ``crossent score``.
 
 :class:`FileScorer` reads files with :mod:`crossent.io` block by block, checks every row, and
-feeds the valid rows to the streaming accumulators of :mod:`crossent.metrics.streaming`, so
-memory stays fixed. A bad row (missing or non-numeric value, probability outside [0, 1],
-non-finite logit, label not in the declared set, negative weight, unparseable line) stops
-scoring with a :class:`~crossent.errors.DataFileError` naming file, line and column, or, with
+feeds the valid rows to the streaming accumulators of :mod:`crossent.metrics.streaming` (and,
+with ``by``, to the per-segment sums of :mod:`crossent.metrics.segments`), so memory stays
+fixed. A bad row (missing or non-numeric value, probability outside [0, 1], non-finite logit,
+unknown label, negative weight, unparseable line) stops scoring with a
+:class:`~crossent.errors.DataFileError` naming file, line and column, or, with
 ``skip_invalid=True``, is skipped and counted; the result lists how many and where the first
-few were. Nothing is dropped silently.
+few were. Nothing is dropped silently. Two scorers of the same settings merge exactly
+(:meth:`FileScorer.merge`): that is how :mod:`crossent.metrics.dask` spreads the work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from crossent import io
-from crossent.errors import CrossentError, DataFileError
-from crossent.metrics.calibration import ReliabilityCurve
+from crossent.errors import DataFileError
 from crossent.metrics.file_columns import Columns
-from crossent.metrics.probabilistic import Prepared, normalized_from, probs_from_logits
+from crossent.metrics.file_labels import LabelMap, shown_value
+from crossent.metrics.file_result import ScoreResult, Skipped, Totals, build_result
+from crossent.metrics.probabilistic import Prepared, probs_from_logits
+from crossent.metrics.segments import DEFAULT_MAX_SEGMENTS, SegmentKeys, SegmentSums
 from crossent.metrics.streaming import BrierScore, Calibration, LogLoss, RocAuc
-from crossent.units import Base, log_divisor, unit_name
+from crossent.units import Base
 
 UNNORMALISED_TOLERANCE = 1e-4
 MAX_EXAMPLES = 5
+Problem = tuple[NDArray[np.bool_], str | None, Callable[[int], str]]
 
-
-@dataclass(frozen=True)
-class Skipped:
-    """A row that was left out, and why."""
-
-    path: str
-    line: int
-    message: str
-    column: str | None = None
-
-    def __str__(self) -> str:
-        return str(DataFileError(self.path, self.line, self.message, self.column))
-
-
-@dataclass
-class ScoreResult:
-    """Everything ``crossent score`` reports. Undefined metrics are ``None`` with a reason."""
-
-    rows: int
-    weight: float
-    skipped: int
-    skipped_examples: list[Skipped]
-    blank_lines: int
-    unit: str
-    log_loss: float
-    log_loss_nats: float
-    log_loss_bits: float
-    normalized_entropy: float | None
-    perplexity: float
-    brier: float
-    ece: float
-    bins: int
-    calibration_ratio: float | list[float] | None
-    roc_auc: float | None
-    roc_auc_max_error: float | None
-    prior: list[float]
-    prior_entropy: float
-    curve: ReliabilityCurve
-    unnormalised_rows: int = 0
-    first_unnormalised: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values (the reliability curve as lists)."""
-        out = {key: value for key, value in vars(self).items() if key != "curve"}
-        out["skipped_examples"] = [str(example) for example in self.skipped_examples]
-        out["reliability"] = {
-            "edges": self.curve.edges.tolist(),
-            "mean_predicted": [None if np.isnan(v) else v for v in self.curve.mean_predicted],
-            "observed": [None if np.isnan(v) else v for v in self.curve.observed],
-            "weight": self.curve.weight.tolist(),
-        }
-        return out
+__all__ = ["Columns", "FileScorer", "ScoreResult", "Skipped"]
 
 
 class FileScorer:
     """Accumulate metrics over prediction files, one block at a time.
 
     Args:
-        columns: which columns to read (see :func:`guess_columns`).
-        labels: the declared target values: ``[negative, positive]`` for binary, one per class
-            column otherwise. Default ``0, 1`` (binary) or ``0 .. C-1``.
+        columns: which columns to read (see :func:`~crossent.metrics.file_columns.guess_columns`).
+        labels: the declared target values, one per class (see
+            :class:`~crossent.metrics.file_labels.LabelMap`).
+        positive: binary files: the target value of the positive class.
+        by: columns whose values define segments, scored separately too.
+        max_segments: the most segments ``by`` may create.
         bins: uniform calibration bins.
         skip_invalid: skip bad rows (counted and reported) instead of stopping at the first.
     """
@@ -101,6 +55,9 @@ class FileScorer:
         columns: Columns,
         *,
         labels: Sequence[str] | None = None,
+        positive: str | None = None,
+        by: Sequence[str] = (),
+        max_segments: int = DEFAULT_MAX_SEGMENTS,
         bins: int = 15,
         skip_invalid: bool = False,
         block_bytes: int = io.DEFAULT_BLOCK_BYTES,
@@ -108,92 +65,77 @@ class FileScorer:
         self.columns = columns
         self.skip_invalid = skip_invalid
         self.block_bytes = block_bytes
-        n_classes = columns.n_classes
-        label_texts = (
-            [str(label).strip() for label in labels]
-            if labels
-            else [str(c) for c in range(n_classes)]
-        )
-        if len(label_texts) != n_classes:
-            raise CrossentError(
-                f"--labels has {len(label_texts)} values but there are {n_classes} classes"
-            )
-        if len(set(label_texts)) != n_classes:
-            raise CrossentError(f"--labels {','.join(label_texts)} has repeated values")
-        self.label_texts = label_texts
-        self.numeric_labels = all(io.is_number(text) for text in label_texts)
-        self.label_values = (
-            np.array([float(t) for t in label_texts]) if self.numeric_labels else None
+        self.labels = LabelMap(
+            columns.n_classes, labels=labels, positive=positive, class_names=columns.probs
         )
         input_kind = "logits" if columns.logits else "probs"
         self.input_kind = input_kind
-        self.loss = LogLoss(input_kind=input_kind)  # type: ignore[arg-type]
-        self.brier = BrierScore()
-        self.calibration = Calibration(bins=bins)
-        self.auc = RocAuc(input_kind=input_kind) if columns.binary else None  # type: ignore[arg-type]
-        self.rows = 0
-        self.skipped = 0
-        self.examples: list[Skipped] = []
-        self.blank_lines = 0
-        self.unnormalised = 0
-        self.first_unnormalised: str | None = None
+        self.totals = Totals(
+            LogLoss(input_kind=input_kind),  # type: ignore[arg-type]
+            BrierScore(),
+            Calibration(bins=bins),
+            RocAuc(input_kind=input_kind) if columns.binary else None,  # type: ignore[arg-type]
+        )
+        self.by = tuple(by)
+        self.segment_keys = SegmentKeys(self.by, max_segments) if self.by else None
+        self.segments = (
+            SegmentSums(columns.n_classes, input_kind, bins, columns.binary)  # type: ignore[arg-type]
+            if self.by
+            else None
+        )
 
-    def add_file(self, path: str | Path, progress: Callable[[int], None] | None = None) -> int:
+    @property
+    def rows(self) -> int:
+        return self.totals.rows
+
+    @property
+    def float_columns(self) -> list[str]:
+        names = list(self.columns.predictions)
+        if self.columns.weight:
+            names.append(self.columns.weight)
+        if self.labels.numeric:
+            names.append(self.columns.target)
+        return names
+
+    def add_file(
+        self,
+        path: str | Path,
+        progress: Callable[[int], None] | None = None,
+        partition: dict[str, object] | None = None,
+    ) -> int:
         """Score every row of ``path``; returns the number of rows scored from it.
 
-        ``progress`` is called with the file offset reached after each block.
+        ``progress`` is called with the file offset reached after each block; ``partition``
+        holds the Hive partition values of the file (columns usable in ``by``).
         """
-        float_columns = list(self.columns.predictions)
-        if self.columns.weight:
-            float_columns.append(self.columns.weight)
-        if self.numeric_labels:
-            float_columns.append(self.columns.target)
         before = self.rows
         for batch in io.read_batches(
-            path, self.columns.all, float_columns=float_columns, block_bytes=self.block_bytes
+            path,
+            [*self.columns.all, *(c for c in self.by if c not in self.columns.all)],
+            float_columns=self.float_columns,
+            block_bytes=self.block_bytes,
+            constants=partition,
         ):
-            self._add_batch(batch)
+            self.add_batch(batch)
             if progress is not None:
                 progress(batch.bytes_done)
         return self.rows - before
 
-    def _add_batch(self, batch: io.RowBatch) -> None:
-        n = len(batch)
-        self.blank_lines += batch.blank_lines
-        problems: list[tuple[NDArray[np.bool_], str | None, Callable[[int], str]]] = []
-        predictions = []
-        for name in self.columns.predictions:
-            column = io.float_column(batch.columns[name])
-            values = column.values
-            predictions.append(values)
-            problems += _value_problems(name, column, batch.columns[name])
-            parsed = ~column.missing & ~column.not_number
-            if self.input_kind == "probs":
-                outside = parsed & ~((values >= 0) & (values <= 1))
-                problems.append(
-                    (outside, name, _describe("probability {:g} is outside [0, 1]", values))
-                )
-            else:
-                not_finite = parsed & ~np.isfinite(values)
-                problems.append((not_finite, name, _describe("logit {:g} is not finite", values)))
-        target, target_problems = self._target(batch)
-        problems += target_problems
+    def add_batch(self, batch: io.RowBatch) -> None:
+        """Check and score one batch of rows."""
+        self.totals.blank_lines += batch.blank_lines
+        problems: list[Problem] = []
+        predictions = [self._prediction(batch, name, problems) for name in self.columns.predictions]
+        target = self._target(batch, problems)
         weight = None
         if self.columns.weight:
-            column = io.float_column(batch.columns[self.columns.weight])
+            name = self.columns.weight
+            column = io.float_column(batch.columns[name])
             weight = column.values
-            problems += _value_problems(
-                self.columns.weight, column, batch.columns[self.columns.weight]
-            )
-            bad = ~(np.isfinite(weight) & (weight >= 0)) & ~column.missing & ~column.not_number
-            problems.append(
-                (
-                    bad,
-                    self.columns.weight,
-                    _describe("weight {:g} is negative or not finite", weight),
-                )
-            )
-        invalid = np.zeros(n, dtype=bool)
+            problems += _value_problems(name, column, batch.columns[name])
+            bad = ~(np.isfinite(weight) & (weight >= 0)) & column.parsed
+            problems.append((bad, name, _describe("weight {:g} is negative or not finite", weight)))
+        invalid = np.zeros(len(batch), dtype=bool)
         for mask, _, _ in problems:
             invalid |= mask
         if batch.problems or invalid.any():
@@ -201,98 +143,105 @@ class FileScorer:
         keep = ~invalid
         if not keep.any():
             return
+        segment_ids = None if self.segment_keys is None else self.segment_keys.of(batch)
         scores = predictions[0] if self.columns.binary else np.stack(predictions, 1)
         lines = batch.lines
         if invalid.any():  # copies only when something is left out
             scores, target, lines = scores[keep], target[keep], lines[keep]
             weight = None if weight is None else weight[keep]
-        prepared = Prepared(scores, target, weight)
+            segment_ids = None if segment_ids is None else segment_ids[keep]
+        self._accumulate(Prepared(scores, target, weight), lines, batch, segment_ids)
+
+    def _accumulate(
+        self,
+        prepared: Prepared,
+        lines: NDArray[np.int64],
+        batch: io.RowBatch,
+        segment_ids: NDArray[np.int64] | None,
+    ) -> None:
+        totals = self.totals
         if self.input_kind == "probs" and not self.columns.binary:
-            self._count_unnormalised(scores, lines, batch)
-        self.loss.add_prepared(prepared)
+            self._count_unnormalised(prepared.scores, lines, batch)
+        totals.loss.add_prepared(prepared)
         probs = (
             prepared
             if self.input_kind == "probs"
-            else Prepared(probs_from_logits(scores), prepared.target, prepared.weight)
+            else Prepared(probs_from_logits(prepared.scores), prepared.target, prepared.weight)
         )
-        self.brier.add_prepared(probs)
-        self.calibration.add_prepared(probs)
-        if self.auc is not None:
-            self.auc.add_prepared(prepared)
-        self.rows += int(keep.sum())
+        totals.brier.add_prepared(probs)
+        totals.calibration.add_prepared(probs)
+        if totals.auc is not None:
+            totals.auc.add_prepared(prepared)
+        if self.segments is not None and self.segment_keys is not None and segment_ids is not None:
+            self.segments.add(segment_ids, len(self.segment_keys.keys), prepared, probs)
+        totals.rows += int(prepared.target.shape[0])
 
-    def _target(
-        self, batch: io.RowBatch
-    ) -> tuple[NDArray[np.int64], list[tuple[NDArray[np.bool_], str | None, Callable[[int], str]]]]:
-        name = self.columns.target
-        declared = ", ".join(self.label_texts)
-        if self.label_values is not None:
-            column = io.float_column(batch.columns[name])
-            problems = _value_problems(name, column, batch.columns[name])
-            index = np.zeros(len(batch), dtype=np.int64)
-            known = np.zeros(len(batch), dtype=bool)
-            for class_index, label in enumerate(self.label_values):
-                match = column.values == label
-                if class_index:
-                    index += class_index * match  # arithmetic, not a boolean-mask assignment
-                known |= match
-            unknown = ~known & ~column.missing & ~column.not_number
-            values = column.values
+    def _prediction(
+        self, batch: io.RowBatch, name: str, problems: list[Problem]
+    ) -> NDArray[np.float64]:
+        column = io.float_column(batch.columns[name])
+        values = column.values
+        problems += _value_problems(name, column, batch.columns[name])
+        if self.input_kind == "probs":
+            outside = column.parsed & ~((values >= 0) & (values <= 1))
             problems.append(
-                (
-                    unknown,
-                    name,
-                    lambda i: (
-                        f"label {values[i]:g} is not one of the declared labels {declared} "
-                        "(pass --labels to declare others)"
-                    ),
-                )
+                (outside, name, _describe("probability {:g} is outside [0, 1]", values))
             )
-            return index, problems
-        texts = io.text_values(batch.columns[name])
-        missing = np.array([t is None or not str(t).strip() for t in texts], dtype=bool)
-        lookup = {label: i for i, label in enumerate(self.label_texts)}
-        index = np.array([lookup.get(str(t).strip(), -1) for t in texts], dtype=np.int64)
-        unknown = (index < 0) & ~missing
-        return np.maximum(index, 0), [
-            (missing, name, lambda i: "missing value"),
+        else:
+            not_finite = column.parsed & ~np.isfinite(values)
+            problems.append((not_finite, name, _describe("logit {:g} is not finite", values)))
+        return values
+
+    def _target(self, batch: io.RowBatch, problems: list[Problem]) -> NDArray[np.int64]:
+        name = self.columns.target
+        labeled = self.labels.classes(batch.columns[name])
+        known = self.labels.describe()
+        if self.labels.positive is not None:
+            hint = " (pass --labels NEG,POS to declare both)"
+        elif self.columns.binary:
+            hint = " (pass --labels NEG,POS or --positive VALUE to declare others)"
+        else:
+            hint = " (pass --labels to declare others)"
+        problems.append((labeled.missing, name, lambda i: "missing value"))
+        problems.append(
             (
-                unknown,
+                labeled.unknown,
                 name,
-                lambda i: f"label {texts[i]!r} is not one of the declared labels {declared}",
-            ),
-        ]
+                lambda i: (
+                    f"label {shown_value(labeled, i)} is not one of the known labels {known}{hint}"
+                ),
+            )
+        )
+        return labeled.index
 
     def _report(
-        self,
-        batch: io.RowBatch,
-        problems: list[tuple[NDArray[np.bool_], str | None, Callable[[int], str]]],
-        invalid: NDArray[np.bool_],
+        self, batch: io.RowBatch, problems: list[Problem], invalid: NDArray[np.bool_]
     ) -> None:
         found: list[Skipped] = [
             Skipped(str(batch.path), p.line, p.message, p.column) for p in batch.problems
         ]
         for mask, column, describe in problems:
             rows = np.flatnonzero(mask)
-            limit = rows if self.skip_invalid else rows[:1]
-            for i in limit[: MAX_EXAMPLES if self.skip_invalid else 1]:
+            for i in rows[: MAX_EXAMPLES if self.skip_invalid else 1]:
                 found.append(
                     Skipped(str(batch.path), int(batch.lines[i]), describe(int(i)), column)
                 )
         found.sort(key=lambda s: s.line)
         if not self.skip_invalid:
             first = found[0]
-            message = first.message
             if batch.row_word == "row":
-                raise DataFileError(first.path, None, f"row {first.line}: {message}", first.column)
-            raise DataFileError(first.path, first.line, message, first.column)
-        self.skipped += int(invalid.sum()) + len(batch.problems)
-        seen = {(s.path, s.line) for s in self.examples}
+                where = f"{batch.where}, " if batch.where else ""
+                message = f"{where}row {first.line}: {first.message}"
+                raise DataFileError(first.path, None, message, first.column)
+            raise DataFileError(first.path, first.line, first.message, first.column)
+        self.totals.skipped += int(invalid.sum()) + len(batch.problems)
+        examples = self.totals.examples
+        seen = {(s.path, s.line) for s in examples}
         for example in found:
-            if len(self.examples) >= MAX_EXAMPLES:
+            if len(examples) >= MAX_EXAMPLES:
                 break
             if (example.path, example.line) not in seen:
-                self.examples.append(example)
+                examples.append(example)
                 seen.add((example.path, example.line))
 
     def _count_unnormalised(
@@ -300,78 +249,53 @@ class FileScorer:
     ) -> None:
         off = np.abs(probs.sum(axis=1) - 1) > UNNORMALISED_TOLERANCE
         if off.any():
-            self.unnormalised += int(off.sum())
-            if self.first_unnormalised is None:
+            self.totals.unnormalised += int(off.sum())
+            if self.totals.first_unnormalised is None:
                 i = int(np.argmax(off))
-                self.first_unnormalised = (
+                self.totals.first_unnormalised = (
                     f"{batch.path} {batch.row_word} {lines[i]}: probabilities sum to "
                     f"{probs[i].sum():.6g}"
                 )
 
+    def merge(self, other: FileScorer) -> FileScorer:
+        """Add ``other``'s rows (scored with the same settings) into this scorer; returns self."""
+        mine, theirs = self.totals, other.totals
+        self.labels.merge(other.labels)
+        mine.loss.merge(theirs.loss)
+        mine.brier.merge(theirs.brier)
+        mine.calibration.merge(theirs.calibration)
+        if mine.auc is not None and theirs.auc is not None:
+            mine.auc.merge(theirs.auc)
+        for name in ("rows", "skipped", "blank_lines", "unnormalised"):
+            setattr(mine, name, getattr(mine, name) + getattr(theirs, name))
+        mine.first_unnormalised = mine.first_unnormalised or theirs.first_unnormalised
+        mine.examples = (mine.examples + theirs.examples)[:MAX_EXAMPLES]
+        if self.segment_keys is not None and other.segment_keys is not None:
+            remap = self.segment_keys.merge(other.segment_keys)
+            if self.segments is not None and other.segments is not None:
+                self.segments.merge(other.segments, remap, len(self.segment_keys.keys))
+        return self
+
     def result(self, base: Base = "nats") -> ScoreResult:
-        """The metrics of everything scored so far, log loss in ``base``."""
-        if self.rows == 0:
-            skipped = f" ({self.skipped} invalid rows skipped)" if self.skipped else ""
-            raise CrossentError(f"no valid rows to score{skipped}")
-        if self.loss.weight_sum <= 0:
-            raise CrossentError("all weights are 0; nothing to score")
-        notes: list[str] = []
-        nats = self.loss.mean_loss_nats()
-        prior = (self.loss.class_weight / self.loss.class_weight.sum()).tolist()  # type: ignore[union-attr]
-        prior_h = self.loss.prior_entropy_nats()
-        try:
-            ne: float | None = normalized_from(nats, prior_h)
-        except CrossentError as error:
-            ne = None
-            notes.append(f"normalized entropy undefined: {error}")
-        auc = auc_error = None
-        if self.auc is not None:
-            try:
-                auc, auc_error = self.auc.result(), self.auc.max_error()
-            except CrossentError as error:
-                notes.append(f"ROC AUC undefined: {error}")
-        try:
-            ratio = self.calibration.ratio()
-            calibration_ratio: float | list[float] | None = (
-                ratio if isinstance(ratio, float) else [float(r) for r in ratio]
-            )
-        except CrossentError as error:
-            calibration_ratio = None
-            notes.append(f"calibration ratio undefined: {error}")
-        curve = self.calibration.curve()
-        return ScoreResult(
-            rows=self.rows,
-            weight=self.loss.weight_sum,
-            skipped=self.skipped,
-            skipped_examples=list(self.examples),
-            blank_lines=self.blank_lines,
-            unit=unit_name(base),
-            log_loss=nats / log_divisor(base),
-            log_loss_nats=nats,
-            log_loss_bits=nats / np.log(2.0),
-            normalized_entropy=ne,
-            perplexity=float(np.exp(nats)),
-            brier=self.brier.result(),
-            ece=curve.expected_calibration_error,
-            bins=self.calibration.bins,
-            calibration_ratio=calibration_ratio,
-            roc_auc=auc,
-            roc_auc_max_error=auc_error,
-            prior=prior,
-            prior_entropy=prior_h / log_divisor(base),
-            curve=curve,
-            unnormalised_rows=self.unnormalised,
-            first_unnormalised=self.first_unnormalised,
-            notes=notes,
-        )
+        """The metrics of everything scored so far, log loss in ``base``; segments by size."""
+        result = build_result(self.totals, base)
+        result.labels = self.labels.describe()
+        if self.segments is not None and self.segment_keys is not None:
+            keys = self.segment_keys.keys
+            found = [self.segments.result(i, key) for i, key in enumerate(keys)]
+            result.by = self.by
+            result.segments = sorted(found, key=lambda s: (-s.rows, s.key))
+        return result
 
 
-def _value_problems(
-    name: str, column: io.FloatColumn, raw: Any
-) -> list[tuple[NDArray[np.bool_], str | None, Callable[[int], str]]]:
+def _value_problems(name: str, column: io.FloatColumn, raw: object) -> list[Problem]:
     return [
         (column.missing, name, lambda i: "missing value"),
-        (column.not_number, name, lambda i: f"value {str(raw[i].as_py())!r} is not a number"),
+        (
+            column.not_number,
+            name,
+            lambda i: f"value {str(raw[i].as_py())!r} is not a number",  # type: ignore[index]
+        ),
     ]
 
 
