@@ -23,10 +23,10 @@ def segment_name(by: tuple[str, ...], key: tuple[str, ...]) -> str:
     return ", ".join(f"{column}={value}" for column, value in zip(by, key, strict=True))
 
 
-def _ratio_text(ratio: float | list[float] | None) -> str:
+def _ratio_text(ratio: float | list[float] | None, digits: int = 6) -> str:
     if isinstance(ratio, list):
-        return ", ".join(fmt(r, 4) for r in ratio)
-    return fmt(ratio)
+        return ", ".join(fmt(r, min(digits, 4)) for r in ratio)
+    return fmt(ratio, digits)
 
 
 def print_table(result: Any, title: str, console: Console) -> None:
@@ -61,26 +61,28 @@ def print_table(result: Any, title: str, console: Console) -> None:
 
 def print_segments(result: Any, console: Console) -> None:
     shown = result.segments[:TABLE_SEGMENTS]
-    title = f"Per segment (--by {', '.join(result.by)}), largest first"
-    table = Table(title=title, show_header=True, header_style="bold")
-    for name in ("segment", "rows", "base rate", "log loss (nats)", "log loss (bits)", "NE"):
-        table.add_column(name, justify="left" if name == "segment" else "right")
-    for name in (f"ECE ({result.bins} bins)", "pred / obs", "AUC"):
+    table = Table(title="Per segment, largest first", show_header=True, header_style="bold")
+    for name in result.by:
+        table.add_column(name, overflow="fold")
+    for name in ("rows", "base rate", "nats", "bits", "NE", "ECE", "p/o", "AUC"):
         table.add_column(name, justify="right")
     for segment in shown:
         table.add_row(
-            segment_name(result.by, segment.key),
+            *segment.key,
             f"{segment.rows:,}",
             fmt(segment.base_rate, 4),
-            fmt(segment.log_loss_nats),
-            fmt(segment.log_loss_bits),
+            fmt(segment.log_loss_nats, 4),
+            fmt(segment.log_loss_bits, 4),
             fmt(segment.normalized_entropy, 4),
-            fmt(segment.ece, 4),
-            _ratio_text(segment.calibration_ratio),
+            fmt(segment.ece, 3),
+            _ratio_text(segment.calibration_ratio, 3),
             fmt(segment.roc_auc, 4),
         )
     more = len(result.segments) - len(shown)
-    notes = ["NE: log loss over the entropy of the segment's own base rate"]
+    notes = [
+        "nats, bits: log loss; NE: over the entropy of the segment's base rate; "
+        f"ECE: {result.bins} bins; p/o: predicted / observed"
+    ]
     if more > 0:
         notes.append(f"{more:,} smaller segments not shown: --json lists every segment")
     table.caption = "; ".join(notes)

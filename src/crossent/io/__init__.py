@@ -17,7 +17,15 @@ from crossent.io.formats import (
     read_columns,
     require_file,
 )
-from crossent.io.reader import DEFAULT_BLOCK_BYTES, check_columns, read_batches, read_table
+from crossent.io.reader import (
+    DEFAULT_BLOCK_BYTES,
+    Table,
+    TextOptions,
+    check_columns,
+    columns_of,
+    read_batches,
+    read_table,
+)
 from crossent.io.values import (
     MISSING_TEXTS,
     FloatColumn,
@@ -35,7 +43,10 @@ __all__ = [
     "RowBatch",
     "RowProblem",
     "Source",
+    "Table",
+    "TextOptions",
     "check_columns",
+    "columns_of",
     "compression",
     "expand",
     "file_format",

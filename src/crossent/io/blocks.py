@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import pyarrow.json as pa_json
 from numpy.typing import NDArray
 
 from crossent.errors import DataFileError
-from crossent.io.formats import FileFormat, delimiter, open_text
+from crossent.io.formats import FileFormat, open_text
 from crossent.io.values import ARROW_NULL_VALUES
 
 
@@ -109,13 +109,20 @@ def _line_starts(block: bytes) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
 
 @dataclass(frozen=True)
 class TextLayout:
-    """What a block parser needs to know about the file."""
+    """What a block parser needs to know about the file.
+
+    ``types`` are parsed as given (float64, int64, ...); a block where one does not parse is
+    read again with those columns as text, so that the caller can name the bad value.
+    ``separator`` may be several characters (MovieLens ``::``): it is replaced by a tab in each
+    block before parsing, which keeps line numbers.
+    """
 
     path: Path
     kind: FileFormat
     available: Sequence[str]
     columns: Sequence[str]
-    float_columns: Sequence[str]
+    types: Mapping[str, pa.DataType]
+    separator: str
 
 
 def text_batch(layout: TextLayout, block: bytes, first_line: int, offset: int) -> RowBatch:
@@ -172,12 +179,16 @@ def _parse_csv_block(
         invalid_texts.append(row.text)
         return "skip"
 
+    separator = layout.separator
+    if len(separator) > 1:
+        block, separator = block.replace(separator.encode(), b"\t"), "\t"
+
     def parse(types: dict[str, pa.DataType]) -> pa.Table:
         return pa_csv.read_csv(
             io.BytesIO(block),
             read_options=pa_csv.ReadOptions(column_names=list(layout.available)),
             parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter(layout.kind),
+                delimiter=separator,
                 ignore_empty_lines=True,
                 invalid_row_handler=on_invalid_row,
             ),
@@ -190,23 +201,26 @@ def _parse_csv_block(
         )
 
     try:
-        table = parse({name: pa.float64() for name in layout.float_columns})
-    except pa.ArrowInvalid:  # a non-number somewhere: text, so that it can be named
+        table = parse(dict(layout.types))
+    except pa.ArrowInvalid:  # a value of the wrong type somewhere: text, so it can be named
         invalid_texts.clear()
         try:
-            table = parse({name: pa.string() for name in layout.float_columns})
+            table = parse({name: pa.string() for name in layout.types})
         except pa.ArrowInvalid as error:
             raise DataFileError(str(layout.path), int(line_numbers[0]), str(error)) from None
     problems: list[RowProblem] = []
     if invalid_texts:
         if starts is None:
             starts, _ = _line_starts(block)
-        problems = _locate_invalid(layout, block, starts, line_numbers, blank, invalid_texts)
+        problems = _locate_invalid(
+            layout, separator, block, starts, line_numbers, blank, invalid_texts
+        )
     return table, problems
 
 
 def _locate_invalid(
     layout: TextLayout,
+    separator: str,
     block: bytes,
     starts: NDArray[np.int64],
     line_numbers: NDArray[np.int64],
@@ -226,7 +240,7 @@ def _locate_invalid(
         wanted = text.rstrip("\r\n")
         for number, line_text in candidates:
             if line_text == wanted:
-                fields = len(wanted.split(delimiter(layout.kind)))
+                fields = len(wanted.split(separator))
                 message = f"the line has {fields} fields, expected {expected}: {wanted!r}"
                 problems.append(RowProblem(number, message))
                 break
@@ -237,9 +251,7 @@ def _parse_json_block(
     layout: TextLayout, block: bytes, line_numbers: NDArray[np.int64]
 ) -> tuple[pa.Table, list[RowProblem]]:
     columns = layout.columns
-    schema = pa.schema(
-        [(name, pa.float64() if name in layout.float_columns else pa.string()) for name in columns]
-    )
+    schema = pa.schema([(name, layout.types.get(name, pa.string())) for name in columns])
     try:
         table = pa_json.read_json(
             io.BytesIO(block),

@@ -2,8 +2,8 @@
 
 Nothing here downloads: the real data sets are the files scikit-learn ships inside its wheel
 (``sklearn.datasets.load_digits``, ``load_breast_cancer``, ``load_wine``), the synthetic one is
-generated, and a CSV is read with the standard library so every bad value is reported with its
-file, line and column.
+generated, and a CSV is read by :mod:`crossent.io` so every bad value is reported with its file,
+line and column.
 
 **Minority classes.** Classes ordered by size (ties by class index), the smaller half:
 ``max(1, C // 2)`` classes. Two-class data: the smaller class; wine: the smallest of three;
@@ -15,14 +15,17 @@ is the mean recall over these classes.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from crossent import io
 from crossent.errors import CrossentError, DataFileError
+from crossent.io import tables
 
 DATASETS = ("digits", "breast_cancer", "wine", "synthetic")
 MIN_KEPT_PER_CLASS = 5
@@ -218,54 +221,47 @@ def load_csv(
 ) -> LabData:
     """A CSV with a header row: every column but ``target`` is a numeric feature.
 
-    The target may hold any labels (strings or numbers); classes are its distinct values, sorted
-    (numerically when all are numbers).
+    Read by :mod:`crossent.io` (the project's one reader: blocks, line numbers, one rule for
+    missing values). The target may hold any labels (strings or numbers); classes are its
+    distinct values, sorted (numerically when all are numbers).
 
     Raises:
         CrossentError: the file is missing or empty, ``target`` is not a column, a feature value is
-            missing or not a number (naming file, line and column), a row has the wrong number of
-            fields, the target has fewer than two classes, or a class has fewer than 3 rows (one
-            each for train, validation and test).
+            missing, not a number or not finite (naming file, line and column; the first such
+            line), a row has the wrong number of fields, the target has fewer than two classes,
+            or a class has fewer than 3 rows (one each for train, validation and test).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CrossentError(f"data = {str(path)!r}: no such file")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or not any(cell.strip() for cell in header):
-            raise DataFileError(str(path), 1, "empty file: expected a header row")
-        header = [cell.strip() for cell in header]
-        if target not in header:
-            raise DataFileError(
-                str(path), 1, f"target column {target!r} not found; columns: {', '.join(header)}"
-            )
-        if len(header) < 2:
-            raise DataFileError(str(path), 1, "no feature columns besides the target")
-        target_at = header.index(target)
-        feature_names = [name for i, name in enumerate(header) if i != target_at]
-        rows: list[list[float]] = []
-        raw_labels: list[str] = []
-        for line_number, record in enumerate(reader, start=2):
-            if not record or all(not cell.strip() for cell in record):
-                continue  # blank lines
-            if len(record) != len(header):
-                raise DataFileError(
-                    str(path), line_number, f"{len(record)} fields, the header has {len(header)}"
-                )
-            label = record[target_at].strip()
-            if not label:
-                raise DataFileError(str(path), line_number, "missing target value", column=target)
-            raw_labels.append(label)
-            values = []
-            for i, cell in enumerate(record):
-                if i == target_at:
-                    continue
-                values.append(_parse_number(cell, str(path), line_number, header[i]))
-            rows.append(values)
-    if not rows:
+    path = io.require_file(path)
+    text = io.TextOptions("\t" if io.file_format(path) == "tsv" else ",")
+    header = io.columns_of(path, text)
+    if not any(header):
+        raise DataFileError(str(path), 1, "empty file: expected a header row")
+    if target not in header:
+        raise DataFileError(
+            str(path), 1, f"target column {target!r} not found; columns: {', '.join(header)}"
+        )
+    if len(header) < 2:
+        raise DataFileError(str(path), 1, "no feature columns besides the target")
+    feature_names = [name for name in header if name != target]
+    table = io.read_table(path, header, float_columns=feature_names, text=text)
+    tables.check_lines(table)
+    if table.lines.shape[0] == 0:
         raise DataFileError(str(path), 2, "no data rows after the header")
-    class_names = _sorted_labels(set(raw_labels))
+    found: list[DataFileError] = []
+    features = []
+    for name in feature_names:
+        try:
+            features.append(tables.numbers(table, name))
+        except DataFileError as error:
+            found.append(error)
+    try:
+        raw_labels = pc.dictionary_encode(tables.ids(table, target).cast(pa.string()))
+    except DataFileError as error:
+        found.append(error)
+    if found:
+        raise min(found, key=lambda error: error.line or 0)
+    entries = [str(entry) for entry in raw_labels.dictionary.to_pylist()]
+    class_names = _sorted_labels(set(entries))
     if len(class_names) < 2:
         raise DataFileError(
             str(path),
@@ -273,8 +269,9 @@ def load_csv(
             f"target has a single class ({class_names[0]!r}); classification needs at least two",
             column=target,
         )
-    index = {name: i for i, name in enumerate(class_names)}
-    labels = np.array([index[label] for label in raw_labels], dtype=np.int64)
+    position = {name: i for i, name in enumerate(class_names)}
+    codes = np.array([position[entry] for entry in entries], dtype=np.int64)
+    labels = codes[np.asarray(raw_labels.indices, dtype=np.int64)]
     counts = np.bincount(labels, minlength=len(class_names))
     for c, count in enumerate(counts):
         if count < 3:
@@ -287,25 +284,12 @@ def load_csv(
             )
     data = LabData(
         name=path.name,
-        features=np.array(rows, dtype=np.float64),
+        features=np.stack(features, axis=1).astype(np.float64),
         labels=labels,
         class_names=tuple(class_names),
         feature_names=tuple(feature_names),
     )
     return data if imbalance is None else make_imbalanced(data, imbalance, data_seed=data_seed)
-
-
-def _parse_number(cell: str, path: str, line: int, column: str) -> float:
-    text = cell.strip()
-    if not text:
-        raise DataFileError(path, line, "missing value", column=column)
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataFileError(path, line, f"value {text!r} is not a number", column=column) from None
-    if not math.isfinite(value):
-        raise DataFileError(path, line, f"value {text!r} is not finite", column=column)
-    return value
 
 
 def _sorted_labels(labels: set[str]) -> list[str]:

@@ -1,127 +1,86 @@
-"""Vectorised parsing of delimited interaction files, with line-accurate error messages.
+"""Delimited interaction files through :mod:`crossent.io`, checked column by column.
 
-pyarrow reads the file in one vectorised pass; only when that fails (or yields a missing or
-non-finite value) does :func:`locate_bad_line` scan line by line, to name the first bad line
-and column in a :class:`~crossent.errors.DataFileError`.
+:func:`read_delimited` reads the file with the project's one reader (pyarrow, in blocks,
+keeping line numbers, one rule for missing values) and checks each column by its
+:data:`Kind`; the first bad value raises a :class:`~crossent.errors.DataFileError` naming
+file, line and column.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
+from crossent import io
 from crossent.errors import DataFileError
+from crossent.io import tables
 from crossent.recsys.data import Interactions, contiguous_ids
 
-#: How a column is parsed: "int" / "float" (typed, checked), "id" (text), "time" (inferred).
-Kind = Literal["int", "float", "id", "time"]
+#: How a column is parsed: "int" / "float" (typed, checked), "token" (an id kept as text),
+#: "id" (integers when every value is one, else text), "time" (numbers, or dates /
+#: date-times as pyarrow infers them).
+Kind = Literal["int", "float", "token", "id", "time"]
 
-_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "id": pa.string()}
-
-
-def split_fields(text_lines: Iterator[str], delimiter: str) -> Iterator[list[str]]:
-    """Fields of each line: CSV quoting rules for one-character delimiters, else a plain split."""
-    if len(delimiter) == 1:
-        yield from csv.reader(text_lines, delimiter=delimiter)
-    else:
-        for line in text_lines:
-            yield line.rstrip("\r\n").split(delimiter)
-
-
-def _field_problem(value: str, kind: Kind) -> str | None:
-    text = value.strip()
-    if text == "" or text.lower() in ("nan", "na", "null", "n/a", "none"):
-        return f"missing value {value!r}"
-    if kind == "int":
-        try:
-            int(text)
-        except ValueError:
-            return f"{value!r} is not an integer"
-    elif kind == "float":
-        try:
-            number = float(text)
-        except ValueError:
-            return f"{value!r} is not a number"
-        if not np.isfinite(number):
-            return f"{value!r} is not a finite number"
-    return None
-
-
-def locate_bad_line(
-    path: Path, delimiter: str, skip: int, names: list[str], kinds: dict[str, Kind]
-) -> DataFileError | None:
-    """Scan ``path`` line by line and describe its first malformed line (slow path)."""
-    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        lines = (line for line in handle)
-        line_number = 0
-        for line_number, fields in enumerate(split_fields(lines, delimiter), start=1):
-            if line_number <= skip or not fields or fields == [""]:
-                continue
-            if len(fields) != len(names):
-                return DataFileError(
-                    str(path),
-                    line_number,
-                    f"expected {len(names)} fields separated by {delimiter!r}, got {len(fields)}",
-                )
-            for name, value in zip(names, fields, strict=True):
-                problem = _field_problem(value, kinds[name]) if name in kinds else None
-                if problem is not None:
-                    return DataFileError(str(path), line_number, problem, column=name)
-    return None
+_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "token": pa.string()}
 
 
 def read_delimited(
     path: Path,
     *,
     delimiter: str,
-    names: list[str],
+    names: list[str] | None,
     skip: int,
     kinds: dict[str, Kind],
 ) -> pa.Table:
-    """Read the ``kinds`` columns of a delimited text file with pyarrow; bad lines raise."""
-    if len(delimiter) == 1:
-        source: str | io.BytesIO = str(path)
-        parse_delimiter = delimiter
-    else:  # pyarrow takes one-byte delimiters; "::" -> "\t" keeps line numbers unchanged
-        source = io.BytesIO(path.read_bytes().replace(delimiter.encode(), b"\t"))
-        parse_delimiter = "\t"
-    column_types = {name: _ARROW_TYPES[kind] for name, kind in kinds.items() if kind != "time"}
-    try:
-        table = pacsv.read_csv(
-            source,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip),
-            parse_options=pacsv.ParseOptions(delimiter=parse_delimiter),
-            convert_options=pacsv.ConvertOptions(
-                column_types=column_types, include_columns=list(kinds)
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        located = locate_bad_line(path, delimiter, skip, names, kinds)
-        raise located or DataFileError(str(path), None, str(error)) from None
+    """The ``kinds`` columns of a delimited text file, checked; bad lines raise.
+
+    ``names``: the column names (None: from the header line); ``skip``: 1 when the first
+    line is a header.
+    """
+    text = io.TextOptions(delimiter, names=names, header=skip > 0)
+    types = {name: _ARROW_TYPES[kind] for name, kind in kinds.items() if kind in _ARROW_TYPES}
+    table = io.read_table(path, list(kinds), types=types, text=text)
+    tables.check_lines(table)
+    checked: dict[str, pa.Array] = {}
     for name, kind in kinds.items():
-        column = table.column(name)
-        bad = column.null_count > 0
-        if kind == "float" and not bad:
-            bad = not bool(np.isfinite(column.to_numpy()).all())
-        if bad:
-            located = locate_bad_line(path, delimiter, skip, names, kinds)
-            raise located or DataFileError(str(path), None, "missing value", column=name)
-    return table
+        if kind == "int":
+            checked[name] = pa.array(tables.numbers(table, name, integer=True))
+        elif kind == "float":
+            checked[name] = pa.array(tables.numbers(table, name))
+        elif kind in ("id", "token"):
+            checked[name] = tables.ids(table, name)
+        else:
+            checked[name] = _time_column(table, name)
+    return pa.table(checked)
 
 
-def _arrow_ids(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def _time_column(table: io.Table, name: str) -> pa.Array:
+    array = table.columns[name].combine_chunks()
+    if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
+        if array.null_count:
+            raise DataFileError(
+                str(table.path),
+                int(table.lines[int(np.argmax(np.asarray(array.is_null())))]),
+                "missing value",
+                name,
+            )
+        return array
+    if pa.types.is_integer(array.type) and array.null_count == 0:
+        return array
+    return pa.array(tables.numbers(table, name))
+
+
+def _arrow_ids(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Contiguous ids (ascending original id) of an id column, without a Python loop."""
     if pa.types.is_integer(column.type):
-        return contiguous_ids(column.to_numpy())
-    encoded = pc.dictionary_encode(column).combine_chunks()
+        return contiguous_ids(np.asarray(column))
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
     values = encoded.dictionary.to_numpy(zero_copy_only=False)
     if values.dtype == object:
         values = values.astype(str)
@@ -131,14 +90,14 @@ def _arrow_ids(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return rank[encoded.indices.to_numpy()], values[order]
 
 
-def _timestamps(path: Path, name: str, column: pa.ChunkedArray) -> np.ndarray:
+def _timestamps(path: Path, name: str, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if pa.types.is_timestamp(column.type):  # -> float seconds since 1970 (UTC), any unit
         per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[column.type.unit]
-        return column.cast(pa.int64()).to_numpy() / per_second
+        return np.asarray(column.cast(pa.int64())) / per_second
     if pa.types.is_date(column.type):
-        return column.cast(pa.date32()).cast(pa.int32()).to_numpy().astype(np.int64) * 86400
+        return np.asarray(column.cast(pa.date32()).cast(pa.int32())).astype(np.int64) * 86400
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        return column.to_numpy()
+        return np.asarray(column)
     raise DataFileError(
         str(path), None, f"timestamps must be numbers or dates, got {column.type}", column=name
     )
@@ -156,7 +115,7 @@ def build_interactions(path: Path, table: pa.Table, columns: dict[str, str | Non
     extras: dict[str, np.ndarray | None] = {}
     for role in ("rating", "watch_time"):
         name = columns.get(role)
-        extras[role] = None if name is None else table.column(name).to_numpy()
+        extras[role] = None if name is None else np.asarray(table.column(name))
     return Interactions(
         user=user,
         item=item,

@@ -17,14 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crossent import io
 from crossent.errors import CrossentError, DataFileError
-from crossent.recsys._parsing import (
-    Kind,
-    build_interactions,
-    locate_bad_line,
-    read_delimited,
-    split_fields,
-)
+from crossent.io.columns import ROLE_NAMES
+from crossent.recsys._parsing import Kind, build_interactions, read_delimited
 from crossent.recsys.data import Interactions
 
 Format = Literal["auto", "movielens", "recbole", "csv", "parquet"]
@@ -32,20 +28,16 @@ Format = Literal["auto", "movielens", "recbole", "csv", "parquet"]
 _ML_NAMES = ("user", "item", "rating", "timestamp")
 _ML_KINDS: dict[str, Kind] = {"user": "int", "item": "int", "rating": "float", "timestamp": "int"}
 
-#: Column names tried, in order, when a generic table's columns are not given.
+#: Column names tried (ignoring case) when a generic table's columns are not given.
 GUESSES: dict[str, tuple[str, ...]] = {
-    "user": ("user", "user_id", "userId", "uid", "UserID"),
-    "item": ("item", "item_id", "itemId", "movieId", "video", "video_id", "MovieID", "iid"),
-    "timestamp": ("timestamp", "time", "ts", "Timestamp", "datetime"),
-    "rating": ("rating", "Rating", "score"),
-    "watch_time": ("watch_time", "watchTime", "duration", "play_time"),
+    role: ROLE_NAMES[role] for role in ("user", "item", "timestamp", "rating", "watch_time")
 }
 
 
 def _require_file(path: str | Path) -> Path:
     resolved = Path(path)
     if not resolved.exists():
-        raise CrossentError(f"path {str(resolved)!r} does not exist")
+        raise io.missing_file(resolved)
     return resolved
 
 
@@ -146,7 +138,7 @@ def load_recbole(
         if column is None:
             continue
         if role in ("user", "item"):
-            kinds[column] = "id"
+            kinds[column] = "token"
         elif types[column] != "float":
             raise DataFileError(
                 str(resolved),
@@ -160,18 +152,26 @@ def load_recbole(
     return build_interactions(resolved, table, columns)
 
 
-def _pick(role: str, given: str | None, available: list[str], required: bool) -> str | None:
+def _pick(
+    path: Path, role: str, given: str | None, available: list[str], required: bool
+) -> str | None:
     if given is not None:
         return given
-    for candidate in GUESSES[role]:
-        if candidate in available:
-            return candidate
-    if required:
+    found = io.pick_column(
+        role, GUESSES[role], available, how_to_choose="rename the others, or name the columns"
+    )
+    if found is None and required:
+        if all(io.is_number(name) for name in available):
+            raise CrossentError(
+                f"{path}: the first line {' '.join(available)!r} looks like data, not column "
+                "names; for a MovieLens ratings file without a header (user, item, rating, "
+                "timestamp) pass --format movielens"
+            )
         raise CrossentError(
-            f"no {role} column given and none of {list(GUESSES[role])} is present; "
-            f"columns are {available} (pass {role}=NAME)"
+            f"{path}: no {role} column given and none of {', '.join(GUESSES[role])} is present; "
+            f"columns are {available} (rename one; for MovieLens files pass --format movielens)"
         )
-    return None
+    return found
 
 
 def load_table(
@@ -185,28 +185,25 @@ def load_table(
     delimiter: str | None = None,
     parquet: bool | None = None,
 ) -> Interactions:
-    """Load a CSV/TSV (with a header row) or Parquet file with named columns.
+    """Load a CSV/TSV (with a header row; maybe compressed) or Parquet file with named columns.
 
     Column names not given are guessed from :data:`GUESSES` (``user_id``, ``item_id``,
-    ``timestamp``, ...); user and item are required, the rest optional (no timestamp: row order
-    is time order). Ids may be integers or strings; timestamps numbers, or dates / date-times
-    (converted to seconds since 1970, UTC).
-    ``delimiter`` defaults to tab for ``.tsv`` and comma otherwise; ``parquet`` defaults to
-    whether the name ends in ``.parquet`` / ``.pq``.
+    ``timestamp``, ..., ignoring case; two candidates for one role are an error); user and
+    item are required, the rest optional (no timestamp: row order is time order). Ids may be
+    integers or strings; timestamps numbers, or dates / date-times (converted to seconds since
+    1970, UTC). ``delimiter`` defaults to tab for ``.tsv`` and comma otherwise; ``parquet``
+    defaults to whether the name ends in ``.parquet`` / ``.pq``.
 
     Raises:
         CrossentError: a named column is missing (the message lists the file's columns).
         DataFileError: a malformed line or missing value (file, line or row, column named).
     """
     resolved = _require_file(path)
+    name = resolved.with_suffix("") if io.compression(resolved) else resolved
     if parquet is None:
-        parquet = resolved.suffix.lower() in (".parquet", ".pq")
-    delimiter = delimiter or ("\t" if resolved.suffix.lower() == ".tsv" else ",")
-    if parquet:
-        available = list(pq.read_schema(resolved).names)
-    else:
-        with open(resolved, encoding="utf-8", errors="replace", newline="") as handle:
-            available = next(split_fields(iter([handle.readline()]), delimiter), [])
+        parquet = name.suffix.lower() in (".parquet", ".pq")
+    text = io.TextOptions(delimiter or ("\t" if name.suffix.lower() in (".tsv", ".tab") else ","))
+    available = list(pq.read_schema(resolved).names) if parquet else io.columns_of(resolved, text)
     given = {
         "user": user,
         "item": item,
@@ -215,8 +212,8 @@ def load_table(
         "watch_time": watch_time,
     }
     columns: dict[str, str | None] = {}
-    for role, name in given.items():
-        picked = _pick(role, name, available, required=role in ("user", "item"))
+    for role, column in given.items():
+        picked = _pick(resolved, role, column, available, required=role in ("user", "item"))
         if picked is not None and picked not in available:
             raise CrossentError(
                 f"{role} column {picked!r} is not in {str(resolved)!r}; columns are {available}"
@@ -231,19 +228,7 @@ def load_table(
         table = pq.read_table(resolved, columns=list(kinds))
         _check_parquet(resolved, table, kinds)
         return build_interactions(resolved, table, columns)
-    # ids and times: let pyarrow infer the type (integers, strings, dates)
-    inferred: dict[str, Kind] = {
-        name: "time" if kind == "id" else kind for name, kind in kinds.items()
-    }
-    table = read_delimited(resolved, delimiter=delimiter, names=available, skip=1, kinds=inferred)
-    time_name = columns["timestamp"]
-    if time_name is not None and pa.types.is_string(table.column(time_name).type):
-        # a non-numeric entry made pyarrow read the times as text: name the first one
-        located = locate_bad_line(
-            resolved, delimiter, 1, available, {**inferred, time_name: "float"}
-        )
-        if located is not None:
-            raise located
+    table = read_delimited(resolved, delimiter=text.separator, names=None, skip=1, kinds=kinds)
     return build_interactions(resolved, table, columns)
 
 
