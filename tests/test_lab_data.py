@@ -75,9 +75,7 @@ def test_imbalance_keeps_five_percent_of_the_smaller_half_of_the_classes(
     assert full.minority_classes == minority
     shrunk = load_dataset(name, imbalance=0.05)
     for c, count in enumerate(full.class_counts):
-        expected = (
-            max(MIN_KEPT_PER_CLASS, math.ceil(0.05 * count)) if c in minority else int(count)
-        )
+        expected = max(MIN_KEPT_PER_CLASS, math.ceil(0.05 * count)) if c in minority else int(count)
         assert shrunk.class_counts[c] == expected, c
 
 

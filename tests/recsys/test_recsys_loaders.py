@@ -59,7 +59,9 @@ def test_movielens_bad_rating_names_file_line_and_column(tmp_path: Path) -> None
         tmp_path / "ratings.csv",
         "userId,movieId,rating,timestamp\n1,2,4.0,10\n1,3,4.5,11\n1,4,abc,12\n",
     )
-    with pytest.raises(DataFileError, match=r"ratings.csv line 4, column 'rating': value 'abc' is not a number"):
+    with pytest.raises(
+        DataFileError, match=r"ratings.csv line 4, column 'rating': value 'abc' is not a number"
+    ):
         load_movielens(path)
 
 
@@ -71,7 +73,9 @@ def test_movielens_short_line_names_its_line(tmp_path: Path) -> None:
 
 def test_ratings_dat_bad_user_and_missing_value(tmp_path: Path) -> None:
     path = _write(tmp_path / "ratings.dat", "1::2::4::10\nx1::3::4::11\n")
-    with pytest.raises(DataFileError, match=r"ratings.dat line 2, column 'user': value 'x1' is not an integer"):
+    with pytest.raises(
+        DataFileError, match=r"ratings.dat line 2, column 'user': value 'x1' is not an integer"
+    ):
         load_movielens(path)
     path = _write(tmp_path / "ratings.dat", "1::2::4::10\n1::3::4::11\n2::3::::12\n")
     with pytest.raises(DataFileError, match=r"line 3, column 'rating': missing value"):
@@ -125,7 +129,9 @@ def test_recbole_header_and_line_errors(tmp_path: Path) -> None:
         load_recbole(path)
     header = "user_id:token\titem_id:token\trating:float\n"
     path = _write(tmp_path / "c.inter", header + "1\t2\t3\n1\t2\tx\n")
-    with pytest.raises(DataFileError, match=r"c.inter line 3, column 'rating': value 'x' is not a number"):
+    with pytest.raises(
+        DataFileError, match=r"c.inter line 3, column 'rating': value 'x' is not a number"
+    ):
         load_recbole(path)
 
 
@@ -160,7 +166,9 @@ def test_table_missing_column_lists_the_columns(tmp_path: Path) -> None:
 
 def test_table_non_numeric_timestamp_names_its_line(tmp_path: Path) -> None:
     path = _write(tmp_path / "log.csv", "user,item,timestamp\n1,2,10\n1,3,soon\n")
-    with pytest.raises(DataFileError, match=r"log.csv line 3, column 'timestamp': value 'soon' is not a number"):
+    with pytest.raises(
+        DataFileError, match=r"log.csv line 3, column 'timestamp': value 'soon' is not a number"
+    ):
         load_table(path)
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from crossent.errors import CrossentError
 from crossent.io.formats import file_format, missing_file, read_columns
@@ -64,6 +63,8 @@ def _partitions(files: list[Path], base: Path) -> list[dict[str, object]]:
     keys = list(dict.fromkeys(p.split("=", 1)[0] for parts in folders for p in parts if "=" in p))
     if not keys:
         return [{} for _ in files]
+    import pyarrow.dataset as ds  # imports pandas (a second, 100 MB): only when needed
+
     partitioning = ds.HivePartitioning(pa.schema([(key, pa.string()) for key in keys]))
     return [
         ds.get_partition_keys(partitioning.parse("/" + "/".join(parts) + "/")) for parts in folders

@@ -77,6 +77,11 @@ def _view(array: pa.Array, dtype: type[np.generic]) -> NDArray[Any]:
     )
 
 
+def int_values(array: pa.Array) -> NDArray[np.int64]:
+    """A null-free pyarrow integer array as int64 NumPy (without importing pandas)."""
+    return _view(array if array.type == pa.int64() else array.cast(pa.int64()), np.int64)
+
+
 def bool_mask(array: pa.Array) -> NDArray[np.bool_]:
     """A pyarrow boolean array (nulls as False) as NumPy (via uint8: booleans are bit-packed)."""
     return _view(array.fill_null(False).cast(pa.uint8()), np.uint8).view(np.bool_)
@@ -99,7 +104,7 @@ def float_column(array: pa.Array) -> FloatColumn:
     n = len(array)
     kind = array.type
     if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-        numbers = array.cast(pa.float64())
+        numbers = array if kind == pa.float64() else array.cast(pa.float64())
         if numbers.null_count:
             numbers = numbers.fill_null(np.nan)
         values = _view(numbers, np.float64)

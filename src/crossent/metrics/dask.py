@@ -116,7 +116,7 @@ def score(
         logits=logits,
         weight=weight,
     )
-    settings = {
+    settings: dict[str, Any] = {
         "labels": labels,
         "positive": positive,
         "by": tuple(by),

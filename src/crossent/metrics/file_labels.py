@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from crossent import io
 from crossent.errors import CrossentError
-from crossent.io.values import trimmed_text
+from crossent.io.values import int_values, trimmed_text
 
 Key = float | str
 _MISSING = -2
@@ -135,8 +135,7 @@ class LabelMap:
             if key not in self.aliases and self.positive is not None and not self.names[0]:
                 self._learn_negative(key, entry)
             codes[position] = self.aliases.get(key, _UNKNOWN)
-        indices = encoded.indices.fill_null(len(entries)).cast(pa.int64())
-        per_row = codes[np.asarray(indices)]
+        per_row = codes[int_values(encoded.indices.fill_null(len(entries)))]
         return LabeledTarget(
             np.maximum(per_row, 0),
             per_row == _MISSING,

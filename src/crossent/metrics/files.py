@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -245,7 +246,7 @@ class FileScorer:
                 seen.add((example.path, example.line))
 
     def _count_unnormalised(
-        self, probs: NDArray[np.float64], lines: NDArray[np.int64], batch: io.RowBatch
+        self, probs: NDArray[np.floating[Any]], lines: NDArray[np.int64], batch: io.RowBatch
     ) -> None:
         off = np.abs(probs.sum(axis=1) - 1) > UNNORMALISED_TOLERANCE
         if off.any():

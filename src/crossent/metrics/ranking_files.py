@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from crossent import io
 from crossent._validation import arrays as checks
 from crossent.errors import CrossentError, DataFileError
+from crossent.io import tables
 from crossent.io.columns import ROLE_NAMES
 
 
@@ -71,48 +72,33 @@ def _column(path: Path, role: str, available: list[str], given: str | None) -> s
     return io.pick_column(role, ROLE_NAMES[role], available, how_to_choose=f"pass --{role}-column")
 
 
-def _read(path: Path, user: str | None, item: str | None, ordered: bool) -> tuple[Any, ...]:
+def _read(
+    path: Path, user: str | None, item: str | None, ordered: bool
+) -> tuple[pa.Array, pa.Array, NDArray[np.int64], NDArray[np.float64] | None]:
+    """(user ids, item ids as text, line of each row, order key: smaller ranks first)."""
     available = io.read_columns(path)
-    names = {
-        role: _column(path, role, available, given)
-        for role, given in (("user", user), ("item", item))
-    }
-    for role, name in names.items():
+    names = []
+    for role, given in (("user", user), ("item", item)):
+        name = _column(path, role, available, given)
         if name is None:
             raise CrossentError(
                 f"{path}: no {role} column; none of {', '.join(ROLE_NAMES[role])} is among its "
                 f"columns {', '.join(available)}; pass --{role}-column"
             )
+        names.append(name)
     order_name, order_sign = None, 1.0
     if ordered:
         order_name = _column(path, "rank", available, None)
         if order_name is None:
             order_name, order_sign = _column(path, "score", available, None), -1.0
-    wanted = [names["user"], names["item"], *([order_name] if order_name else [])]
-    table, lines, problems = io.read_table(
-        path, wanted, float_columns=[order_name] if order_name else []
-    )
-    if problems:
-        raise DataFileError(str(path), problems[0].line, problems[0].message)
-    ids = []
-    for name in wanted[:2]:
-        text = io.values.trimmed_text(table.column(name).combine_chunks())
-        missing = io.values.missing_mask(text)
-        if missing.any():
-            raise DataFileError(str(path), int(lines[np.argmax(missing)]), "missing value", name)
-        ids.append(text)
+    wanted = [*names, *([order_name] if order_name else [])]
+    table = io.read_table(path, wanted, float_columns=wanted[2:])
+    tables.check_lines(table)
+    user_ids, item_ids = (tables.ids(table, name).cast(pa.string()) for name in names)
     order = None
     if order_name is not None:
-        column = io.float_column(table.column(order_name).combine_chunks())
-        bad = ~column.parsed | ~np.isfinite(column.values)
-        if bad.any():
-            row = int(np.argmax(bad))
-            value = table.column(order_name)[row].as_py()
-            raise DataFileError(
-                str(path), int(lines[row]), f"value {value!r} is not a finite number", order_name
-            )
-        order = column.values * order_sign
-    return ids[0], ids[1], lines, order
+        order = np.asarray(tables.numbers(table, order_name), dtype=np.float64) * order_sign
+    return user_ids, item_ids, table.lines, order
 
 
 def score_ranking_file(
@@ -133,8 +119,8 @@ def score_ranking_file(
     recs_path, truth_path = io.require_file(recommendations), io.require_file(truth)
     rec_user, rec_item, rec_lines, order = _read(recs_path, user_column, item_column, True)
     true_user, true_item, _, _ = _read(truth_path, user_column, item_column, False)
-    users = pc.dictionary_encode(pa.chunked_array([true_user, rec_user]).combine_chunks())
-    items = pc.dictionary_encode(pa.chunked_array([true_item, rec_item]).combine_chunks())
+    users = pc.dictionary_encode(pa.concat_arrays([true_user, rec_user]))
+    items = pc.dictionary_encode(pa.concat_arrays([true_item, rec_item]))
     user_codes = np.asarray(users.indices, dtype=np.int64)
     item_codes = np.asarray(items.indices, dtype=np.int64)
     n_truth = len(true_user)

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from crossent.errors import CrossentError
 from crossent.io.blocks import RowBatch
+from crossent.io.values import int_values
 from crossent.metrics.calibration import ReliabilityCurve, bin_index
 from crossent.metrics.probabilistic import InputKind, Prepared, normalized_from, row_log_loss
 from crossent.metrics.streaming import Calibration, LogLoss, RocAuc
@@ -64,9 +65,12 @@ class SegmentKeys:
         entries: list[list[str]] = []
         size = 1
         for name in self.by:
-            encoded = pc.dictionary_encode(batch.columns[name].cast(pa.string()))
+            column = batch.columns[name]
+            if column.type != pa.string():
+                column = column.cast(pa.string())
+            encoded = pc.dictionary_encode(column)
             texts = [MISSING_KEY if t is None else t for t in encoded.dictionary.to_pylist()]
-            indices = np.asarray(encoded.indices.fill_null(len(texts)).cast(pa.int64()))
+            indices = int_values(encoded.indices.fill_null(len(texts)))
             codes = codes * (len(texts) + 1) + indices
             entries.append([*texts, MISSING_KEY])
             size *= len(texts) + 1
