@@ -96,3 +96,102 @@ def test_unknown_suffix_missing_file_and_missing_column_are_errors(tmp_path: Pat
     (tmp_path / "a.csv").write_text("prob,label\n0.1,1\n")
     with pytest.raises(CrossentError, match="no column 'score'; the file has columns prob, label"):
         next(io.read_batches(tmp_path / "a.csv", ["score"]))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec"), [("gz", "gzip"), ("bz2", "bz2"), ("zst", "zstd"), ("lz4", "lz4")]
+)
+def test_compressed_files_read_like_the_plain_file(tmp_path: Path, suffix: str, codec: str) -> None:
+    text = "prob,label\n0.1,1\n\n0.2,0\n" + "".join(f"0.{i % 9},{i % 2}\n" for i in range(500))
+    plain = tmp_path / "p.csv"
+    plain.write_text(text)
+    packed = tmp_path / f"p.csv.{suffix}"
+    with pa.CompressedOutputStream(str(packed), codec) as out:
+        out.write(text.encode())
+    assert io.file_format(packed) == "csv"
+    assert io.read_columns(packed) == ["prob", "label"]
+    assert _read_all(packed, ["prob", "label"], block_bytes=64) == _read_all(
+        plain, ["prob", "label"]
+    )
+
+
+def test_compressed_parquet_and_unknown_inner_type_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(CrossentError, match="Parquet compresses inside the file"):
+        io.file_format(tmp_path / "p.parquet.gz")
+    with pytest.raises(CrossentError, match=r"unknown file type '\.txt\.gz'"):
+        io.file_format(tmp_path / "p.txt.gz")
+
+
+@pytest.mark.parametrize("block_bytes", [16, 1 << 20])
+def test_one_missing_value_rule_in_fast_and_text_paths(tmp_path: Path, block_bytes: int) -> None:
+    # the block with "abc" is re-read as text; both paths must agree on what is missing
+    path = tmp_path / "p.csv"
+    path.write_text("prob\n0.5\nnan\nNA\n n/a \nNULL\nNone\n\nabc\ninf\n")
+    missing, not_number, values = [], [], []
+    for batch in io.read_batches(path, ["prob"], float_columns=["prob"], block_bytes=block_bytes):
+        column = io.float_column(batch.columns["prob"])
+        missing += column.missing.tolist()
+        not_number += column.not_number.tolist()
+        values += column.values.tolist()
+    assert missing == [False, True, True, True, True, True, False, False]
+    assert not_number == [False] * 6 + [True, False]
+    assert values[0] == 0.5 and values[-1] == np.inf
+    assert [io.is_missing_text(t) for t in ("", " NaN ", "N/A", "none", "0", "nil")] == [
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_parquet_float_nan_is_missing_and_row_groups_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"prob": [0.1, float("nan"), 0.3, 0.4]}), path, row_group_size=2)
+    batches = list(io.read_batches(path, ["prob"]))
+    assert [batch.where for batch in batches] == ["row group 0", "row group 1"]
+    assert [batch.lines.tolist() for batch in batches] == [[1, 2], [3, 4]]
+    assert io.float_column(batches[0].columns["prob"]).missing.tolist() == [False, True]
+
+
+def test_text_options_read_any_separator_and_headerless_files(tmp_path: Path) -> None:
+    path = tmp_path / "ratings.dat"
+    path.write_text("1::10::4.5\n\n2::20::3\n")
+    options = io.TextOptions("::", names=["user", "item", "rating"], header=False)
+    table = io.read_table(path, ["user", "rating"], float_columns=["rating"], text=options)
+    assert table.lines.tolist() == [1, 3]
+    assert table.columns["rating"].to_pylist() == [4.5, 3.0]
+    assert table.columns["user"].to_pylist() == [1, 2]
+
+
+def test_folders_and_globs_expand_with_hive_partitions(tmp_path: Path) -> None:
+    for day in ("2026-11-01", "2026-11-02"):
+        folder = tmp_path / "preds" / f"date={day}" / "country=fr"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"prob": [0.5]}), folder / "part-0.parquet")
+    (tmp_path / "preds" / "_SUCCESS").write_text("")
+    (tmp_path / "preds" / "README.md").write_text("not data")
+    sources = io.expand([tmp_path / "preds"])
+    assert [s.partition for s in sources] == [
+        {"date": "2026-11-01", "country": "fr"},
+        {"date": "2026-11-02", "country": "fr"},
+    ]
+    pattern = str(tmp_path / "preds" / "date=*" / "*" / "part-*.parquet")
+    assert [s.path for s in io.expand([pattern])] == [s.path for s in sources]
+    assert io.source_columns(sources[0]) == ["prob", "date", "country"]
+    batch = next(io.read_batches(sources[1].path, ["prob", "date"], constants=sources[1].partition))
+    assert batch.columns["date"].to_pylist() == ["2026-11-02"]
+    with pytest.raises(CrossentError, match="no file matches this pattern"):
+        io.expand([str(tmp_path / "nothing-*.csv")])
+    with pytest.raises(CrossentError, match="nope.csv: no such file"):
+        io.expand([tmp_path / "nope.csv"])
+
+
+def test_one_column_guesser_ignores_case_and_refuses_two_candidates() -> None:
+    assert io.pick_column("user", ["user_id", "userId"], ["UserId", "movie"]) == "UserId"
+    assert io.pick_column("user", ["user_id"], ["movie"]) is None
+    with pytest.raises(
+        CrossentError, match="cannot guess the rating column: rating, score all fit"
+    ):
+        io.pick_column("rating", ["rating", "score"], ["score", "rating"])

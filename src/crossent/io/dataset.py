@@ -66,9 +66,11 @@ def _partitions(files: list[Path], base: Path) -> list[dict[str, object]]:
     import pyarrow.dataset as ds  # imports pandas (a second, 100 MB): only when needed
 
     partitioning = ds.HivePartitioning(pa.schema([(key, pa.string()) for key in keys]))
-    return [
-        ds.get_partition_keys(partitioning.parse("/" + "/".join(parts) + "/")) for parts in folders
-    ]
+    found = []
+    for parts in folders:
+        values = ds.get_partition_keys(partitioning.parse("/" + "/".join(parts) + "/"))
+        found.append({key: values[key] for key in keys if key in values})
+    return found
 
 
 def expand(paths: Sequence[str | Path]) -> list[Source]:
