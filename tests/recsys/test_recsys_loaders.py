@@ -225,3 +225,24 @@ def test_explicit_parquet_format_overrides_the_file_name(tmp_path: Path) -> None
     pq.write_table(pa.table({"user": [1, 2], "item": [3, 4]}), tmp_path / "log.bin")
     inter = load_interactions(tmp_path / "log.bin", format="parquet")
     assert inter.item_ids.tolist() == [3, 4]
+
+
+def test_headerless_movielens_file_with_another_name_points_at_the_format_option(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path / "u_train.data", "196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
+    with pytest.raises(CrossentError, match="looks like data, not column names") as caught:
+        load_interactions(path)
+    assert "pass --format movielens" in str(caught.value)
+    assert "user=" not in str(caught.value)
+    inter = load_interactions(path, "movielens")
+    assert inter.user_ids.tolist() == [186, 196]
+
+
+def test_compressed_table_and_column_names_in_any_case(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv.gz"
+    with pa.CompressedOutputStream(str(path), "gzip") as out:
+        out.write(b"USER_ID,Item_Id,Timestamp\nu1,a,3\nu2,b,1\nu1,b,2\n")
+    inter = load_table(path)
+    assert inter.user_ids.tolist() == ["u1", "u2"]
+    assert inter.timestamp.tolist() == [3, 1, 2]

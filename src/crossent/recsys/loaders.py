@@ -10,6 +10,7 @@ column.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -161,9 +162,10 @@ def _pick(
         role, GUESSES[role], available, how_to_choose="rename the others, or name the columns"
     )
     if found is None and required:
-        if all(io.is_number(name) for name in available):
+        fields = [part for name in available for part in re.split(r"[\t,;: ]+", name) if part]
+        if fields and all(io.is_number(part) for part in fields):
             raise CrossentError(
-                f"{path}: the first line {' '.join(available)!r} looks like data, not column "
+                f"{path}: the first line {' '.join(fields)!r} looks like data, not column "
                 "names; for a MovieLens ratings file without a header (user, item, rating, "
                 "timestamp) pass --format movielens"
             )
