@@ -73,10 +73,10 @@ def generate(path: Path, rows: int, seed: int = 0, chunk: int = 2_000_000) -> No
 
 
 def compress(path: Path, target: Path) -> None:
-    """gzip ``path`` to ``target`` (level 6, as the gzip tool) through pyarrow."""
-    import pyarrow as pa
+    """gzip ``path`` to ``target`` (level 1: the fastest to write; reading costs the same)."""
+    import gzip
 
-    with path.open("rb") as source, pa.CompressedOutputStream(str(target), "gzip") as out:
+    with path.open("rb") as source, gzip.open(target, "wb", compresslevel=1) as out:
         while block := source.read(1 << 24):
             out.write(block)
 
@@ -103,7 +103,9 @@ from sklearn.metrics import log_loss
 path, nrows = sys.argv[1], int(sys.argv[2])
 start = time.perf_counter()
 types = {"label": "int8", "prob": "float64"}
-frame = pd.read_csv(path, nrows=nrows if nrows > 0 else None, dtype=types, usecols=["label", "prob"])
+frame = pd.read_csv(
+    path, nrows=nrows if nrows > 0 else None, dtype=types, usecols=["label", "prob"]
+)
 value = log_loss(frame["label"].to_numpy(), frame["prob"].to_numpy())
 print(json.dumps({"rows": len(frame), "log_loss": value, "seconds": time.perf_counter() - start}))
 """
@@ -146,9 +148,8 @@ def main() -> None:
         gz_path = folder / "predictions.csv.gz"
         start = time.perf_counter()
         compress(path, gz_path)
-        print(
-            f"gzip copy: {gz_path.stat().st_size / 2**20:,.0f} MiB in {time.perf_counter() - start:.1f} s"
-        )
+        took = time.perf_counter() - start
+        print(f"gzip copy: {gz_path.stat().st_size / 2**20:,.0f} MiB in {took:.1f} s")
         crossent = [str(Path(sys.executable).with_name("crossent"))]
         if not Path(crossent[0]).exists():
             crossent = [sys.executable, "-m", "crossent"]

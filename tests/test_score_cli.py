@@ -175,3 +175,14 @@ def test_unknown_base_and_empty_result_are_errors(tmp_path: Path) -> None:
     scorer.add_file(path)
     with pytest.raises(CrossentError, match=r"no valid rows to score \(1 invalid rows skipped\)"):
         scorer.result()
+
+
+def test_rows_off_the_simplex_are_counted_with_the_one_tolerance(tmp_path: Path) -> None:
+    # |sum - 1| <= 1e-3 (crossent._validation.masks.sum_tolerance for float64) is on the simplex
+    path = tmp_path / "p.csv"
+    path.write_text("y,p0,p1,p2\n0,0.5,0.3,0.2005\n1,0.5,0.3,0.21\n2,0.2,0.3,0.5\n")
+    result = _invoke(str(path), "--target", "y", "--probs", "p0,p1,p2", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["unnormalised_rows"] == 1
+    assert payload["first_unnormalised"].endswith("line 3: probabilities sum to 1.01")

@@ -4,7 +4,8 @@
 feeds the valid rows to the streaming accumulators of :mod:`crossent.metrics.streaming` (and,
 with ``by``, to the per-segment sums of :mod:`crossent.metrics.segments`), so memory stays
 fixed. A bad row (missing or non-numeric value, probability outside [0, 1], non-finite logit,
-unknown label, negative weight, unparseable line) stops scoring with a
+unknown label, negative weight, unparseable line; the masks of :mod:`crossent._validation.masks`)
+stops scoring with a
 :class:`~crossent.errors.DataFileError` naming file, line and column, or, with
 ``skip_invalid=True``, is skipped and counted; the result lists how many and where the first
 few were. Nothing is dropped silently. Two scorers of the same settings merge exactly
@@ -21,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crossent import io
+from crossent._validation import masks
 from crossent.errors import DataFileError
 from crossent.metrics.file_columns import Columns
 from crossent.metrics.file_labels import LabelMap, shown_value
@@ -30,7 +32,6 @@ from crossent.metrics.segments import DEFAULT_MAX_SEGMENTS, SegmentKeys, Segment
 from crossent.metrics.streaming import BrierScore, Calibration, LogLoss, RocAuc
 from crossent.units import Base
 
-UNNORMALISED_TOLERANCE = 1e-4
 MAX_EXAMPLES = 5
 Problem = tuple[NDArray[np.bool_], str | None, Callable[[int], str]]
 
@@ -134,7 +135,7 @@ class FileScorer:
             column = io.float_column(batch.columns[name])
             weight = column.values
             problems += _value_problems(name, column, batch.columns[name])
-            bad = ~(np.isfinite(weight) & (weight >= 0)) & column.parsed
+            bad = (masks.not_finite(weight) | masks.negative(weight)) & column.parsed
             problems.append((bad, name, _describe("weight {:g} is negative or not finite", weight)))
         invalid = np.zeros(len(batch), dtype=bool)
         for mask, _, _ in problems:
@@ -184,12 +185,12 @@ class FileScorer:
         values = column.values
         problems += _value_problems(name, column, batch.columns[name])
         if self.input_kind == "probs":
-            outside = column.parsed & ~((values >= 0) & (values <= 1))
+            outside = column.parsed & masks.outside_unit_interval(values)
             problems.append(
                 (outside, name, _describe("probability {:g} is outside [0, 1]", values))
             )
         else:
-            not_finite = column.parsed & ~np.isfinite(values)
+            not_finite = column.parsed & masks.not_finite(values)
             problems.append((not_finite, name, _describe("logit {:g} is not finite", values)))
         return values
 
@@ -248,7 +249,7 @@ class FileScorer:
     def _count_unnormalised(
         self, probs: NDArray[np.floating[Any]], lines: NDArray[np.int64], batch: io.RowBatch
     ) -> None:
-        off = np.abs(probs.sum(axis=1) - 1) > UNNORMALISED_TOLERANCE
+        off = masks.off_simplex(probs, axis=1)
         if off.any():
             self.totals.unnormalised += int(off.sum())
             if self.totals.first_unnormalised is None:

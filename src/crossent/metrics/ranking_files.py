@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from crossent import io
-from crossent._validation import arrays as checks
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError, DataFileError
 from crossent.io import tables
 from crossent.io.columns import ROLE_NAMES
@@ -115,7 +115,7 @@ def score_ranking_file(
         CrossentError: a missing file or column, a missing value (file and line named), an
             item listed twice for a user, no user in the truth file.
     """
-    k = checks.positive_int("k", k)
+    k = check_int(k, "k", low=1)
     recs_path, truth_path = io.require_file(recommendations), io.require_file(truth)
     rec_user, rec_item, rec_lines, order = _read(recs_path, user_column, item_column, True)
     true_user, true_item, _, _ = _read(truth_path, user_column, item_column, False)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.io.blocks import RowBatch
 from crossent.io.values import int_values
@@ -40,8 +41,7 @@ class SegmentKeys:
     """Segment ids of rows, from their values in the ``by`` columns."""
 
     def __init__(self, by: Sequence[str], cap: int = DEFAULT_MAX_SEGMENTS):
-        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-            raise CrossentError(f"--max-segments {cap!r} must be an integer >= 1")
+        cap = check_int(cap, "--max-segments", low=1)
         self.by = tuple(by)
         self.cap = cap
         self.keys: list[Key] = []
