@@ -135,7 +135,10 @@ class LabelMap:
             if key not in self.aliases and self.positive is not None and not self.names[0]:
                 self._learn_negative(key, entry)
             codes[position] = self.aliases.get(key, _UNKNOWN)
-        per_row = codes[int_values(encoded.indices.fill_null(len(entries)))]
+        indices = encoded.indices
+        if indices.null_count:
+            indices = indices.fill_null(len(entries))
+        per_row = codes[int_values(indices)]
         return LabeledTarget(
             np.maximum(per_row, 0),
             per_row == _MISSING,

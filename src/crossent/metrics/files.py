@@ -28,7 +28,7 @@ from crossent.metrics.file_columns import Columns
 from crossent.metrics.file_labels import LabelMap, shown_value
 from crossent.metrics.file_result import ScoreResult, Skipped, Totals, build_result
 from crossent.metrics.probabilistic import Prepared, probs_from_logits
-from crossent.metrics.segments import DEFAULT_MAX_SEGMENTS, SegmentKeys, SegmentSums
+from crossent.metrics.segments import DEFAULT_MAX_SEGMENTS, DICTIONARY, SegmentKeys, SegmentSums
 from crossent.metrics.streaming import BrierScore, Calibration, LogLoss, RocAuc
 from crossent.units import Base
 
@@ -115,6 +115,7 @@ class FileScorer:
             path,
             [*self.columns.all, *(c for c in self.by if c not in self.columns.all)],
             float_columns=self.float_columns,
+            types={name: DICTIONARY for name in self.by if name not in self.columns.all},
             block_bytes=self.block_bytes,
             constants=partition,
         ):

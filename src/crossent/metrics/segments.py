@@ -34,6 +34,8 @@ DEFAULT_MAX_SEGMENTS = 1_000
 #: AUC histogram bins per segment: 64 KiB each (the global AUC keeps 65,536 bins).
 SEGMENT_AUC_BINS = 4_096
 MISSING_KEY = "(missing)"
+#: How text readers should parse a --by column: dictionary-encoded while parsing.
+DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 Key = tuple[str, ...]
 
 
@@ -65,12 +67,17 @@ class SegmentKeys:
         entries: list[list[str]] = []
         size = 1
         for name in self.by:
-            column = batch.columns[name]
-            if column.type != pa.string():
-                column = column.cast(pa.string())
-            encoded = pc.dictionary_encode(column)
-            texts = [MISSING_KEY if t is None else t for t in encoded.dictionary.to_pylist()]
-            indices = int_values(encoded.indices.fill_null(len(texts)))
+            encoded = batch.columns[name]
+            if not pa.types.is_dictionary(encoded.type):  # CSV columns come encoded (DICTIONARY)
+                if encoded.type != pa.string():
+                    encoded = encoded.cast(pa.string())
+                encoded = pc.dictionary_encode(encoded)
+            words = encoded.dictionary.cast(pa.string()).to_pylist()
+            texts = [MISSING_KEY if t is None else t for t in words]
+            indices = encoded.indices
+            if indices.null_count:
+                indices = indices.fill_null(len(texts))
+            indices = int_values(indices)
             codes = codes * (len(texts) + 1) + indices
             entries.append([*texts, MISSING_KEY])
             size *= len(texts) + 1
