@@ -102,3 +102,12 @@ def test_missing_segment_value_is_its_own_segment(tmp_path: Path) -> None:
         "fr": 2,
         "": 2,
     }
+
+
+def test_segments_of_a_jsonl_file(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    rows = [(1, 0.8, "fr"), (0, 0.3, "de"), (1, 0.6, "fr"), (0, 0.1, "fr")]
+    path.write_text("".join(f'{{"label": {y}, "prob": {p}, "c": "{c}"}}\n' for y, p, c in rows))
+    payload = json.loads(_invoke(str(path), "--by", "c", "--json").stdout)
+    fr = next(s for s in payload["segments"] if s["segment"]["c"] == "fr")
+    assert abs(fr["log_loss_nats"] - log_loss([1, 1, 0], [0.8, 0.6, 0.1])) < 1e-12

@@ -247,11 +247,18 @@ def _locate_invalid(
     return problems
 
 
+def _json_type(kind: pa.DataType) -> pa.DataType:
+    """pyarrow's JSON reader cannot build dictionary columns: those are read as text."""
+    return pa.string() if pa.types.is_dictionary(kind) else kind
+
+
 def _parse_json_block(
     layout: TextLayout, block: bytes, line_numbers: NDArray[np.int64]
 ) -> tuple[pa.Table, list[RowProblem]]:
     columns = layout.columns
-    schema = pa.schema([(name, layout.types.get(name, pa.string())) for name in columns])
+    schema = pa.schema(
+        [(name, _json_type(layout.types.get(name, pa.string()))) for name in columns]
+    )
     try:
         table = pa_json.read_json(
             io.BytesIO(block),
