@@ -18,81 +18,70 @@ def _split(value: str | None) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()] if value else []
 
 
+Files = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Prediction files (.csv, .tsv, .jsonl, maybe .gz/.bz2/.zst/.lz4; .parquet), "
+        "folders or glob patterns; Hive partition folders (date=...) become columns."
+    ),
+]
+Column = Annotated[str | None, typer.Option(help="Column with row weights.")]
+ColumnList = Annotated[
+    str | None,
+    typer.Option(
+        help="Multi-class: probability columns C1,C2,... in class order; a target value "
+        "equal to a column's name is that class."
+    ),
+]
+
+
 def score(
-    files: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Prediction files (.csv, .tsv, .jsonl, maybe .gz/.bz2/.zst/.lz4; .parquet), "
-            "folders or glob patterns; Hive partition folders (date=...) become columns."
-        ),
-    ] = None,
+    files: Files = None,
     target: Annotated[
         str | None, typer.Option(help="Column with the true label (guessed if unambiguous).")
     ] = None,
     prob: Annotated[str | None, typer.Option(help="Binary: column with P(y = 1).")] = None,
-    probs: Annotated[
-        str | None,
-        typer.Option(
-            help="Multi-class: probability columns C1,C2,... in class order; a target value "
-            "equal to a column's name is that class."
-        ),
-    ] = None,
+    probs: ColumnList = None,
     logits: Annotated[
-        str | None,
-        typer.Option(help="Logit columns C1,C2,... (one column: a binary logit)."),
+        str | None, typer.Option(help="Logit columns C1,C2,... (one column: a binary logit).")
     ] = None,
-    weight: Annotated[str | None, typer.Option(help="Column with row weights.")] = None,
+    weight: Column = None,
     labels: Annotated[
         str | None,
-        typer.Option(
-            help="Declared target values, one per class: NEG,POS or L0,L1,... "
-            "(default 0,1 or 0..C-1)."
-        ),
+        typer.Option(help="Target values, one per class: NEG,POS or L0,L1,... (default 0,1)."),
     ] = None,
     positive: Annotated[
-        str | None,
-        typer.Option(help="Binary: the target value of the positive class (e.g. yes, spam)."),
+        str | None, typer.Option(help="Binary: the target value of the positive class (yes).")
     ] = None,
     by: Annotated[
-        list[str] | None,
-        typer.Option(help="Also score each segment of this column (repeatable)."),
+        list[str] | None, typer.Option(help="Also score each segment of this column (repeatable).")
     ] = None,
     max_segments: Annotated[int, typer.Option(help="Most segments --by may create.")] = 1000,
-    base: Annotated[
-        str, typer.Option(help="Unit of the log loss: nats, bits or a number > 1.")
-    ] = "nats",
+    base: Annotated[str, typer.Option(help="Log loss unit: nats, bits or a number > 1.")] = "nats",
     bins: Annotated[int, typer.Option(help="Uniform bins for calibration (ECE, plot).")] = 15,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print the results as JSON on stdout.")
-    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
     plot: Annotated[
-        Path | None,
-        typer.Option(help="Write a reliability diagram (one curve per top segment) to this PNG."),
+        Path | None, typer.Option(help="Reliability diagram PNG (a curve per top segment).")
     ] = None,
     skip_invalid: Annotated[
-        bool,
-        typer.Option(help="Skip bad rows (reported with their line numbers) instead of stopping."),
+        bool, typer.Option(help="Skip bad rows (reported with their lines) instead of stopping.")
     ] = False,
     ranking: Annotated[
-        Path | None,
-        typer.Option(help="Score a file of top-k recommendations (user, item[, rank|score])."),
+        Path | None, typer.Option(help="Score top-k recommendations (user, item[, rank|score]).")
     ] = None,
     truth: Annotated[
-        Path | None, typer.Option(help="With --ranking: held-out (user, item) rows.")
+        Path | None, typer.Option(help="With --ranking: held-out (user, item).")
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="With --ranking: the cut-off K.")] = 10,
     user_column: Annotated[
-        str | None, typer.Option(help="With --ranking: the user column of both files.")
+        str | None, typer.Option(help="With --ranking: the user column.")
     ] = None,
     item_column: Annotated[
-        str | None, typer.Option(help="With --ranking: the item column of both files.")
+        str | None, typer.Option(help="With --ranking: the item column.")
     ] = None,
     dask: Annotated[
         str | None,
-        typer.Option(
-            help="Score on a Dask cluster, one task per file: a scheduler address "
-            "(tcp://host:8786) or 'local'. Needs crossent[dask]."
-        ),
+        typer.Option(help="Dask scheduler address (tcp://host:8786) or 'local': a task per file."),
     ] = None,
 ) -> None:
     """Score predicted probabilities against true labels: log loss (nats or bits), normalized
@@ -114,21 +103,11 @@ def score(
         return
     if not files:
         raise CrossentError("pass at least one prediction file (or --ranking and --truth)")
-    options = {
-        "target": target,
-        "prob": prob,
-        "probs": _split(probs),
-        "logits": _split(logits),
-        "weight": weight,
-    }
-    settings = {
-        "labels": _split(labels) or None,
-        "positive": positive,
-        "by": tuple(by or ()),
-        "max_segments": max_segments,
-        "bins": bins,
-        "skip_invalid": skip_invalid,
-    }
+    options: dict[str, Any] = dict(target=target, prob=prob, probs=_split(probs))
+    options |= dict(logits=_split(logits), weight=weight)
+    settings: dict[str, Any] = dict(labels=_split(labels) or None, positive=positive)
+    settings["by"] = tuple(by or ())
+    settings |= dict(max_segments=max_segments, bins=bins, skip_invalid=skip_invalid)
     result, name = _score_files(files, options, settings, unit, dask, console)
     _render(result, name, plot, json_output, console)
 

@@ -141,19 +141,26 @@ def columns_of(file: Path, text: TextOptions | None = None) -> list[str]:
 
 
 def _text_batches(layout: TextLayout, block_bytes: int, header: bool) -> Iterator[RowBatch]:
+    """Blocks read (and decompressed) on one thread, parsed on another, used on the caller's.
+
+    pyarrow releases the GIL while it decompresses and parses, so the three stages overlap;
+    at most one block is being read, one parsed and one used at a time.
+    """
     blocks = line_blocks(layout.path, block_bytes, skip_first_line=header)
-
-    def next_batch() -> RowBatch | None:
-        item = next(blocks, None)
-        return None if item is None else text_batch(layout, *item)
-
-    # read, decompress and parse the next block on a worker thread while the caller works on
-    # this one (pyarrow releases the GIL); at most two parsed blocks are alive at a time
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending: Future[RowBatch | None] = pool.submit(next_batch)
-        while (batch := pending.result()) is not None:
-            pending = pool.submit(next_batch)
-            yield batch
+    with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as parser:
+        next_block = reader.submit(next, blocks, None)
+        parsing: Future[RowBatch] | None = None
+        while True:
+            item = next_block.result()
+            upcoming = None
+            if item is not None:
+                next_block = reader.submit(next, blocks, None)
+                upcoming = parser.submit(text_batch, layout, *item)
+            if parsing is not None:
+                yield parsing.result()
+            if upcoming is None:
+                return
+            parsing = upcoming
 
 
 @dataclass

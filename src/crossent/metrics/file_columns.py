@@ -3,7 +3,7 @@
 :func:`guess_columns` fills in what the user did not say when the column names make it
 unambiguous (``label``/``target``/``y`` ..., ``prob``/``p``/``score`` ..., ``prob_0..prob_K``,
 ``logit``, ``weight``), and says what it guessed; anything ambiguous is an error listing the
-candidates.
+candidates (the project's one guesser, :func:`crossent.io.columns.pick_column`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from crossent.errors import CrossentError
+from crossent.io.columns import pick_column
 
 TARGET_NAMES = (
     "target",
@@ -91,16 +92,6 @@ class Columns:
         return (self.target, *self.predictions, *weight)
 
 
-def _pick(role: str, names: Sequence[str], available: Sequence[str]) -> str | None:
-    lowered = {column.lower(): column for column in available}
-    found = [lowered[name] for name in names if name in lowered]
-    if len(found) > 1:
-        raise CrossentError(
-            f"cannot guess the {role} column: {', '.join(found)} all fit; pass --{role}"
-        )
-    return found[0] if found else None
-
-
 def guess_columns(
     available: Sequence[str],
     *,
@@ -125,8 +116,8 @@ def guess_columns(
         logit_columns = sorted(
             (int(m.group(1)), c) for c in available if (m := _LOGIT_COLUMN.match(c))
         )
-        single = _pick("prob", PROB_NAMES, available)
-        single_logit = _pick("logits", LOGIT_NAMES, available)
+        single = pick_column("prob", PROB_NAMES, available)
+        single_logit = pick_column("logits", LOGIT_NAMES, available)
         options = [
             ("prob", single),
             ("logits", single_logit),
@@ -161,7 +152,7 @@ def guess_columns(
             logits = value.split(",")
     used = {prob, *probs, *logits}
     if target is None:
-        target = _pick("target", TARGET_NAMES, [c for c in available if c not in used])
+        target = pick_column("target", TARGET_NAMES, [c for c in available if c not in used])
         if target is None:
             rest = [c for c in available if c not in used and c.lower() not in WEIGHT_NAMES]
             if len(rest) != 1:
@@ -172,7 +163,9 @@ def guess_columns(
             target = rest[0]
         guesses.append(f"guessed --target {target}")
     if weight is None:
-        weight = _pick("weight", WEIGHT_NAMES, [c for c in available if c not in used | {target}])
+        weight = pick_column(
+            "weight", WEIGHT_NAMES, [c for c in available if c not in used | {target}]
+        )
         if weight is not None:
             guesses.append(f"guessed --weight {weight}")
     columns = Columns(target, prob, tuple(probs), tuple(logits), weight)
