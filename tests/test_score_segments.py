@@ -111,3 +111,11 @@ def test_segments_of_a_jsonl_file(tmp_path: Path) -> None:
     payload = json.loads(_invoke(str(path), "--by", "c", "--json").stdout)
     fr = next(s for s in payload["segments"] if s["segment"]["c"] == "fr")
     assert abs(fr["log_loss_nats"] - log_loss([1, 1, 0], [0.8, 0.6, 0.1])) < 1e-12
+
+
+def test_a_segment_seen_only_on_skipped_rows_is_not_reported(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("label,prob,country\n2,0.9,jp\n1,0.9,fr\n0,0.2,fr\n")
+    payload = json.loads(_invoke(str(path), "--by", "country", "--skip-invalid", "--json").stdout)
+    assert [s["segment"]["country"] for s in payload["segments"]] == ["fr"]
+    assert payload["skipped"] == 1

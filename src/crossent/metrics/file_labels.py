@@ -88,7 +88,8 @@ class LabelMap:
             self.names = [[], [positive.strip()]]
         elif not labels and class_names:
             for c, name in enumerate(class_names):
-                self.names[c].append(name)
+                if not io.is_number(name):  # a numeric column name would clash with 0..C-1
+                    self.names[c].append(name)
         self.aliases: dict[Key, int] = {}
         for c, names in enumerate(self.names):
             for name in names:

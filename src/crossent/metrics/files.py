@@ -285,7 +285,12 @@ class FileScorer:
         result.labels = self.labels.describe()
         if self.segments is not None and self.segment_keys is not None:
             keys = self.segment_keys.keys
-            found = [self.segments.result(i, key) for i, key in enumerate(keys)]
+            found = [
+                self.segments.result(i, key)
+                for i, key in enumerate(keys)
+                if i < len(self.segments.rows)
+                and self.segments.rows[i] > 0  # else: only skipped rows
+            ]
             result.by = self.by
             result.segments = sorted(found, key=lambda s: (-s.rows, s.key))
         return result
