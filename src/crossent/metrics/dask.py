@@ -1,17 +1,20 @@
 """Score predictions on a Dask cluster with the streaming accumulators, merged exactly.
 
 Each partition (or file) is scored by a :class:`~crossent.metrics.files.FileScorer` on a worker;
-the scorers, a few KiB of sums each, are merged in a tree (:meth:`FileScorer.merge`) and the
+the scorers, about 1 MiB of sums each (the AUC histogram; 64 KiB more per segment), are merged
+in a tree (:meth:`FileScorer.merge`) and the
 metrics computed once at the end. Sums merge exactly, so the result equals a single-process run
 on the same rows up to the order of floating-point additions (a relative 1e-15, far below any
-digit reported); counts, histograms and segments are identical.
+digit reported); counts, histograms and segments are identical. Example::
 
-    >>> import dask.dataframe as dd
-    >>> from distributed import Client
-    >>> client = Client("tcp://scheduler.example.com:8786")  # or LocalCluster()
-    >>> ddf = dd.read_parquet("s3://bucket/preds/")
-    >>> result = crossent.metrics.dask.score(ddf, target="label", prob="prob", by=["country"])
-    >>> result.log_loss, result.segments[0].normalized_entropy
+    import dask.dataframe as dd
+    from distributed import Client
+    import crossent.metrics.dask
+
+    client = Client("tcp://10.0.0.5:8786")  # the scheduler's address, or Client(LocalCluster())
+    ddf = dd.read_parquet("s3://bucket/preds/")
+    result = crossent.metrics.dask.score(ddf, target="label", prob="prob", by=["country"])
+    result.log_loss, result.segments[0].normalized_entropy
 
 Needs the ``dask`` extra: ``pip install 'crossent[dask]'``.
 """

@@ -104,7 +104,8 @@ def build_result(totals: Totals, base: Base) -> ScoreResult:
     notes: list[str] = []
     nats = totals.loss.mean_loss_nats()
     class_weight = totals.loss.class_weight
-    assert class_weight is not None  # rows > 0
+    if class_weight is None:  # cannot happen with rows > 0; keeps the type precise
+        raise CrossentError("no rows were added; nothing to score")
     prior_h = totals.loss.prior_entropy_nats()
     ne = _or_note(lambda: normalized_from(nats, prior_h), "normalized entropy", notes)
     auc = auc_error = None
