@@ -25,8 +25,8 @@ Files = Annotated[
         "folders or glob patterns; Hive partition folders (date=...) become columns."
     ),
 ]
-Column = Annotated[str | None, typer.Option(help="Column with row weights.")]
-ColumnList = Annotated[
+WeightColumn = Annotated[str | None, typer.Option(help="Column with row weights.")]
+ProbColumns = Annotated[
     str | None,
     typer.Option(
         help="Multi-class: probability columns C1,C2,... in class order; a target value "
@@ -41,11 +41,11 @@ def score(
         str | None, typer.Option(help="Column with the true label (guessed if unambiguous).")
     ] = None,
     prob: Annotated[str | None, typer.Option(help="Binary: column with P(y = 1).")] = None,
-    probs: ColumnList = None,
+    probs: ProbColumns = None,
     logits: Annotated[
         str | None, typer.Option(help="Logit columns C1,C2,... (one column: a binary logit).")
     ] = None,
-    weight: Column = None,
+    weight: WeightColumn = None,
     labels: Annotated[
         str | None,
         typer.Option(help="Target values, one per class: NEG,POS or L0,L1,... (default 0,1)."),
