@@ -26,7 +26,12 @@ from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.io.blocks import RowBatch
 from crossent.io.values import int_values
-from crossent.metrics.calibration import ReliabilityCurve, bin_index
+from crossent.metrics.calibration import (
+    ReliabilityCurve,
+    bin_index,
+    bin_sums,
+    confidence_and_outcome,
+)
 from crossent.metrics.probabilistic import InputKind, Prepared, normalized_from, row_log_loss
 from crossent.metrics.streaming import Calibration, LogLoss, RocAuc
 
@@ -164,6 +169,7 @@ class SegmentSums:
         self.bin_sums = np.zeros((0, 3, bins))  # predicted, observed, weight
         self.auc = np.zeros((0, self.auc_bins, 2))  # negatives, positives
         self._auc_binner = RocAuc(input_kind=input_kind, bins=max(self.auc_bins, 2))
+        self.edges = np.linspace(0.0, 1.0, bins + 1)
 
     def _ensure(self, segments: int) -> None:
         for name in (
@@ -178,40 +184,38 @@ class SegmentSums:
             setattr(self, name, _grow(getattr(self, name), segments))
 
     def add(self, ids: NDArray[np.int64], segments: int, scores: Prepared, probs: Prepared) -> None:
-        """Add a batch: ``scores`` as given (probabilities or logits), ``probs`` as probs."""
+        """Add a batch: ``scores`` as given (probabilities or logits), ``probs`` as probs.
+
+        Each sum is one ``np.bincount`` over ``segment * width + cell``, so every segment is
+        updated at once; the cells are those of the global accumulators (calibration bins by
+        :func:`~crossent.metrics.calibration.bin_index`, AUC bins by ``RocAuc``).
+        """
         self._ensure(segments)
-        weight = scores.weight
+        weight, target, c = scores.weight, scores.target, self.n_classes
         count = np.bincount(ids, minlength=segments)
         self.rows[:segments] += count
-        self.weight[:segments] += count if weight is None else np.bincount(ids, weight, segments)
+        totals = count if weight is None else np.bincount(ids, weight, segments)
+        self.weight[:segments] += totals
         losses = row_log_loss(scores, self.input_kind)
         self.loss[:segments] += np.bincount(
             ids, losses if weight is None else losses * weight, segments
         )
-        c = self.n_classes
-        target = scores.target
-        self.class_weight[:segments] += np.bincount(ids * c + target, weight, segments * c).reshape(
-            segments, c
-        )
+        per_class = np.bincount(ids * c + target, weight, segments * c)
+        self.class_weight[:segments] += per_class.reshape(segments, c)
         p = probs.scores
-        if p.ndim == 1:
-            predicted, outcome = p, target.astype(np.float64)
+        if p.ndim == 1:  # expected counts of (negative, positive)
             positive = np.bincount(ids, p if weight is None else p * weight, segments)
             self.class_predicted[:segments, 1] += positive
-            totals = count if weight is None else np.bincount(ids, weight, segments)
             self.class_predicted[:segments, 0] += totals - positive
         else:
-            top = np.argmax(p, axis=1)
-            predicted = p[np.arange(p.shape[0]), top]
-            outcome = (top == target).astype(np.float64)
             for k in range(c):
                 column = p[:, k] if weight is None else p[:, k] * weight
                 self.class_predicted[:segments, k] += np.bincount(ids, column, segments)
-        edges = np.linspace(0.0, 1.0, self.bins + 1)
-        cell = ids * self.bins + bin_index(predicted, edges, uniform=True)
-        ones = np.ones_like(predicted) if weight is None else weight
-        for slot, values in enumerate((predicted * ones, outcome * ones, ones)):
-            sums = np.bincount(cell, values, segments * self.bins)
+        predicted, outcome = confidence_and_outcome(p, target)
+        cell = ids * self.bins + bin_index(predicted, self.edges, uniform=True)
+        for slot, sums in enumerate(
+            bin_sums(cell, predicted, outcome, weight, segments * self.bins)
+        ):
             self.bin_sums[:segments, slot] += sums.reshape(segments, self.bins)
         if self.binary:
             cell = (ids * self.auc_bins + self._auc_binner._bin(scores.scores)) * 2 + target
