@@ -145,6 +145,10 @@ class SegmentResult:
         return out
 
 
+#: The per-segment arrays of :class:`SegmentSums`, each with the segment on axis 0.
+_SUMS = ("rows", "loss", "weight", "class_weight", "class_predicted", "bin_sums", "auc")
+
+
 def _grow(array: NDArray[np.float64], rows: int) -> NDArray[np.float64]:
     if array.shape[0] >= rows:
         return array
@@ -172,15 +176,7 @@ class SegmentSums:
         self.edges = np.linspace(0.0, 1.0, bins + 1)
 
     def _ensure(self, segments: int) -> None:
-        for name in (
-            "rows",
-            "loss",
-            "weight",
-            "class_weight",
-            "class_predicted",
-            "bin_sums",
-            "auc",
-        ):
+        for name in _SUMS:
             setattr(self, name, _grow(getattr(self, name), segments))
 
     def add(self, ids: NDArray[np.int64], segments: int, scores: Prepared, probs: Prepared) -> None:
@@ -226,15 +222,7 @@ class SegmentSums:
         """Add ``other``'s sums, its segment ``j`` going to this one's ``remap[j]``."""
         self._ensure(segments)
         other._ensure(remap.shape[0])
-        for name in (
-            "rows",
-            "loss",
-            "weight",
-            "class_weight",
-            "class_predicted",
-            "bin_sums",
-            "auc",
-        ):
+        for name in _SUMS:
             getattr(self, name)[remap] += getattr(other, name)[: remap.shape[0]]  # remap: distinct
 
     def result(self, segment: int, key: Key) -> SegmentResult:
