@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import accumulate
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -122,29 +123,29 @@ def _score_files(
 ) -> tuple[Any, str]:
     from crossent import io
     from crossent.metrics.file_columns import guess_columns
-    from crossent.metrics.files import FileScorer
+    from crossent.metrics.files import FileScorer, merge_in_order, score_file
 
     sources = io.expand(files)
     columns, guesses = guess_columns(io.source_columns(sources[0]), **options)
     for guess in guesses:
         console.print(f"[dim]{guess}[/]")
     name = str(sources[0].path) if len(sources) == 1 else f"{len(sources)} files"
+    FileScorer(columns, **settings)  # bad settings fail here, before any file is read
     if scheduler is not None:
         from crossent.metrics import dask as on_dask
 
         with on_dask.connect(scheduler):
             return on_dask.score_sources(sources, columns, settings, unit), name
-    scorer = FileScorer(columns, **settings)
+    # one scorer per file, merged in order: the same float additions as with --dask
     sizes = [source.path.stat().st_size for source in sources]
     if sum(sizes) > PROGRESS_BYTES:
-        _score_with_progress(scorer, sources, sizes, console)
+        scorer = _score_with_progress(sources, sizes, columns, settings, console)
     else:
-        for source in sources:
-            scorer.add_file(source.path, partition=source.partition)
+        scorer = merge_in_order(score_file(source, columns, settings) for source in sources)
     return scorer.result(unit), name
 
 
-def _score_with_progress(scorer, sources, sizes, console) -> None:  # type: ignore[no-untyped-def]
+def _score_with_progress(sources, sizes, columns, settings, console):  # type: ignore[no-untyped-def]
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -153,6 +154,8 @@ def _score_with_progress(scorer, sources, sizes, console) -> None:  # type: igno
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
+
+    from crossent.metrics.files import merge_in_order, score_file
 
     with Progress(
         TextColumn("{task.description}"),
@@ -164,15 +167,17 @@ def _score_with_progress(scorer, sources, sizes, console) -> None:  # type: igno
         transient=True,
     ) as progress:
         task = progress.add_task("scoring", total=sum(sizes))
-        done_before = 0
-        for source, size in zip(sources, sizes, strict=True):
+        offsets = list(accumulate(sizes[:-1], initial=0))
+
+        def scored(source: Any, offset: int) -> Any:
             progress.update(task, description=f"scoring {source.path.name}")
 
-            def advance(position: int, offset: int = done_before) -> None:
+            def advance(position: int) -> None:
                 progress.update(task, completed=offset + position)
 
-            scorer.add_file(source.path, advance, partition=source.partition)
-            done_before += size
+            return score_file(source, columns, settings, advance)
+
+        return merge_in_order(map(scored, sources, offsets))
 
 
 def _render(result: Any, name: str, plot: Path | None, json_output: bool, console: Any) -> None:

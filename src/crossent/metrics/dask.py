@@ -1,11 +1,24 @@
-"""Score predictions on a Dask cluster with the streaming accumulators, merged exactly.
+"""Score predictions on a Dask cluster with the streaming accumulators, merged in a fixed order.
 
-Each partition (or file) is scored by a :class:`~crossent.metrics.files.FileScorer` on a worker;
-the scorers, about 1 MiB of sums each (the AUC histogram; 64 KiB more per segment), are merged
-in a tree (:meth:`FileScorer.merge`) and the
-metrics computed once at the end. Sums merge exactly, so the result equals a single-process run
-on the same rows up to the order of floating-point additions (a relative 1e-15, far below any
-digit reported); counts, histograms and segments are identical. Example::
+The unit of work is one :class:`~crossent.metrics.files.FileScorer` per file (``--dask``,
+:func:`score_sources`) or per partition (:func:`score`), fed by the same reader in the same
+blocks as in a single process. The workers score the units in parallel, in any order; the
+client takes their scorers in the units' order and merges them left to right
+(:func:`~crossent.metrics.files.merge_in_order`), never in a tree. So the run performs the
+same float operations, in the same order, as the single-process run of the same units:
+
+- ``crossent score FILES --dask ADDRESS`` equals ``crossent score FILES`` bit for bit (every
+  number, segments included), since ``crossent score`` also scores one file at a time and
+  merges in that order;
+- ``score(ddf)`` on a cluster equals ``score(ddf)`` on Dask's single-process scheduler
+  (``dask.config.set(scheduler="synchronous")``) bit for bit: the same partitions, scored the
+  same way, merged in partition order. Another partitioning of the same rows (or one big file)
+  adds the floats in other groups and can differ in the last digits (about 1e-16 relative);
+  counts and histograms never differ.
+
+"Bit for bit" holds when the workers and the client run the same NumPy and PyArrow builds on
+the same kind of CPU (a ``LocalCluster`` always does); NumPy may pick other SIMD code for
+``log`` or ``exp`` on another CPU, which can move a row's last bit. Example::
 
     import dask.dataframe as dd
     from distributed import Client
@@ -16,12 +29,15 @@ digit reported); counts, histograms and segments are identical. Example::
     result = crossent.metrics.dask.score(ddf, target="label", prob="prob", by=["country"])
     result.log_loss, result.segments[0].normalized_entropy
 
-Needs the ``dask`` extra: ``pip install 'crossent[dask]'``.
+A scorer is about 1 MiB of sums (the AUC histogram; 64 KiB more per segment). Needs the
+``dask`` extra: ``pip install 'crossent[dask]'``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
 from typing import Any
 
 import numpy as np
@@ -31,10 +47,14 @@ from crossent import io
 from crossent.errors import CrossentError
 from crossent.io.blocks import RowBatch, single_chunk
 from crossent.metrics.file_columns import Columns, guess_columns
-from crossent.metrics.files import FileScorer, ScoreResult
+from crossent.metrics.files import FileScorer, ScoreResult, merge_in_order, score_file
 from crossent.units import Base
 
 ROWS_PER_BATCH = 1 << 19
+#: Most worker processes of ``--dask local``.
+LOCAL_WORKERS = 4
+#: Tasks computed at once on a local (not ``distributed``) scheduler.
+IN_FLIGHT = 32
 
 
 def _require_dask() -> Any:
@@ -67,27 +87,33 @@ def score_partition(
     return scorer
 
 
-def score_source(source: io.Source, columns: Columns, settings: dict[str, Any]) -> FileScorer:
-    """A scorer fed with one file (read on the worker: files must be visible there)."""
-    scorer = FileScorer(columns, **settings)
-    scorer.add_file(source.path, partition=source.partition)
-    return scorer
+def _scorers_in_order(dask: Any, tasks: list[Any]) -> Generator[FileScorer, None, None]:
+    """The tasks' scorers, computed in parallel on the current scheduler, yielded in order.
+
+    On a ``distributed`` cluster every task is submitted at once and each result fetched, and
+    released, in turn; the local schedulers compute :data:`IN_FLIGHT` tasks at a time. Either
+    way the caller holds one scorer besides its total, and a task's error is raised in the
+    order a single-process run would meet it.
+    """
+    if dask.config.get("scheduler", None) == "dask.distributed":
+        from distributed import default_client
+
+        client = default_client()
+        futures = client.compute(tasks)
+        try:
+            for position, future in enumerate(futures):
+                yield future.result()
+                futures[position] = None  # released: its worker may drop the scorer
+        finally:
+            client.cancel([future for future in futures if future is not None])
+        return
+    for start in range(0, len(tasks), IN_FLIGHT):
+        yield from dask.compute(*tasks[start : start + IN_FLIGHT])
 
 
-def merge_all(scorers: Sequence[FileScorer]) -> FileScorer:
-    """One scorer holding every scorer's sums."""
-    first, *rest = scorers
-    for other in rest:
-        first.merge(other)
-    return first
-
-
-def _tree_merge(dask: Any, parts: list[Any], fan_in: int = 8) -> Any:
-    while len(parts) > 1:
-        parts = [
-            dask.delayed(merge_all)(parts[i : i + fan_in]) for i in range(0, len(parts), fan_in)
-        ]
-    return parts[0]
+def _merged(dask: Any, tasks: list[Any]) -> FileScorer:
+    with closing(_scorers_in_order(dask, tasks)) as scorers:
+        return merge_in_order(scorers)
 
 
 def score(
@@ -108,7 +134,9 @@ def score(
     """Score a ``dask.dataframe`` of predictions: the numbers of ``crossent score``.
 
     Columns not given are guessed as ``crossent score`` does. Runs on the current Dask
-    scheduler (a ``distributed.Client`` if one is active).
+    scheduler (a ``distributed.Client`` if one is active). Each partition is scored on its
+    own and the scorers merged in partition order, so the result equals this call on the
+    single-process scheduler bit for bit (see the module docstring).
     """
     dask = _require_dask()
     columns, _ = guess_columns(
@@ -127,27 +155,50 @@ def score(
         "skip_invalid": skip_invalid,
     }
     FileScorer(columns, **settings)  # bad settings fail here, before any task runs
-    parts = [
+    tasks = [
         dask.delayed(score_partition)(part, index, columns, settings)
         for index, part in enumerate(ddf.to_delayed())
     ]
-    return _tree_merge(dask, parts).compute().result(base)
+    return _merged(dask, tasks).result(base)
 
 
 def score_sources(
     sources: Sequence[io.Source], columns: Columns, settings: dict[str, Any], base: Base
 ) -> ScoreResult:
-    """Score files on the current Dask scheduler, one task per file."""
+    """Score files on the current Dask scheduler, one task per file (read by a worker).
+
+    Equal bit for bit to :func:`crossent.metrics.files.score_file` on each file in turn merged
+    by :func:`~crossent.metrics.files.merge_in_order`, which is what ``crossent score`` does.
+    """
     dask = _require_dask()
-    parts = [dask.delayed(score_source)(source, columns, settings) for source in sources]
-    return _tree_merge(dask, parts).compute().result(base)
+    tasks = [dask.delayed(score_file)(source, columns, settings) for source in sources]
+    return _merged(dask, tasks).result(base)
 
 
-def connect(scheduler: str) -> Any:
-    """A ``distributed.Client``: ``local`` starts a cluster on this machine, else an address."""
+@contextmanager
+def connect(scheduler: str) -> Iterator[Any]:
+    """A ``distributed.Client`` for the ``with`` block, closed after it.
+
+    ``local`` starts a cluster on this machine (one single-threaded worker process per core,
+    at most :data:`LOCAL_WORKERS`, on the 127.0.0.1 loopback) and shuts it down after the
+    block; anything else is a scheduler address (``tcp://10.0.0.5:8786``).
+    """
     _require_dask()
     from distributed import Client, LocalCluster
 
-    if scheduler == "local":
-        return Client(LocalCluster(processes=True, host="127.0.0.1"))
-    return Client(scheduler)
+    if scheduler != "local":
+        with Client(scheduler) as client:
+            yield client
+        return
+    workers = max(1, min(os.cpu_count() or 1, LOCAL_WORKERS))
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",  # a free port: no clash with a running dashboard
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client

@@ -8,13 +8,18 @@ unknown label, negative weight, unparseable line; the masks of :mod:`crossent._v
 stops scoring with a
 :class:`~crossent.errors.DataFileError` naming file, line and column, or, with
 ``skip_invalid=True``, is skipped and counted; the result lists how many and where the first
-few were. Nothing is dropped silently. Two scorers of the same settings merge exactly
-(:meth:`FileScorer.merge`): that is how :mod:`crossent.metrics.dask` spreads the work.
+few were. Nothing is dropped silently.
+
+Several files are scored one scorer per file (:func:`score_file`), merged left to right in the
+files' order (:func:`merge_in_order`). :mod:`crossent.metrics.dask` runs the same units on
+workers and merges them in the same order, so both runs add the same floats in the same order
+and their numbers are equal bit for bit (float addition is not associative: any other grouping
+could move the last digit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,7 @@ from numpy.typing import NDArray
 
 from crossent import io
 from crossent._validation import masks
-from crossent.errors import DataFileError
+from crossent.errors import CrossentError, DataFileError
 from crossent.metrics.file_columns import Columns
 from crossent.metrics.file_labels import LabelMap, shown_value
 from crossent.metrics.file_result import ScoreResult, Skipped, Totals, build_result
@@ -35,7 +40,7 @@ from crossent.units import Base
 MAX_EXAMPLES = 5
 Problem = tuple[NDArray[np.bool_], str | None, Callable[[int], str]]
 
-__all__ = ["Columns", "FileScorer", "ScoreResult", "Skipped"]
+__all__ = ["Columns", "FileScorer", "ScoreResult", "Skipped", "merge_in_order", "score_file"]
 
 
 class FileScorer:
@@ -261,7 +266,11 @@ class FileScorer:
                 )
 
     def merge(self, other: FileScorer) -> FileScorer:
-        """Add ``other``'s rows (scored with the same settings) into this scorer; returns self."""
+        """Add ``other``'s rows (scored with the same settings) into this scorer; returns self.
+
+        Counts and segment keys merge exactly; each float sum gets one addition, whose
+        rounding depends on what was merged before (see :func:`merge_in_order`).
+        """
         mine, theirs = self.totals, other.totals
         self.labels.merge(other.labels)
         mine.loss.merge(theirs.loss)
@@ -294,6 +303,41 @@ class FileScorer:
             result.by = self.by
             result.segments = sorted(found, key=lambda s: (-s.rows, s.key))
         return result
+
+
+def score_file(
+    source: io.Source,
+    columns: Columns,
+    settings: dict[str, Any],
+    progress: Callable[[int], None] | None = None,
+) -> FileScorer:
+    """One file scored by its own scorer: the unit of work of every multi-file run.
+
+    ``settings`` are :class:`FileScorer`'s keyword arguments; ``progress`` as in
+    :meth:`FileScorer.add_file`.
+    """
+    scorer = FileScorer(columns, **settings)
+    scorer.add_file(source.path, progress, partition=source.partition)
+    return scorer
+
+
+def merge_in_order(scorers: Iterable[FileScorer]) -> FileScorer:
+    """The scorers merged left to right, ``((s0 + s1) + s2) + ...``, into the first one.
+
+    Consumes an iterator one scorer at a time, so a generator of :func:`score_file` calls
+    holds one file's sums besides the total.
+
+    Raises:
+        CrossentError: no scorers; scorers that cannot merge (different settings, learned
+            labels or too many segments together).
+    """
+    found = iter(scorers)
+    total = next(found, None)
+    if total is None:
+        raise CrossentError("nothing to score: no files or partitions")
+    for scorer in found:
+        total.merge(scorer)
+    return total
 
 
 def _value_problems(name: str, column: io.FloatColumn, raw: object) -> list[Problem]:

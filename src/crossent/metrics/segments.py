@@ -113,8 +113,9 @@ class SegmentKeys:
             if found is None:
                 if len(self.keys) >= self.cap:
                     raise CrossentError(
-                        f"--by {','.join(self.by)}: more than {self.cap:,} segments (the cap); "
-                        "pass --max-segments to raise the cap"
+                        f"--by {','.join(self.by)}: more than {self.cap:,} segments (the cap) "
+                        f"in all files together; the next is {', '.join(key)}; pass "
+                        "--max-segments to raise the cap"
                     )
                 found = self.ids[key] = len(self.keys)
                 self.keys.append(key)
