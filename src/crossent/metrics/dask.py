@@ -13,8 +13,8 @@ same float operations, in the same order, as the single-process run of the same 
 - ``score(ddf)`` on a cluster equals ``score(ddf)`` on Dask's single-process scheduler
   (``dask.config.set(scheduler="synchronous")``) bit for bit: the same partitions, scored the
   same way, merged in partition order. Another partitioning of the same rows (or one big file)
-  adds the floats in other groups and can differ in the last digits (about 1e-16 relative);
-  counts and histograms never differ.
+  adds the floats in other groups and can differ in the last few digits (the rounding of the
+  sums); counts never differ.
 
 "Bit for bit" holds when the workers and the client run the same NumPy and PyArrow builds on
 the same kind of CPU (a ``LocalCluster`` always does); NumPy may pick other SIMD code for
