@@ -94,6 +94,16 @@ def test_segments_beyond_the_cap_are_an_error_naming_it(segmented) -> None:  # t
     assert "pass --max-segments to raise the cap" in message
 
 
+def test_segments_beyond_the_cap_across_files_are_an_error_naming_it(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("label,prob,country\n1,0.9,fr\n0,0.2,de\n")
+    second.write_text("label,prob,country\n1,0.6,fr\n0,0.4,us\n")
+    result = _invoke(str(first), str(second), "--by", "country", "--max-segments", "2")
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert "more than 2 segments (the cap) in all files together; the next is us" in message
+
+
 def test_missing_segment_value_is_its_own_segment(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text("label,prob,country\n1,0.9,fr\n0,0.2,\n1,0.6,fr\n0,0.4,\n")

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from itertools import accumulate
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from crossent.errors import CrossentError
 from crossent.units import Base
+
+if TYPE_CHECKING:
+    from crossent.io import Source
+    from crossent.metrics.file_columns import Columns
+    from crossent.metrics.files import FileScorer
 
 PROGRESS_BYTES = 4 << 20  # files larger than this get a progress bar
 
@@ -145,7 +150,13 @@ def _score_files(
     return scorer.result(unit), name
 
 
-def _score_with_progress(sources, sizes, columns, settings, console):  # type: ignore[no-untyped-def]
+def _score_with_progress(
+    sources: list[Source],
+    sizes: list[int],
+    columns: Columns,
+    settings: dict[str, Any],
+    console: Any,
+) -> FileScorer:
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -169,7 +180,7 @@ def _score_with_progress(sources, sizes, columns, settings, console):  # type: i
         task = progress.add_task("scoring", total=sum(sizes))
         offsets = list(accumulate(sizes[:-1], initial=0))
 
-        def scored(source: Any, offset: int) -> Any:
+        def scored(source: Source, offset: int) -> FileScorer:
             progress.update(task, description=f"scoring {source.path.name}")
 
             def advance(position: int) -> None:
