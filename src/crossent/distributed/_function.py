@@ -4,7 +4,10 @@ Forward: one sweep over chunks of rows computes each row's local log-sum-exp, ta
 sum of logits on this rank's shard; two all-reduces of per-row scalars (MAX, then SUM) turn them
 into the global ones. Backward: each chunk's logits are recomputed (never stored), giving this
 shard's part of the gradient of ``hidden`` (summed over ranks by one (N, D) all-reduce) and the
-whole gradient of the weight shard (no communication).
+whole gradient of the weight shard (no communication). The smoothing coefficients, the mean
+denominator and the reduction are :mod:`crossent.kernels.rules`'; with ``softcap`` every block
+of logits is soft-capped (``cap tanh(z / cap)``) as it is computed, and ``z_loss`` adds
+``c lse^2`` per non-ignored row, whose gradient is ``2 c lse softmax``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+from crossent.kernels import rules
 
 
 @dataclass(frozen=True)
@@ -33,26 +38,24 @@ class ShardPlan:
     divisor: float
     chunk_size: int  # rows per block
     block_elements: int  # logits per (rows x classes) block
+    z_loss: float = 0.0
+    softcap: float | None = None
 
     @property
     def off_target_mass(self) -> float:
         """Target probability of each class other than the label (after smoothing)."""
-        eps = self.label_smoothing
-        if self.smoothing == "uniform":
-            return eps / self.num_classes
-        return eps / (self.num_classes - 1) if self.num_classes > 1 else 0.0
+        return rules.smoothing_coefficients(
+            self.num_classes, self.label_smoothing, self.smoothing)[1]
 
     @property
     def on_target_mass(self) -> float:
         """Target probability of the label itself."""
-        eps = self.label_smoothing
-        if self.smoothing == "uniform":
-            return 1.0 - eps + eps / self.num_classes
-        return 1.0 - eps
+        return sum(rules.smoothing_coefficients(
+            self.num_classes, self.label_smoothing, self.smoothing))
 
     @property
     def total_mass(self) -> float:
-        """Sum of the smoothed target distribution (1 except off-target smoothing with V = 1)."""
+        """Sum of the smoothed target distribution (1)."""
         return self.on_target_mass + self.off_target_mass * (self.num_classes - 1)
 
 
@@ -67,12 +70,16 @@ def _stat_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _block_logits(
-    hidden_rows: Tensor, weight: Tensor, bias: Tensor | None, columns: slice, dtype: torch.dtype
+    hidden_rows: Tensor, weight: Tensor, bias: Tensor | None, columns: slice, dtype: torch.dtype,
+    softcap: float | None = None,
 ) -> Tensor:
-    """Logits of a block of rows against a block of this shard's classes, ``(c, b)``."""
+    """(Soft-capped) logits of a block of rows against a block of this shard's classes,
+    ``(c, b)``."""
     logits = (hidden_rows @ weight[columns].T).to(dtype)  # (c, b)
     if bias is not None:
         logits = logits + bias[columns].to(dtype)
+    if softcap is not None:
+        logits = logits.div_(softcap).tanh_().mul_(softcap)
     return logits
 
 
@@ -99,7 +106,7 @@ class ShardedCrossEntropyFunction(torch.autograd.Function):
         bias: Tensor | None,
         target: Tensor,
         plan: ShardPlan,
-    ) -> Tensor:
+    ) -> tuple[Tensor, Tensor]:
         rows, local_classes = hidden.shape[0], weight.shape[0]
         stat = _stat_dtype(hidden.dtype)
         valid = target != plan.ignore_index  # (N,)
@@ -113,7 +120,8 @@ class ShardedCrossEntropyFunction(torch.autograd.Function):
         # columns: shifted sum of exponentials, target logit, sum of logits
         row_sums = torch.zeros((rows, 3), dtype=stat, device=hidden.device)
         for row_block, class_block in _blocks(plan, rows, local_classes):
-            logits = _block_logits(hidden[row_block], weight, bias, class_block, stat)  # (c, b)
+            logits = _block_logits(
+                hidden[row_block], weight, bias, class_block, stat, plan.softcap)  # (c, b)
             in_block = local_index[row_block] - class_block.start  # (c,)
             hit = (in_block >= 0) & (in_block < logits.shape[1])
             picked = logits.gather(1, torch.where(hit, in_block, 0)[:, None])[:, 0]  # (c,)
@@ -143,22 +151,22 @@ class ShardedCrossEntropyFunction(torch.autograd.Function):
             plan.total_mass * lse
             - (plan.on_target_mass - plan.off_target_mass) * target_logit
             - plan.off_target_mass * logit_sum
+            + rules.z_loss_term(lse, plan.z_loss)
         )
         per_row = torch.where(valid, per_row, torch.zeros_like(per_row))
-        count = int(valid.sum().item())
+        count = float(rules.mean_denominator(target, None, plan.ignore_index))
 
         ctx.save_for_backward(hidden, weight, bias, lse, local_index, valid)
         ctx.plan = plan
         ctx.count = count
-        if plan.reduction == "none":
-            return (per_row / plan.divisor).to(hidden.dtype)
-        total = per_row.sum() / plan.divisor
-        if plan.reduction == "mean":
-            total = total / count if count > 0 else total * 0.0
-        return total.to(hidden.dtype)
+        ctx.mark_non_differentiable(lse)
+        loss = rules.reduce_rows(per_row, plan.reduction, count, plan.divisor)
+        return loss.to(hidden.dtype), lse
 
     @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_output: Tensor, grad_lse: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
         hidden, weight, bias, lse, local_index, valid = ctx.saved_tensors
         plan: ShardPlan = ctx.plan
         stat = lse.dtype
@@ -168,26 +176,30 @@ class ShardedCrossEntropyFunction(torch.autograd.Function):
         # d loss / d per_row for each row: the reduction's weight, the log base, the ignore mask
         if plan.reduction == "none":
             row_scale = grad_output.to(stat) / plan.divisor
-        elif plan.reduction == "sum" or ctx.count > 0:
-            denominator = plan.divisor * (ctx.count if plan.reduction == "mean" else 1)
-            row_scale = (grad_output.to(stat) / denominator).expand(rows)
         else:  # a mean over zero rows is 0 with zero gradient
-            row_scale = torch.zeros(rows, dtype=stat, device=hidden.device)
+            scale = rules.gradient_scale(plan.reduction, ctx.count, plan.divisor)
+            row_scale = (grad_output.to(stat) * scale).expand(rows)
         row_scale = torch.where(valid, row_scale, torch.zeros_like(row_scale))
+        prob_mass = plan.total_mass + 2.0 * plan.z_loss * lse  # (N,)
 
         grad_hidden = torch.zeros(hidden.shape, dtype=stat, device=hidden.device)
         grad_weight = torch.zeros(weight.shape, dtype=stat, device=weight.device)
         grad_bias = torch.zeros(local_classes, dtype=stat, device=weight.device)
         for row_block, class_block in _blocks(plan, rows, local_classes):
-            logits = _block_logits(hidden[row_block], weight, bias, class_block, stat)  # (c, b)
-            # d loss_i / d z_ic = T q_ic - t_ic (T = total target mass, 1 unless degenerate),
-            # in place on the block: one (c, b) buffer in the backward pass
-            grad_logits = logits.sub_(lse[row_block, None]).exp_().mul_(plan.total_mass)
+            logits = _block_logits(
+                hidden[row_block], weight, bias, class_block, stat, plan.softcap)  # (c, b)
+            chain = None if plan.softcap is None else 1.0 - (logits / plan.softcap).square_()
+            # d loss_i / d u_ic = (T + 2 c lse_i) q_ic - t_ic (T = total target mass, 1), in
+            # place on the block: one (c, b) buffer in the backward pass (two with softcap)
+            grad_logits = logits.sub_(lse[row_block, None]).exp_().mul_(
+                prob_mass[row_block, None])
             grad_logits -= plan.off_target_mass
             in_block = local_index[row_block] - class_block.start  # (c,)
             mine = ((in_block >= 0) & (in_block < grad_logits.shape[1])).nonzero()[:, 0]
             grad_logits[mine, in_block[mine]] -= plan.on_target_mass - plan.off_target_mass
             grad_logits *= row_scale[row_block, None]
+            if chain is not None:
+                grad_logits *= chain  # through the soft-cap
             if need_hidden:  # (c, D)
                 grad_hidden[row_block].addmm_(grad_logits, weight[class_block].to(stat))
             if need_weight:  # (b, D), in place: no temporary per block

@@ -35,6 +35,7 @@ from crossent._validation.choices import Reduction, Smoothing
 from crossent.distributed._checks import check_layout, check_local_inputs, check_options
 from crossent.distributed._function import ShardedCrossEntropyFunction, ShardPlan
 from crossent.errors import CrossentError
+from crossent.losses._options import check_fused_options
 from crossent.units import Base, log_divisor
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "sharded_cross_entropy",
     "sum_from_shards",
 ]
+
 
 # One block of logits (rows x classes) holds about this many numbers (16 MiB in float32): memory
 # stays flat in N and V_r while each matmul is still large enough to be fast.
@@ -112,7 +114,10 @@ def sharded_cross_entropy(
     reduction: Reduction = "mean",
     base: Base = "nats",
     chunk_size: int | None = None,
-) -> Tensor:
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    return_lse: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     r"""Linear cross-entropy over a catalogue split across the ranks of a process group.
 
     Rank r holds rows ``[shard_offset, shard_offset + V_r)`` of the output weight; the shards of
@@ -130,7 +135,9 @@ def sharded_cross_entropy(
         \log \textstyle\sum_c e^{z_{ic}} = M_i + \log \sum_r e^{\mathrm{lse}_{ir} - M_i},\;
         M_i = \max_r \mathrm{lse}_{ir}
 
-    with t the smoothed one-hot target exactly as in :func:`crossent.cross_entropy`.
+    with t the smoothed one-hot target exactly as in :func:`crossent.cross_entropy`, and
+    ``z_loss`` / ``softcap`` / ``return_lse`` as there (``z -> cap tanh(z / cap)`` first; plus
+    ``c lse_i^2`` per non-ignored row; the global log-sum-exp, without gradient).
 
     Communication per call: one all-gather of 8 integers per rank (input checks), a MAX
     all-reduce of N numbers and a SUM all-reduce of 3N numbers in the forward pass; one SUM
@@ -155,9 +162,12 @@ def sharded_cross_entropy(
         base: ``"nats"``, ``"bits"`` or a number > 1; the loss is divided by ln(base).
         chunk_size: rows per block of logits (default: at least 256, more for small shards);
             the shard's classes are blocked too, so one block holds about 4M logits.
+        z_loss: coefficient ``c >= 0`` of the z-loss ``c lse^2``.
+        softcap: soft-cap of the logits, or None.
+        return_lse: also return the (...) per-row log-sum-exp (nats).
 
     Returns:
-        The loss, the same value on every rank.
+        The loss, the same value on every rank; with ``return_lse``, ``(loss, lse)``.
 
     Raises:
         CrossentError: bad shapes, dtypes, devices or options; non-finite input; shards that do
@@ -186,10 +196,15 @@ def sharded_cross_entropy(
     local_error = local_error or check_local_inputs(
         hidden, weight_shard, target, bias_shard, shard_offset
     )
+    try:
+        z_loss, softcap, return_lse = check_fused_options(z_loss, softcap, return_lse)
+    except CrossentError as error:
+        local_error = local_error or str(error)
 
     record = [1, 0, 0, 0, 0, 0, 0, 0]
     if local_error is None:
-        options = _options_code(ignore_index, float(label_smoothing), smoothing, reduction, divisor)
+        options = _options_code(
+            ignore_index, float(label_smoothing), smoothing, reduction, divisor, z_loss, softcap)
         record = [
             0, shard_offset, weight_shard.shape[0], target.numel(), hidden.shape[-1],
             _checksum(target), options, 0,
@@ -220,12 +235,16 @@ def sharded_cross_entropy(
         divisor=divisor,
         chunk_size=chunk_size,
         block_elements=_CHUNK_ELEMENTS,
+        z_loss=z_loss,
+        softcap=softcap,
     )
     flat_hidden = hidden.reshape(flat_target.shape[0], hidden.shape[-1])  # (N, D)
-    loss = ShardedCrossEntropyFunction.apply(
+    loss, lse = ShardedCrossEntropyFunction.apply(
         flat_hidden, weight_shard, bias_shard, flat_target, plan
     )
-    return loss.reshape(target.shape) if reduction == "none" else loss
+    if reduction == "none":
+        loss = loss.reshape(target.shape)
+    return (loss, lse.reshape(target.shape)) if return_lse else loss
 
 
 def _checksum(target: Tensor) -> int:

@@ -9,7 +9,8 @@ is that of Cephes (about 1 ulp); results below the smallest normal number are fl
 
 The reductions use ``fastmath={"reassoc", "contract"}`` only: summation order may change (as
 in any vectorised sum) but infinities and NaNs keep IEEE semantics. The maximum additionally
-assumes no NaN (``nnan``): inputs are checked for NaN before any kernel runs.
+assumes no NaN (``nnan``): a kernel that validates its input runs :func:`nonfinite_probe`
+first (a NaN anywhere makes its result NaN) and skips the row before taking the maximum.
 
 Import this module only when numba is importable. numba's on-disk cache (``cache=True``)
 checks only the source file of the cached function: after editing this file, also touch
@@ -258,3 +259,31 @@ def soft_gap_and_mass(
         gap_total += term if coef != 0.0 else 0.0
         mass += coef
     return gap_total, mass
+
+
+@njit(fastmath=_REASSOC, cache=True)
+def nonfinite_probe(values: Any) -> float:  # pragma: no cover - compiled by numba
+    """``sum_j 0 * values[j]``: 0 when every element is finite, NaN when one is NaN or ±inf.
+
+    One vectorised read (``0 * x`` cannot be folded to 0 without ``nnan``/``ninf``); a row that
+    fails it is then scanned element by element by the caller.
+    """
+    total = values[0] * 0
+    for j in range(values.shape[0]):
+        total += values[j] * 0
+    return np.float64(total)
+
+
+@njit(cache=True)
+def softcap_into(source: Any, out: Any, cap: float) -> None:  # pragma: no cover
+    """``out[j] = cap * tanh(source[j] / cap)`` (Gemma 2's logit soft-capping)."""
+    for j in range(source.shape[0]):
+        out[j] = cap * np.tanh(source[j] / cap)
+
+
+@njit(cache=True)
+def softcap_chain(out: Any, capped: Any, cap: float) -> None:  # pragma: no cover
+    """Chain rule through the soft-cap: ``out[j] *= 1 - (capped[j] / cap)^2``."""
+    for j in range(out.shape[0]):
+        ratio = capped[j] / cap
+        out[j] *= 1.0 - ratio * ratio

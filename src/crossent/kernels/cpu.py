@@ -7,31 +7,29 @@ Per row of the (M, C) logits the kernel makes three passes over C numbers that s
    zero target mass are skipped, so a ``-inf`` logit with no mass contributes exactly 0);
 2. ``e_c = exp(z_c - m)`` written to the gradient buffer and summed into ``s``;
 3. the buffer is rescaled in place into the gradient of the *reduced* loss,
-   ``scale * (W_t * e_c / s - w_c t_c)`` with ``W_t = sum_c w_c t_c``.
+   ``scale * ((W_t + 2 c lse) * e_c / s - w_c t_c)`` with ``W_t = sum_c w_c t_c`` and ``c`` the
+   z-loss coefficient.
+
+Options: a soft-cap ``cap tanh(z / cap)`` is applied to a per-row copy before pass 1, and its
+derivative ``1 - tanh^2`` multiplies the gradient after pass 3; a validating call runs one
+vectorised probe per row first (NaN or +inf turns ``sum 0 * z`` into NaN) and flags such a row
+instead of computing it, so the non-finite check costs no separate pass over memory.
 
 The kernels themselves compile with ``fastmath=False``; the row primitives they call
-(:mod:`crossent.kernels._numba_math`) use a vectorisable exp and reassociated sums.
-
-The autograd backward then only multiplies that buffer by the incoming gradient, so
-forward + backward reads the logits twice from memory and writes them once. With
-``inplace=True`` the buffer *is* the logits' storage: the call consumes its input (the logits
-hold the gradient afterwards) and needs no extra (M, C) memory.
-
-The target distribution after smoothing is ``t_c = a * y_c + b`` for both smoothing modes
-(``y`` one-hot or soft), with ``(a, b) = (1 - eps, eps / C)`` for ``"uniform"`` and
-``(1 - eps - eps / (C - 1), eps / (C - 1))`` for ``"off_target"``; :func:`smoothing_coefficients`
-computes them. Class weights weight each class term (PyTorch's convention).
+(:mod:`crossent.kernels._numba_math`) use a vectorisable exp and reassociated sums. The target
+distribution after smoothing is ``t_c = a * y_c + b`` with ``(a, b)`` from
+:func:`crossent.kernels.rules.smoothing_coefficients`; class weights weight each class term
+(PyTorch's convention). The autograd wiring (custom op, in-place variant) is in
+:mod:`crossent.kernels.ops`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-
-from crossent._validation.choices import Reduction, Smoothing
 
 try:  # numba is a dependency, but a broken install must fall back, not crash the import
     from numba import njit, prange
@@ -39,9 +37,12 @@ try:  # numba is a dependency, but a broken install must fall back, not crash th
     from crossent.kernels._numba_math import (
         exp_shifted_sum,
         gap_sum,
+        nonfinite_probe,
         row_max,
         scale_shift_into,
         soft_gap_and_mass,
+        softcap_chain,
+        softcap_into,
         weighted_gap_sum,
     )
 
@@ -58,28 +59,39 @@ except Exception as error:  # pragma: no cover - exercised only without numba
     prange = range  # type: ignore[misc]
 
 
-def smoothing_coefficients(
-    num_classes: int, label_smoothing: float, smoothing: Smoothing
-) -> tuple[float, float]:
-    """``(a, b)`` such that the smoothed target is ``t_c = a * y_c + b`` (``y`` one-hot or soft).
 
-    With one class there is nowhere to move mass to, so the target stays ``y`` (``a=1, b=0``).
-    """
-    eps = float(label_smoothing)
-    if eps == 0.0 or num_classes <= 1:
-        return 1.0, 0.0
-    if smoothing == "uniform":
-        return 1.0 - eps, eps / num_classes
-    off = eps / (num_classes - 1)
-    return 1.0 - eps - off, off
+@njit(cache=True)
+def _has_nan_or_pos_inf(row):  # pragma: no cover - compiled by numba
+    """Element-wise scan of a row that failed :func:`nonfinite_probe` (``-inf`` is allowed)."""
+    for j in range(row.shape[0]):
+        if math.isnan(row[j]) or row[j] == math.inf:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _rejected(row):  # pragma: no cover - compiled by numba
+    """True if ``row`` holds NaN or +inf: one vectorised probe, a scan only if it fails."""
+    return math.isnan(nonfinite_probe(row)) and _has_nan_or_pos_inf(row)
+
+
+@njit(cache=True)
+def _capped(row, softcap):  # pragma: no cover - compiled by numba
+    """The row the softmax sees: ``row`` itself, or a soft-capped copy (``softcap > 0``)."""
+    if softcap > 0.0:
+        source = np.empty_like(row)
+        softcap_into(row, source, softcap)
+        return source
+    return row
 
 
 @njit(parallel=True, cache=True, fastmath=False)
 def _index_rows(  # pragma: no cover - compiled by numba
     logits, grad, target, weight, use_weight, weight_sum, ignore_index, on_mass, off_mass,
-    grad_scale, loss
+    grad_scale, z_loss, softcap, check, need_lse, loss, lse, status
 ):
-    """Integer targets: per-row loss into ``loss``, scaled gradient into ``grad``.
+    """Integer targets: per-row loss into ``loss``, scaled gradient into ``grad``, log-sum-exp
+    into ``lse``; with ``check``, a non-finite row is flagged in ``status`` and left untouched.
 
     ``logits`` and ``grad`` may be the same array (in place): every pass that needs the
     logits runs before the pass that overwrites them.
@@ -87,62 +99,85 @@ def _index_rows(  # pragma: no cover - compiled by numba
     rows, classes = logits.shape
     for i in prange(rows):
         label = target[i]
-        row = logits[i]
         out = grad[i]
-        if label == ignore_index:
-            loss[i] = 0.0
+        ignored = label == ignore_index
+        loss[i] = 0.0
+        if ignored and not (check or need_lse):
             out[:] = 0.0
             continue
-        target_logit = float(row[label])
-        shift = row_max(row)  # pass 1: max shift for log-sum-exp
+        if check and _rejected(logits[i]):
+            status[i] = 1  # NaN or +inf: left untouched for the caller's message
+            continue
+        source = _capped(logits[i], softcap)
+        shift = row_max(source)  # pass 1: max shift for log-sum-exp
+        if check and shift == -math.inf:
+            status[i] = 2
+            continue
         off_loss = 0.0
-        if off_mass != 0.0:  # smoothing mass on every class: sum_c w_c (max - z_c)
-            off_loss = weighted_gap_sum(row, weight, shift) if use_weight else gap_sum(row, shift)
-        total = exp_shifted_sum(row, out, shift)  # pass 2: exp(z - max) into the buffer, summed
+        if off_mass != 0.0 and not ignored:  # smoothing mass on every class: sum_c w_c (max - z_c)
+            off_loss = (
+                weighted_gap_sum(source, weight, shift) if use_weight else gap_sum(source, shift)
+            )
+        target_logit = 0.0 if ignored else float(source[label])
+        total = exp_shifted_sum(source, out, shift)  # pass 2: exp(z - max) into the buffer
         log_total = math.log(total)
+        lse[i] = shift + log_total
+        if ignored:
+            out[:] = 0.0
+            continue
         label_weight = weight[label] if use_weight else 1.0
         on_coef = on_mass * label_weight
         mass = off_mass * weight_sum + on_coef  # W_t = sum_c w_c t_c
-        row_loss = off_mass * (off_loss + weight_sum * log_total)
+        row_loss = off_mass * (off_loss + weight_sum * log_total) + z_loss * lse[i] * lse[i]
         if on_coef != 0.0:
             row_loss += on_coef * (shift + log_total - target_logit)
         loss[i] = row_loss
-        # pass 3: gradient of the reduced loss, W_t * softmax - w * t, times the reduction scale
-        prob_scale = grad_scale * mass / total
-        if off_mass != 0.0:
-            off_scale = grad_scale * off_mass
-            if use_weight:
-                for j in range(classes):
-                    out[j] = out[j] * prob_scale - off_scale * weight[j]
-            else:
-                scale_shift_into(out, prob_scale, off_scale)
+        # pass 3: gradient of the reduced loss, (W_t + 2 c lse) softmax - w * t, times the scale
+        prob_scale = grad_scale * (mass + 2.0 * z_loss * lse[i]) / total
+        off_scale = grad_scale * off_mass
+        if off_mass != 0.0 and use_weight:
+            for j in range(classes):
+                out[j] = out[j] * prob_scale - off_scale * weight[j]
         else:
-            scale_shift_into(out, prob_scale, 0.0)
+            scale_shift_into(out, prob_scale, off_scale)
         out[label] -= grad_scale * on_coef
+        if softcap > 0.0:
+            softcap_chain(out, source, softcap)
 
 
 @njit(parallel=True, cache=True, fastmath=False)
 def _soft_rows(  # pragma: no cover - compiled by numba
-    logits, grad, target, weight, use_weight, on_mass, off_mass, grad_scale, loss
+    logits, grad, target, weight, use_weight, on_mass, off_mass, grad_scale, z_loss, softcap,
+    check, loss, lse, status
 ):
     """Soft targets ``target`` (M, C): smoothed ``t = a * target + b``, same three passes."""
     rows, classes = logits.shape
     for i in prange(rows):
-        row = logits[i]
         out = grad[i]
         target_row = target[i]
-        shift = row_max(row)
+        loss[i] = 0.0
+        if check and _rejected(logits[i]):
+            status[i] = 1  # NaN or +inf: left untouched for the caller's message
+            continue
+        source = _capped(logits[i], softcap)
+        shift = row_max(source)
+        if check and shift == -math.inf:
+            status[i] = 2
+            continue
         gap_loss, mass = soft_gap_and_mass(
-            row, target_row, weight, use_weight, on_mass, off_mass, shift
+            source, target_row, weight, use_weight, on_mass, off_mass, shift
         )
-        total = exp_shifted_sum(row, out, shift)
-        loss[i] = gap_loss + mass * math.log(total)
-        prob_scale = grad_scale * mass / total
+        total = exp_shifted_sum(source, out, shift)
+        lse[i] = shift + math.log(total)
+        loss[i] = gap_loss + mass * math.log(total) + z_loss * lse[i] * lse[i]
+        prob_scale = grad_scale * (mass + 2.0 * z_loss * lse[i]) / total
         for j in range(classes):
             coef = on_mass * target_row[j] + off_mass
             if use_weight:
                 coef *= weight[j]
             out[j] = out[j] * prob_scale - grad_scale * coef
+        if softcap > 0.0:
+            softcap_chain(out, source, softcap)
 
 
 def available() -> bool:
@@ -154,12 +189,11 @@ def available() -> bool:
         else:
             try:
                 probe = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
-                loss = fused_cross_entropy(
-                    probe, torch.tensor([1]), weight=None, ignore_index=-100,
-                    label_smoothing=0.0, smoothing="uniform", reduction="sum", divisor=1.0,
-                    inplace=False,
+                rows = row_losses(
+                    probe, torch.tensor([1]), torch.empty_like(probe), weight=None,
+                    ignore_index=-100, on_mass=1.0, off_mass=0.0, grad_scale=1.0,
                 )
-                _AVAILABLE = bool(abs(float(loss) - math.log1p(math.exp(-1.0))) < 1e-12)
+                _AVAILABLE = bool(abs(float(rows.loss[0]) - math.log1p(math.exp(-1.0))) < 1e-12)
             except Exception:
                 _AVAILABLE = False
     return _AVAILABLE
@@ -168,17 +202,12 @@ def available() -> bool:
 _AVAILABLE: bool | None = None
 
 
-def mean_denominator(
-    target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int
-) -> float:
-    """What ``reduction="mean"`` divides by: sum of the target weights of non-ignored rows
-    (index targets; the count when unweighted), or the number of rows (soft targets)."""
-    if target.dim() == 2:
-        return float(target.shape[0])
-    kept = target != ignore_index
-    if weight is None:
-        return float(kept.sum())
-    return float(weight.double()[target[kept]].sum())
+class RowResult(NamedTuple):
+    """What the kernel returns besides the gradient rows: all ``(M,)`` float64 / int8 arrays."""
+
+    loss: np.ndarray  # loss_i in nats (0 for an ignored or rejected row)
+    lse: np.ndarray  # log-sum-exp of the (soft-capped) logits, nats
+    status: np.ndarray  # 0 usable; with check: 1 holds NaN or +inf, 2 is -inf in every class
 
 
 def row_losses(
@@ -191,17 +220,28 @@ def row_losses(
     on_mass: float,
     off_mass: float,
     grad_scale: float,
-) -> np.ndarray:
-    """The kernel itself: per-row losses in nats (float64), ``grad_scale * dloss_i/dz_i`` rows
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    check: bool = False,
+    need_lse: bool = False,
+) -> RowResult:
+    """The kernel itself: per-row losses and log-sum-exps, ``grad_scale * dloss_i/dz_i`` rows
     written to ``grad_buffer`` (which may be ``logits``: in place).
 
-    ``(on_mass, off_mass)`` come from :func:`smoothing_coefficients`. All tensors are CPU and
-    contiguous with class dimension last; inputs are assumed valid.
+    ``(on_mass, off_mass)`` come from :func:`crossent.kernels.rules.smoothing_coefficients`;
+    ``loss_i = CE_i + z_loss * lse_i^2`` on the soft-capped logits ``cap tanh(z / cap)``. With
+    ``check``, rows holding NaN or +inf, or -inf in every class, are flagged in ``status`` and
+    not written (the non-finite check rides on the kernel's own sweep). ``need_lse`` also
+    computes the log-sum-exp of ignored rows. All tensors are CPU and contiguous with class
+    dimension last.
     """
     rows, classes = logits.shape
-    row_loss = np.empty(rows, dtype=np.float64)
+    result = RowResult(
+        np.zeros(rows, dtype=np.float64), np.zeros(rows, dtype=np.float64),
+        np.zeros(rows, dtype=np.int8),
+    )
     if rows == 0:
-        return row_loss
+        return result
     use_weight = weight is not None
     # numba needs an array either way; a dummy of the logits' dtype keeps one compiled signature
     weight_np = (
@@ -211,151 +251,26 @@ def row_losses(
     )
     logits_np = logits.detach().numpy()
     grad_np = grad_buffer.detach().numpy()
+    cap = 0.0 if softcap is None else float(softcap)
     if target.dim() == 2:
         _soft_rows(
             logits_np, grad_np, target.detach().numpy(), weight_np, use_weight,
-            on_mass, off_mass, grad_scale, row_loss,
+            on_mass, off_mass, grad_scale, float(z_loss), cap, check, *result,
         )
     else:
         weight_sum = float(weight.double().sum()) if weight is not None else float(classes)
         _index_rows(
             logits_np, grad_np, target.detach().numpy(), weight_np, use_weight, weight_sum,
-            int(ignore_index), on_mass, off_mass, grad_scale, row_loss,
+            int(ignore_index), on_mass, off_mass, grad_scale, float(z_loss), cap, check,
+            need_lse, *result,
         )
-    return row_loss
-
-
-def reduce_row_losses(
-    row_loss: np.ndarray, reduction: Reduction, denominator: float, divisor: float,
-    dtype: torch.dtype,
-) -> torch.Tensor:
-    """Apply the reduction and the log-base divisor to per-row losses in nats."""
-    if reduction == "none":
-        return torch.from_numpy(row_loss / divisor).to(dtype)
-    total = float(row_loss.sum())
-    if reduction == "mean":
-        # a mean over nothing is 0 (with zero gradient), never 0/0
-        total = total / denominator if denominator != 0.0 else 0.0
-    return torch.tensor(total / divisor, dtype=dtype)
-
-
-def gradient_scale(reduction: Reduction, denominator: float, divisor: float) -> float:
-    """The factor turning ``dloss_i/dz_i`` (nats) into the gradient of the reduced result."""
-    if reduction == "mean":
-        return 1.0 / (denominator * divisor) if denominator != 0.0 else 0.0
-    return 1.0 / divisor
-
-
-def loss_and_grad(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    grad_buffer: torch.Tensor,
-    *,
-    weight: torch.Tensor | None,
-    ignore_index: int,
-    label_smoothing: float,
-    smoothing: Smoothing,
-    reduction: Reduction,
-    divisor: float,
-) -> torch.Tensor:
-    """Run the fused kernel: returns the loss (``(M,)`` or ``()``), gradient in ``grad_buffer``.
-
-    ``grad_buffer`` may be ``logits`` itself (in place). For reduction ``"none"`` the buffer
-    holds ``d loss_i / d z_i`` per row; otherwise the gradient of the reduced scalar. All tensors
-    are CPU and contiguous; inputs are assumed valid (checked by the caller).
-    """
-    on_mass, off_mass = smoothing_coefficients(logits.shape[1], label_smoothing, smoothing)
-    denominator = mean_denominator(target, weight, ignore_index) if reduction == "mean" else 1.0
-    row_loss = row_losses(
-        logits, target, grad_buffer, weight=weight, ignore_index=ignore_index,
-        on_mass=on_mass, off_mass=off_mass,
-        grad_scale=gradient_scale(reduction, denominator, divisor),
-    )
-    return reduce_row_losses(row_loss, reduction, denominator, divisor, logits.dtype)
-
-
-class _FusedCrossEntropy(torch.autograd.Function):
-    """Loss in forward, gradient already computed; backward rescales by the incoming gradient."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any,
-        logits: torch.Tensor,
-        target: torch.Tensor,
-        weight: torch.Tensor | None,
-        options: dict[str, Any],
-    ) -> torch.Tensor:
-        inplace = options.pop("inplace")
-        needs_grad = ctx.needs_input_grad[0]
-        # the kernel always writes a gradient; without inplace it goes to a fresh buffer. In
-        # place, a new tensor object on the logits' storage, so that autograd can adopt it as
-        # ``.grad`` without a copy
-        buffer = logits.detach() if inplace else torch.empty_like(logits)
-        loss = loss_and_grad(logits, target, buffer, weight=weight, **options)
-        ctx.reduction = options["reduction"]
-        ctx.grad_buffer = buffer if needs_grad else None
-        return loss
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        return rescaled_gradient(ctx, grad_output), None, None, None
-
-
-def rescaled_gradient(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
-    """The backward of a fused forward: its gradient buffer times the incoming gradient.
-
-    The buffer is rescaled in place and handed over (ctx drops it), so there is one backward per
-    forward; a second one is a clear error.
-    """
-    buffer = ctx.grad_buffer
-    if buffer is None:
-        raise RuntimeError(
-            "the fused cross-entropy gradient buffer was already used by an earlier "
-            "backward; use implementation='reference' to backpropagate twice"
-        )
-    ctx.grad_buffer = None
-    if ctx.reduction == "none":
-        buffer.mul_(grad_output.to(buffer.dtype).unsqueeze(1))
-    elif bool(grad_output != 1):
-        buffer.mul_(grad_output.to(buffer.dtype))
-    return buffer
-
-
-def fused_cross_entropy(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    weight: torch.Tensor | None,
-    ignore_index: int,
-    label_smoothing: float,
-    smoothing: Smoothing,
-    reduction: Reduction,
-    divisor: float,
-    inplace: bool,
-) -> torch.Tensor:
-    """Fused softmax cross-entropy on CPU: ``(M,)`` for ``"none"``, a scalar otherwise.
-
-    Args:
-        logits: (M, C) float32/float64, contiguous, class dimension last.
-        target: (M,) int64 class indices, or (M, C) class probabilities of ``logits``' dtype.
-        weight: (C,) class weights of ``logits``' dtype, or None.
-        ignore_index: rows whose index target equals it contribute 0 (index targets only).
-        label_smoothing: ε in [0, 1]; ``smoothing`` says where ε goes ("uniform" over all C
-            classes, PyTorch's convention, or "off_target" over the other C - 1).
-        reduction: "none", "sum" or "mean" (index targets: divided by the sum of the target
-            weights of non-ignored rows; soft targets: by M). A mean over nothing is 0.
-        divisor: ln(base); the loss and its gradient are divided by it.
-        inplace: reuse ``logits``' storage for the gradient. This *consumes the input*: after
-            the call ``logits`` holds the gradient, not the logits, and must not be used again
-            (nor may it have been saved by another autograd op for its backward).
-
-    The inputs are assumed valid (``crossent.losses`` checks them once). The gradient is
-    computed during the forward; backward multiplies it by the incoming gradient in place, so
-    each forward supports one backward.
-    """
-    options: dict[str, Any] = {
-        "ignore_index": ignore_index, "label_smoothing": label_smoothing,
-        "smoothing": smoothing, "reduction": reduction, "divisor": divisor, "inplace": inplace,
-    }
-    result: torch.Tensor = _FusedCrossEntropy.apply(logits, target, weight, options)
     return result
+
+
+def row_kernel(
+    logits: torch.Tensor, target: torch.Tensor, grad_buffer: torch.Tensor, **options: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`row_losses` with tensor results ``(loss, lse, status)``: the row-kernel contract
+    shared with :func:`crossent.kernels.cuda.row_kernel`."""
+    result = row_losses(logits, target, grad_buffer, **options)
+    return tuple(torch.from_numpy(array) for array in result)  # type: ignore[return-value]

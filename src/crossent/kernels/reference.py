@@ -2,7 +2,9 @@
 
 Every fast path (``kernels.cpu``, ``kernels.cuda``, ``kernels.linear``) is tested against these
 functions. They favour clarity over speed: the target distribution is materialised as a dense
-``(M, C)`` tensor and every term of the definition in DESIGN.md is written out.
+``(M, C)`` tensor and every term of the definition (README, "Exact definitions") is written out.
+The rules shared with the fast paths (smoothing coefficients, the mean denominator, row
+reductions, soft-capping, z-loss) come from :mod:`crossent.kernels.rules`.
 
 Conventions shared by all functions here:
 
@@ -25,12 +27,19 @@ Conventions shared by all functions here:
 from __future__ import annotations
 
 from collections.abc import Callable
-
 import torch
 
 from crossent._validation.choices import BinaryInputKind, InputKind, Reduction, Smoothing
+from crossent.kernels.rules import (
+    mean_denominator,
+    reduce_rows,
+    smoothing_coefficients,
+    softcap_logits,
+    z_loss_term,
+)
 
-Kernel = Callable[..., torch.Tensor]  # a fused cross-entropy with cross_entropy's keywords
+Kernel = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+"""A fused cross-entropy with cross_entropy's keywords, returning ``(loss, lse, status)``."""
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -45,24 +54,6 @@ def _safe_mul_log(mass: torch.Tensor, log_value: torch.Tensor) -> torch.Tensor:
     product, so ``0 * -inf`` never happens, neither in the value nor in the gradient.
     """
     return mass * torch.where(mass != 0, log_value, torch.zeros_like(log_value))
-
-
-def _reduce(
-    loss: torch.Tensor, reduction: str, denominator: torch.Tensor | float, divisor: float
-) -> torch.Tensor:
-    """Apply the reduction and the log-base divisor.
-
-    ``denominator`` is what "mean" divides by; a zero denominator gives 0 (and zero gradient,
-    since every term of the sum is then masked to 0) instead of PyTorch's NaN.
-    """
-    if reduction == "none":
-        return loss / divisor
-    total = loss.sum()
-    if reduction == "sum":
-        return total / divisor
-    denominator = torch.as_tensor(denominator, dtype=total.dtype, device=total.device)
-    safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
-    return total / safe / divisor
 
 
 def log_probabilities(
@@ -113,28 +104,11 @@ def target_distribution(
         probs = probs * keep.unsqueeze(-1).to(dtype)
     if label_smoothing == 0.0:
         return probs
-    if smoothing == "uniform":
-        smoothed = (1.0 - label_smoothing) * probs + label_smoothing / num_classes
-    else:
-        smoothed = (1.0 - label_smoothing) * probs + label_smoothing * (1.0 - probs) / (
-            num_classes - 1
-        )
+    on_mass, off_mass = smoothing_coefficients(num_classes, label_smoothing, smoothing)
+    smoothed = on_mass * probs + off_mass
     if keep is not None:
         smoothed = smoothed * keep.unsqueeze(-1).to(dtype)
     return smoothed
-
-
-def _mean_denominator(
-    target: torch.Tensor, ignore_index: int, class_weight: torch.Tensor | None
-) -> torch.Tensor | float:
-    """What "mean" divides by: sum of w_{y_i} over non-ignored rows (index targets), M (soft)."""
-    if target.dim() == 2:
-        return float(target.shape[0])
-    keep = target != ignore_index
-    if class_weight is None:
-        return keep.sum()
-    safe_index = torch.where(keep, target, torch.zeros_like(target))
-    return (class_weight[safe_index] * keep.to(class_weight.dtype)).sum()
 
 
 def _row_log_likelihood(
@@ -186,25 +160,39 @@ def cross_entropy(
     divisor: float = 1.0,
     input_kind: InputKind = "logits",
     eps: float | None = None,
-    inplace: bool = False,
-) -> torch.Tensor:
-    """Cross-entropy ``loss_i = -sum_c w_c t_ic log q_ic`` of ``(M, C)`` scores.
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    return_lse: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy ``loss_i = -sum_c w_c t_ic log q_ic + c_z lse_i^2`` of ``(M, C)`` scores.
 
     ``target`` is ``(M,)`` int64 indices or ``(M, C)`` class probabilities; ``t`` is
     :func:`target_distribution`. "mean" divides by ``sum_i w_{y_i}`` over non-ignored rows for
-    index targets and by ``M`` for probability targets (PyTorch's conventions). Returns ``(M,)``
-    for "none" and a scalar otherwise, in the input's dtype. ``inplace`` is accepted for
-    signature compatibility with the fused kernels and ignored.
+    index targets and by ``M`` for probability targets (PyTorch's conventions). Logits only:
+    ``softcap`` first maps ``z -> cap tanh(z / cap)``; ``lse_i`` is the log-sum-exp of the
+    (capped) logits, and ``z_loss`` (``c_z``) adds ``c_z lse_i^2`` to every non-ignored row.
+    Returns ``(M,)`` for "none" and a scalar otherwise, in the input's dtype; with
+    ``return_lse`` also the ``(M,)`` log-sum-exp in nats, in the compute dtype, detached.
     """
     dtype = compute_dtype(scores.dtype)
-    log_q = log_probabilities(scores, input_kind, eps)  # (M, C)
+    if input_kind == "logits":
+        capped = softcap_logits(scores.to(dtype), softcap)  # (M, C)
+        lse = torch.logsumexp(capped, dim=-1)  # (M,)
+        log_q = capped - lse.unsqueeze(-1)
+    else:
+        log_q = log_probabilities(scores, input_kind, eps)  # (M, C)
+        lse = torch.zeros(scores.shape[0], dtype=dtype, device=scores.device)
     class_weight = None if weight is None else weight.to(dtype)
     loss = -_row_log_likelihood(
         log_q, target, ignore_index=ignore_index, label_smoothing=label_smoothing,
         smoothing=smoothing, class_weight=class_weight, modulate=None,
     )  # (M,)
-    denominator = _mean_denominator(target, ignore_index, class_weight)
-    return _reduce(loss, reduction, denominator, divisor).to(scores.dtype)
+    if z_loss != 0.0:
+        keep = target != ignore_index if target.dim() == 1 else torch.ones_like(lse).bool()
+        loss = loss + torch.where(keep, z_loss_term(lse, z_loss), torch.zeros_like(lse))
+    denominator = mean_denominator(target, class_weight, ignore_index)
+    result = reduce_rows(loss, reduction, denominator, divisor).to(scores.dtype)
+    return (result, lse.detach()) if return_lse else result
 
 
 def focal_loss(
@@ -244,8 +232,8 @@ def focal_loss(
     )  # (M,)
     if alpha is not None and not isinstance(alpha, torch.Tensor):
         loss = loss * float(alpha)
-    denominator = _mean_denominator(target, ignore_index, None)
-    return _reduce(loss, reduction, denominator, divisor).to(scores.dtype)
+    denominator = mean_denominator(target, None, ignore_index)
+    return reduce_rows(loss, reduction, denominator, divisor).to(scores.dtype)
 
 
 def binary_log_probabilities(
@@ -295,7 +283,7 @@ def binary_cross_entropy(
     loss = -(positive + _safe_mul_log(1.0 - y, log_not_p))
     if weight is not None:
         loss = loss * weight.to(dtype)
-    return _reduce(loss, reduction, float(loss.numel()), divisor).to(scores.dtype)
+    return reduce_rows(loss, reduction, float(loss.numel()), divisor).to(scores.dtype)
 
 
 def binary_focal_loss(
@@ -333,5 +321,5 @@ def binary_focal_loss(
         loss = loss * one_minus_pt.pow(gamma)
     if alpha is not None:
         loss = loss * (alpha * y + (1.0 - alpha) * (1.0 - y))
-    return _reduce(loss, reduction, float(loss.numel()), divisor).to(scores.dtype)
+    return reduce_rows(loss, reduction, float(loss.numel()), divisor).to(scores.dtype)
 
