@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from crossent import CrossentError, linear_cross_entropy
-from crossent.kernels import linear, reference
-from crossent.kernels.linear import default_chunk_rows
+from crossent.kernels import linear, linear_blocked, linear_sweep, reference
+from crossent.kernels.linear_sweep import default_chunk_rows
 
 TOLERANCE = {torch.float32: 3e-5, torch.float64: 1e-10}
 
@@ -192,16 +192,16 @@ def class_blocked_float64(monkeypatch):
     blocks of 3 classes and tiles small enough to cut every problem into many of both; counts
     how often the blocked sweep ran, so a test can check the route was taken."""
     calls = []
-    original = linear._class_sweep
+    original = linear_blocked.class_sweep
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(linear, "LOW_PRECISION", (torch.float64,))
-    monkeypatch.setattr(linear, "MIN_BLOCK_CLASSES", 3)
-    monkeypatch.setattr(linear, "CHUNK_BUDGET_BYTES", 64)
-    monkeypatch.setattr(linear, "_class_sweep", counting)
+    monkeypatch.setattr(linear_sweep, "MIN_BLOCK_CLASSES", 3)
+    monkeypatch.setattr(linear_sweep, "CHUNK_BUDGET_BYTES", 64)
+    monkeypatch.setattr(linear_blocked, "class_sweep", counting)
     return calls
 
 
@@ -252,8 +252,8 @@ def test_class_blocked_route_edge_cases(class_blocked_float64):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_weight_is_blocked_and_its_gradient_rounded_once(monkeypatch, dtype):
-    monkeypatch.setattr(linear, "MIN_BLOCK_CLASSES", 64)
-    monkeypatch.setattr(linear, "CHUNK_BUDGET_BYTES", 48 * 64 * 4)  # 48-row tiles
+    monkeypatch.setattr(linear_sweep, "MIN_BLOCK_CLASSES", 64)
+    monkeypatch.setattr(linear_sweep, "CHUNK_BUDGET_BYTES", 48 * 64 * 4)  # 48-row tiles
     hidden, weight, bias, _, target = _problem(200, 16, 1000, torch.float32, seed=5)
     target[::17] = -100
     leaves = [t.to(dtype).requires_grad_() for t in (hidden, weight, bias)]

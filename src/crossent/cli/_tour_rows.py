@@ -55,7 +55,7 @@ def tour_rows() -> list[TourRow]:
     soft_entropy = float(-(SOFT_TARGET * torch.log(SOFT_TARGET.clamp_min(1e-300))).sum(1).mean())
 
     def ce(target: torch.Tensor = TARGET, **options: object) -> float:
-        return float(crossent.cross_entropy(LOGITS, target, **options))  # type: ignore[arg-type]
+        return float(crossent.cross_entropy(LOGITS, target, **options))  # type: ignore[call-overload]
 
     return [
         TourRow("uniform guess", math.log(len(CLASSES)),

@@ -25,7 +25,7 @@ Reference: the vocabulary-parallel cross-entropy of Megatron-LM (Shoeybi et al. 
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 import torch.distributed as dist
@@ -98,6 +98,26 @@ def _group_info(group: Any) -> tuple[int, int]:
 def _options_code(*options: object) -> int:
     """A checksum of the options, identical on every rank that passed the same ones."""
     return zlib.crc32(repr(options).encode())
+
+
+@overload
+def sharded_cross_entropy(
+    hidden: Tensor, weight_shard: Tensor, target: Tensor, *, group: Any = ...,
+    shard_offset: int, bias_shard: Tensor | None = ..., ignore_index: int = ...,
+    label_smoothing: float = ..., smoothing: Smoothing = ..., reduction: Reduction = ...,
+    base: Base = ..., chunk_size: int | None = ..., z_loss: float = ...,
+    softcap: float | None = ..., return_lse: Literal[False] = ...,
+) -> Tensor: ...
+
+
+@overload
+def sharded_cross_entropy(
+    hidden: Tensor, weight_shard: Tensor, target: Tensor, *, group: Any = ...,
+    shard_offset: int, bias_shard: Tensor | None = ..., ignore_index: int = ...,
+    label_smoothing: float = ..., smoothing: Smoothing = ..., reduction: Reduction = ...,
+    base: Base = ..., chunk_size: int | None = ..., z_loss: float = ...,
+    softcap: float | None = ..., return_lse: Literal[True],
+) -> tuple[Tensor, Tensor]: ...
 
 
 def sharded_cross_entropy(

@@ -199,7 +199,7 @@ def chunked_linear_cross_entropy(
     """``(loss, lse)`` on validated 2-d inputs (hidden (N, D), weight (V, D), target (N,) or
     (N, V)); see :func:`crossent.linear_cross_entropy` for the public entry point.
     ``row_kernel`` is "numba" (CPU) or "triton" (CUDA); ``lse`` has no gradient."""
-    compute = torch.float32 if hidden.dtype in LOW_PRECISION else hidden.dtype
+    compute = torch.float32 if hidden.dtype in (torch.float16, torch.bfloat16) else hidden.dtype
     # float16/bfloat16 weights on the CPU: class blocks instead of a whole float32 copy
     class_blocked = weight.dtype in LOW_PRECISION and row_kernel == "numba"
     hidden_c = hidden.to(compute).contiguous()

@@ -27,6 +27,8 @@ Conventions shared by all functions here:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from crossent._validation.choices import BinaryInputKind, InputKind, Reduction, Smoothing
@@ -148,7 +150,7 @@ def _row_log_likelihood(
     return dense.sum(dim=-1)
 
 
-def cross_entropy(
+def cross_entropy_and_lse(
     scores: torch.Tensor,
     target: torch.Tensor,
     *,
@@ -162,8 +164,7 @@ def cross_entropy(
     eps: float | None = None,
     z_loss: float = 0.0,
     softcap: float | None = None,
-    return_lse: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy ``loss_i = -sum_c w_c t_ic log q_ic + c_z lse_i^2`` of ``(M, C)`` scores.
 
     ``target`` is ``(M,)`` int64 indices or ``(M, C)`` class probabilities; ``t`` is
@@ -171,8 +172,8 @@ def cross_entropy(
     index targets and by ``M`` for probability targets (PyTorch's conventions). Logits only:
     ``softcap`` first maps ``z -> cap tanh(z / cap)``; ``lse_i`` is the log-sum-exp of the
     (capped) logits, and ``z_loss`` (``c_z``) adds ``c_z lse_i^2`` to every non-ignored row.
-    Returns ``(M,)`` for "none" and a scalar otherwise, in the input's dtype; with
-    ``return_lse`` also the ``(M,)`` log-sum-exp in nats, in the compute dtype, detached.
+    Returns the loss, ``(M,)`` for "none" and a scalar otherwise, in the input's dtype, and
+    the ``(M,)`` log-sum-exp in nats, in the compute dtype, detached (zeros unless logits).
     """
     dtype = compute_dtype(scores.dtype)
     if input_kind == "logits":
@@ -192,7 +193,12 @@ def cross_entropy(
         loss = loss + torch.where(keep, z_loss_term(lse, z_loss), torch.zeros_like(lse))
     denominator = mean_denominator(target, class_weight, ignore_index)
     result = reduce_rows(loss, reduction, denominator, divisor).to(scores.dtype)
-    return (result, lse.detach()) if return_lse else result
+    return result, lse.detach()
+
+
+def cross_entropy(scores: torch.Tensor, target: torch.Tensor, **options: Any) -> torch.Tensor:
+    """The loss of :func:`cross_entropy_and_lse` (same keywords)."""
+    return cross_entropy_and_lse(scores, target, **options)[0]
 
 
 def focal_loss(
