@@ -160,7 +160,7 @@ def test_linear_options_match_the_definition(route, reduction, soft):
 @pytest.mark.parametrize(
     ("options", "message"),
     [({"z_loss": -1.0}, r"z_loss = -1.0 must be a finite number >= 0"),
-     ({"softcap": 0.0}, r"softcap = 0.0 must be None or a finite number > 0"),
+     ({"softcap": 0.0}, r"softcap = 0.0 must be a finite number > 0 or None"),
      ({"return_lse": 1}, r"return_lse = 1 must be True or False")],
 )
 def test_bad_options_raise_naming_them(options, message):

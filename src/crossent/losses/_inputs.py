@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ParamSpec
+from typing import ParamSpec, TypeVar
 
 import torch
 
@@ -85,6 +85,7 @@ def prepare_multiclass(
     base: Base,
     eps: float | None,
     validate: bool = True,
+    check_input: bool = True,
 ) -> MulticlassInputs:
     """Check every multi-class argument and reshape to ``(M, C)``; raise CrossentError if bad.
 
@@ -95,6 +96,8 @@ def prepare_multiclass(
     [0, 1] with rows summing to 1 within :func:`crossent._validation.masks.sum_tolerance`.
     Index targets must lie in [0, C) or equal ``ignore_index``; probability targets (one-hot
     or soft) must be non-negative with rows summing to 1 within the same tolerance.
+    ``check_input=False`` leaves the input's values to a kernel that checks them during its
+    own sweep (the CPU fused cross-entropy).
     """
     smoothing_value, divisor, eps_value = _check_common(
         input, reduction, label_smoothing, base, eps
@@ -114,8 +117,8 @@ def prepare_multiclass(
     kind = _checks.check_target_shape(input, target)
     _checks.check_same_device(target, "target", input)
 
-    if validate:
-        _check_multiclass_input_values(input, input_kind)
+    if validate and check_input:
+        check_multiclass_input_values(input, input_kind)
     target = _check_multiclass_target(target, kind, input, ignore, validate)
     if weight is not None:
         _checks.check_class_weight(weight, num_classes, input, validate=validate)
@@ -176,7 +179,7 @@ def _check_multiclass_target(
     return target
 
 
-def _check_multiclass_input_values(input: torch.Tensor, input_kind: str) -> None:
+def check_multiclass_input_values(input: torch.Tensor, input_kind: str) -> None:
     """The value rules of an ``(N, C, ...)`` input of ``input_kind`` (one or two passes)."""
     if input_kind == "probs":
         rules.check_probabilities(input, "input", class_dim=1, hint=_PROBS_HINT)
@@ -308,9 +311,10 @@ def check_alpha(
 
 
 P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def autocast_to_float32(loss: Callable[P, torch.Tensor]) -> Callable[P, torch.Tensor]:
+def autocast_to_float32(loss: Callable[P, R]) -> Callable[P, R]:
     """Run ``loss`` as PyTorch runs its losses under ``torch.autocast``: in float32.
 
     Where autocast is on for the device of the first tensor argument, every float16/bfloat16
@@ -320,7 +324,7 @@ def autocast_to_float32(loss: Callable[P, torch.Tensor]) -> Callable[P, torch.Te
     """
 
     @functools.wraps(loss)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> torch.Tensor:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         first = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
         if first is None or not torch.is_autocast_enabled(first.device.type):
             return loss(*args, **kwargs)

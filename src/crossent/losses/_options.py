@@ -1,27 +1,24 @@
 """Checks of the options the fused cross-entropies share: ``z_loss``, ``softcap``,
-``return_lse`` (:func:`crossent.cross_entropy`, :func:`crossent.linear_cross_entropy`)."""
+``return_lse`` (:func:`crossent.cross_entropy`, :func:`crossent.linear_cross_entropy`,
+:func:`crossent.distributed.sharded_cross_entropy`)."""
 
 from __future__ import annotations
 
-import math
-
-from crossent._validation import tensors as _checks
+from crossent._validation.numbers import check_bool, check_number
 from crossent.errors import CrossentError
 
 
 def check_fused_options(
-    z_loss: object, softcap: object, return_lse: object
+    z_loss: object, softcap: object, return_lse: object, input_kind: str = "logits"
 ) -> tuple[float, float | None, bool]:
     """``(z_loss, softcap, return_lse)`` checked: a finite ``z_loss >= 0``, ``softcap`` None or
-    a finite number > 0, ``return_lse`` a bool."""
-    z_value = _checks.check_nonnegative_number(z_loss, "z_loss")
-    cap: float | None = None
-    if softcap is not None:
-        if isinstance(softcap, bool) or not isinstance(softcap, (int, float)) or not (
-            math.isfinite(softcap) and softcap > 0
-        ):
-            raise CrossentError(f"softcap = {softcap!r} must be None or a finite number > 0")
-        cap = float(softcap)
-    if not isinstance(return_lse, bool):
-        raise CrossentError(f"return_lse = {return_lse!r} must be True or False")
-    return z_value, cap, return_lse
+    a finite number > 0, ``return_lse`` a bool; any of them needs ``input_kind="logits"``."""
+    z_value = check_number(z_loss, "z_loss", low=0.0)
+    cap = None if softcap is None else check_number(
+        softcap, "softcap", low=0.0, low_open=True, none_ok=True)
+    lse_wanted = check_bool(return_lse, "return_lse")
+    if input_kind != "logits" and (z_value or cap is not None or lse_wanted):
+        raise CrossentError(
+            f'z_loss, softcap and return_lse need input_kind="logits", not "{input_kind}"'
+        )
+    return z_value, cap, lse_wanted

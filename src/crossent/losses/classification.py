@@ -34,7 +34,7 @@ checked, with no pass over the data and no host synchronisation (see
 
 from __future__ import annotations
 
-import importlib
+from typing import Literal, overload
 
 import torch
 
@@ -51,6 +51,7 @@ from crossent._validation.numbers import check_bool, check_number
 from crossent._validation.switch import resolve
 from crossent.errors import CrossentError
 from crossent.kernels import reference
+from crossent.losses._fused import kernel_checks_values, run_cross_entropy
 from crossent.losses._inputs import (
     autocast_to_float32,
     check_alpha,
@@ -58,9 +59,32 @@ from crossent.losses._inputs import (
     prepare_multiclass,
     restore_shape,
 )
+from crossent.losses._options import check_fused_options
 from crossent.units import Base
 
 __all__ = ["binary_cross_entropy", "cross_entropy", "focal_loss"]
+
+
+@overload
+def cross_entropy(
+    input: torch.Tensor, target: torch.Tensor, *, weight: torch.Tensor | None = ...,
+    ignore_index: int = ..., reduction: Reduction = ..., label_smoothing: float = ...,
+    smoothing: Smoothing = ..., input_kind: InputKind = ..., base: Base = ...,
+    eps: float | None = ..., implementation: Implementation = ..., inplace: bool = ...,
+    validate: bool | None = ..., z_loss: float = ..., softcap: float | None = ...,
+    return_lse: Literal[False] = ...,
+) -> torch.Tensor: ...
+
+
+@overload
+def cross_entropy(
+    input: torch.Tensor, target: torch.Tensor, *, weight: torch.Tensor | None = ...,
+    ignore_index: int = ..., reduction: Reduction = ..., label_smoothing: float = ...,
+    smoothing: Smoothing = ..., input_kind: InputKind = ..., base: Base = ...,
+    eps: float | None = ..., implementation: Implementation = ..., inplace: bool = ...,
+    validate: bool | None = ..., z_loss: float = ..., softcap: float | None = ...,
+    return_lse: Literal[True],
+) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @autocast_to_float32
@@ -79,7 +103,10 @@ def cross_entropy(
     implementation: Implementation = "auto",
     inplace: bool = False,
     validate: bool | None = None,
-) -> torch.Tensor:
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    return_lse: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     r"""Cross-entropy between a predicted distribution and a target distribution.
 
     Shapes: ``input`` is ``(N, C)``, ``(N, C, d1, ...)`` or unbatched ``(C,)`` (class
@@ -120,11 +147,21 @@ def cross_entropy(
             to 1, weights >= 0): one extra reduction over each tensor and, on a GPU, one wait
             for the device per check. ``False`` skips them (nothing reads the data before the
             loss; invalid values give undefined results); ``None`` follows
-            :func:`crossent.set_validation`.
+            :func:`crossent.set_validation`. On the CPU fused kernel the logits check rides
+            on the kernel's own sweep (no extra pass), with the same message.
+        z_loss: coefficient ``c >= 0`` of PaLM's z-loss: ``c * lse_i^2`` is added to every
+            non-ignored element, ``lse_i = logsumexp_c z_ic`` (Liger's ``lse_square_scale``).
+            Logits only.
+        softcap: Gemma 2's logit soft-capping: every logit becomes ``cap * tanh(z / cap)``
+            before the softmax (and the log-sum-exp); None (default) leaves them as they are.
+            Logits only.
+        return_lse: also return the per-element log-sum-exp of the (soft-capped) logits, in
+            nats, shape ``(N, d1, ...)``, without gradient (Cut Cross-Entropy's
+            ``return_lse``).
 
     Returns:
         The loss, in the input's dtype (float16/bfloat16 computed in float32; float32 under
-        autocast).
+        autocast); with ``return_lse``, the pair ``(loss, lse)``.
 
     Raises:
         CrossentError: bad argument; the message names it, its value and its position.
@@ -143,79 +180,24 @@ def cross_entropy(
     References:
         Szegedy et al. 2016, "Rethinking the Inception Architecture" (label smoothing).
     """
+    check_choice(implementation, "implementation", Implementation)
+    check_bool(inplace, "inplace")
+    z_loss, softcap, return_lse = check_fused_options(z_loss, softcap, return_lse, input_kind)
+    # the numba kernel checks the logits during its own sweep (no separate pass over them)
+    kernel_checks = resolve(validate) and kernel_checks_values(
+        implementation, input, target, weight, input_kind)
     prepared = prepare_multiclass(
         input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, smoothing=smoothing, input_kind=input_kind,
-        base=base, eps=eps, validate=resolve(validate),
+        base=base, eps=eps, validate=resolve(validate), check_input=not kernel_checks,
     )
-    check_choice(implementation, "implementation", Implementation)
-    check_bool(inplace, "inplace")
-    scores, flat_target, class_weight = prepared.scores, prepared.target, prepared.weight
-    kernel = _fused_kernel(implementation, scores, flat_target, class_weight, input_kind)
-    if kernel is None:
-        loss = reference.cross_entropy(
-            scores, flat_target, weight=class_weight, ignore_index=ignore_index,
-            label_smoothing=prepared.label_smoothing, smoothing=smoothing,
-            reduction=reduction, divisor=prepared.divisor, input_kind=input_kind,
-            eps=prepared.eps,
-        )
-    else:
-        if flat_target.dim() == 2:
-            flat_target = flat_target.to(scores.dtype)
-        if class_weight is not None:
-            class_weight = class_weight.to(scores.dtype)
-        loss = kernel(
-            scores.contiguous(), flat_target.contiguous(), weight=class_weight,
-            ignore_index=ignore_index, label_smoothing=prepared.label_smoothing,
-            smoothing=smoothing, reduction=reduction, divisor=prepared.divisor,
-            inplace=inplace,
-        )
-    return restore_shape(loss, prepared)
-
-
-def _fused_kernel(
-    implementation: str,
-    scores: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None,
-    input_kind: str,
-) -> reference.Kernel | None:
-    """The fused kernel to run, or None for the reference.
-
-    "auto" fuses only where the fused kernels cover everything asked for: float32/float64
-    logits, no gradient wanted for a soft target or the weights, and numba working (CPU) or
-    Triton present (CUDA). "fused" raises if that is not possible.
-    """
-    if implementation == "reference":
-        return None
-    reasons = []
-    if input_kind != "logits":
-        reasons.append(f'input_kind = "{input_kind}" (fused kernels take logits)')
-    if target.requires_grad or (weight is not None and weight.requires_grad):
-        reasons.append("a gradient is wanted for target or weight")
-    kernel: reference.Kernel | None = None
-    if scores.dtype not in (torch.float32, torch.float64):
-        # the agreed kernel contract; float16/bfloat16 run in float32 through the reference
-        reasons.append(f"dtype {scores.dtype} (the fused kernels take float32/float64)")
-    elif scores.is_cuda:
-        try:
-            # Triton: imported only when CUDA is present
-            cuda = importlib.import_module("crossent.kernels.cuda")
-            kernel = cuda.triton_cross_entropy
-        except ImportError as error:
-            reasons.append(f"the Triton kernel is unavailable ({error})")
-    else:
-        from crossent.kernels import cpu
-
-        if cpu.available():
-            kernel = cpu.fused_cross_entropy
-        else:
-            reasons.append("numba is unavailable")
-    if not reasons:
-        return kernel
-    if implementation == "fused":
-        raise CrossentError(f'implementation = "fused" is not possible: {"; ".join(reasons)}')
-    return None
+    loss, lse = run_cross_entropy(
+        prepared, input, implementation=implementation, ignore_index=ignore_index,
+        smoothing=smoothing, reduction=reduction, input_kind=input_kind, inplace=inplace,
+        z_loss=z_loss, softcap=softcap, check=kernel_checks, need_lse=return_lse,
+    )
+    loss = restore_shape(loss, prepared)
+    return (loss, lse.reshape(prepared.out_shape)) if return_lse else loss
 
 
 @autocast_to_float32

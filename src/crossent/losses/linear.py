@@ -3,7 +3,7 @@ kernel (:mod:`crossent.kernels.linear`) on the CPU or the Triton one on CUDA."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 
@@ -20,6 +20,7 @@ from crossent.losses._inputs import (
     guard_index_target,
     poison,
 )
+from crossent.losses._options import check_fused_options
 from crossent.units import Base
 
 
@@ -80,6 +81,30 @@ def _check_shapes(hidden: object, weight: object, target: object) -> bool:
     return soft
 
 
+@overload
+def linear_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, *,
+    bias: torch.Tensor | None = ..., logit_bias: torch.Tensor | None = ...,
+    temperature: float = ..., chunk_size: int | None = ...,
+    class_weight: torch.Tensor | None = ..., ignore_index: int = ..., reduction: Reduction = ...,
+    label_smoothing: float = ..., smoothing: Smoothing = ..., base: Base = ...,
+    validate: bool | None = ..., z_loss: float = ..., softcap: float | None = ...,
+    return_lse: Literal[False] = ...,
+) -> torch.Tensor: ...
+
+
+@overload
+def linear_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, *,
+    bias: torch.Tensor | None = ..., logit_bias: torch.Tensor | None = ...,
+    temperature: float = ..., chunk_size: int | None = ...,
+    class_weight: torch.Tensor | None = ..., ignore_index: int = ..., reduction: Reduction = ...,
+    label_smoothing: float = ..., smoothing: Smoothing = ..., base: Base = ...,
+    validate: bool | None = ..., z_loss: float = ..., softcap: float | None = ...,
+    return_lse: Literal[True],
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
 @autocast_to_float32
 def linear_cross_entropy(
     hidden: torch.Tensor,
@@ -97,7 +122,10 @@ def linear_cross_entropy(
     smoothing: Smoothing = "uniform",
     base: Base = "nats",
     validate: bool | None = None,
-) -> torch.Tensor:
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    return_lse: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of a linear output layer, without materialising the (N, V) logits.
 
     Shapes: ``hidden`` (..., D), ``weight`` (V, D) (the projection, as in ``torch.nn.Linear``),
@@ -107,7 +135,9 @@ def linear_cross_entropy(
 
     .. math::
         z = (h W^T + b + \\beta) / T, \\qquad
-        \\ell = \\mathrm{cross\\_entropy}(z, y)
+        \\ell = \\mathrm{cross\\_entropy}(z, y) \\;[+\\, c_z\\, \\mathrm{lse}(z)^2]
+
+    with ``z -> cap tanh(z / cap)`` applied first when ``softcap`` is given.
 
     It equals ``crossent.cross_entropy(logits, target, weight=class_weight, ...)`` on the
     materialised logits, value and gradients (w.r.t. ``hidden``, ``weight``, ``bias`` and
@@ -141,6 +171,15 @@ def linear_cross_entropy(
             check. ``False`` skips them (shapes, dtypes and options are still checked);
             ``None`` follows :func:`crossent.set_validation`. Under ``torch.autocast`` the
             loss computes and returns float32, like PyTorch's losses.
+        z_loss: coefficient ``c_z >= 0`` of PaLM's z-loss ``c_z lse_i^2`` added to every
+            non-ignored row (Liger's ``lse_square_scale``).
+        softcap: Gemma 2's soft-capping of the logits, ``z -> cap tanh(z / cap)`` (applied
+            after the temperature), or None.
+        return_lse: also return the per-row log-sum-exp of the (capped) logits, shape (...),
+            in nats and without gradient (Cut Cross-Entropy's ``return_lse``).
+
+    Returns:
+        The loss; with ``return_lse``, the pair ``(loss, lse)``.
 
     Raises:
         CrossentError: a shape, dtype, device, value or option is invalid; the message names it.
@@ -160,6 +199,7 @@ def linear_cross_entropy(
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", low=1, none_ok=True)
     ignore_index = check_int(ignore_index, "ignore_index")
+    z_loss, softcap, return_lse = check_fused_options(z_loss, softcap, return_lse)
     checked = resolve(validate)
     for name, vector in (("bias", bias), ("logit_bias", logit_bias)):
         if vector is not None:
@@ -185,13 +225,11 @@ def linear_cross_entropy(
         "bias": bias, "logit_bias": logit_bias, "temperature": float(temperature),
         "chunk_size": chunk_size, "class_weight": class_weight, "ignore_index": ignore_index,
         "reduction": reduction, "label_smoothing": label_smoothing, "smoothing": smoothing,
-        "divisor": divisor,
+        "divisor": divisor, "z_loss": z_loss, "softcap": softcap,
+        "row_kernel": "triton" if hidden.is_cuda else "numba",
     }
-    if hidden.is_cuda:
-        from crossent.kernels import cuda
-
-        loss = cuda.triton_linear_cross_entropy(hidden_rows, weight, target_rows, **options)
-    else:
-        loss = chunked_linear_cross_entropy(hidden_rows, weight, target_rows, **options)
+    loss, lse = chunked_linear_cross_entropy(hidden_rows, weight, target_rows, **options)
     loss = poison(loss, unchecked)
-    return loss.reshape(batch_shape) if reduction == "none" else loss
+    if reduction == "none":
+        loss = loss.reshape(batch_shape)
+    return (loss, lse.reshape(batch_shape)) if return_lse else loss
