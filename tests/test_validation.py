@@ -56,12 +56,12 @@ def test_choices_come_from_the_literal_types() -> None:
 
 def test_every_module_uses_the_one_declaration_of_each_vocabulary() -> None:
     from crossent.distributed import sharded
-    from crossent.kernels import cpu, linear, reference
+    from crossent.kernels import linear, reference, rules
     from crossent.metrics import probabilistic, ranking
 
-    for module in (reference, cpu, linear, sharded, ranking, probabilistic):
+    for module in (reference, rules, linear, sharded, ranking, probabilistic):
         assert module.Reduction is Reduction, module.__name__
-    for module in (reference, cpu, linear, sharded):
+    for module in (reference, rules, linear, sharded):
         assert module.Smoothing is Smoothing, module.__name__
     assert reference.InputKind is InputKind
 

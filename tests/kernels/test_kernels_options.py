@@ -175,3 +175,57 @@ def test_options_need_logits():
     with pytest.raises(crossent.CrossentError, match='need input_kind="logits"'):
         crossent.cross_entropy(torch.full((1, 2), 0.5), torch.tensor([0]), input_kind="probs",
                                z_loss=0.1)
+
+
+# the non-finite check folded into the fused kernel's sweep ---------------------------------
+
+
+def _bad_logits(case):
+    logits = torch.randn(4, 3, 5, dtype=torch.float64) if case == "nd" else torch.randn(
+        6, 5, dtype=torch.float64)
+    if case == "unbatched":
+        logits = logits[0]
+    flat = logits.view(-1)
+    if case == "neg_inf_row":
+        logits[3] = float("-inf")
+    else:
+        flat[13 if case != "unbatched" else 2] = float("nan") if case != "pos_inf" else math.inf
+        flat[-1] = float("nan")  # a later offender: the message names the first one
+    return logits
+
+
+@pytest.mark.parametrize("case", ["2d", "nd", "unbatched", "pos_inf", "neg_inf_row", "inplace",
+                                  "soft"])
+def test_fused_check_raises_the_separate_checks_message(case):
+    logits = _bad_logits(case)
+    if case == "soft":
+        target = torch.softmax(torch.randn_like(logits), 1)
+    else:
+        shape = (logits.shape[0],) + tuple(logits.shape[2:]) if logits.dim() > 1 else ()
+        target = torch.zeros(shape, dtype=torch.long)
+        if logits.dim() > 1:
+            target[1] = -100  # an ignored row is checked too
+    with pytest.raises(crossent.CrossentError) as separate:
+        crossent.cross_entropy(logits.clone(), target, implementation="reference")
+    with pytest.raises(crossent.CrossentError) as fused:
+        crossent.cross_entropy(logits.clone(), target, implementation="fused",
+                               inplace=case == "inplace")
+    assert str(fused.value) == str(separate.value)
+    assert "is not finite" in str(fused.value) or "every class" in str(fused.value)
+
+
+def test_fused_path_makes_no_separate_pass_over_the_logits(monkeypatch):
+    from crossent.losses import _inputs, classification
+
+    calls = []
+    for module in (_inputs, classification):
+        monkeypatch.setattr(module, "check_multiclass_input_values",
+                            lambda *args: calls.append(args))
+    logits = torch.randn(5, 7)
+    logits[0, 1] = -math.inf  # allowed: probability 0
+    loss = crossent.cross_entropy(logits, torch.tensor([0, 1, 2, 3, 4]), implementation="fused")
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3, 4]))
+    torch.testing.assert_close(loss, expected)
+    assert not calls
+    assert crossent.cross_entropy(torch.full((2, 3), math.nan), torch.tensor([0, 1]),
+                                  implementation="fused", validate=False) is not None

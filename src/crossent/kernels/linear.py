@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from crossent._validation.choices import Reduction, Smoothing
 from crossent.kernels import cpu, linear_blocked, linear_sweep, rules
 from crossent.kernels.linear_sweep import Sweep, SweepSpec, default_chunk_rows
 
@@ -192,7 +193,7 @@ def chunked_linear_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, *,
     bias: torch.Tensor | None, logit_bias: torch.Tensor | None, temperature: float,
     chunk_size: int | None, class_weight: torch.Tensor | None, ignore_index: int,
-    reduction: rules.Reduction, label_smoothing: float, smoothing: rules.Smoothing,
+    reduction: Reduction, label_smoothing: float, smoothing: Smoothing,
     divisor: float, z_loss: float = 0.0, softcap: float | None = None,
     row_kernel: str = "numba",
 ) -> tuple[torch.Tensor, torch.Tensor]:
