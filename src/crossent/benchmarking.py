@@ -3,11 +3,12 @@
 Two suites, each a list of contenders doing one forward + backward on the same inputs:
 
 * ``cross_entropy``: (N, C) logits. torch eager ``F.cross_entropy``; crossent's fused numba
-  kernel through the public API (``implementation="fused"``), with and without ``inplace``.
+  kernel through the public API (``implementation="fused"``), with and without ``inplace``,
+  with validation on (the default: the kernel checks the logits during its sweep) and off.
 * ``linear_cross_entropy``: hidden (N, D), weight (V, D). torch eager (materialised logits);
   torch's chunked ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``;
-  ``crossent.linear_cross_entropy``; and the floor: the same three matrix products per chunk
-  alone (logits, dH, dW), without any softmax.
+  ``crossent.linear_cross_entropy`` (also with ``z_loss`` and ``softcap``); and the floor: the
+  same three matrix products per chunk alone (logits, dH, dW), without any softmax.
 
 Time: one warm-up, then ``reps`` repetitions; the median is reported. Inputs are rebuilt
 before each repetition (outside the timed region), since ``inplace=True`` consumes them.
@@ -90,24 +91,28 @@ def _ce_contender(name: str, rows: int, classes: int) -> Callable[[], Step]:
         def torch_eager() -> None:
             F.cross_entropy(logits, target).backward()
 
-        def fused(inplace: bool) -> Step:
+        def fused(inplace: bool, validate: bool = True) -> Step:
             def step() -> None:
                 loss = crossent.cross_entropy(
-                    logits, target, implementation="fused", inplace=inplace
+                    logits, target, implementation="fused", inplace=inplace, validate=validate
                 )
                 loss.backward()
 
             return step
 
         steps = {"torch eager": torch_eager, "crossent fused": fused(False),
-                 "crossent fused inplace": fused(True)}
+                 "crossent fused inplace": fused(True),
+                 "crossent fused, validate=False": fused(False, validate=False),
+                 "crossent fused inplace, validate=False": fused(True, validate=False)}
         return steps[name]
 
     return factory
 
 
-CE_CONTENDERS = ("torch eager", "crossent fused", "crossent fused inplace")
-LINEAR_CONTENDERS = ("torch eager", "torch chunked", "crossent", "floor: 3 matmuls")
+CE_CONTENDERS = ("torch eager", "crossent fused", "crossent fused inplace",
+                 "crossent fused, validate=False", "crossent fused inplace, validate=False")
+LINEAR_CONTENDERS = ("torch eager", "torch chunked", "crossent", "crossent (z_loss, softcap)",
+                     "floor: 3 matmuls")
 
 
 def _linear_inputs(
@@ -125,7 +130,7 @@ def _linear_contender(name: str, rows: int, dim: int, classes: int) -> Callable[
     import torch.nn.functional as F
 
     import crossent
-    from crossent.kernels.linear import default_chunk_rows
+    from crossent.kernels.linear_sweep import default_chunk_rows
 
     def factory() -> Step:
         if name == "crossent (bfloat16)":
@@ -143,6 +148,10 @@ def _linear_contender(name: str, rows: int, dim: int, classes: int) -> Callable[
 
         def ours() -> None:
             crossent.linear_cross_entropy(hidden, weight, target).backward()
+
+        def ours_with_options() -> None:
+            crossent.linear_cross_entropy(hidden, weight, target, z_loss=1e-4,
+                                          softcap=30.0).backward()
 
         def ours_hidden_only() -> None:
             frozen = weight.detach()  # e.g. a frozen catalogue of item embeddings
@@ -163,6 +172,7 @@ def _linear_contender(name: str, rows: int, dim: int, classes: int) -> Callable[
                     grad_weight.addmm_(logits.t(), hidden[start:stop])
 
         steps = {"torch eager": torch_eager, "torch chunked": torch_chunked, "crossent": ours,
+                 "crossent (z_loss, softcap)": ours_with_options,
                  "crossent (weight frozen)": ours_hidden_only, "floor: 3 matmuls": floor}
         return steps[name]
 
@@ -189,14 +199,18 @@ def median_seconds(factory: Callable[[], Step], reps: int, warmup: int = 1) -> f
     return statistics.median(times)
 
 
+def _warm_up(suite: str, name: str) -> None:
+    """Compile or load the numba kernel (and import what the step imports) on a tiny problem."""
+    if name.startswith("crossent"):
+        tiny = {"rows": 2, "classes": 3} if suite == "cross_entropy" else {
+            "rows": 2, "dim": 2, "classes": 3}
+        _factory(suite, name, tiny)()()
+
+
 def measure_peak_in_this_process(suite: str, name: str, sizes: dict[str, int]) -> int:
     """Extra peak RSS (bytes) of one forward + backward, on top of its inputs."""
     step = _factory(suite, name, sizes)()
-    if name.startswith("crossent"):  # compile or load the numba kernel before measuring
-        if suite == "cross_entropy":
-            _factory(suite, name, {"rows": 2, "classes": 3})()()
-        else:
-            _factory(suite, name, {"rows": 2, "dim": 2, "classes": 3})()()
+    _warm_up(suite, name)
     baseline = status_bytes("VmRSS")
     if reset_peak_rss() and baseline is not None:
         step()
@@ -224,11 +238,12 @@ def measure_peak(suite: str, name: str, sizes: dict[str, int], timeout: float = 
 
 def measure_peak_total(
     suite: str, name: str, sizes: dict[str, int], timeout: float = 1800
-) -> tuple[int, float]:
-    """Peak RSS of a whole fresh process (imports, inputs, one forward + backward) and the
-    seconds the step took."""
-    peak, seconds = _subprocess(suite, name, sizes, "total", timeout).split()
-    return int(peak), float(seconds)
+) -> tuple[int, int, float]:
+    """Peak RSS of a whole fresh process (imports, inputs, one forward + backward), its RSS
+    before the inputs were made (imports and the compiled kernel), and the seconds the step
+    took."""
+    peak, baseline, seconds = _subprocess(suite, name, sizes, "total", timeout).split()
+    return int(peak), int(baseline), float(seconds)
 
 
 def run_suite(
@@ -304,6 +319,8 @@ def _main(argv: list[str]) -> None:
     if mode == "extra":
         print(measure_peak_in_this_process(suite, name, sizes))
         return
+    _warm_up(suite, name)
+    baseline = status_bytes("VmRSS") or 0
     step = _factory(suite, name, sizes)()
     start = time.perf_counter()
     step()
@@ -313,7 +330,7 @@ def _main(argv: list[str]) -> None:
     peak = status_bytes("VmHWM")
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(peak, seconds)
+    print(peak, baseline, seconds)
 
 
 if __name__ == "__main__":

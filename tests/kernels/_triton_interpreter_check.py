@@ -19,9 +19,9 @@ def check_cross_entropy() -> int:
     checked = 0
     cases = itertools.product(
         [torch.float32, torch.float64], [False, True], ["none", "mean"],
-        ["uniform", "off_target"], [False, True],
+        ["uniform", "off_target"], [False, True], [None, (0.02, 3.0)],
     )
-    for dtype, soft, reduction, smoothing, weighted in cases:
+    for dtype, soft, reduction, smoothing, weighted, extra in cases:
         generator = torch.Generator().manual_seed(checked)
         rows, classes = 5, 37
         logits = 3 * torch.randn(rows, classes, dtype=dtype, generator=generator)
@@ -37,16 +37,19 @@ def check_cross_entropy() -> int:
             "weight": weight, "ignore_index": -100, "label_smoothing": 0.1,
             "smoothing": smoothing, "reduction": reduction, "divisor": math.log(2.0),
         }
+        if extra is not None:  # the z-loss and soft-cap specialisation
+            options["z_loss"], options["softcap"] = extra
         scores = logits.clone().requires_grad_()
-        loss = cuda.triton_cross_entropy(scores, target, inplace=False, **options)
+        loss, lse, _ = cuda.triton_cross_entropy(scores, target, inplace=False, **options)
         grad_output = torch.rand_like(loss) + 0.5
         (grad,) = torch.autograd.grad(loss, scores, grad_output)
         ref_scores = logits.clone().requires_grad_()
-        expected = reference.cross_entropy(ref_scores, target, **options)
+        expected, expected_lse = reference.cross_entropy_and_lse(ref_scores, target, **options)
         (ref_grad,) = torch.autograd.grad(expected, ref_scores, grad_output)
         tol = 1e-5 if dtype == torch.float32 else 1e-11
-        case = f"{dtype} soft={soft} {reduction} {smoothing} weighted={weighted}"
+        case = f"{dtype} soft={soft} {reduction} {smoothing} weighted={weighted} {extra}"
         torch.testing.assert_close(loss, expected, rtol=tol, atol=tol, msg=case)
+        torch.testing.assert_close(lse, expected_lse, rtol=tol, atol=tol, msg=case)
         torch.testing.assert_close(grad, ref_grad, rtol=tol, atol=tol, msg=case)
         checked += 1
     # in place: the logits' storage ends up holding the gradient
@@ -70,17 +73,22 @@ def check_linear() -> int:
     target = torch.randint(0, 23, (10,), generator=generator)
     target[3] = -100
     leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
-    loss = chunked_linear_cross_entropy(
+    loss, lse = chunked_linear_cross_entropy(
         leaves[0], leaves[1], target, bias=leaves[2], logit_bias=None, temperature=1.3,
         chunk_size=4, class_weight=None, ignore_index=-100, reduction="mean",
-        label_smoothing=0.1, smoothing="uniform", divisor=1.0, row_kernel=cuda.row_kernel,
+        label_smoothing=0.1, smoothing="uniform", divisor=1.0, z_loss=0.02, softcap=3.0,
+        row_kernel="triton",
     )
     grads = torch.autograd.grad(loss, leaves)
     ref_leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
-    logits = (ref_leaves[0] @ ref_leaves[1].T + ref_leaves[2]) / 1.3
-    expected = torch.nn.functional.cross_entropy(logits, target, label_smoothing=0.1)
+    capped = 3.0 * torch.tanh((ref_leaves[0] @ ref_leaves[1].T + ref_leaves[2]) / 1.3 / 3.0)
+    expected_lse = torch.logsumexp(capped, 1)
+    keep = target != -100
+    expected = torch.nn.functional.cross_entropy(capped, target, label_smoothing=0.1) + (
+        0.02 * expected_lse[keep] ** 2).mean()
     ref_grads = torch.autograd.grad(expected, ref_leaves)
     torch.testing.assert_close(loss, expected, rtol=1e-11, atol=1e-11)
+    torch.testing.assert_close(lse, expected_lse.detach(), rtol=1e-11, atol=1e-11)
     for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-11)
     return 1

@@ -59,22 +59,27 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 @pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize("reduction", ["none", "mean"])
 @pytest.mark.parametrize("smoothing", ["uniform", "off_target"])
-def test_triton_cross_entropy_matches_reference_on_gpu(dtype, soft, reduction, smoothing):
+@pytest.mark.parametrize("extra", [None, (0.01, 20.0)], ids=["plain", "zloss_softcap"])
+def test_triton_cross_entropy_matches_reference_on_gpu(dtype, soft, reduction, smoothing,
+                                                       extra):
     from crossent.kernels.cuda import triton_cross_entropy
 
     logits, target, options = _reference_case(dtype, soft, reduction, smoothing, True,
                                               rows=33, classes=5001)
     logits, target = logits.cuda(), target.cuda()
     options["weight"] = options["weight"].cuda()
+    if extra is not None:
+        options["z_loss"], options["softcap"] = extra
     scores = logits.clone().requires_grad_()
-    loss = triton_cross_entropy(scores, target, inplace=False, **options)
+    loss, lse, _ = triton_cross_entropy(scores, target, inplace=False, **options)
     grad_output = torch.rand_like(loss) + 0.5
     (grad,) = torch.autograd.grad(loss, scores, grad_output)
     ref_scores = logits.clone().requires_grad_()
-    expected = reference.cross_entropy(ref_scores, target, **options)
+    expected, expected_lse = reference.cross_entropy_and_lse(ref_scores, target, **options)
     (ref_grad,) = torch.autograd.grad(expected, ref_scores, grad_output)
     tol = 1e-4 if dtype == torch.float32 else 1e-10
     torch.testing.assert_close(loss, expected, rtol=tol, atol=tol)
+    torch.testing.assert_close(lse, expected_lse, rtol=tol, atol=tol)
     torch.testing.assert_close(grad, ref_grad, rtol=tol, atol=tol)
 
 
@@ -90,10 +95,12 @@ def test_triton_linear_cross_entropy_matches_materialised_logits_on_gpu():
     target = torch.randint(0, 5003, (300,), generator=generator).cuda()
     target[:5] = -100
     loss = linear_cross_entropy(hidden, weight, target, bias=bias, chunk_size=128,
-                                label_smoothing=0.1)
+                                label_smoothing=0.1, z_loss=1e-3, softcap=15.0)
     grads = torch.autograd.grad(loss, (hidden, weight, bias))
-    logits = hidden @ weight.T + bias
-    expected = torch.nn.functional.cross_entropy(logits, target, label_smoothing=0.1)
+    logits = 15.0 * torch.tanh((hidden @ weight.T + bias) / 15.0)
+    lse = torch.logsumexp(logits, 1)[5:]
+    expected = torch.nn.functional.cross_entropy(logits, target, label_smoothing=0.1) + (
+        1e-3 * lse**2).mean()
     ref_grads = torch.autograd.grad(expected, (hidden, weight, bias))
     torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-4)
     for got, want in zip(grads, ref_grads, strict=True):

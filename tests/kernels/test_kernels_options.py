@@ -201,7 +201,7 @@ def test_fused_check_raises_the_separate_checks_message(case):
     if case == "soft":
         target = torch.softmax(torch.randn_like(logits), 1)
     else:
-        shape = (logits.shape[0],) + tuple(logits.shape[2:]) if logits.dim() > 1 else ()
+        shape = (logits.shape[0], *logits.shape[2:]) if logits.dim() > 1 else ()
         target = torch.zeros(shape, dtype=torch.long)
         if logits.dim() > 1:
             target[1] = -100  # an ignored row is checked too

@@ -149,6 +149,8 @@ def _linear_backward_fake(hidden: torch.Tensor, weight: torch.Tensor, *rest: Any
 
 
 def _linear_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Any, ...]) -> None:
+    # no zero gradients for the outputs nobody differentiates (the weight-sized dW among them)
+    ctx.set_materialize_grads(False)
     ctx.options = inputs[5:16]
     ctx.reduction = inputs[8]
     if ctx.reduction == "none":

@@ -131,6 +131,8 @@ def _fused_fake(
 
 
 def _fused_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Any, ...]) -> None:
+    # no zero gradient for the (M, C) buffer output, which nobody differentiates
+    ctx.set_materialize_grads(False)
     ctx.reduction = inputs[6]
     ctx.grad_buffer = output[1].detach()  # no reference cycle through the output's grad_fn
 
