@@ -99,6 +99,8 @@ class Case:
     block_elements: int | None = None  # small: many class blocks per row block
     classes: int = 31
     width: int = 7
+    z_loss: float = 0.0
+    softcap: float | None = None
 
 
 CASES = [
@@ -121,6 +123,13 @@ CASES = [
         "float32_mean_uneven_smoothing",
         dtype=torch.float32, layout="uneven", label_smoothing=0.1, bias=True, ignored=0.2,
         shape=(64,), classes=300, width=16, chunk_size=16,
+    ),
+    Case("mean_uneven_z_loss_softcap_bias", layout="uneven", bias=True, ignored=0.2,
+         z_loss=0.03, softcap=2.5),
+    Case(
+        "none_blocks_z_loss_softcap_smoothing", reduction="none", layout="uneven", bias=True,
+        chunk_size=4, block_elements=24, label_smoothing=0.2, smoothing="off_target",
+        ignored=0.1, z_loss=0.01, softcap=4.0,
     ),
 ]
 
@@ -154,10 +163,13 @@ def reference_loss(
     hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, target: torch.Tensor,
     case: Case,
 ) -> torch.Tensor:
-    """Materialised logits through PyTorch (uniform smoothing) or the definition (off-target)."""
+    """Materialised logits through PyTorch (uniform smoothing) or the definition (off-target),
+    soft-capped first and plus ``z_loss * lse^2`` on the rows that are not ignored."""
     logits = hidden.reshape(-1, hidden.shape[-1]) @ weight.T  # (N, V)
     if bias is not None:
         logits = logits + bias
+    if case.softcap is not None:
+        logits = case.softcap * torch.tanh(logits / case.softcap)
     flat_target = target.reshape(-1)
     divisor = torch.log(torch.tensor(2.0, dtype=torch.float64)) if case.base == "bits" else 1.0
     if case.smoothing == "uniform":
@@ -170,6 +182,8 @@ def reference_loss(
         probs_target = torch.full_like(logits, eps / (classes - 1))
         probs_target[torch.arange(len(flat_target)), flat_target.clamp(min=0)] = 1.0 - eps
         per_row = -(probs_target * torch.log_softmax(logits, dim=1)).sum(dim=1) * valid
+    lse = torch.logsumexp(logits, dim=1)
+    per_row = per_row + torch.where(flat_target != -100, case.z_loss * lse**2, 0.0)
     per_row = per_row / divisor
     if case.reduction == "none":
         return per_row.reshape(target.shape)
@@ -177,6 +191,14 @@ def reference_loss(
         return per_row.sum()
     count = (flat_target != -100).sum()
     return per_row.sum() / count if count > 0 else per_row.sum() * 0.0
+
+
+def reference_logits(problem: dict[str, torch.Tensor], case: Case) -> torch.Tensor:
+    """The (soft-capped) logits of the full problem, (N, V) float64."""
+    logits = problem["hidden"].reshape(-1, case.width) @ problem["weight"].T
+    if case.bias:
+        logits = logits + problem["bias"]
+    return logits if case.softcap is None else case.softcap * torch.tanh(logits / case.softcap)
 
 
 def _max_diff(ours: torch.Tensor | None, reference: torch.Tensor | None) -> float:
@@ -218,7 +240,11 @@ def run_case(case: Case, rank: int, world_size: int) -> dict[str, float]:
         reduction=case.reduction,  # type: ignore[arg-type]
         base=case.base,  # type: ignore[arg-type]
         chunk_size=case.chunk_size,
+        z_loss=case.z_loss,
+        softcap=case.softcap,
+        return_lse=True,
     )
+    loss, lse = loss
     inputs = [hidden, weight_shard] + ([bias_shard] if case.bias else [])
     grads = torch.autograd.grad(loss, inputs, upstream.to(case.dtype))
     crossent.distributed.sharded._CHUNK_ELEMENTS = _DEFAULT_BLOCK
@@ -227,6 +253,8 @@ def run_case(case: Case, rank: int, world_size: int) -> dict[str, float]:
         "grad_hidden": _max_diff(grads[0], grads_ref[0]),
         "grad_weight_shard": _max_diff(grads[1], grads_ref[1][start:stop]),
         "loss_scale": float(loss_ref.detach().abs().max()),
+        "lse": _max_diff(lse.reshape(-1), torch.logsumexp(
+            reference_logits(problem, case), dim=1)),
     }
     if case.bias:
         diffs["grad_bias_shard"] = _max_diff(grads[2], grads_ref[2][start:stop])

@@ -98,6 +98,7 @@ def test_world_of_one_matches_materialised_logits(
         hidden, weight, problem["target"], shard_offset=0, bias_shard=bias,
         label_smoothing=case.label_smoothing, smoothing=case.smoothing,  # type: ignore[arg-type]
         reduction=case.reduction, base=case.base, chunk_size=case.chunk_size,  # type: ignore[arg-type]
+        z_loss=case.z_loss, softcap=case.softcap,
     )
     grads = torch.autograd.grad(loss, inputs, upstream)
     torch.testing.assert_close(loss, reference, rtol=1e-12, atol=1e-12)

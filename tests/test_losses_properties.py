@@ -227,3 +227,93 @@ def test_large_logits_do_not_overflow_in_float32() -> None:
     logits = torch.tensor([[1e4, 0.0, -1e4], [3e38, 3e38, 0.0]])
     loss = crossent.cross_entropy(logits, torch.tensor([1, 2]), reduction="none")
     torch.testing.assert_close(loss, torch.tensor([1e4, 3e38]), rtol=1e-6, atol=0)
+
+
+# z_loss, softcap, return_lse ----------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 6),
+    c=st.integers(2, 9),
+    z_loss=st.floats(0.0, 0.1),
+    softcap=st.one_of(st.none(), st.floats(0.5, 50.0)),
+    soft=st.booleans(),
+    implementation=st.sampled_from(IMPLEMENTATIONS),
+)
+def test_softcap_and_z_loss_are_the_loss_of_capped_logits_plus_c_lse_squared(
+    seed: int, n: int, c: int, z_loss: float, softcap: float | None, soft: bool,
+    implementation: str,
+) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    logits = 5 * torch.randn(n, c, generator=gen, dtype=torch.float64)
+    if soft:
+        target = torch.softmax(torch.randn(n, c, generator=gen, dtype=torch.float64), 1)
+        keep = torch.ones(n, dtype=torch.bool)
+    else:
+        target = torch.randint(0, c, (n,), generator=gen)
+        target[0] = -100
+        keep = target != -100
+    ours_in = logits.clone().requires_grad_()
+    loss, lse = crossent.cross_entropy(
+        ours_in, target, reduction="none", label_smoothing=0.1, z_loss=z_loss, softcap=softcap,
+        return_lse=True, implementation=implementation,
+    )
+    # the definition: plain cross-entropy of cap tanh(z / cap) (torch autograd through tanh)
+    # plus c lse^2 on every row that is not ignored
+    ref_in = logits.clone().requires_grad_()
+    capped = ref_in if softcap is None else softcap * torch.tanh(ref_in / softcap)
+    ref_lse = torch.logsumexp(capped, 1)
+    expected = crossent.cross_entropy(
+        capped, target, reduction="none", label_smoothing=0.1, implementation="reference"
+    ) + torch.where(keep, z_loss * ref_lse**2, 0.0)
+    upstream = torch.rand(n, generator=gen, dtype=torch.float64) + 0.5
+    loss.backward(upstream)
+    expected.backward(upstream)
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(lse, ref_lse.detach(), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(ours_in.grad, ref_in.grad, rtol=1e-9, atol=1e-10)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 7),
+    v=st.integers(1, 12),
+    chunk_size=st.one_of(st.none(), st.integers(1, 4)),
+    z_loss=st.floats(0.0, 0.1),
+    softcap=st.one_of(st.none(), st.floats(0.5, 20.0)),
+    reduction=st.sampled_from(["none", "sum", "mean"]),
+)
+def test_linear_cross_entropy_options_equal_cross_entropy_of_the_logits(
+    seed: int, n: int, v: int, chunk_size: int | None, z_loss: float, softcap: float | None,
+    reduction: str,
+) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    weight = torch.randn(v, 3, generator=gen, dtype=torch.float64)
+    target = torch.randint(0, v, (n,), generator=gen)
+    leaves = [t.clone().requires_grad_() for t in (hidden, weight)]
+    options = {"reduction": reduction, "z_loss": z_loss, "softcap": softcap, "return_lse": True}
+    loss, lse = crossent.linear_cross_entropy(*leaves, target, chunk_size=chunk_size, **options)
+    ref = [t.clone().requires_grad_() for t in (hidden, weight)]
+    expected, expected_lse = crossent.cross_entropy(
+        ref[0] @ ref[1].T, target, implementation="reference", **options
+    )
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(lse, expected_lse, rtol=1e-10, atol=1e-10)
+    upstream = torch.rand_like(expected) + 0.5
+    for got, want in zip(torch.autograd.grad(loss, leaves, upstream),
+                         torch.autograd.grad(expected, ref, upstream), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+
+
+def test_z_loss_and_softcap_pass_gradcheck_in_float64() -> None:
+    logits = _double(4, 5)
+    target = torch.tensor([0, 2, -100, 4])
+    assert torch.autograd.gradcheck(
+        lambda z: crossent.cross_entropy(z, target, implementation="reference", z_loss=0.05,
+                                         softcap=2.0, label_smoothing=0.2),
+        (logits,),
+    )
