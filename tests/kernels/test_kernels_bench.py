@@ -25,4 +25,24 @@ def test_run_suite_times_every_contender_and_tabulates_ratios():
 def test_cli_bench_rejects_unknown_suite():
     result = CliRunner().invoke(app, ["bench", "--suite", "everything"])
     assert result.exit_code == 2
+<<<<<<< HEAD
     assert "--suite 'everything' is not one of cross-entropy, linear, all" in result.output
+=======
+    assert "suite = 'everything' is not one of" in result.output
+
+
+def test_every_contender_runs_on_a_tiny_problem():
+    for suite, sizes in (("cross_entropy", {"rows": 4, "classes": 8}),
+                         ("linear_cross_entropy", {"rows": 4, "dim": 3, "classes": 8})):
+        names = _benchmarks.CE_CONTENDERS if suite == "cross_entropy" else (
+            *_benchmarks.LINEAR_CONTENDERS, "crossent (weight frozen)", "crossent (bfloat16)")
+        results = _benchmarks.run_suite(suite, sizes, reps=1, memory=False, contenders=names)
+        assert [result.name for result in results] == list(names)
+
+
+def test_whole_process_peak_is_reported_with_the_rss_before_the_inputs():
+    peak, baseline, seconds = _benchmarks.measure_peak_total(
+        "linear_cross_entropy", "crossent", {"rows": 4, "dim": 3, "classes": 8}
+    )
+    assert peak >= baseline > 0 and seconds > 0
+>>>>>>> d1fe155 (tests: every benchmark contender runs on a tiny problem; the whole-process peak comes with its pre-input baseline)
