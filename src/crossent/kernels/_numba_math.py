@@ -7,6 +7,8 @@ reduction and the Cephes polynomials (``expf``: degree-5 polynomial, ``exp``: Pa
 scales by ``2**n`` built directly in the exponent bits, so LLVM vectorises the loop. Accuracy
 is that of Cephes (about 1 ulp); results below the smallest normal number are flushed to 0.
 
+Loops that divide compile with ``error_model="numpy"``: numba's default checks every division
+for a zero divisor (to raise ZeroDivisionError), a branch that stops LLVM from vectorising.
 The reductions use ``fastmath={"reassoc", "contract"}`` only: summation order may change (as
 in any vectorised sum) but infinities and NaNs keep IEEE semantics. The maximum additionally
 assumes no NaN (``nnan``): a kernel that validates its input runs :func:`nonfinite_probe`
@@ -130,7 +132,7 @@ def _exp_sum_f32(source: Any, out: Any, shift: float) -> float:  # pragma: no co
     return np.float64(total)
 
 
-@njit(fastmath=_REASSOC, cache=True)
+@njit(fastmath=_REASSOC, cache=True, error_model="numpy")
 def _exp_sum_f64(source: Any, out: Any, shift: float) -> float:  # pragma: no cover
     total = 0.0
     for j in range(source.shape[0]):
@@ -151,7 +153,7 @@ def _exp_sum_inplace_f32(values: Any, shift: float) -> float:  # pragma: no cove
     return np.float64(total)
 
 
-@njit(fastmath=_REASSOC, cache=True)
+@njit(fastmath=_REASSOC, cache=True, error_model="numpy")
 def _exp_sum_inplace_f64(values: Any, shift: float) -> float:  # pragma: no cover
     total = 0.0
     for j in range(values.shape[0]):
@@ -274,11 +276,71 @@ def nonfinite_probe(values: Any) -> float:  # pragma: no cover - compiled by num
     return np.float64(total)
 
 
-@njit(cache=True)
-def softcap_into(source: Any, out: Any, cap: float) -> None:  # pragma: no cover
-    """``out[j] = cap * tanh(source[j] / cap)`` (Gemma 2's logit soft-capping)."""
+# Cephes tanhf / tanh below |x| = 0.625 (where 1 - 2 / (exp(2x) + 1) would cancel)
+_F32_TANH = tuple(np.float32(value) for value in (
+    -5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1,
+))
+_F32_TWO = np.float32(2.0)
+_F32_SMALL = np.float32(0.625)
+_F64_TANH_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1,
+               -1.61468768441708447952e3)
+_F64_TANH_Q = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
+
+
+@njit(fastmath=_REASSOC, cache=True, error_model="numpy")
+def _softcap_f32(source: Any, out: Any, cap: float) -> None:  # pragma: no cover
+    typed_cap = np.float32(cap)
+    inverse = np.float32(1.0 / cap)
+    p0, p1, p2, p3, p4 = _F32_TANH
     for j in range(source.shape[0]):
-        out[j] = cap * np.tanh(source[j] / cap)
+        x = source[j] * inverse
+        z = x * x
+        small = ((((p0 * z + p1) * z + p2) * z + p3) * z + p4) * z * x + x
+        decay = _expf(-_F32_TWO * abs(x))  # <= 1: no overflow
+        large = (_F32_ONE - decay) / (_F32_ONE + decay)
+        large = large if x >= _F32_ZERO else -large
+        out[j] = typed_cap * (small if abs(x) < _F32_SMALL else large)
+
+
+@njit(fastmath=_REASSOC, cache=True, error_model="numpy")
+def _softcap_f64(source: Any, out: Any, cap: float) -> None:  # pragma: no cover
+    inverse = 1.0 / cap
+    p0, p1, p2 = _F64_TANH_P
+    q0, q1, q2 = _F64_TANH_Q
+    for j in range(source.shape[0]):
+        x = source[j] * inverse
+        z = x * x
+        small = x + x * z * ((p0 * z + p1) * z + p2) / (((z + q0) * z + q1) * z + q2)
+        decay = _expd(-2.0 * abs(x))  # <= 1: no overflow
+        large = (1.0 - decay) / (1.0 + decay)
+        large = large if x >= 0.0 else -large
+        out[j] = cap * (small if abs(x) < 0.625 else large)
+
+
+def softcap_into(source: Any, out: Any, cap: float) -> None:
+    """``out[j] = cap * tanh(source[j] / cap)`` (Gemma 2's logit soft-capping), numba-callable.
+
+    Cephes' ``tanh``: a polynomial (float32) or rational (float64) form below ``|x| = 0.625``,
+    ``sign(x) (1 - e) / (1 + e)``, ``e = exp(-2|x|)``, with the vectorisable :func:`_expf` /
+    :func:`_expd` above it
+    (numba's own ``tanh`` is a scalar libm call per element); both are computed and one is
+    selected, so the loop vectorises. Exact at ``±inf``.
+    """
+    np.multiply(np.tanh(source / cap), cap, out=out)
+
+
+@overload(softcap_into)
+def _softcap_into_impl(source: Any, out: Any, cap: Any) -> Any:
+    if source.dtype == types.float32:
+        def impl32(source: Any, out: Any, cap: Any) -> None:  # pragma: no cover
+            _softcap_f32(source, out, cap)
+
+        return impl32
+
+    def impl64(source: Any, out: Any, cap: Any) -> None:  # pragma: no cover
+        _softcap_f64(source, out, cap)
+
+    return impl64
 
 
 @njit(cache=True)
