@@ -60,7 +60,6 @@ from crossent.losses._inputs import (
     restore_shape,
 )
 from crossent.losses._options import check_fused_options
-from crossent.losses.class_weights import class_balanced_weights
 from crossent.units import Base
 
 __all__ = ["binary_cross_entropy", "cross_entropy", "focal_loss"]
