@@ -32,10 +32,10 @@ import torch.distributed as dist
 from torch import Tensor
 
 from crossent._validation.choices import Reduction, Smoothing
+from crossent._validation.fused_options import check_fused_options
 from crossent.distributed._checks import check_layout, check_local_inputs, check_options
 from crossent.distributed._function import ShardedCrossEntropyFunction, ShardPlan
 from crossent.errors import CrossentError
-from crossent.losses._options import check_fused_options
 from crossent.units import Base, log_divisor
 
 __all__ = ["gather_shards", "shard_range", "sharded_cross_entropy"]

@@ -47,6 +47,7 @@ from crossent._validation.choices import (
     Smoothing,
     check_choice,
 )
+from crossent._validation.fused_options import check_fused_options
 from crossent._validation.numbers import check_bool, check_number
 from crossent._validation.switch import resolve
 from crossent.errors import CrossentError
@@ -59,7 +60,6 @@ from crossent.losses._inputs import (
     prepare_multiclass,
     restore_shape,
 )
-from crossent.losses._options import check_fused_options
 from crossent.units import Base
 
 __all__ = ["binary_cross_entropy", "cross_entropy", "focal_loss"]

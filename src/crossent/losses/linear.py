@@ -10,6 +10,7 @@ import torch
 from crossent._validation import rules
 from crossent._validation import tensors as _checks
 from crossent._validation.choices import Reduction, Smoothing, check_choice
+from crossent._validation.fused_options import check_fused_options
 from crossent._validation.numbers import check_int, check_number
 from crossent._validation.switch import resolve
 from crossent.errors import CrossentError
@@ -20,7 +21,6 @@ from crossent.losses._inputs import (
     guard_index_target,
     poison,
 )
-from crossent.losses._options import check_fused_options
 from crossent.units import Base
 
 

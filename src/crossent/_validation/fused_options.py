@@ -1,6 +1,6 @@
-"""Checks of the options the fused cross-entropies share: ``z_loss``, ``softcap``,
+"""The options the cross-entropies with a log-sum-exp share: ``z_loss``, ``softcap``,
 ``return_lse`` (:func:`crossent.cross_entropy`, :func:`crossent.linear_cross_entropy`,
-:func:`crossent.distributed.sharded_cross_entropy`)."""
+:func:`crossent.distributed.sharded_cross_entropy`), checked in one place."""
 
 from __future__ import annotations
 
