@@ -10,8 +10,9 @@ Per row of the (M, C) logits the kernel makes three passes over C numbers that s
    ``scale * ((W_t + 2 c lse) * e_c / s - w_c t_c)`` with ``W_t = sum_c w_c t_c`` and ``c`` the
    z-loss coefficient.
 
-Options: a soft-cap ``cap tanh(z / cap)`` is applied to a per-row copy before pass 1, and its
-derivative ``1 - tanh^2`` multiplies the gradient after pass 3; a validating call runs one
+Options: a soft-cap ``cap tanh(z / cap)`` is applied to a copy of the row (one scratch row per
+thread) before pass 1, and its derivative ``1 - tanh^2`` multiplies the gradient after pass 3;
+a validating call runs one
 vectorised probe per row first (NaN or +inf turns ``sum 0 * z`` into NaN) and flags such a row
 instead of computing it, so the non-finite check costs no separate pass over memory.
 
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 try:  # numba is a dependency, but a broken install must fall back, not crash the import
-    from numba import njit, prange
+    from numba import get_num_threads, get_thread_id, njit, prange
 
     from crossent.kernels._numba_math import (
         exp_shifted_sum,
@@ -58,6 +59,12 @@ except Exception as error:  # pragma: no cover - exercised only without numba
 
     prange = range  # type: ignore[misc]
 
+    def get_num_threads() -> int:  # type: ignore[misc]
+        return 1
+
+    def get_thread_id() -> int:  # type: ignore[misc]
+        return 0
+
 
 
 @njit(cache=True)
@@ -76,10 +83,11 @@ def _rejected(row):  # pragma: no cover - compiled by numba
 
 
 @njit(cache=True)
-def _capped(row, softcap):  # pragma: no cover - compiled by numba
-    """The row the softmax sees: ``row`` itself, or a soft-capped copy (``softcap > 0``)."""
+def _capped(row, scratch, softcap):  # pragma: no cover - compiled by numba
+    """The row the softmax sees: ``row`` itself, or its soft-capped copy in this thread's
+    ``scratch`` row (``softcap > 0``)."""
     if softcap > 0.0:
-        source = np.empty_like(row)
+        source = scratch[get_thread_id()]
         softcap_into(row, source, softcap)
         return source
     return row
@@ -88,7 +96,7 @@ def _capped(row, softcap):  # pragma: no cover - compiled by numba
 @njit(parallel=True, cache=True, fastmath=False)
 def _index_rows(  # pragma: no cover - compiled by numba
     logits, grad, target, weight, use_weight, weight_sum, ignore_index, on_mass, off_mass,
-    grad_scale, z_loss, softcap, check, need_lse, loss, lse, status
+    grad_scale, z_loss, softcap, scratch, check, need_lse, loss, lse, status
 ):
     """Integer targets: per-row loss into ``loss``, scaled gradient into ``grad``, log-sum-exp
     into ``lse``; with ``check``, a non-finite row is flagged in ``status`` and left untouched.
@@ -108,7 +116,7 @@ def _index_rows(  # pragma: no cover - compiled by numba
         if check and _rejected(logits[i]):
             status[i] = 1  # NaN or +inf: left untouched for the caller's message
             continue
-        source = _capped(logits[i], softcap)
+        source = _capped(logits[i], scratch, softcap)
         shift = row_max(source)  # pass 1: max shift for log-sum-exp
         if check and shift == -math.inf:
             status[i] = 2
@@ -148,7 +156,7 @@ def _index_rows(  # pragma: no cover - compiled by numba
 @njit(parallel=True, cache=True, fastmath=False)
 def _soft_rows(  # pragma: no cover - compiled by numba
     logits, grad, target, weight, use_weight, on_mass, off_mass, grad_scale, z_loss, softcap,
-    check, loss, lse, status
+    scratch, check, loss, lse, status
 ):
     """Soft targets ``target`` (M, C): smoothed ``t = a * target + b``, same three passes."""
     rows, classes = logits.shape
@@ -159,7 +167,7 @@ def _soft_rows(  # pragma: no cover - compiled by numba
         if check and _rejected(logits[i]):
             status[i] = 1  # NaN or +inf: left untouched for the caller's message
             continue
-        source = _capped(logits[i], softcap)
+        source = _capped(logits[i], scratch, softcap)
         shift = row_max(source)
         if check and shift == -math.inf:
             status[i] = 2
@@ -252,17 +260,19 @@ def row_losses(
     logits_np = logits.detach().numpy()
     grad_np = grad_buffer.detach().numpy()
     cap = 0.0 if softcap is None else float(softcap)
+    # one soft-capped row per thread (no allocation per row)
+    scratch = np.empty((get_num_threads(), classes) if cap else (1, 1), dtype=logits_np.dtype)
     if target.dim() == 2:
         _soft_rows(
             logits_np, grad_np, target.detach().numpy(), weight_np, use_weight,
-            on_mass, off_mass, grad_scale, float(z_loss), cap, check, *result,
+            on_mass, off_mass, grad_scale, float(z_loss), cap, scratch, check, *result,
         )
     else:
         weight_sum = float(weight.double().sum()) if weight is not None else float(classes)
         _index_rows(
             logits_np, grad_np, target.detach().numpy(), weight_np, use_weight, weight_sum,
-            int(ignore_index), on_mass, off_mass, grad_scale, float(z_loss), cap, check,
-            need_lse, *result,
+            int(ignore_index), on_mass, off_mass, grad_scale, float(z_loss), cap, scratch,
+            check, need_lse, *result,
         )
     return result
 
