@@ -54,13 +54,15 @@ class SegmentKeys:
         self.keys: list[Key] = []
         self.ids: dict[Key, int] = {}
 
-    def _id(self, key: Key, where: str) -> int:
+    def _id(self, key: Key, where: str = "", scope: str = "") -> int:
+        """The id of ``key``, a new one if unseen; ``where``/``scope`` place it in the error."""
         found = self.ids.get(key)
         if found is None:
             if len(self.keys) >= self.cap:
                 raise CrossentError(
-                    f"--by {','.join(self.by)}: more than {self.cap:,} segments (the cap); the "
-                    f"next is {', '.join(key)}{where}; pass --max-segments to raise the cap"
+                    f"--by {','.join(self.by)}: more than {self.cap:,} segments (the cap)"
+                    f"{scope}; the next is {', '.join(key)}{where}; pass --max-segments to "
+                    "raise the cap"
                 )
             found = self.ids[key] = len(self.keys)
             self.keys.append(key)
@@ -109,17 +111,7 @@ class SegmentKeys:
         """Add ``other``'s keys; returns, for each of its ids, the id here."""
         remap = np.empty(len(other.keys), dtype=np.int64)
         for position, key in enumerate(other.keys):
-            found = self.ids.get(key)
-            if found is None:
-                if len(self.keys) >= self.cap:
-                    raise CrossentError(
-                        f"--by {','.join(self.by)}: more than {self.cap:,} segments (the cap) "
-                        f"in all files together; the next is {', '.join(key)}; pass "
-                        "--max-segments to raise the cap"
-                    )
-                found = self.ids[key] = len(self.keys)
-                self.keys.append(key)
-            remap[position] = found
+            remap[position] = self._id(key, scope=" in all files together")
         return remap
 
 
