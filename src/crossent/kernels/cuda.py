@@ -39,6 +39,33 @@ def _softcap(z, cap):  # pragma: no cover - compiled by triton
 
 
 @triton.jit
+def _capped_logits(
+    logits_row, cols, valid, cap, ACC: tl.constexpr, SOFTCAP: tl.constexpr
+):  # pragma: no cover - compiled by triton
+    """A block of the row's logits in ACC, soft-capped with ``SOFTCAP``; ``-inf`` past C."""
+    z = tl.load(logits_row + cols, mask=valid, other=float("-inf")).to(ACC)
+    if SOFTCAP:
+        z = tl.where(valid, _softcap(z, cap), float("-inf"))
+    return z
+
+
+@triton.jit
+def _target_coefficients(
+    target_row, weight_ptr, cols, valid, label, on_mass, off_mass,
+    ACC: tl.constexpr, SOFT: tl.constexpr, USE_WEIGHT: tl.constexpr,
+):  # pragma: no cover - compiled by triton
+    """``k_c = w_c t_c`` for a block of classes, ``t`` the smoothed target of the row."""
+    if SOFT:
+        t = tl.load(target_row + cols, mask=valid, other=0.0)
+        coef = on_mass * t.to(ACC) + off_mass
+    else:
+        coef = tl.where(cols == label, on_mass + off_mass, off_mass)
+    if USE_WEIGHT:
+        coef = coef * tl.load(weight_ptr + cols, mask=valid, other=0.0).to(ACC)
+    return coef
+
+
+@triton.jit
 def _cross_entropy_rows(
     logits_ptr, grad_ptr, target_ptr, weight_ptr, loss_ptr, lse_ptr,
     logits_stride, grad_stride, target_stride,
@@ -73,22 +100,17 @@ def _cross_entropy_rows(
     for start in range(0, n_classes, BLOCK):
         cols = start + tl.arange(0, BLOCK)
         valid = cols < n_classes
-        z = tl.load(logits_row + cols, mask=valid, other=float("-inf")).to(ACC)
-        if SOFTCAP:
-            z = tl.where(valid, _softcap(z, cap), float("-inf"))
+        z = _capped_logits(logits_row, cols, valid, cap, ACC, SOFTCAP)
         new_max = tl.maximum(row_max, tl.max(z, 0))
         # exp(-inf - -inf) would be NaN: a block (or prefix) of -inf adds nothing
         rescale = tl.where(row_max == new_max, 1.0, tl.exp(row_max - new_max))
         shifted = tl.where(z == float("-inf"), 0.0, tl.exp(z - new_max))
         exp_sum = exp_sum * rescale + tl.sum(shifted, 0)
         row_max = new_max
-        if SOFT:
-            t = tl.load(target_ptr + row * target_stride + cols, mask=valid, other=0.0)
-            coef = on_mass * t.to(ACC) + off_mass
-        else:
-            coef = tl.where(cols == label, on_mass + off_mass, off_mass)
-        if USE_WEIGHT:
-            coef = coef * tl.load(weight_ptr + cols, mask=valid, other=0.0).to(ACC)
+        coef = _target_coefficients(
+            target_ptr + row * target_stride, weight_ptr, cols, valid, label, on_mass, off_mass,
+            ACC, SOFT, USE_WEIGHT,
+        )
         coef = tl.where(valid, coef, 0.0)
         coef_logit_sum += tl.sum(coef * tl.where(coef != 0.0, z, 0.0), 0)
         mass += tl.sum(coef, 0)
@@ -102,17 +124,12 @@ def _cross_entropy_rows(
     for start in range(0, n_classes, BLOCK):
         cols = start + tl.arange(0, BLOCK)
         valid = cols < n_classes
-        z = tl.load(logits_row + cols, mask=valid, other=float("-inf")).to(ACC)
-        if SOFTCAP:
-            z = tl.where(valid, _softcap(z, cap), float("-inf"))
+        z = _capped_logits(logits_row, cols, valid, cap, ACC, SOFTCAP)
         prob = tl.exp(z - lse)
-        if SOFT:
-            t = tl.load(target_ptr + row * target_stride + cols, mask=valid, other=0.0)
-            coef = on_mass * t.to(ACC) + off_mass
-        else:
-            coef = tl.where(cols == label, on_mass + off_mass, off_mass)
-        if USE_WEIGHT:
-            coef = coef * tl.load(weight_ptr + cols, mask=valid, other=0.0).to(ACC)
+        coef = _target_coefficients(
+            target_ptr + row * target_stride, weight_ptr, cols, valid, label, on_mass, off_mass,
+            ACC, SOFT, USE_WEIGHT,
+        )
         grad = row_scale * (prob_mass * prob - coef)
         if SOFTCAP:
             ratio = z / cap
