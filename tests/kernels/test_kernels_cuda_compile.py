@@ -24,6 +24,7 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.backends.nvidia.compiler import get_ptxas  # noqa: E402
 
 from crossent.kernels import cuda  # noqa: E402
+from crossent.kernels.rules import RowOptions  # noqa: E402
 
 ARCHS = {90: "sm_90 (H100)", 80: "sm_80 (A100)"}
 # classes -> BLOCK: 1 -> 1 (n_classes and strides specialise to 1), 37 -> 64,
@@ -79,11 +80,10 @@ def _launch_arguments(monkeypatch, dtype, soft, weighted, classes, softcap=None)
     weight = torch.rand(classes, dtype=dtype, generator=generator) if weighted else None
     recorder = _LaunchRecorder()
     monkeypatch.setattr(cuda, "_cross_entropy_rows", recorder)
-    cuda.row_kernel(
-        logits, target, logits, weight=weight, ignore_index=-100, on_mass=0.9,
-        off_mass=0.1 / classes, grad_scale=0.5, z_loss=1e-4 if softcap else 0.0,
-        softcap=softcap,
-    )
+    cuda.row_kernel(logits, target, logits, RowOptions(
+        weight, ignore_index=-100, on_mass=0.9, off_mass=0.1 / classes, grad_scale=0.5,
+        z_loss=1e-4 if softcap else 0.0, softcap=softcap,
+    ))
     return recorder.args, recorder.constexprs
 
 

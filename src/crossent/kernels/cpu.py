@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from crossent.kernels.rules import RowOptions
+
 try:  # numba is a dependency, but a broken install must fall back, not crash the import
     from numba import get_num_threads, get_thread_id, njit, prange
 
@@ -198,8 +200,9 @@ def available() -> bool:
             try:
                 probe = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
                 rows = row_losses(
-                    probe, torch.tensor([1]), torch.empty_like(probe), weight=None,
-                    ignore_index=-100, on_mass=1.0, off_mass=0.0, grad_scale=1.0,
+                    probe, torch.tensor([1]), torch.empty_like(probe),
+                    RowOptions(None, ignore_index=-100, on_mass=1.0, off_mass=0.0,
+                               grad_scale=1.0),
                 )
                 _AVAILABLE = bool(abs(float(rows.loss[0]) - math.log1p(math.exp(-1.0))) < 1e-12)
             except Exception:
@@ -219,25 +222,13 @@ class RowResult(NamedTuple):
 
 
 def row_losses(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    grad_buffer: torch.Tensor,
-    *,
-    weight: torch.Tensor | None,
-    ignore_index: int,
-    on_mass: float,
-    off_mass: float,
-    grad_scale: float,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
-    check: bool = False,
-    need_lse: bool = False,
+    logits: torch.Tensor, target: torch.Tensor, grad_buffer: torch.Tensor, options: RowOptions
 ) -> RowResult:
     """The kernel itself: per-row losses and log-sum-exps, ``grad_scale * dloss_i/dz_i`` rows
     written to ``grad_buffer`` (which may be ``logits``: in place).
 
-    ``(on_mass, off_mass)`` come from :func:`crossent.kernels.rules.smoothing_coefficients`;
-    ``loss_i = CE_i + z_loss * lse_i^2`` on the soft-capped logits ``cap tanh(z / cap)``. With
+    ``options`` is the row-kernel contract (:class:`crossent.kernels.rules.RowOptions`);
+    ``loss_i = CE_i + z_loss * lse_i^2 on the soft-capped logits ``cap tanh(z / cap)``. With
     ``check``, rows holding NaN or +inf, or -inf in every class, are flagged in ``status`` and
     not written (the non-finite check rides on the kernel's own sweep). ``need_lse`` also
     computes the log-sum-exp of ignored rows. All tensors are CPU and contiguous with class
@@ -250,6 +241,7 @@ def row_losses(
     )
     if rows == 0:
         return result
+    weight, softcap = options.weight, options.softcap
     use_weight = weight is not None
     # numba needs an array either way; a dummy of the logits' dtype keeps one compiled signature
     weight_np = (
@@ -265,22 +257,23 @@ def row_losses(
     if target.dim() == 2:
         _soft_rows(
             logits_np, grad_np, target.detach().numpy(), weight_np, use_weight,
-            on_mass, off_mass, grad_scale, float(z_loss), cap, scratch, check, *result,
+            options.on_mass, options.off_mass, options.grad_scale, float(options.z_loss), cap,
+            scratch, options.check, *result,
         )
     else:
         weight_sum = float(weight.double().sum()) if weight is not None else float(classes)
         _index_rows(
             logits_np, grad_np, target.detach().numpy(), weight_np, use_weight, weight_sum,
-            int(ignore_index), on_mass, off_mass, grad_scale, float(z_loss), cap, scratch,
-            check, need_lse, *result,
+            int(options.ignore_index), options.on_mass, options.off_mass, options.grad_scale,
+            float(options.z_loss), cap, scratch, options.check, options.need_lse, *result,
         )
     return result
 
 
 def row_kernel(
-    logits: torch.Tensor, target: torch.Tensor, grad_buffer: torch.Tensor, **options: Any
+    logits: torch.Tensor, target: torch.Tensor, grad_buffer: torch.Tensor, options: RowOptions
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`row_losses` with tensor results ``(loss, lse, status)``: the row-kernel contract
     shared with :func:`crossent.kernels.cuda.row_kernel`."""
-    result = row_losses(logits, target, grad_buffer, **options)
+    result = row_losses(logits, target, grad_buffer, options)
     return tuple(torch.from_numpy(array) for array in result)  # type: ignore[return-value]

@@ -28,6 +28,7 @@ import triton
 import triton.language as tl
 
 from crossent.kernels import ops
+from crossent.kernels.rules import RowOptions
 
 _MAX_BLOCK = 4096
 
@@ -138,27 +139,15 @@ def _cross_entropy_rows(
 
 
 def row_kernel(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    grad_buffer: torch.Tensor,
-    *,
-    weight: torch.Tensor | None,
-    ignore_index: int,
-    on_mass: float,
-    off_mass: float,
-    grad_scale: float,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
-    check: bool = False,
-    need_lse: bool = False,
+    logits: torch.Tensor, target: torch.Tensor, grad_buffer: torch.Tensor, options: RowOptions
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-row ``(loss, lse, status)`` (float64 for float64 logits, else float32); writes
     ``grad_scale * dloss_i/dz_i`` to ``grad_buffer``.
 
-    Same contract as :func:`crossent.kernels.cpu.row_kernel`; ``grad_buffer`` may be
-    ``logits``. ``check`` is not done here (``status`` is all 0): on CUDA the values are
-    checked before the kernel runs. The log-sum-exp of every row is computed, so ``need_lse``
-    changes nothing.
+    Same contract (:data:`crossent.kernels.rules.RowKernel`) as
+    :func:`crossent.kernels.cpu.row_kernel`; ``grad_buffer`` may be ``logits``. ``check`` is
+    not done here (``status`` is all 0): on CUDA the values are checked before the kernel runs.
+    The log-sum-exp of every row is computed, so ``need_lse`` changes nothing.
     """
     rows, classes = logits.shape
     acc = torch.float64 if logits.dtype == torch.float64 else torch.float32
@@ -168,15 +157,17 @@ def row_kernel(
     if rows == 0:
         return loss, lse, status
     soft = target.dim() == 2
+    weight, softcap = options.weight, options.softcap
     params = torch.tensor(
-        [on_mass, off_mass, grad_scale, z_loss, 1.0 if softcap is None else softcap],
+        [options.on_mass, options.off_mass, options.grad_scale, options.z_loss,
+         1.0 if softcap is None else softcap],
         dtype=torch.float64, device=logits.device,
     ).to(acc)
     block = min(_MAX_BLOCK, triton.next_power_of_2(classes))
     _cross_entropy_rows[(rows,)](
         logits, grad_buffer, target, weight if weight is not None else logits, loss, lse,
         logits.stride(0), grad_buffer.stride(0), target.stride(0) if soft else 1,
-        classes, int(ignore_index), params,
+        classes, int(options.ignore_index), params,
         SOFT=soft, USE_WEIGHT=weight is not None, BLOCK=block,
         ACC=tl.float64 if logits.dtype == torch.float64 else tl.float32,
         SOFTCAP=softcap is not None,

@@ -20,11 +20,11 @@ keeps the chunk a fraction of what the weight and its gradient occupy anyway.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+
+from crossent.kernels import rules
 
 CHUNK_BUDGET_BYTES = 128 * 2**20
 """Least memory for one chunk of logits (the only (rows, V) buffer): 128 MiB."""
@@ -55,7 +55,7 @@ def default_block_classes(rows: int, num_classes: int, budget_bytes: int | None 
     return int(min(num_classes, max(MIN_BLOCK_CLASSES, fitting)))
 
 
-RowKernel = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+RowKernel = rules.RowKernel
 
 
 @dataclass(frozen=True)
@@ -118,20 +118,20 @@ def row_sweep(
     assert spec.chunk_rows is not None and spec.row_kernel is not None  # set by the caller
     # (R, V) logits buffer, allocated once and reused by every chunk
     buffer = torch.empty(min(spec.chunk_rows, rows), classes, dtype=hidden.dtype, device=device)
-    options: dict[str, Any] = {
-        "weight": spec.class_weight, "ignore_index": spec.ignore_index,
-        "on_mass": spec.on_mass, "off_mass": spec.off_mass, "z_loss": spec.z_loss,
-        "softcap": spec.softcap, "check": False, "need_lse": True,
+    options = rules.RowOptions(
+        spec.class_weight, ignore_index=spec.ignore_index, on_mass=spec.on_mass,
+        off_mass=spec.off_mass, z_loss=spec.z_loss, softcap=spec.softcap, check=False,
+        need_lse=True,
         # the chain rule through "/ T" is one more factor on the reduction's scale
-        "grad_scale": grad_scale * spec.inv_temperature,
-    }
+        grad_scale=grad_scale * spec.inv_temperature,
+    )
     for start in range(0, rows, spec.chunk_rows):
         stop = min(rows, start + spec.chunk_rows)
         hidden_chunk = hidden[start:stop]  # (r, D)
         logits = chunk_logits(hidden_chunk, weight, shift, spec.inv_temperature,
                               buffer[: stop - start])  # (r, V)
         # the fused kernel overwrites the logits with dloss/dlogits (times the scale)
-        chunk_loss, chunk_lse, _ = spec.row_kernel(logits, target[start:stop], logits, **options)
+        chunk_loss, chunk_lse, _ = spec.row_kernel(logits, target[start:stop], logits, options)
         row_loss[start:stop] = chunk_loss
         lse[start:stop] = chunk_lse
         if row_grad is not None:

@@ -14,18 +14,13 @@ custom op under compile. All call :func:`fused_forward`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from crossent.kernels import cpu, rules
 
-RowKernel = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-"""``(logits, target, grad_buffer, *, weight, ignore_index, on_mass, off_mass, grad_scale,
-z_loss, softcap, check, need_lse)`` -> ``(loss, lse, status)`` per row; writes the scaled
-gradient rows into ``grad_buffer`` (:func:`crossent.kernels.cpu.row_kernel`, or the Triton
-one)."""
+RowKernel = rules.RowKernel
 
 
 def fused_forward(
@@ -53,13 +48,12 @@ def fused_forward(
         float(rules.mean_denominator(target, weight, options["ignore_index"]))
         if reduction == "mean" else 1.0
     )
-    row_loss, lse, status = row_kernel(
-        logits, target, grad_buffer, weight=weight, ignore_index=options["ignore_index"],
-        on_mass=on_mass, off_mass=off_mass,
+    row_loss, lse, status = row_kernel(logits, target, grad_buffer, rules.RowOptions(
+        weight, ignore_index=options["ignore_index"], on_mass=on_mass, off_mass=off_mass,
         grad_scale=rules.gradient_scale(reduction, denominator, divisor),
         z_loss=options["z_loss"], softcap=options["softcap"], check=options["check"],
         need_lse=options["need_lse"],
-    )
+    ))
     loss = rules.reduce_rows(row_loss.double(), reduction, denominator, divisor)
     return loss.to(logits.dtype), lse.to(logits.dtype), status
 

@@ -11,18 +11,24 @@ these and nothing else for:
 * **row reductions**: :func:`reduce_rows` (per-row losses in nats to the reduced result) and
   :func:`gradient_scale` (the matching factor on each row's gradient);
 * **the options of the fused paths**: :func:`softcap_logits` (``cap * tanh(z / cap)``) and
-  :func:`z_loss_term` (``c * lse^2``).
+  :func:`z_loss_term` (``c * lse^2``);
+* **the row-kernel contract**: :class:`RowOptions` and :data:`RowKernel`, shared by the numba
+  (:func:`crossent.kernels.cpu.row_kernel`) and Triton (:func:`crossent.kernels.cuda.row_kernel`)
+  row kernels.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from crossent._validation.choices import Reduction, Smoothing
 
 __all__ = [
-    "Reduction", "Smoothing", "gradient_scale", "mean_denominator", "reduce_rows",
-    "smoothing_coefficients", "softcap_logits", "z_loss_term",
+    "Reduction", "RowKernel", "RowOptions", "Smoothing", "gradient_scale", "mean_denominator",
+    "reduce_rows", "smoothing_coefficients", "softcap_logits", "z_loss_term",
 ]
 
 
@@ -111,3 +117,33 @@ def z_loss_term(lse: torch.Tensor, z_loss: float) -> torch.Tensor:
     """PaLM's auxiliary z-loss ``c * lse^2`` per row (Chowdhery et al. 2022); its derivative
     with respect to the (capped) logits is ``2 c lse softmax(z)``."""
     return z_loss * lse.square()
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """What a fused row kernel needs besides ``(logits, target, grad_buffer)``.
+
+    ``(on_mass, off_mass)`` come from :func:`smoothing_coefficients` and ``grad_scale`` from
+    :func:`gradient_scale`; ``weight`` is ``(C,)`` of the logits' dtype or None. ``z_loss`` and
+    ``softcap`` are the fused options (0 and None: off). ``check`` flags rows holding NaN or
+    +inf, or -inf in every class (where the kernel can check during its sweep); ``need_lse``
+    asks for the log-sum-exp of ignored rows too.
+    """
+
+    weight: torch.Tensor | None
+    ignore_index: int
+    on_mass: float
+    off_mass: float
+    grad_scale: float
+    z_loss: float = 0.0
+    softcap: float | None = None
+    check: bool = False
+    need_lse: bool = False
+
+
+RowKernel = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, RowOptions],
+    tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+]
+"""``(logits, target, grad_buffer, options)`` -> ``(loss, lse, status)`` per row; writes
+``grad_scale * dloss_i/dz_i`` rows into ``grad_buffer`` (which may be ``logits``)."""
