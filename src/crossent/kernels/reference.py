@@ -259,6 +259,29 @@ def binary_log_probabilities(
     return torch.log(values.clamp_min(clip)), torch.log((1.0 - values).clamp_min(clip))
 
 
+def _binary_target(
+    target: torch.Tensor, dtype: torch.dtype, label_smoothing: float
+) -> torch.Tensor:
+    """Binary label smoothing ``y' = y (1 - ε) + ε / 2``, in ``dtype``."""
+    y = target.to(dtype)
+    if label_smoothing != 0.0:
+        y = y * (1.0 - label_smoothing) + label_smoothing / 2.0
+    return y
+
+
+def _binary_log_loss(
+    y: torch.Tensor,
+    log_p: torch.Tensor,
+    log_not_p: torch.Tensor,
+    pos_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``-[pw y log p + (1 - y) log(1 - p)]`` element-wise; a term with mass 0 is 0."""
+    positive = _safe_mul_log(y, log_p)
+    if pos_weight is not None:
+        positive = positive * pos_weight.to(y.dtype)
+    return -(positive + _safe_mul_log(1.0 - y, log_not_p))
+
+
 def binary_cross_entropy(
     scores: torch.Tensor,
     target: torch.Tensor,
@@ -280,13 +303,8 @@ def binary_cross_entropy(
     """
     dtype = compute_dtype(scores.dtype)
     log_p, log_not_p = binary_log_probabilities(scores, input_kind, eps)
-    y = target.to(dtype)
-    if label_smoothing != 0.0:
-        y = y * (1.0 - label_smoothing) + label_smoothing / 2.0
-    positive = _safe_mul_log(y, log_p)
-    if pos_weight is not None:
-        positive = positive * pos_weight.to(dtype)
-    loss = -(positive + _safe_mul_log(1.0 - y, log_not_p))
+    y = _binary_target(target, dtype, label_smoothing)
+    loss = _binary_log_loss(y, log_p, log_not_p, pos_weight)
     if weight is not None:
         loss = loss * weight.to(dtype)
     return reduce_rows(loss, reduction, float(loss.numel()), divisor).to(scores.dtype)
@@ -313,11 +331,9 @@ def binary_focal_loss(
     """
     dtype = compute_dtype(scores.dtype)
     values = scores.to(dtype)
-    y = target.to(dtype)
-    if label_smoothing != 0.0:
-        y = y * (1.0 - label_smoothing) + label_smoothing / 2.0
+    y = _binary_target(target, dtype, label_smoothing)
     log_p, log_not_p = binary_log_probabilities(scores, input_kind, eps)
-    loss = -(_safe_mul_log(y, log_p) + _safe_mul_log(1.0 - y, log_not_p))
+    loss = _binary_log_loss(y, log_p, log_not_p)
     if gamma != 0.0:
         if input_kind == "logits":
             p, not_p = torch.sigmoid(values), torch.sigmoid(-values)
