@@ -27,9 +27,14 @@ def small_split() -> Split:
     return leave_last_out(log.interactions)
 
 
-def fresh_model(split: Split) -> CandidateModel:
+def fresh_model(split: Split, model: str = "sequence") -> CandidateModel:
+    """A small candidate model; no dropout, so that every rank's share of a batch sees the
+    same network as the single process does."""
     torch.manual_seed(0)
-    return CandidateModel(CandidateConfig(n_items=split.n_items, dim=8, hidden=16, history=6))
+    config = CandidateConfig(
+        n_items=split.n_items, model=model, dim=8, hidden=16, history=6, dropout=0.0
+    )
+    return CandidateModel(config)
 
 
 def training_worker(rank: int, world_size: int) -> dict[str, Any]:

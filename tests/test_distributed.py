@@ -26,12 +26,8 @@ from crossent.distributed import gather_shards, shard_range, sharded_cross_entro
 from crossent.errors import CrossentError
 from crossent.recsys.models import CandidateConfig, CandidateModel
 from crossent.recsys.parallel import Launch, ShardedCandidate
-from crossent.recsys.train import (
-    fit_candidate,
-    load_checkpoint,
-    retrieval_cross_entropy,
-    retrieval_examples,
-)
+from crossent.recsys.checkpoint import load_checkpoint
+from crossent.recsys.train import fit_candidate, retrieval_cross_entropy
 
 from _sharded_workers import (  # isort: skip
     CASES,
@@ -322,10 +318,11 @@ def test_glue_without_a_group_is_the_identity() -> None:
 # ---------------------------------------------------------------- training the recommender
 
 
-def test_sharded_candidate_of_one_rank_has_the_model_loss_and_gradients() -> None:
+@pytest.mark.parametrize("kind", ["sequence", "bag"])
+def test_sharded_candidate_of_one_rank_has_the_model_loss_and_gradients(kind: str) -> None:
     split = small_split()
-    reference, sharded_model = fresh_model(split), fresh_model(split)
-    windows, targets = retrieval_examples(split.train, reference.config.history)
+    reference, sharded_model = fresh_model(split, kind), fresh_model(split, kind)
+    windows, targets = reference.examples(split.train)
     rows = torch.arange(0, 60, 2)
     expected = reference.loss(windows[rows], targets[rows])  # masked full softmax
     expected.mean().backward()
@@ -342,8 +339,8 @@ def test_sharded_candidate_of_one_rank_has_the_model_loss_and_gradients() -> Non
 
 def test_sharded_candidate_needs_the_full_softmax() -> None:
     split = small_split()
-    model = CandidateModel(CandidateConfig(n_items=split.n_items, negatives="sampled"))
-    with pytest.raises(CrossentError, match=r'negatives = "sampled": training on several'):
+    model = CandidateModel(CandidateConfig(n_items=split.n_items, objective="sampled"))
+    with pytest.raises(CrossentError, match=r'objective = "sampled": training on several'):
         ShardedCandidate(model, Launch())
 
 

@@ -12,16 +12,11 @@ from sklearn.linear_model import LogisticRegression
 from crossent.errors import CrossentError
 from crossent.recsys.data import Interactions
 from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
+from crossent.recsys.checkpoint import load_checkpoint, save_checkpoint
 from crossent.recsys.pipeline import _calibrate
 from crossent.recsys.ranking import RankingInputs
-from crossent.recsys.train import (
-    TrainConfig,
-    calibrate_ranking,
-    fit_ranking,
-    load_checkpoint,
-    platt_scaling,
-    save_checkpoint,
-)
+from crossent.recsys.ranking_train import calibrate_ranking, fit_ranking, platt_scaling
+from crossent.recsys.train import TrainConfig
 
 
 def _sigmoid(margin: np.ndarray) -> np.ndarray:

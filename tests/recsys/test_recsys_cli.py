@@ -31,11 +31,17 @@ def test_demo_quick_prints_the_tables_and_writes_the_report(tmp_path):
         app, ["demo", "--quick", "--users", "150", "--videos", "40", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
-    for text in ("Bayes limit", "most popular", "EASE", "truth (oracle)", "true probabilities"):
+    for text in ("Bayes limit", "most popular", "EASE (λ =", "truth (oracle)",
+                 "true probabilities", "bag model", "protocol: time-ordered leave-last-out"):
         assert text in result.output
-    for name in ("report.html", "loss_curves.png", "reliability.png", "model/model.pt"):
+    # both candidate models' distance from the Bayes limit, in bits
+    assert "sequence model: test cross-entropy" in result.output
+    assert "bag model: test cross-entropy" in result.output
+    for name in ("report.html", "loss_curves.png", "validation_ndcg.png", "reliability.png",
+                 "model/model.pt"):
         assert (out / name).is_file()
-    assert "Candidate generation" in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert "Candidate generation" in html and "ECE (15 equal-count bins)" in html
     again = runner.invoke(app, ["evaluate", "--model", str(out / "model"), "--data", "simulated"])
     assert again.exit_code == 0, again.output
     assert "Bayes limit" in again.output
@@ -110,8 +116,10 @@ def test_unknown_user_exits_2_with_one_line_naming_the_id(trained_dir):
     ("arguments", "message"),
     [
         (["--stage", "ranking", "--loss", "watch-time"], "a watch log has none"),
-        (["--stage", "rank"], "--stage 'rank' must be retrieval or ranking"),
-        (["--loss", "focal"], "--loss 'focal' must be one of full, sampled, in-batch"),
+        (["--stage", "rank"], "--stage 'rank' must be one of retrieval, ranking"),
+        (["--loss", "focal"], "--loss 'focal' must be one of full, sampled, bce, gbce"),
+        (["--loss", "full,nope"], "--loss 'nope' must be one of full"),
+        (["--model", "rnn"], "--model 'rnn' must be one of sequence, bag"),
     ],
 )
 def test_train_option_errors_exit_2(tmp_path, arguments, message):
@@ -145,3 +153,19 @@ def test_train_on_a_too_small_simulated_catalogue_is_a_named_error(tmp_path):
     )
     assert result.exit_code == 2
     assert "--videos 5 is too small" in result.output
+
+
+def test_train_with_several_losses_writes_one_table_of_objectives_beside_the_baselines(tmp_path):
+    result = runner.invoke(
+        app,
+        ["train", "--data", "simulated", "--videos", "40", "--users", "60", "--epochs", "1",
+         "--dim", "8", "--history", "6", "--loss", "full,sampled,bce,gbce",
+         "--out", str(tmp_path / "model")],
+    )
+    assert result.exit_code == 0, result.output
+    for text in ("sequence + full", "sequence + sampled", "sequence + bce", "sequence + gbce",
+                 "test CE (bits)", "train time (s)", "peak memory (MiB)", "HR@20", "MRR",
+                 "most popular", "EASE (λ =", "bag model",
+                 "protocol: time-ordered leave-last-out"):
+        assert text in result.output, text
+    assert "saved" in result.output

@@ -180,7 +180,8 @@ def test_logged_ranking_is_platt_scaled_on_the_validation_examples(tmp_path):
 
     from crossent.recsys.loaders import load_interactions
     from crossent.recsys.logged_ranking import logged_ranking_inputs
-    from crossent.recsys.pipeline import train_logged_ranking, train_retrieval
+    from crossent.recsys.pipeline import train_logged_ranking
+    from crossent.recsys.retrieval import train_retrieval
     from crossent.recsys.train import TrainConfig
 
     watches = load_interactions(_two_tastes_file(tmp_path / "ratings.csv"))

@@ -23,7 +23,8 @@ N_ITEMS = 40
 
 def _model(**options) -> CandidateModel:
     torch.manual_seed(0)
-    model = CandidateModel(CandidateConfig(n_items=N_ITEMS, dim=8, hidden=16, history=5, **options))
+    config = CandidateConfig(n_items=N_ITEMS, model="bag", dim=8, hidden=16, history=5, **options)
+    model = CandidateModel(config)
     with torch.no_grad():
         model.item_bias.normal_()
     return model.double()
@@ -87,7 +88,7 @@ def _corrected_softmax_loss(model, window, target, item_log_prob, columns, draws
 
 
 def test_in_batch_softmax_applies_the_log_q_correction_of_yi_et_al():
-    model = _model(negatives="in-batch")
+    model = _model(objective="in-batch")
     window, target = _batch()
     item_log_prob = torch.log_softmax(torch.randn(N_ITEMS, dtype=torch.float64), 0)
     columns = sorted(set(target.tolist()))
@@ -98,7 +99,7 @@ def test_in_batch_softmax_applies_the_log_q_correction_of_yi_et_al():
 
 
 def test_sampled_softmax_is_the_corrected_softmax_over_targets_and_unigram_draws():
-    model = _model(negatives="sampled", n_sampled=16)
+    model = _model(objective="sampled", n_negatives=16)
     window, target = _batch()
     item_log_prob = torch.log_softmax(torch.randn(N_ITEMS, dtype=torch.float64), 0)
     loss = model.loss(
@@ -119,7 +120,7 @@ def test_sampled_softmax_is_the_corrected_softmax_over_targets_and_unigram_draws
 def test_sampled_softmax_becomes_the_full_softmax_when_every_item_is_drawn():
     # with enough draws every item is a column and Q -> 1 for all, so log Q -> 0 and the
     # sampled loss is the exact softmax over the catalogue (value and gradient)
-    sampled, full = _model(negatives="sampled", n_sampled=200_000), _model(mask_history=False)
+    sampled, full = _model(objective="sampled", n_negatives=200_000), _model(mask_history=False)
     window, target = _batch()
     item_log_prob = torch.log_softmax(0.5 * torch.randn(N_ITEMS, dtype=torch.float64), 0)
     got = sampled.loss(
@@ -138,7 +139,8 @@ def test_windows_from_csr_keeps_the_last_items_of_each_row():
     indptr = np.array([0, 0, 3, 10])
     items = np.arange(10)
     window = windows_from_csr(indptr, items, history=4, pad=99).numpy()
-    assert window.tolist() == [[99, 99, 99, 99], [0, 1, 2, 99], [6, 7, 8, 9]]
+    # oldest first, right-aligned: the most recent watch is always the last column
+    assert window.tolist() == [[99, 99, 99, 99], [99, 0, 1, 2], [6, 7, 8, 9]]
 
 
 def test_scorer_protocol_gives_the_catalogue_scores():
@@ -157,7 +159,10 @@ def test_ranking_model_maps_features_to_one_logit_per_row():
     ("build", "message"),
     [
         (lambda: CandidateConfig(n_items=0), "n_items = 0"),
-        (lambda: CandidateConfig(n_items=5, negatives="neg"), "negatives = 'neg'"),
+        (lambda: CandidateConfig(n_items=5, objective="neg"), "objective = 'neg' must be one"),
+        (lambda: CandidateConfig(n_items=5, model="rnn"), "model = 'rnn' must be one of"),
+        (lambda: CandidateConfig(n_items=5, dim=10, heads=3), "multiple of heads = 3"),
+        (lambda: CandidateConfig(n_items=5, dropout=1.0), "dropout = 1.0"),
         (lambda: RankingConfig(dim=4, n_dense=2, loss="mse"), "loss = 'mse'"),
     ],
 )
@@ -169,7 +174,7 @@ def test_bad_model_configuration_is_named(build, message):
 def test_masked_softmax_gradients_are_bitwise_reproducible():
     # many rows sharing few items: the gathered rows' gradients are summed per item, and that
     # sum must not depend on the run (two seeded trainings must give the same model)
-    model = CandidateModel(CandidateConfig(n_items=30, dim=16, hidden=16, history=50))
+    model = CandidateModel(CandidateConfig(n_items=30, model="bag", dim=16, hidden=16, history=50))
     generator = torch.Generator().manual_seed(0)
     window = torch.randint(0, 31, (512, 50), generator=generator)
     target = torch.randint(0, 30, (512,), generator=generator)
@@ -181,3 +186,12 @@ def test_masked_softmax_gradients_are_bitwise_reproducible():
     for again in grads[1:]:
         for first, second in zip(grads[0], again, strict=True):
             assert torch.equal(first, second)
+
+
+def test_configs_saved_before_the_sequence_model_load_as_bag_models():
+    old = {"n_items": 9, "dim": 4, "hidden": 8, "history": 3, "negatives": "sampled",
+           "n_sampled": 7, "mask_history": True}
+    config = CandidateConfig.from_dict(old)
+    assert (config.model, config.objective, config.n_negatives) == ("bag", "sampled", 7)
+    with pytest.raises(CrossentError, match="unknown fields"):
+        CandidateConfig.from_dict({"n_items": 9, "colour": "red"})

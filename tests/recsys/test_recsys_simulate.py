@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -36,12 +38,30 @@ def test_truth_matches_an_independent_numpy_formula(small_log):
     user, position = 5, 7
     earlier = small_log.watches[user, :position].numpy()
     state = taste[earlier[-config.history :]].mean(0)
-    logits = config.taste_scale * taste @ state + bias
+    rotation = small_log.transition.double().numpy()
+    # taste of the recent history, plus the transition from the previous watch R v_prev
+    query = config.taste_scale * state + config.transition_scale * rotation @ taste[earlier[-1]]
+    logits = taste @ query + bias
     logits[earlier] = -np.inf
     expected = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
     got = small_log.next_watch_log_probs(np.array([user]), np.array([position]))[0].double()
     finite = np.isfinite(expected)
     np.testing.assert_allclose(got.numpy()[finite], expected[finite], rtol=1e-4, atol=1e-4)
+
+
+def test_transition_is_a_rotation_and_makes_the_order_matter(small_log):
+    rotation = small_log.transition.double().numpy()
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(len(rotation)), atol=1e-6)
+    # the same watches in another order: the same taste, another previous watch
+    user, position = 5, 7
+    log_probs = small_log.next_watch_log_probs(np.array([user]), np.array([position]))[0]
+    swapped = small_log.watches.clone()
+    swapped[user, [position - 2, position - 1]] = swapped[user, [position - 1, position - 2]]
+    other = dataclasses.replace(small_log, watches=swapped)
+    reordered = other.next_watch_log_probs(np.array([user]), np.array([position]))[0]
+    finite = torch.isfinite(log_probs)
+    assert torch.equal(finite, torch.isfinite(reordered))
+    assert (log_probs[finite] - reordered[finite]).abs().max() > 0.1
 
 
 def test_sampled_watches_follow_the_true_distribution():

@@ -8,8 +8,14 @@ from rich.console import Console
 
 from crossent.errors import CrossentError
 from crossent.recsys.data import Interactions, implicit
-from crossent.recsys.pipeline import RunResult
-from crossent.recsys.report import cross_entropy_rows, ranking_rows, retrieval_rows, to_rich
+from crossent.recsys.report import (
+    cross_entropy_rows,
+    objective_rows,
+    ranking_rows,
+    retrieval_rows,
+    to_rich,
+)
+from crossent.recsys.results import RunResult
 
 FORMATS = ("auto", "movielens", "recbole", "csv", "parquet")
 
@@ -27,10 +33,31 @@ def load_watches(data: str, format: str, min_rating: float | None) -> Interactio
 
 
 def print_result(console: Console, result: RunResult) -> None:
-    """The retrieval, cross-entropy and ranking tables of a run."""
-    if result.retrieval:
-        console.print(to_rich(retrieval_rows(result), "Candidate generation (test)"))
+    """The retrieval (or objectives), cross-entropy and ranking tables of a run."""
+    if result.objectives:
+        table = objective_rows(result)
+        console.print(to_rich(table, "Candidate generation: training objectives (test)"))
+        console.print(table.caption or "")
+    elif result.retrieval:
+        table = retrieval_rows(result)
+        console.print(to_rich(table, "Candidate generation (test)"))
+        console.print(table.caption or "")
     if result.cross_entropy:
         console.print(to_rich(cross_entropy_rows(result)))
     if result.ranking_metrics:
         console.print(to_rich(ranking_rows(result), "Ranking: P(watch), test examples"))
+
+
+def print_bayes_gaps(console: Console, result: RunResult) -> None:
+    """Each candidate model's test cross-entropy and its distance from the Bayes limit (bits)."""
+    ce = result.cross_entropy
+    if "bayes_bits" not in ce:
+        return
+    named = {f"{result.candidate.config.model} model": ce, **result.baseline_cross_entropy}
+    for name, values in named.items():
+        gap = values["bits"] - ce["bayes_bits"]
+        console.print(
+            f"{name}: test cross-entropy {values['bits']:.3f} bits, Bayes limit "
+            f"{ce['bayes_bits']:.3f} bits: {gap:+.3f} bits "
+            f"({100 * (values['nats'] / ce['bayes_nats'] - 1):+.1f}%)"
+        )

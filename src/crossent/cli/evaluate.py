@@ -35,11 +35,12 @@ def evaluate(
     from crossent.cli._recsys_common import load_watches, print_result
     from crossent.errors import CrossentError
     from crossent.recsys.baselines import EASE, MostPopular
+    from crossent.recsys.checkpoint import load_checkpoint
     from crossent.recsys.data import leave_last_out
     from crossent.recsys.evaluate import evaluate_retrieval
     from crossent.recsys.pipeline import RunResult, evaluate_logged_ranking
     from crossent.recsys.simulate import SimulationConfig, simulate
-    from crossent.recsys.train import load_checkpoint, retrieval_cross_entropy
+    from crossent.recsys.train import retrieval_cross_entropy
 
     console = Console()
     checkpoint = load_checkpoint(model)

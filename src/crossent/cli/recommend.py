@@ -17,8 +17,8 @@ def recommend(
     from rich.console import Console
     from rich.table import Table
 
-    from crossent.recsys.train import load_checkpoint
-    from crossent.recsys.train import recommend as top_k
+    from crossent.recsys.checkpoint import load_checkpoint
+    from crossent.recsys.checkpoint import recommend as top_k
 
     checkpoint = load_checkpoint(model)
     index = checkpoint.user_index(user)

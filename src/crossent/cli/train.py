@@ -28,10 +28,19 @@ def train(
     loss: Annotated[
         str,
         typer.Option(
-            help="Retrieval: full, sampled or in-batch softmax. Ranking: bce, focal "
-            "or watch-time (retrieval then uses the full softmax)."
+            help="Retrieval: full (exact softmax), sampled (log Q corrected), bce (one "
+            "negative), gbce (gSASRec) or in-batch; a comma list (full,sampled,bce,gbce) "
+            "trains the same model under each and prints a table. Ranking: bce, focal or "
+            "watch-time (retrieval then uses the full softmax)."
         ),
     ] = "",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Candidate model: sequence (self-attention over the ordered history) or bag "
+            "(mean of the history's embeddings)."
+        ),
+    ] = "sequence",
     min_rating: Annotated[
         float, typer.Option(help="Rated data: keep ratings >= this as watches.")
     ] = 4.0,
@@ -73,92 +82,39 @@ def train(
     from rich.console import Console
 
     from crossent.cli._recsys_common import load_watches, print_result
-    from crossent.errors import CrossentError
+    from crossent.recsys.checkpoint import save_checkpoint
+    from crossent.recsys.data import Interactions
     from crossent.recsys.parallel import launch_from_env, shutdown
-    from crossent.recsys.pipeline import run_simulated, train_logged_ranking, train_retrieval
+    from crossent.recsys.run import TrainRequest, run_training, simulation_config
     from crossent.recsys.simulate import SimulationConfig
-    from crossent.recsys.train import TrainConfig, save_checkpoint
+    from crossent.recsys.train import TrainConfig
 
-    if stage not in ("retrieval", "ranking"):
-        raise CrossentError(f"--stage {stage!r} must be retrieval or ranking")
-    retrieval_losses, ranking_losses = (
-        ("full", "sampled", "in-batch"),
-        ("bce", "focal", "watch-time"),
+    train_config = TrainConfig(
+        epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+        max_examples=max_examples, seed=seed,
     )
-    allowed = retrieval_losses if stage == "retrieval" else ranking_losses
-    loss = loss or allowed[0]
-    if loss not in allowed:
-        raise CrossentError(
-            f"--loss {loss!r} must be one of {', '.join(allowed)} for --stage {stage}"
-        )
+    request = TrainRequest.parse(
+        stage, loss, model, dim=dim, history=history, train=train_config,
+        negatives=negatives, holdout=holdout,
+    )
+    extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}
+    source: Interactions | SimulationConfig
+    if data == "simulated":
+        source = simulation_config(users, videos, seed)
+        extra["simulation"] = vars(source)
+    else:
+        source = load_watches(data, format, min_rating)
     launch = launch_from_env()  # joins torchrun's process group, if launched by torchrun
     console = Console(quiet=not launch.is_main)
-    train_config = TrainConfig(
-        epochs=epochs,
-        lr=lr,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        max_examples=max_examples,
-        seed=seed,
-    )
-    model_config: dict[str, object] = {"dim": dim, "history": history}
-    extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}
-    if data == "simulated":
-        if videos < 6:
-            raise CrossentError(
-                f"--videos {videos} is too small: the simulated log needs at least 6 videos "
-                "(3 watches per user for leave-last-out, and as many unwatched to show)"
-            )
-        # every user keeps at least impressions_per_user unwatched videos to be shown
-        config = SimulationConfig(
-            n_users=users,
-            n_videos=videos,
-            seed=seed,
-            min_watches=min(8, videos // 2),
-            max_watches=min(40, videos // 2),
-            impressions_per_user=min(20, videos // 2),
-        )
-        result, _ = run_simulated(
-            config,
-            negatives="full" if stage == "ranking" else loss,  # type: ignore[arg-type]
-            model_config=model_config,
-            train_config=train_config,
-            ranking_config=TrainConfig(epochs=epochs, lr=3e-3, batch_size=1024, seed=seed),
-            ranking_loss=loss if stage == "ranking" else "bce",  # type: ignore[arg-type]
-            stages=("retrieval", "ranking") if stage == "ranking" else ("retrieval",),
-            console=console,
-            launch=launch,
-        )
-        extra["simulation"] = vars(config)
-    else:
-        if stage == "ranking" and launch.distributed:
-            raise CrossentError("--stage ranking on a file runs in one process (not torchrun)")
-        watches = load_watches(data, format, min_rating)
-        console.print(f"loaded {watches!r} from {data}")
-        model_config["negatives"] = "full" if stage == "ranking" else loss
-        result = train_retrieval(
-            watches,
-            model_config=model_config,
-            train_config=train_config,
-            console=console,
-            launch=launch,
-        )
-        if stage == "ranking":
-            train_logged_ranking(
-                result,
-                negatives=negatives,
-                seed=seed,
-                holdout=holdout,
-                loss=loss,  # type: ignore[arg-type]
-                train_config=TrainConfig(epochs=epochs, lr=3e-3, batch_size=1024, seed=seed),
-                candidate_train_config=train_config,
-                console=console,
-            )
-            extra["ranking_examples"] = result.info["ranking_examples"]
+    if isinstance(source, Interactions):
+        console.print(f"loaded {source!r} from {data}")
+    result = run_training(source, request, launch=launch, console=console)
     if not launch.is_main:  # the other ranks only train; rank 0 reports and saves
         shutdown(launch)
         return
     print_result(console, result)
+    if "ranking_examples" in result.info:
+        extra["ranking_examples"] = result.info["ranking_examples"]
     path = save_checkpoint(
         out,
         result.candidate,

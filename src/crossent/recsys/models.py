@@ -1,14 +1,19 @@
 """The two stages of a YouTube-style recommender (Covington et al., RecSys 2016).
 
 **Candidate generation** (:class:`CandidateModel`) treats "which video is watched next" as a
-softmax over the whole catalogue. The user vector is the mean of the input embeddings of the
-last ``history`` watches, through an MLP tower; the score of video ``j`` is
-``u · v_j + b_j``. The exact full softmax is trained through
-:func:`crossent.linear_cross_entropy` (tower output = ``hidden``, output embedding table =
-``weight``), so the ``(N, V)`` logits are never materialised; already-watched videos can be
-removed from the softmax's normaliser (the masked softmax the evaluation uses). Cheaper
-alternatives: ``"in-batch"`` or ``"sampled"`` negatives with the log Q correction of
-Yi et al. (RecSys 2019) passed as ``logit_bias = -log Q``.
+softmax over the whole catalogue: the score of video ``j`` for user vector ``u`` is
+``u · w_j + b_j`` (output table ``item_out``, bias ``item_bias``). Two user encoders:
+
+- ``"sequence"``: a causal self-attention encoder of the last ``history`` watches
+  (:mod:`crossent.recsys.sequence`, SASRec-style); trained at every position of every
+  training sequence, each predicting the watch that follows it.
+- ``"bag"``: the mean of the input embeddings of the last ``history`` watches through an MLP
+  tower (Covington et al.), blind to order; trained on every watch from the window before it.
+
+Both train with any objective of :mod:`crossent.recsys.objectives`; ``"full"`` is the exact
+softmax through :func:`crossent.linear_cross_entropy`, so the ``(N, V)`` logits never exist.
+Already-watched videos can be removed from the softmax's normaliser (the masked softmax the
+evaluation uses).
 
 **Ranking** (:class:`RankingModel`) predicts P(watch | user, video, context) with an MLP on the
 user vector, the video embedding, their element-wise product and dense interaction features,
@@ -16,103 +21,189 @@ plus a linear ("wide") path on the dense features; trained with binary cross-ent
 
 References:
     Covington, Adams, Sargin. Deep Neural Networks for YouTube Recommendations. RecSys 2016.
-    Yi et al. Sampling-Bias-Corrected Neural Modeling for Large Corpus Item Recommendations.
-    RecSys 2019.
+    Kang, McAuley. Self-Attentive Sequential Recommendation. ICDM 2018.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from crossent.errors import CrossentError
-from crossent.losses.linear import linear_cross_entropy
+from crossent.recsys import objectives
+from crossent.recsys.data import Interactions
+from crossent.recsys.sequence import SequenceEncoder, seen_before, sequence_examples
 
-Negatives = Literal["full", "sampled", "in-batch"]
+CandidateKind = Literal["sequence", "bag"]
+Objective = Literal["full", "sampled", "bce", "gbce", "in-batch"]
 RankingLoss = Literal["bce", "focal", "watch-time"]
 
 
 @dataclass(frozen=True)
 class CandidateConfig:
-    """Shape and training objective of :class:`CandidateModel`.
+    """Shape and training objective of :class:`CandidateModel` (plain JSON-able fields).
 
     Attributes:
         n_items: catalogue size.
-        dim: embedding dimension (input and output embeddings, tower output).
-        hidden: width of the tower's hidden layer.
-        history: how many recent watches make the user vector.
-        negatives: "full" (exact softmax over the catalogue), "sampled" (the batch's targets
-            plus ``n_sampled`` draws from the unigram distribution) or "in-batch".
-        n_sampled: extra negatives per batch for "sampled".
-        mask_history: in the full softmax, leave the watches in the window out of the
-            normaliser (they are never the next watch; evaluation excludes them too).
+        model: "sequence" (self-attention over the ordered history) or "bag" (mean of the
+            history's embeddings through an MLP tower).
+        dim: embedding dimension (input and output embeddings, user vector).
+        hidden: width of the bag tower's hidden layer.
+        history: how many recent watches the user vector sees.
+        blocks, heads, dropout: the sequence encoder's depth, attention heads and dropout.
+        objective: "full" (exact softmax), "sampled" (``n_negatives`` shared unigram
+            negatives, log Q corrected), "bce" (one uniform negative per position), "gbce"
+            (``n_negatives`` uniform negatives, gSASRec) or "in-batch" (log Q corrected).
+        n_negatives: negatives per step for "sampled" and "gbce".
+        gbce_t: gSASRec's calibration parameter ``t`` for "gbce".
+        mask_history: in the full softmax, leave the already-watched items of the window out of
+            the normaliser (they are never the next watch; evaluation excludes them too).
+        tie_embeddings: the sequence model scores items with its input embeddings (as SASRec
+            does) instead of a separate output table.
     """
 
     n_items: int
-    dim: int = 32
+    model: CandidateKind = "sequence"
+    dim: int = 64
     hidden: int = 128
     history: int = 50
-    negatives: Negatives = "full"
-    n_sampled: int = 1024
+    blocks: int = 2
+    heads: int = 1
+    dropout: float = 0.2
+    objective: Objective = "full"
+    n_negatives: int = 256
+    gbce_t: float = objectives.GBCE_T
     mask_history: bool = True
+    tie_embeddings: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("n_items", "dim", "hidden", "history", "n_sampled"):
+        for name in ("n_items", "dim", "hidden", "history", "blocks", "heads", "n_negatives"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise CrossentError(f"{name} = {value!r} must be an integer >= 1")
-        if self.negatives not in ("full", "sampled", "in-batch"):
-            raise CrossentError(
-                f'negatives = {self.negatives!r} must be "full", "sampled" or "in-batch"'
-            )
+        for name, kind in (("model", CandidateKind), ("objective", Objective)):
+            choices = get_args(kind)
+            if getattr(self, name) not in choices:
+                raise CrossentError(
+                    f"{name} = {getattr(self, name)!r} must be one of {', '.join(choices)}"
+                )
+        if self.dim % self.heads:
+            raise CrossentError(f"dim = {self.dim} must be a multiple of heads = {self.heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise CrossentError(f"dropout = {self.dropout!r} must be in [0, 1)")
+        if self.tie_embeddings and self.model != "sequence":
+            raise CrossentError("tie_embeddings needs model = 'sequence'")
+        if not 0.0 <= self.gbce_t <= 1.0:
+            raise CrossentError(f"gbce_t = {self.gbce_t!r} must be in [0, 1]")
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CandidateConfig:
+        """The config from its ``dataclasses.asdict`` form, older field names included.
 
-def _log1mexp(x: torch.Tensor) -> torch.Tensor:
-    """``log(1 - exp(-x))`` for ``x > 0``, accurate at both ends (Mächler's log1mexp)."""
-    x = x.clamp_min(1e-6)  # keeps both branches finite, so torch.where has no NaN gradient
-    return torch.where(x < math.log(2.0), torch.log(-torch.expm1(-x)), torch.log1p(-torch.exp(-x)))
+        Configs saved before the sequence model existed describe a bag model and call the
+        objective ``negatives`` and its sample size ``n_sampled``.
+        """
+        values = dict(values)
+        if "model" not in values:
+            values["model"] = "bag"
+        if "negatives" in values:
+            values["objective"] = values.pop("negatives")
+        if "n_sampled" in values:
+            values["n_negatives"] = values.pop("n_sampled")
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise CrossentError(f"candidate config has unknown fields {unknown}")
+        return cls(**values)
 
 
 class CandidateModel(nn.Module):
-    """Next-watch softmax over the catalogue from the mean embedding of recent watches.
+    """Next-watch softmax over the catalogue from a user's recent watches.
 
-    Inputs are *windows*: ``(N, history)`` int64 item ids of the last watches, right-aligned
-    or not (order does not matter for a mean), padded with ``n_items``.
+    Inputs are *windows*: ``(N, history)`` int64 item ids of the last watches, oldest first,
+    padded with ``n_items`` (:func:`windows_from_csr` right-aligns them; the sequence encoder
+    needs that, the bag ignores order).
     """
 
     def __init__(self, config: CandidateConfig) -> None:
         super().__init__()
         self.config = config
         n, d = config.n_items, config.dim
-        self.item_in = nn.Embedding(n + 1, d, padding_idx=n)  # row n = padding
-        self.empty = nn.Parameter(torch.zeros(d))  # the input when there is no history yet
-        self.tower = nn.Sequential(
-            nn.Linear(d, config.hidden), nn.ReLU(), nn.Linear(config.hidden, d)
-        )
-        self.skip = nn.Linear(d, d, bias=False)  # a linear path: the tower need not learn one
-        self.item_out = nn.Parameter(torch.randn(n, d) * (1.0 / math.sqrt(d)))
+        if config.model == "sequence":
+            self.encoder = SequenceEncoder(
+                n, d, config.history, config.blocks, config.heads, config.dropout
+            )
+        else:
+            self.item_in = nn.Embedding(n + 1, d, padding_idx=n)  # row n = padding
+            self.empty = nn.Parameter(torch.zeros(d))  # the input when there is no history yet
+            self.tower = nn.Sequential(
+                nn.Linear(d, config.hidden), nn.ReLU(), nn.Linear(config.hidden, d)
+            )
+            self.skip = nn.Linear(d, d, bias=False)  # a linear path: the tower need not learn it
+            nn.init.normal_(self.item_in.weight, std=1.0 / math.sqrt(d))
+            with torch.no_grad():
+                self.item_in.weight[n].zero_()
+        if not config.tie_embeddings:
+            self.item_out = nn.Parameter(torch.randn(n, d) * (1.0 / math.sqrt(d)))
         self.item_bias = nn.Parameter(torch.zeros(n))
-        nn.init.normal_(self.item_in.weight, std=1.0 / math.sqrt(d))
-        with torch.no_grad():
-            self.item_in.weight[n].zero_()
 
-    def user_vector(self, window: torch.Tensor) -> torch.Tensor:
-        """``(N, history)`` padded windows -> ``(N, dim)`` user vectors."""
+    def output_table(self) -> torch.Tensor:
+        """``(n_items, dim)`` the output embeddings ``w_j`` (the input ones when tied)."""
+        if self.config.tie_embeddings:
+            return self.encoder.item_in.weight[: self.config.n_items]
+        return self.item_out
+
+    def _bag_vector(self, window: torch.Tensor) -> torch.Tensor:
         valid = (window < self.config.n_items).float()  # (N, H)
         count = valid.sum(1, keepdim=True)  # (N, 1)
         summed = self.item_in(window).sum(1)  # (N, H, d) -> (N, d); padding rows are zero
         mean = torch.where(count > 0, summed / count.clamp_min(1.0), self.empty)
         return self.tower(mean) + self.skip(mean)
 
+    def user_vector(self, window: torch.Tensor) -> torch.Tensor:
+        """``(N, history)`` right-aligned padded windows -> ``(N, dim)`` user vectors."""
+        if self.config.model == "sequence":
+            return self.encoder(window[:, -self.config.history :])[:, -1]
+        return self._bag_vector(window)
+
+    def examples(self, train: Interactions) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training inputs and targets: ``(n, L)`` and ``(n, L)`` sequences, or for the bag
+        ``(n, history)`` windows and ``(n,)`` next watches (every watch from the ones before)."""
+        if self.config.model == "sequence":
+            return sequence_examples(train, self.config.history)
+        return bag_examples(train, self.config.history)
+
+    def states(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The vectors that predict each target: ``(n, L, d)`` (sequence) or ``(n, d)`` (bag)."""
+        if self.config.model == "sequence":
+            return self.encoder(inputs)
+        return self._bag_vector(inputs)
+
+    def seen_keys(
+        self, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items to leave out of each position's softmax: ``keys (n, K)``, ``keep (n, Q, K)``.
+
+        Sequence: the watches at or before the position; bag: the window. Each distinct item
+        once, never the position's own target (a re-watch).
+        """
+        targets = targets.reshape(len(targets), -1)
+        if self.config.model == "sequence":
+            return inputs, seen_before(inputs, targets, self.config.n_items)
+        keys, _ = inputs.sort(1)  # (N, H); duplicates become neighbours
+        duplicate = torch.zeros_like(keys, dtype=torch.bool)
+        duplicate[:, 1:] = keys[:, 1:] == keys[:, :-1]
+        keep = (keys < self.config.n_items) & ~duplicate & (keys != targets)
+        return keys, keep[:, None, :]
+
     def scores(self, window: torch.Tensor) -> torch.Tensor:
-        """``(N, n_items)`` logits ``u · v_j + b_j`` (materialised: use for small batches)."""
-        return self.user_vector(window) @ self.item_out.T + self.item_bias
+        """``(N, n_items)`` logits ``u · w_j + b_j`` (materialised: use for small batches)."""
+        return self.user_vector(window) @ self.output_table().T + self.item_bias
 
     def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """The :class:`~crossent.recsys.evaluate.Scorer` protocol: ``(B, n_items)`` logits.
@@ -126,95 +217,90 @@ class CandidateModel(nn.Module):
 
     def loss(
         self,
-        window: torch.Tensor,
-        target: torch.Tensor,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
         *,
         item_log_prob: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Per-example cross-entropy (nats) of the next watch, ``(N,)``.
+        """Per-target loss (nats) of the configured objective, shaped like ``targets``.
 
         Args:
-            window: ``(N, history)`` padded recent watches (strictly before the target).
-            target: ``(N,)`` the watched item.
+            inputs, targets: from :meth:`examples` (padded targets are
+                :data:`~crossent.recsys.objectives.IGNORE` and give 0).
             item_log_prob: ``(n_items,)`` log unigram probabilities (the sampling
-                distribution for "sampled" and the basis of the log Q correction); needed
-                unless ``negatives="full"``.
-            generator: random source for "sampled".
+                distribution and log Q of "sampled" and "in-batch").
+            generator: random source of the negatives.
         """
-        user = self.user_vector(window)  # (N, d)
-        negatives = self.config.negatives
-        if negatives == "full":
-            per_row = linear_cross_entropy(
-                user, self.item_out, target, bias=self.item_bias, reduction="none"
+        states = self.states(inputs)
+        grid = targets.reshape(len(targets), -1)  # (N, Q)
+        states = states.reshape(*grid.shape, -1)  # (N, Q, d)
+        per_position = self.objective_loss(states, grid, item_log_prob, generator)
+        if self.config.objective == "full" and self.config.mask_history:
+            keys, keep = self.seen_keys(inputs, grid)
+            per_position = objectives.mask_seen(
+                states, grid, per_position, keys, keep, self.output_table(), self.item_bias
             )
-            if self.config.mask_history:
-                per_row = self._mask_window(user, window, target, per_row)
-            return per_row
+        return per_position.reshape(targets.shape)
+
+    def objective_loss(
+        self,
+        states: torch.Tensor,
+        targets: torch.Tensor,
+        item_log_prob: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """``(N, Q)`` loss of ``states (N, Q, d)`` by the configured objective (unmasked)."""
+        config, weight, bias = self.config, self.output_table(), self.item_bias
+        if config.objective == "full":
+            return objectives.full_softmax(states, targets, weight, bias)
+        if config.objective == "bce":
+            return objectives.bce_one_negative(states, targets, weight, bias, generator=generator)
+        if config.objective == "gbce":
+            return objectives.gbce(
+                states, targets, weight, bias, k=config.n_negatives, t=config.gbce_t,
+                generator=generator,
+            )
         if item_log_prob is None:
-            raise CrossentError(f'negatives = "{negatives}" needs item_log_prob (log Q)')
-        drawn = target
-        if negatives == "sampled":
-            extra = torch.multinomial(
-                item_log_prob.exp(), self.config.n_sampled, replacement=True, generator=generator
+            raise CrossentError(f'objective = "{config.objective}" needs item_log_prob (log Q)')
+        if config.objective == "sampled":
+            return objectives.sampled_softmax(
+                states, targets, weight, bias, item_log_prob=item_log_prob,
+                k=config.n_negatives, generator=generator,
             )
-            drawn = torch.cat([target, extra])
-        columns, inverse = torch.unique(drawn, return_inverse=True)
-        # log Q: probability that an item is among the columns, 1 - (1 - p)^draws
-        # (Yi et al. 2019 correct each logit by -log Q so the softmax is unbiased)
-        draws = len(drawn)
-        log_q = torch.log(-torch.expm1(draws * torch.log1p(-item_log_prob[columns].exp())))
-        return linear_cross_entropy(
-            user,
-            self.item_out[columns],
-            inverse[: len(target)],
-            bias=self.item_bias[columns],
-            logit_bias=-log_q,
-            reduction="none",
+        return objectives.in_batch_softmax(
+            states, targets, weight, bias, item_log_prob=item_log_prob
         )
 
-    def _mask_window(
-        self,
-        user: torch.Tensor,
-        window: torch.Tensor,
-        target: torch.Tensor,
-        per_row: torch.Tensor,
-    ) -> torch.Tensor:
-        """Turn the full-softmax loss into the loss of the softmax without the window items.
 
-        ``masked = ce + log(1 - sum_{h in window} softmax_h)``, with ``log-sum-exp`` of
-        the full softmax recovered as ``ce + s_target``; log1mexp keeps it accurate.
-        Duplicates in a window and the target itself (a re-watch) are not masked.
-        """
-        n = self.config.n_items
-        sorted_window, _ = window.sort(1)  # (N, H); duplicates become neighbours
-        duplicate = torch.zeros_like(sorted_window, dtype=torch.bool)
-        duplicate[:, 1:] = sorted_window[:, 1:] == sorted_window[:, :-1]
-        keep = (sorted_window < n) & ~duplicate & (sorted_window != target[:, None])
-        safe = torch.where(keep, sorted_window, 0)
-        # rows gathered by F.embedding, not tensor[index]: the backward of advanced indexing
-        # (index_put_ with accumulate) adds the repeated rows in a varying order on the CPU, so
-        # two runs with one seed drifted apart (and early-stopped at different epochs)
-        out = F.embedding(safe, self.item_out)  # (N, H, d)
-        bias = F.embedding(safe, self.item_bias.unsqueeze(1)).squeeze(2)  # (N, H)
-        history_scores = torch.einsum("nd,nhd->nh", user, out) + bias  # (N, H)
-        history_scores = torch.where(keep, history_scores, -1e4)  # finite: no inf - inf
-        target_out = F.embedding(target, self.item_out)  # (N, d)
-        target_bias = F.embedding(target, self.item_bias.unsqueeze(1)).squeeze(1)  # (N,)
-        target_score = (user * target_out).sum(1) + target_bias
-        full_lse = per_row + target_score
-        history_lse = torch.logsumexp(history_scores, 1)
-        return per_row + _log1mexp(full_lse - history_lse)
+def bag_examples(train: Interactions, history: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every training watch as ``(window, target)``: the ``history`` watches before it.
+
+    Returns ``windows (n, history)`` int64 padded with ``n_items`` (oldest first, left-
+    aligned) and ``targets (n,)``. Row ``i``'s window holds only watches of the same user that
+    come strictly earlier in time, so no example sees its own target or the future.
+    """
+    indptr, items = train.sequences()
+    n = len(items)
+    user_start = np.repeat(indptr[:-1], np.diff(indptr))  # (n,) first position of its user
+    position = np.arange(n)
+    first = np.maximum(user_start, position - history)  # (n,)
+    columns = first[:, None] + np.arange(history)[None, :]  # (n, H) candidate positions
+    valid = columns < position[:, None]
+    windows = np.where(valid, items[np.minimum(columns, max(n - 1, 0))], train.n_items)
+    return torch.from_numpy(windows.astype(np.int64)), torch.from_numpy(items.astype(np.int64))
 
 
 def windows_from_csr(indptr: np.ndarray, items: np.ndarray, history: int, pad: int) -> torch.Tensor:
-    """The last ``history`` items of every CSR row, ``(rows, history)`` padded with ``pad``."""
+    """The last ``history`` items of every CSR row, ``(rows, history)``, oldest first and
+    right-aligned: a shorter row is padded with ``pad`` at the front."""
     counts = np.diff(indptr)
     take = np.minimum(counts, history)
     out = np.full((len(counts), history), pad, dtype=np.int64)
     rows = np.repeat(np.arange(len(counts)), take)
     offsets = np.arange(take.sum()) - np.repeat(np.cumsum(take) - take, take)
-    out[rows, offsets] = items[np.repeat(indptr[1:] - take, take) + offsets]
+    columns = history - np.repeat(take, take) + offsets
+    out[rows, columns] = items[np.repeat(indptr[1:] - take, take) + offsets]
     return torch.from_numpy(out)
 
 

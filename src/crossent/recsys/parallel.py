@@ -2,17 +2,23 @@
 a catalogue-sharded softmax.
 
 Each rank owns a contiguous slice of the output embedding table and bias
-(:func:`crossent.distributed.shard_range`); every other parameter (the input embeddings, the
-MLP tower) is replicated and kept in sync by ``DistributedDataParallel``. A training step:
+(:func:`crossent.distributed.shard_range`); every other parameter (the input embeddings and the
+sequence encoder or the bag's MLP tower) is replicated and kept in sync by
+``DistributedDataParallel``. A training step:
 
 1. every rank draws the same global batch (the shuffling generator has the same seed), takes its
-   own part of the rows and computes their user vectors through the DDP-wrapped towers;
-2. :func:`crossent.distributed.gather_rows` gives every rank all user vectors, and
+   own part of the examples and computes their states (one per target: every position of a
+   sequence window, or the bag's user vector) through the DDP-wrapped encoder;
+2. :func:`crossent.distributed.gather_rows` gives every rank all states, and
    :func:`crossent.distributed.sharded_cross_entropy` the exact full-catalogue softmax loss of the
-   whole batch against the sharded table (plus the history mask, from per-shard scores);
-3. backward: each shard's gradient is complete (no communication); each rank's user-vector rows
-   get their complete gradient; DDP *sums* the towers' gradients over ranks (a SUM comm hook,
+   whole batch against the sharded table, padding skipped by ``ignore_index`` (plus the history
+   mask, from per-shard scores);
+3. backward: each shard's gradient is complete (no communication); each rank's state rows get
+   their complete gradient; DDP *sums* the encoder's gradients over ranks (a SUM comm hook,
    since the loss is already the mean over the global batch, not a per-rank mean).
+
+Dropout would draw different masks on R ranks than in one process; the two agree exactly when
+``dropout = 0``.
 
 So a step with batch B on R ranks is the single-process step with batch B, up to the order of
 floating-point sums. Validation and checkpoints gather the table on rank 0, so rank 0 must be able
@@ -42,13 +48,14 @@ from crossent.distributed import (
 )
 from crossent.errors import CrossentError
 from crossent.recsys.data import Split
-from crossent.recsys.models import CandidateModel, _log1mexp
+from crossent.recsys.models import CandidateModel
+from crossent.recsys.objectives import IGNORE, log1mexp
 from crossent.recsys.train import (
     TrainConfig,
     TrainHistory,
-    _epochs,
-    retrieval_cross_entropy,
-    retrieval_examples,
+    candidate_validation,
+    per_step,
+    run_epochs,
 )
 
 #: The parameters of a CandidateModel that are split by rows across ranks.
@@ -115,7 +122,7 @@ def _sum_gradients_hook(group, bucket):  # type: ignore[no-untyped-def]
 
 
 class _UserSide(nn.Module):
-    """Every parameter of a CandidateModel except the sharded table; forward = user vectors."""
+    """Every parameter of a CandidateModel except the sharded table; forward = its states."""
 
     def __init__(self, model: CandidateModel) -> None:
         super().__init__()
@@ -125,27 +132,31 @@ class _UserSide(nn.Module):
             if name not in SHARDED
         })
         # not a submodule: DDP must not see (and synchronise) the sharded table
-        object.__setattr__(self, "_user_vector", model.user_vector)
+        self._model = [model]
 
-    def forward(self, window: torch.Tensor) -> torch.Tensor:
-        user: torch.Tensor = self._user_vector(window)  # type: ignore[operator]
-        return user
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The model's states: ``(n, d)`` (bag) or ``(n, L, d)`` (sequence)."""
+        return self._model[0].states(inputs)
 
 
 class ShardedCandidate(nn.Module):
     """A :class:`CandidateModel` whose output table lives in slices across the ranks.
 
     The model passed in is changed in place: its ``item_out`` and ``item_bias`` become this
-    rank's slices (rows ``[offset, offset + V_r)``), so its ``user_vector`` still works but
+    rank's slices (rows ``[offset, offset + V_r)``), so its ``states`` still work but
     ``scores`` needs :meth:`gather_model` first.
     """
 
     def __init__(self, model: CandidateModel, launch: Launch) -> None:
         super().__init__()
-        if model.config.negatives != "full":
+        if model.config.tie_embeddings:
             raise CrossentError(
-                f'negatives = "{model.config.negatives}": training on several processes '
-                'shards the exact softmax and needs negatives = "full"'
+                "tie_embeddings: training on several processes shards a separate output table"
+            )
+        if model.config.objective != "full":
+            raise CrossentError(
+                f'objective = "{model.config.objective}": training on several processes '
+                'shards the exact softmax and needs objective = "full"'
             )
         self.config = model.config
         self.launch = launch
@@ -165,54 +176,60 @@ class ShardedCandidate(nn.Module):
             self.user_side = user_side
 
     def per_row_loss(
-        self, rows: torch.Tensor, windows: torch.Tensor, targets: torch.Tensor
+        self, rows: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor:
-        """Per-example loss (nats) of the global batch ``rows``, ``(len(rows),)`` on every rank.
+        """Per-target loss (nats) of the global batch ``rows``, shaped like ``targets[rows]``,
+        on every rank (padded targets give 0).
 
         Args:
             rows: indices of the batch's examples, the same on every rank.
-            windows, targets: all examples (``(n, history)`` and ``(n,)``), on every rank.
+            inputs, targets: all examples (:meth:`CandidateModel.examples`), on every rank.
         """
         parts = rows.tensor_split(self.launch.world_size)
-        counts = [len(part) for part in parts]
         device = self.launch.device
-        user_local = self.user_side(windows[parts[self.launch.rank]].to(device))  # (n_r, d)
-        user = gather_rows(user_local, counts)  # (B, d), rank order = batch order
-        window, target = windows[rows].to(device), targets[rows].to(device)
+        batch_targets = targets[rows].to(device)
+        grid = batch_targets.reshape(len(rows), -1)  # (B, Q)
+        positions = grid.shape[1]
+        states_local = self.user_side(inputs[parts[self.launch.rank]].to(device))
+        dim = states_local.shape[-1]
+        counts = [len(part) * positions for part in parts]
+        # (B Q, d), rank order = batch order
+        states = gather_rows(states_local.reshape(-1, dim), counts)
         per_row = sharded_cross_entropy(
-            user, self.model.item_out, target, shard_offset=self.offset,
-            bias_shard=self.model.item_bias, reduction="none",
-        )
+            states, self.model.item_out, grid.reshape(-1), shard_offset=self.offset,
+            bias_shard=self.model.item_bias, ignore_index=IGNORE, reduction="none",
+        ).view(grid.shape)
         if self.config.mask_history:
-            per_row = self._mask_window(user, window, target, per_row)
-        return per_row
+            per_row = self._mask_seen(
+                states.view(*grid.shape, dim), inputs[rows].to(device), grid, per_row
+            )
+        return per_row.reshape(batch_targets.shape)
 
-    def _shard_scores(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """``u_n · v_item + b_item`` for ``items (B, K)`` from whichever rank owns each item."""
+    def _shard_scores(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``h_bq · w_item + b_item`` ``(B, Q, K)`` for ``items (B, K)``, from the owning ranks."""
         local = items - self.offset
         owned = (local >= 0) & (local < self.model.item_out.shape[0])
         safe = torch.where(owned, local, torch.zeros_like(local))
-        partial = torch.einsum("nd,nkd->nk", user, self.model.item_out[safe])
-        partial = partial + self.model.item_bias[safe]
-        return sum_from_shards(torch.where(owned, partial, torch.zeros_like(partial)))
+        partial = torch.einsum("bqd,bkd->bqk", states, self.model.item_out[safe])
+        partial = partial + self.model.item_bias[safe][:, None, :]
+        return sum_from_shards(torch.where(owned[:, None, :], partial, torch.zeros_like(partial)))
 
-    def _mask_window(
-        self, user: torch.Tensor, window: torch.Tensor, target: torch.Tensor,
+    def _mask_seen(
+        self, states: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
         per_row: torch.Tensor,
     ) -> torch.Tensor:
-        """The masked softmax of :meth:`CandidateModel._mask_window`, from per-shard scores."""
-        n = self.config.n_items
-        sorted_window, _ = window.sort(1)  # (B, H); duplicates become neighbours
-        duplicate = torch.zeros_like(sorted_window, dtype=torch.bool)
-        duplicate[:, 1:] = sorted_window[:, 1:] == sorted_window[:, :-1]
-        keep = (sorted_window < n) & ~duplicate & (sorted_window != target[:, None])
-        replicated_user = copy_to_shards(user)  # backward: sum the shards' parts of d/d user
-        history_scores = self._shard_scores(replicated_user, torch.where(keep, sorted_window, n))
-        history_scores = torch.where(keep, history_scores, -1e4)  # finite: no inf - inf
-        target_score = self._shard_scores(replicated_user, target[:, None])[:, 0]
-        full_lse = per_row + target_score
-        history_lse = torch.logsumexp(history_scores, 1)
-        return per_row + _log1mexp(full_lse - history_lse)
+        """:func:`crossent.recsys.objectives.mask_seen` from per-shard scores."""
+        keys, keep = self.model.seen_keys(inputs, targets)
+        replicated = copy_to_shards(states)  # backward: sum the shards' parts of d/d state
+        key_scores = self._shard_scores(replicated, torch.where(keep.any(1), keys, 0))
+        key_scores = torch.where(keep, key_scores, -1e4)  # finite: no inf - inf
+        safe_targets = targets.clamp_min(0)  # (B, Q)
+        target_scores = self._shard_scores(
+            replicated.reshape(-1, 1, states.shape[-1]), safe_targets.reshape(-1, 1)
+        ).view(targets.shape)
+        full_lse = per_row + target_scores
+        masked = per_row + log1mexp(full_lse - torch.logsumexp(key_scores, 2))
+        return torch.where(targets != IGNORE, masked, 0.0)
 
     def full_state_dict(self) -> dict[str, torch.Tensor] | None:
         """The unsharded model's state dict on rank 0 (``None`` elsewhere); a collective."""
@@ -269,24 +286,26 @@ def fit_candidate_distributed(
         table (the best epoch's weights), ``None`` on the other ranks.
     """
     config = config or TrainConfig()
-    windows, targets = retrieval_examples(split.train, model.config.history)
+    inputs, targets = model.examples(split.train)
     sharded = ShardedCandidate(model, launch)
     validator = CandidateModel(model.config) if launch.is_main else None
 
-    def step(rows: torch.Tensor) -> torch.Tensor:
-        return sharded.per_row_loss(rows, windows, targets).mean()
+    def step(rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+        count = int((targets[rows] != IGNORE).sum())
+        return sharded.per_row_loss(rows, inputs, targets).sum() / max(count, 1), count
 
-    def validate() -> float:
+    def validate() -> dict[str, float]:
         state = sharded.full_state_dict()
-        bits = 0.0
+        metrics = {"bits": 0.0, "ndcg": 0.0}
         if validator is not None and state is not None:
             validator.load_state_dict(state)
             validator.eval()
-            bits = retrieval_cross_entropy(validator, split, "valid", users=valid_users)["bits"]
-        return _broadcast_float(bits, launch)
+            metrics = candidate_validation(validator, split, valid_users)
+        return {name: _broadcast_float(value, launch) for name, value in metrics.items()}
 
-    history = _epochs(
-        step, len(targets), validate, sharded, config, label="retrieval",
+    history = run_epochs(
+        step, len(targets), validate, sharded, per_step(config, targets), label="retrieval",
+        criterion="ndcg",
         progress=progress and launch.is_main, console=console if launch.is_main else None,
     )
     return history, sharded.gather_model()

@@ -1,12 +1,13 @@
-"""End-to-end runs behind the CLI: simulate or load, split, train both stages, evaluate.
+"""End-to-end runs behind the CLI: the ranking stage, and whole runs on the simulated log.
 
-Each run returns a :class:`RunResult` holding the trained models, per-epoch histories and
-every metric beside the baselines (most popular, EASE) and, on simulated data, the truth.
+Candidate generation is :mod:`crossent.recsys.retrieval`; each run returns a
+:class:`~crossent.recsys.results.RunResult` holding the trained models, per-epoch histories
+and every metric beside the baselines (most popular, tuned EASE, the bag model) and, on
+simulated data, the truth.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,6 @@ import torch
 from rich.console import Console
 
 from crossent.errors import CrossentError
-from crossent.recsys.baselines import EASE, MostPopular
-from crossent.recsys.data import Interactions, Split, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.logged_ranking import (
     LoggedExamples,
@@ -25,14 +24,13 @@ from crossent.recsys.logged_ranking import (
     logged_ranking_inputs,
 )
 from crossent.recsys.models import (
-    CandidateConfig,
     CandidateModel,
-    Negatives,
+    Objective,
     RankingConfig,
     RankingLoss,
     RankingModel,
 )
-from crossent.recsys.parallel import Launch, fit_candidate_distributed
+from crossent.recsys.parallel import Launch
 from crossent.recsys.ranking import (
     DENSE_FEATURES,
     RankingInputs,
@@ -40,104 +38,11 @@ from crossent.recsys.ranking import (
     ranking_inputs,
     split_rows,
 )
+from crossent.recsys.ranking_train import calibrate_ranking, fit_ranking
+from crossent.recsys.results import RunResult, say
+from crossent.recsys.retrieval import compare_objectives, train_retrieval
 from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
-from crossent.recsys.train import (
-    TrainConfig,
-    TrainHistory,
-    TruthFn,
-    calibrate_ranking,
-    fit_candidate,
-    fit_ranking,
-    retrieval_cross_entropy,
-)
-
-
-@dataclass
-class RunResult:
-    """Everything a run produced: models, histories and metrics (name -> metric -> value)."""
-
-    watches: Interactions
-    split: Split
-    candidate: CandidateModel
-    ranking: RankingModel | None = None
-    #: the candidate generator that makes the ranking features, when not ``candidate``
-    ranking_candidate: CandidateModel | None = None
-    histories: dict[str, TrainHistory] = field(default_factory=dict)
-    retrieval: dict[str, dict[str, float]] = field(default_factory=dict)
-    cross_entropy: dict[str, float] = field(default_factory=dict)
-    ranking_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    ranking_test: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
-    #: the test P(watch) before calibration, when the model's calibration is not the identity
-    ranking_test_uncalibrated: np.ndarray | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def _say(console: Console | None, message: str) -> None:
-    if console is not None:
-        console.print(message)
-
-
-def train_retrieval(
-    watches: Interactions,
-    *,
-    model_config: dict[str, Any] | None = None,
-    train_config: TrainConfig | None = None,
-    truth: TruthFn | None = None,
-    baselines: bool = True,
-    ease_lambda: float = 200.0,
-    ks: tuple[int, ...] = (10, 20),
-    progress: bool = True,
-    console: Console | None = None,
-    launch: Launch | None = None,
-) -> RunResult:
-    """Leave-last-out split, candidate generation training, evaluation beside baselines.
-
-    With a multi-process ``launch`` (torchrun) every rank trains its shard of the catalogue;
-    rank 0 gets the gathered model and evaluates, the other ranks return after training with
-    ``info["rank"]`` set and no metrics.
-    """
-    split = leave_last_out(watches)
-    if len(split.users("test")) == 0:
-        raise CrossentError(
-            f"no user has 3 or more watches in {watches!r}; leave-last-out needs 3 per user"
-        )
-    torch.manual_seed(train_config.seed if train_config else 0)
-    candidate = CandidateModel(CandidateConfig(n_items=split.n_items, **(model_config or {})))
-    _say(
-        console,
-        f"[bold]candidate generation[/]: {split.n_users:,} users, "
-        f"{split.n_items:,} videos, {len(split.train):,} training watches, "
-        f"negatives = {candidate.config.negatives}",
-    )
-    if launch is not None and launch.distributed:
-        history, gathered = fit_candidate_distributed(
-            candidate, split, train_config, launch=launch, progress=progress, console=console
-        )
-        if gathered is None:  # not rank 0: training done; rank 0 evaluates and reports
-            return RunResult(
-                watches=watches,
-                split=split,
-                candidate=candidate,
-                histories={"retrieval": history},
-                info={"rank": launch.rank},
-            )
-        candidate = gathered
-    else:
-        history = fit_candidate(candidate, split, train_config, progress=progress, console=console)
-    result = RunResult(
-        watches=watches, split=split, candidate=candidate, histories={"retrieval": history}
-    )
-    result.cross_entropy = retrieval_cross_entropy(candidate, split, "test", truth=truth)
-    result.retrieval["model"] = evaluate_retrieval(candidate, split, ks=ks, progress=progress)
-    if baselines:
-        result.retrieval["most popular"] = evaluate_retrieval(
-            MostPopular().fit(split.train), split, ks=ks, progress=progress
-        )
-        if split.n_items <= 20_000:
-            result.retrieval["EASE"] = evaluate_retrieval(
-                EASE(lam=ease_lambda).fit(split.train), split, ks=ks, progress=progress
-            )
-    return result
+from crossent.recsys.train import TrainConfig, TruthFn, fit_candidate
 
 
 def train_simulated_ranking(
@@ -200,7 +105,7 @@ def _fit_and_evaluate_ranking(
 ) -> RunResult:
     """Fit the ranking model, optionally Platt-scale it on the validation rows, score the test."""
     train, valid, test = inputs.take(train_rows), inputs.take(valid_rows), inputs.take(test_rows)
-    _say(
+    say(
         console,
         f"[bold]ranking[/]: {len(train):,} training examples, "
         f"watch rate {float(train.label.mean()):.3f}, loss = {loss}",
@@ -236,10 +141,10 @@ def _calibrate(model: RankingModel, valid: RankingInputs, console: Console | Non
         scale, shift = calibrate_ranking(model, valid)
     except CrossentError as error:
         done = f"identity ({error})"
-        _say(console, f"ranking calibration: {done}")
+        say(console, f"ranking calibration: {done}")
         return done
     done = f"Platt scaling on {len(valid):,} validation examples: {scale:.4g} z + {shift:.4g}"
-    _say(console, f"ranking calibration: {done}")
+    say(console, f"ranking calibration: {done}")
     return done
 
 
@@ -308,7 +213,7 @@ def train_logged_ranking(
                 f"holdout = {holdout}: no user has more than {holdout} training watches "
                 "(use a smaller holdout, or 0)"
             )
-        _say(
+        say(
             console,
             f"[bold]ranking features[/]: candidate generator retrained without each user's "
             f"last {holdout} training watches",
@@ -419,7 +324,7 @@ class _TruthScorer:
 def run_simulated(
     config: SimulationConfig,
     *,
-    negatives: Negatives = "full",
+    objectives: tuple[Objective, ...] = ("full",),
     model_config: dict[str, Any] | None = None,
     train_config: TrainConfig | None = None,
     ranking_config: TrainConfig | None = None,
@@ -431,10 +336,12 @@ def run_simulated(
 ) -> tuple[RunResult, SimulatedWatchLog]:
     """Simulate, train the requested stages, evaluate against baselines and the truth.
 
-    With a multi-process ``launch`` the ranking stage runs on rank 0 only (see
-    :func:`train_retrieval`).
+    Several ``objectives`` train the same model under each
+    (:func:`~crossent.recsys.retrieval.compare_objectives`; one process only). With a
+    multi-process ``launch`` the ranking stage runs on rank 0 only (see
+    :func:`~crossent.recsys.retrieval.train_retrieval`).
     """
-    _say(
+    say(
         console,
         f"simulating {config.n_users:,} users x {config.n_videos:,} videos "
         f"(seed {config.seed}) ...",
@@ -446,17 +353,23 @@ def run_simulated(
         # test target = each user's last watch; its distribution depends on the earlier ones
         return log.next_watch_log_probs(users, lengths[users] - 1).double()
 
-    options = dict(model_config or {})
-    options["negatives"] = negatives
-    result = train_retrieval(
-        log.interactions,
-        model_config=options,
-        train_config=train_config,
-        truth=truth,
-        progress=progress,
-        console=console,
-        launch=launch,
-    )
+    if len(objectives) > 1:
+        if launch is not None and launch.distributed:
+            raise CrossentError("comparing objectives runs in one process (not torchrun)")
+        result = compare_objectives(
+            log.interactions, objectives, model_config=model_config,
+            train_config=train_config, truth=truth, progress=progress, console=console,
+        )
+    else:
+        result = train_retrieval(
+            log.interactions,
+            model_config={**(model_config or {}), "objective": objectives[0]},
+            train_config=train_config,
+            truth=truth,
+            progress=progress,
+            console=console,
+            launch=launch,
+        )
     if result.retrieval and "rank" not in result.info:
         # the oracle: ranking by the true next-watch distribution (what a perfect model does)
         result.retrieval["truth (oracle)"] = evaluate_retrieval(

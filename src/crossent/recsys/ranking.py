@@ -134,7 +134,7 @@ def inputs_from_windows(
             if n
             else torch.zeros(0, candidate.config.dim)
         )  # (N, d)
-        item_vectors = candidate.item_out[item_t]  # (N, d)
+        item_vectors = candidate.output_table()[item_t]  # (N, d)
         bias = candidate.item_bias[item_t]
         score = (user_vectors * item_vectors).sum(1) + bias
     zeros = np.zeros(n)

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 
 from rich.table import Table as RichTable
 
-from crossent.recsys.pipeline import RunResult
+from crossent.recsys.results import PROTOCOL, RunResult
 from crossent.report import (
     Section,
     Table,
@@ -40,26 +40,61 @@ def retrieval_rows(result: RunResult, ks: tuple[int, ...] = (10, 20)) -> Table:
             row += [metrics[f"HR@{k}"], metrics[f"NDCG@{k}"]]
         row += [metrics["MRR"], int(metrics["users"])]
         rows.append(row)
+    return Table(headers, rows, caption=f"Next-watch retrieval, test. {PROTOCOL}.")
+
+
+def objective_rows(result: RunResult) -> Table:
+    """One row per training objective of the same model, then the baselines' metrics."""
+    headers = [
+        "objective", "HR@10", "NDCG@10", "HR@20", "MRR", "test CE (bits)", "train time (s)",
+        "peak memory (MiB)", "epochs",
+    ]
+    rows: list[list[object]] = []
+    for name, m in result.objectives.items():
+        rows.append([
+            f"{result.candidate.config.model} + {name}", m["HR@10"], m["NDCG@10"], m["HR@20"],
+            m["MRR"], m["test_bits"], m["train_seconds"], m["peak_bytes"] / 2**20,
+            int(m["epochs"]),
+        ])
+    for name, m in result.retrieval.items():
+        if name.startswith("model ("):
+            continue
+        bits = result.baseline_cross_entropy.get(name, {}).get("bits", "")
+        rows.append([name, m["HR@10"], m["NDCG@10"], m["HR@20"], m["MRR"], bits, "", "", ""])
     return Table(
         headers,
         rows,
-        caption="Next-watch retrieval over the full catalogue, "
-        "already-watched videos excluded (test = last watch)",
+        caption="Training objectives of one model (same data, seed and schedule; test CE = "
+        "next-watch cross-entropy of the softmax over unwatched items; peak memory = peak "
+        f"resident memory while training, above the memory before it). {PROTOCOL}.",
     )
 
 
 def cross_entropy_rows(result: RunResult) -> Table:
-    """The model's test cross-entropy beside the Bayes limit (when the truth is known)."""
-    ce = result.cross_entropy
-    rows: list[list[object]] = [["model (softmax over unwatched videos)", ce["nats"], ce["bits"]]]
-    if "bayes_nats" in ce:
-        rows.append(["model, exact expectation H(p, q)", ce["expected_nats"], ce["expected_bits"]])
-        rows.append(["truth on the drawn targets", ce["truth_nats"], ce["truth_bits"]])
-        rows.append(["Bayes limit: entropy of the truth H(p)", ce["bayes_nats"], ce["bayes_bits"]])
-        gap = ce["bits"] - ce["bayes_bits"]
-        rows.append(["model - Bayes limit", gap * LN2, gap])
-        rows.append(["model / Bayes limit", ce["nats"] / ce["bayes_nats"], ""])
-    return Table(["next-watch cross-entropy (test)", "nats", "bits"], rows)
+    """Test next-watch cross-entropy of each candidate model, and its distance from the Bayes
+    limit when the truth is known."""
+    named = {f"model ({result.candidate.config.model})": result.cross_entropy}
+    named.update(result.baseline_cross_entropy)
+    truth = result.cross_entropy
+    headers = ["next-watch cross-entropy (test)", "nats", "bits"]
+    if "bayes_nats" in truth:
+        headers += ["- Bayes limit (bits)", "/ Bayes limit"]
+    rows: list[list[object]] = []
+    for name, ce in named.items():
+        row: list[object] = [f"{name}, softmax over unwatched videos", ce["nats"], ce["bits"]]
+        if "bayes_nats" in truth:
+            row += [ce["bits"] - truth["bayes_bits"], ce["nats"] / truth["bayes_nats"]]
+        rows.append(row)
+    if "bayes_nats" in truth:
+        for name, ce in named.items():
+            rows.append([f"{name}, exact expectation H(p, q)", ce["expected_nats"],
+                         ce["expected_bits"], ce["expected_bits"] - truth["bayes_bits"],
+                         ce["expected_nats"] / truth["bayes_nats"]])
+        rows.append(["truth on the drawn targets", truth["truth_nats"], truth["truth_bits"],
+                     truth["truth_bits"] - truth["bayes_bits"], ""])
+        rows.append(["Bayes limit: entropy of the truth H(p)", truth["bayes_nats"],
+                     truth["bayes_bits"], 0.0, 1.0])
+    return Table(headers, rows)
 
 
 def ranking_rows(result: RunResult) -> Table:
@@ -92,6 +127,10 @@ def ranking_rows(result: RunResult) -> Table:
     return Table(headers, rows, caption="P(watch) on held-out examples")
 
 
+def _file_name(stage: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in stage).strip("_")
+
+
 def to_rich(table: Table, title: str | None = None) -> RichTable:
     """A rich rendering of a report :class:`Table` (numbers to 4 significant digits)."""
     rich = RichTable(title=title, title_justify="left")
@@ -117,8 +156,18 @@ def write_report(
         ylabel, heading = titles.get(stage, ("loss (bits)", stage))
         # keys avoid "val" inside the stage name: the figure dashes names containing "val"
         curves = {"train": history.train_bits, "validation": history.valid_bits}
-        name = "loss_curves.png" if stage == "retrieval" else f"{stage}_loss_curves.png"
+        name = "loss_curves.png" if stage == "retrieval" else f"{_file_name(stage)}_loss.png"
         pngs.append(save_figure(curves_figure(curves, ylabel=ylabel, title=heading), out / name))
+    ndcg = {
+        stage.replace("retrieval", "").strip(" ()") or result.candidate.config.model: h.valid_ndcg
+        for stage, h in result.histories.items()
+        if h.valid_ndcg
+    }
+    if ndcg:
+        figure = curves_figure(
+            ndcg, ylabel="validation NDCG@10", title="Candidate generation: validation NDCG@10"
+        )
+        pngs.insert(0, save_figure(figure, out / "validation_ndcg.png"))
     sections: list[Section] = [
         Section(
             "Data",
@@ -129,6 +178,8 @@ def write_report(
         ),
         Section("Candidate generation", [retrieval_rows(result), cross_entropy_rows(result)]),
     ]
+    if result.objectives:
+        sections.append(Section("Training objectives", [objective_rows(result)]))
     if result.ranking_test is not None:
         probs, label, true_prob = result.ranking_test
         named = {"model": (probs, label)}
@@ -146,5 +197,5 @@ def write_report(
             out / "reliability.png",
         )
         sections.append(Section("Ranking", [ranking_rows(result), reliability_png]))
-    sections.append(Section("Training curves (bits per example, per epoch)", list(pngs)))
+    sections.append(Section("Training curves (per epoch)", list(pngs)))
     return write_html_report(out / "report.html", title, sections)

@@ -7,14 +7,19 @@ Every video ``j`` has a unit taste vector ``v_j`` and a Zipf popularity logit ``
 .. math::
 
     p(j \\mid \\text{history}) \\propto
-        \\exp\\big(s \\cdot \\bar v_{\\text{last } H} \\cdot v_j + b_j\\big)
+        \\exp\\big(s \\cdot \\bar v_{\\text{last } H} \\cdot v_j
+        + \\kappa \\cdot (R\\, v_{\\text{prev}}) \\cdot v_j + b_j\\big)
         \\quad\\text{over the videos not yet watched,}
 
-where ``\\bar v`` is the mean taste vector of the user's last ``H = history`` watches. Taste
-thus persists through what was watched, and the distribution depends only on the watch history
-— exactly what the candidate-generation model sees (mean of the last ``history`` embeddings,
-through a tower, dotted with an output embedding plus a bias), so the model class contains the
-truth and its cross-entropy can approach the entropy of the truth (the Bayes limit).
+where ``\\bar v`` is the mean taste vector of the user's last ``H = history`` watches (taste),
+``v_prev`` the taste vector of the previous watch and ``R`` a fixed random rotation (the
+item-to-item transition: after ``i``, videos close to ``R v_i`` are likelier), mixed with
+weights ``s = taste_scale`` and ``κ = transition_scale``. The order of the watches thus carries
+signal a bag of the history cannot see, and the distribution depends only on the watch history
+and is exactly computable (:meth:`SimulatedWatchLog.next_watch_log_probs`): its entropy is the
+Bayes limit of any next-watch model. The user vector ``s \\bar v + κ R v_prev`` is linear in
+the history's embeddings, which a self-attentive encoder (uniform attention for the mean, the
+last position for the transition) can represent.
 
 Impressions (for the ranking stage) are shown after each user's last watch: a candidate ``j``
 in slot ``k`` that was already shown ``n`` times before is watched with probability
@@ -37,6 +42,7 @@ import torch
 
 from crossent.errors import CrossentError
 from crossent.recsys.data import Interactions
+from crossent.recsys.impressions import Impressions, sample_without_replacement
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class SimulationConfig:
         min_watches, max_watches: each user's watch count is uniform in this range (inclusive).
         history: ``H``, the number of recent watches that set the next-watch distribution.
         taste_scale: ``s``, sharpness of taste (higher = lower entropy).
+        transition_scale: ``κ``, weight of the item-to-item transition from the previous
+            watch (0: the order of the history carries no signal).
         zipf_exponent: popularity logit of the video of popularity rank ``r`` is
             ``-zipf_exponent * log(r)``.
         impressions_per_user: ranking-stage impressions shown after each user's last watch.
@@ -63,6 +71,7 @@ class SimulationConfig:
     max_watches: int = 40
     history: int = 50
     taste_scale: float = 12.0
+    transition_scale: float = 8.0
     zipf_exponent: float = 0.8
     impressions_per_user: int = 20
     impression_coef: tuple[float, float, float, float, float] = (-1.5, 4.0, 0.5, 0.5, 0.4)
@@ -91,43 +100,10 @@ class SimulationConfig:
             )
         if self.impressions_per_user < 0:
             raise CrossentError(f"impressions_per_user = {self.impressions_per_user} must be >= 0")
-        for name in ("taste_scale", "zipf_exponent"):
+        for name in ("taste_scale", "transition_scale", "zipf_exponent"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise CrossentError(f"{name} = {value!r} must be a finite number >= 0")
-
-
-@dataclass(frozen=True, eq=False)
-class Impressions:
-    """Ranking-stage impressions with their true watch probabilities.
-
-    Attributes:
-        user: ``(m,)`` contiguous user id (the id space of the watch log).
-        item: ``(m,)`` contiguous video id.
-        n_previous: ``(m,)`` times this video was shown to this user before.
-        slot: ``(m,)`` position on the page (0 = top).
-        true_prob: ``(m,)`` the true P(watch).
-        watched: ``(m,)`` 0/1 label drawn from ``true_prob``.
-        watch_time: ``(m,)`` minutes watched (0 where not watched).
-    """
-
-    user: np.ndarray
-    item: np.ndarray
-    n_previous: np.ndarray
-    slot: np.ndarray
-    true_prob: np.ndarray
-    watched: np.ndarray
-    watch_time: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.user)
-
-    def take(self, rows: np.ndarray) -> Impressions:
-        """The impressions at ``rows``."""
-        return Impressions(*(getattr(self, name)[rows] for name in _IMPRESSION_FIELDS))
-
-
-_IMPRESSION_FIELDS = ("user", "item", "n_previous", "slot", "true_prob", "watched", "watch_time")
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,6 +118,7 @@ class SimulatedWatchLog:
         video_taste: ``(n_videos, dim)`` the ``v_j``.
         popularity_logit: ``(n_videos,)`` the ``b_j``.
         watches: ``(n_users, max_watches)`` each user's watches in order, ``-1`` past the end.
+        transition: ``(dim, dim)`` the rotation ``R`` of the item-to-item transition.
     """
 
     config: SimulationConfig
@@ -150,6 +127,7 @@ class SimulatedWatchLog:
     video_taste: torch.Tensor
     popularity_logit: torch.Tensor
     watches: torch.Tensor
+    transition: torch.Tensor
 
     def next_watch_log_probs(self, users: np.ndarray, position: np.ndarray) -> torch.Tensor:
         """The true log-distribution of ``users[i]``'s watch number ``position[i]`` (0-based).
@@ -170,9 +148,12 @@ class SimulatedWatchLog:
         columns = torch.arange(earlier.shape[1])
         earlier = torch.where(columns[None, :] < position_t[:, None], earlier, -1)
         first_state = _user_taste(self.config)[users_t]
-        return _log_probs(
-            self.config, self.video_taste, self.popularity_logit, earlier, position_t, first_state
+        query = _query(
+            self.config, self.video_taste, self.transition, earlier, position_t, first_state
         )
+        logits = query @ self.video_taste.T + self.popularity_logit  # (N, V)
+        logits.masked_fill_(_watched_mask(earlier, logits.shape[1]), -math.inf)
+        return torch.log_softmax(logits, dim=1)
 
     def entropy_at(
         self, users: np.ndarray, position: np.ndarray, *, batch: int = 2048
@@ -203,19 +184,28 @@ def _user_taste(config: SimulationConfig) -> torch.Tensor:
     return _unit(torch.randn(config.n_users, config.dim, generator=generator))
 
 
-def _log_probs(
+def _rotation(config: SimulationConfig) -> torch.Tensor:
+    """The transition's fixed random rotation ``R`` (QR of a Gaussian matrix, signs fixed)."""
+    generator = torch.Generator().manual_seed(config.seed * 7919 + 29)
+    q, r = torch.linalg.qr(torch.randn(config.dim, config.dim, generator=generator))
+    return q * torch.sign(torch.diagonal(r))[None, :]
+
+
+def _query(
     config: SimulationConfig,
     video_taste: torch.Tensor,
-    popularity_logit: torch.Tensor,
+    transition: torch.Tensor,
     earlier: torch.Tensor,
     position: torch.Tensor,
     first_state: torch.Tensor,
 ) -> torch.Tensor:
-    """True next-watch log-probabilities given ``earlier`` watches (``-1`` = none)."""
+    """``s v̄ + κ R v_prev`` ``(N, dim)`` given ``earlier`` watches (``-1`` = none)."""
     state = _state(config, video_taste, earlier, position, first_state)  # (N, dim)
-    logits = config.taste_scale * state @ video_taste.T + popularity_logit  # (N, V)
-    logits.masked_fill_(_watched_mask(earlier, logits.shape[1]), -math.inf)
-    return torch.log_softmax(logits, dim=1)
+    previous = earlier.gather(1, (position - 1).clamp_min(0)[:, None])[:, 0]  # (N,)
+    has_previous = (position > 0) & (previous >= 0)
+    step = video_taste[previous.clamp_min(0)] @ transition.T  # (N, dim) R v_prev
+    step = torch.where(has_previous[:, None], step, 0.0)
+    return config.taste_scale * state + config.transition_scale * step
 
 
 def _watched_mask(earlier: torch.Tensor, n_videos: int) -> torch.Tensor:
@@ -258,6 +248,7 @@ def simulate(config: SimulationConfig | None = None) -> SimulatedWatchLog:
     video_taste = _unit(torch.randn(config.n_videos, config.dim, generator=generator))
     popularity_logit = _zipf_logits(config, generator)
     user_taste = _user_taste(config)
+    transition = _rotation(config)
     lengths = torch.randint(
         config.min_watches, config.max_watches + 1, (config.n_users,), generator=generator
     )
@@ -268,8 +259,12 @@ def simulate(config: SimulationConfig | None = None) -> SimulatedWatchLog:
         active = torch.nonzero(lengths > position)[:, 0]
         count = min(position, config.history)
         state = window_sum[active] / count if count else user_taste[active]
+        query = config.taste_scale * state
+        if position:
+            previous = video_taste[watches[active, position - 1]]  # (A, dim)
+            query = query + config.transition_scale * previous @ transition.T
         seen = watches[active, :position]
-        drawn = _sample_rows(config, state, video_taste, popularity_logit, seen, generator)
+        drawn = _sample_rows(config, query, video_taste, popularity_logit, seen, generator)
         watches[active, position] = drawn
         window_sum[active] += video_taste[drawn]
         if position >= config.history:
@@ -279,13 +274,13 @@ def simulate(config: SimulationConfig | None = None) -> SimulatedWatchLog:
     )
     interactions = _as_interactions(config, watches, lengths, generator)
     return SimulatedWatchLog(
-        config, interactions, impressions, video_taste, popularity_logit, watches
+        config, interactions, impressions, video_taste, popularity_logit, watches, transition
     )
 
 
 def _sample_rows(
     config: SimulationConfig,
-    state: torch.Tensor,
+    query: torch.Tensor,
     video_taste: torch.Tensor,
     popularity_logit: torch.Tensor,
     seen: torch.Tensor,
@@ -298,15 +293,13 @@ def _sample_rows(
     never underflows to 0. (A fixed shift by -s underflowed for a sharp taste_scale: every
     weight became 0 and the draw fell on video 0, watched or not.)
     """
-    logits = torch.addmm(
-        popularity_logit, state, video_taste.T, alpha=config.taste_scale
-    )  # (A, V)
+    logits = torch.addmm(popularity_logit, query, video_taste.T)  # (A, V)
     if seen.shape[1]:
         logits.scatter_(1, seen, -math.inf)
     weights = logits.sub_(logits.max(1, keepdim=True).values).exp_()  # (A, V) unnormalised
     cdf = weights.cumsum_(1)
     # uniform in (0, 1], so a zero-weight video can never be picked
-    uniform = 1.0 - torch.rand(len(state), 1, generator=generator)
+    uniform = 1.0 - torch.rand(len(query), 1, generator=generator)
     drawn = torch.searchsorted(cdf, uniform * cdf[:, -1:])[:, 0]
     return drawn.clamp_max(config.n_videos - 1)
 
@@ -357,7 +350,7 @@ def _impressions(
         # candidates come from a softer version of the next-watch distribution
         logits = 0.5 * (config.taste_scale * cosine + popularity_logit)
         logits.masked_fill_(_watched_mask(watches[rows], config.n_videos), -math.inf)
-        drawn = _sample_without_replacement(logits, k, generator)  # (B, k)
+        drawn = sample_without_replacement(logits, k, generator)  # (B, k)
         items[rows] = drawn
         affinity[rows] = cosine.gather(1, drawn)
     n_previous = torch.poisson(torch.full((n, k), 0.7), generator=generator).clamp_max(4)
@@ -382,19 +375,3 @@ def _impressions(
         watched=watched.reshape(-1).numpy().astype(np.float64),
         watch_time=watch_time.reshape(-1).numpy(),
     )
-
-
-def _sample_without_replacement(
-    logits: torch.Tensor, k: int, generator: torch.Generator
-) -> torch.Tensor:
-    """``k`` distinct columns per row drawn in proportion to ``softmax(logits)``, in log space.
-
-    The exponential-race (Gumbel-top-k) trick: the ``k`` largest ``logits - log E`` with
-    ``E ~ Exp(1)`` are a draw without replacement (Kool et al. 2019) — what
-    ``torch.multinomial(softmax(logits), k)`` computes from ``probs / E``. Staying in log space
-    means no probability underflows to 0, so a row with at least ``k`` finite logits (the
-    config guarantees ``n_videos - max_watches >= k`` unwatched videos) always has ``k``
-    candidates, however sharp the taste; ``-inf`` (watched) columns are never picked.
-    """
-    race = torch.empty_like(logits).exponential_(1.0, generator=generator)
-    return torch.topk(logits - race.log_(), k, dim=1).indices

@@ -1,17 +1,20 @@
-"""Training loops for both stages: progress bar, validation each epoch, plateau early stop.
+"""The training loop of both stages (progress bar, validation each epoch, plateau early stop)
+and candidate-generation training.
 
-Retrieval examples predict every training watch from the watches strictly before it (never
-the watch itself or anything later; see :func:`retrieval_examples`). Validation is the
-masked full-catalogue cross-entropy of each user's validation watch given the training
-watches. The best epoch's weights are kept.
+Candidate examples predict every training watch from the watches strictly before it (never
+the watch itself or anything later; see :meth:`CandidateModel.examples`). Validation is the
+NDCG@10 and the masked full-catalogue cross-entropy of each user's validation watch given the
+training watches; early stopping follows NDCG@10 and keeps the best epoch's weights.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -19,16 +22,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from crossent.errors import CrossentError
-from crossent.losses import binary_cross_entropy, cross_entropy, focal_loss
+from crossent.losses import cross_entropy
 from crossent.recsys.data import Interactions, Split, Stage, csr_rows
-from crossent.recsys.models import (
-    CandidateModel,
-    RankingModel,
-    windows_from_csr,
-)
-from crossent.recsys.ranking import RankingInputs
+from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.models import CandidateModel, windows_from_csr
+from crossent.recsys.objectives import IGNORE
 
 LN2 = math.log(2.0)
+
+#: What early stopping watches: validation bits (lower is better) or NDCG@10 (higher).
+Criterion = Literal["bits", "ndcg"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class TrainConfig:
 
     Attributes:
         epochs: the most epochs to run.
-        batch_size: examples per step.
+        batch_size: examples per step (targets, for the candidate models; see :func:`per_step`).
         lr: Adam learning rate.
         weight_decay: decoupled weight decay (AdamW); 0 = plain Adam.
         patience: stop after this many epochs without a validation improvement.
@@ -66,31 +69,17 @@ class TrainConfig:
 
 @dataclass
 class TrainHistory:
-    """Per-epoch losses (bits per example) and throughput."""
+    """Per-epoch losses (bits per target), validation metrics and throughput."""
 
     train_bits: list[float] = field(default_factory=list)
     valid_bits: list[float] = field(default_factory=list)
     examples_per_second: list[float] = field(default_factory=list)
+    #: validation NDCG@10 per epoch (candidate generation)
+    valid_ndcg: list[float] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
-
-
-def retrieval_examples(train: Interactions, history: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every training watch as ``(window, target)``: the ``history`` watches before it.
-
-    Returns ``windows (n, history)`` int64 padded with ``n_items`` (oldest first, left-
-    aligned) and ``targets (n,)``. Row ``i``'s window holds only watches of the same user that
-    come strictly earlier in time, so no example sees its own target or the future.
-    """
-    indptr, items = train.sequences()
-    n = len(items)
-    user_start = np.repeat(indptr[:-1], np.diff(indptr))  # (n,) first position of its user
-    position = np.arange(n)
-    first = np.maximum(user_start, position - history)  # (n,)
-    columns = first[:, None] + np.arange(history)[None, :]  # (n, H) candidate positions
-    valid = columns < position[:, None]
-    windows = np.where(valid, items[np.minimum(columns, max(n - 1, 0))], train.n_items)
-    return torch.from_numpy(windows.astype(np.int64)), torch.from_numpy(items.astype(np.int64))
+    #: wall-clock seconds of the whole loop, validation included
+    seconds: float = 0.0
 
 
 def item_log_prob(train: Interactions) -> torch.Tensor:
@@ -114,65 +103,125 @@ def _progress(console: Console | None, enabled: bool) -> Progress:
     )
 
 
-def _epochs(
-    step: Callable[[torch.Tensor], torch.Tensor],
+#: One training step on the example indices it is given: (mean loss in nats, its weight).
+Step = Callable[[torch.Tensor], tuple[torch.Tensor, int]]
+#: Validation metrics after an epoch: "bits" always, "ndcg" when it is the stopping criterion.
+Validate = Callable[[], dict[str, float]]
+
+
+def _train_one_epoch(
+    step: Step,
+    order: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    bar: Progress,
+    description: str,
+) -> tuple[float, float]:
+    """Steps over ``order`` in batches; returns (mean training bits, examples per second)."""
+    steps = math.ceil(len(order) / batch_size)
+    task = bar.add_task(description, total=steps, bits=0.0, rate=0.0)
+    total_nats, seen, start = 0.0, 0, time.perf_counter()
+    for first in range(0, len(order), batch_size):
+        rows = order[first : first + batch_size]
+        loss, weight = step(rows)  # mean nats over the batch's ``weight`` targets
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_nats += loss.item() * weight
+        seen += weight
+        rate = (first + len(rows)) / max(time.perf_counter() - start, 1e-9)
+        bar.update(task, advance=1, bits=total_nats / max(seen, 1) / LN2, rate=rate)
+    return total_nats / max(seen, 1) / LN2, len(order) / max(time.perf_counter() - start, 1e-9)
+
+
+def run_epochs(
+    step: Step,
     n_examples: int,
-    validate: Callable[[], float],
+    validate: Validate,
     parameters: torch.nn.Module,
     config: TrainConfig,
     *,
     label: str,
+    criterion: Criterion = "bits",
     progress: bool,
     console: Console | None,
 ) -> TrainHistory:
-    """The shared loop: shuffled batches, a bar, validation (bits) per epoch, early stop."""
+    """The epoch loop of both stages: shuffled batches, a bar, validation, early stopping.
+
+    After each epoch ``validate()`` gives the validation metrics; the epoch is an improvement
+    when ``criterion`` ("bits": lower by more than ``min_delta_bits``; "ndcg": higher) beats
+    the best so far. Training stops after ``patience`` epochs without one, and the best
+    epoch's weights are restored.
+    """
     history = TrainHistory()
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(
         parameters.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    best_bits, best_state, bad_epochs = math.inf, None, 0
+    best, best_state, bad_epochs = -math.inf, None, 0
     per_epoch = min(n_examples, config.max_examples or n_examples)
-    steps = math.ceil(per_epoch / config.batch_size)
+    started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         parameters.train()
         order = torch.randperm(n_examples, generator=generator)[:per_epoch]
-        total_nats, seen, start = 0.0, 0, time.perf_counter()
         with _progress(console, progress) as bar:
-            task = bar.add_task(f"{label} epoch {epoch}", total=steps, bits=0.0, rate=0.0)
-            for first in range(0, per_epoch, config.batch_size):
-                rows = order[first : first + config.batch_size]
-                loss = step(rows)  # mean nats over the batch
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total_nats += loss.item() * len(rows)
-                seen += len(rows)
-                rate = seen / max(time.perf_counter() - start, 1e-9)
-                bar.update(task, advance=1, bits=total_nats / seen / LN2, rate=rate)
-        history.train_bits.append(total_nats / seen / LN2)
-        history.examples_per_second.append(seen / max(time.perf_counter() - start, 1e-9))
+            train_bits, rate = _train_one_epoch(
+                step, order, optimizer, config.batch_size, bar, f"{label} epoch {epoch}"
+            )
+        history.train_bits.append(train_bits)
+        history.examples_per_second.append(rate)
         parameters.eval()
         with torch.no_grad():
-            valid_bits = validate()
-        history.valid_bits.append(valid_bits)
-        if console is not None:
-            console.print(
-                f"{label} epoch {epoch}: train {history.train_bits[-1]:.4f} bits, "
-                f"validation {valid_bits:.4f} bits, {history.examples_per_second[-1]:,.0f} ex/s"
-            )
-        if valid_bits < best_bits - config.min_delta_bits:
-            best_bits, bad_epochs, history.best_epoch = valid_bits, 0, epoch
+            metrics = validate()
+        history.valid_bits.append(metrics["bits"])
+        if "ndcg" in metrics:
+            history.valid_ndcg.append(metrics["ndcg"])
+        _say_epoch(console, label, epoch, history)
+        # the criterion as a score to maximise
+        score = metrics["ndcg"] if criterion == "ndcg" else -metrics["bits"]
+        margin = 0.0 if criterion == "ndcg" else config.min_delta_bits
+        if score > best + margin:
+            best, bad_epochs, history.best_epoch = score, 0, epoch
             best_state = {k: v.detach().clone() for k, v in parameters.state_dict().items()}
         else:
             bad_epochs += 1
             if bad_epochs >= config.patience:
                 history.stopped_early = epoch < config.epochs
                 break
+    history.seconds = time.perf_counter() - started
     if best_state is not None:
         parameters.load_state_dict(best_state)
     parameters.eval()
     return history
+
+
+def _say_epoch(console: Console | None, label: str, epoch: int, history: TrainHistory) -> None:
+    if console is None:
+        return
+    ndcg = f", NDCG@10 {history.valid_ndcg[-1]:.4f}" if history.valid_ndcg else ""
+    console.print(
+        f"{label} epoch {epoch}: train {history.train_bits[-1]:.4f} bits, validation "
+        f"{history.valid_bits[-1]:.4f} bits{ndcg}, {history.examples_per_second[-1]:,.0f} ex/s"
+    )
+
+
+def candidate_validation(
+    model: CandidateModel, split: Split, users: np.ndarray | None = None
+) -> dict[str, float]:
+    """Validation cross-entropy (bits) and NDCG@10 of ``model`` (full catalogue, seen excluded)."""
+    bits = retrieval_cross_entropy(model, split, "valid", users=users)["bits"]
+    ranking = evaluate_retrieval(model, split, "valid", ks=(10,), users=users, progress=False)
+    return {"bits": bits, "ndcg": ranking["NDCG@10"]}
+
+
+def per_step(config: TrainConfig, targets: torch.Tensor) -> TrainConfig:
+    """``config`` with ``batch_size`` in examples: targets per step / targets per example.
+
+    A window of the sequence model holds ``L`` targets, so ``batch_size`` targets are
+    ``batch_size // L`` windows (at least 1); a bag example is one target.
+    """
+    positions = targets[0].numel() if len(targets) else 1
+    return dataclasses.replace(config, batch_size=max(1, config.batch_size // positions))
 
 
 def fit_candidate(
@@ -184,200 +233,39 @@ def fit_candidate(
     progress: bool = True,
     console: Console | None = None,
 ) -> TrainHistory:
-    """Train the candidate generator on ``split.train``; validate on the validation watches.
+    """Train the candidate generator on ``split.train``; stop early on validation NDCG@10.
+
+    Each step's loss is the mean over the batch's targets (every position of each sequence
+    for the sequence model; padding ignored). ``config.batch_size`` counts targets: a step of
+    the sequence model takes ``batch_size // history`` windows (:func:`per_step`).
 
     Args:
-        valid_users: evaluate validation cross-entropy on these users only (default all).
+        valid_users: validate on these users only (default all).
     """
     config = config or TrainConfig()
-    windows, targets = retrieval_examples(split.train, model.config.history)
+    inputs, targets = model.examples(split.train)
     log_q = item_log_prob(split.train)
     sampler = torch.Generator().manual_seed(config.seed + 1)
 
-    def step(rows: torch.Tensor) -> torch.Tensor:
-        return model.loss(
-            windows[rows], targets[rows], item_log_prob=log_q, generator=sampler
-        ).mean()
+    def step(rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+        batch_targets = targets[rows]
+        per_target = model.loss(
+            inputs[rows], batch_targets, item_log_prob=log_q, generator=sampler
+        )
+        count = int((batch_targets != IGNORE).sum())
+        return per_target.sum() / max(count, 1), count
 
-    def validate() -> float:
-        return retrieval_cross_entropy(model, split, "valid", users=valid_users)["bits"]
-
-    return _epochs(
+    return run_epochs(
         step,
         len(targets),
-        validate,
+        lambda: candidate_validation(model, split, valid_users),
         model,
-        config,
+        per_step(config, targets),
         label="retrieval",
+        criterion="ndcg",
         progress=progress,
         console=console,
     )
-
-
-def ranking_loss(model: RankingModel, inputs: RankingInputs, rows: torch.Tensor) -> torch.Tensor:
-    """Mean training loss (nats) of ``model`` on ``inputs[rows]`` with the configured loss."""
-    logits = model.uncalibrated_logits(inputs.user[rows], inputs.item[rows], inputs.dense[rows])
-    label = inputs.label[rows]
-    if model.config.loss == "focal":
-        return focal_loss(logits, label, gamma=model.config.focal_gamma, mode="binary")
-    if model.config.loss == "watch-time":
-        if inputs.watch_time is None:
-            raise CrossentError('loss = "watch-time" needs watch times; this data has none')
-        # weighted logistic regression: positives weighted by watch time, negatives by 1
-        weight = torch.where(label > 0, inputs.watch_time[rows], torch.ones_like(label))
-        return binary_cross_entropy(logits, label, weight=weight)
-    return binary_cross_entropy(logits, label)
-
-
-def fit_ranking(
-    model: RankingModel,
-    train: RankingInputs,
-    valid: RankingInputs,
-    config: TrainConfig | None = None,
-    *,
-    progress: bool = True,
-    console: Console | None = None,
-) -> TrainHistory:
-    """Train the ranking model; validation (early stopping) is the training objective in bits.
-
-    That is the log loss of P(watch) for "bce", but the focal or watch-time-weighted loss for
-    those: a watch-time model's odds estimate expected watch time, not P(watch), so judging it
-    by the log loss of P(watch) would stop it after its first epoch. Calibration is reset to
-    the identity; fit it afterwards with :func:`calibrate_ranking`.
-    """
-    config = config or TrainConfig()
-    model.calibration_scale.fill_(1.0)
-    model.calibration_shift.fill_(0.0)
-    dense = train.dense
-    model.dense_mean.copy_(dense.mean(0))
-    model.dense_std.copy_(dense.std(0).clamp_min(1e-6))
-    # start at the constant predictor (the base watch rate): the deep part's last layer is
-    # zero and the wide bias is the base rate's logit, so training can only improve on it
-    # (for watch-time: the best constant odds of the weighted loss, sum(T y) / sum(1 - y))
-    label = train.label.double()
-    positive = label.sum()
-    if model.config.loss == "watch-time" and train.watch_time is not None:
-        positive = (train.watch_time.double() * label).sum()
-    negative = (1 - label).sum()
-    log_odds = float(torch.log(positive.clamp_min(1e-6)) - torch.log(negative.clamp_min(1e-6)))
-    last = model.deep[-1]
-    if isinstance(last, torch.nn.Linear):
-        torch.nn.init.zeros_(last.weight)
-        torch.nn.init.zeros_(last.bias)
-    torch.nn.init.zeros_(model.wide.weight)
-    torch.nn.init.constant_(model.wide.bias, log_odds)
-    valid_rows = torch.arange(len(valid.label))
-
-    def step(rows: torch.Tensor) -> torch.Tensor:
-        return ranking_loss(model, train, rows)
-
-    def validate() -> float:
-        return float(ranking_loss(model, valid, valid_rows)) / math.log(2.0)
-
-    return _epochs(
-        step,
-        len(train.label),
-        validate,
-        model,
-        config,
-        label="ranking",
-        progress=progress,
-        console=console,
-    )
-
-
-def platt_scaling(
-    logits: np.ndarray, label: np.ndarray, *, max_iter: int = 100
-) -> tuple[float, float]:
-    r"""Platt scaling: the ``(scale, shift)`` maximising the likelihood of ``label``.
-
-    ``logits``, ``label``: ``(N,)`` a model's logits and the 0/1 outcomes (float64 inside).
-
-    .. math::
-        (a, b) = \arg\min_{a, b} \frac{1}{N} \sum_i
-            \operatorname{softplus}(a z_i + b) - y_i (a z_i + b)
-
-    Newton's method from the identity ``(1, 0)``, each step halved until the log loss does not
-    rise, so the result never has a higher log loss on ``(logits, label)`` than the uncalibrated
-    model. Perfectly separated classes have no finite optimum: the scale then grows until
-    ``max_iter`` or until steps stop lowering the loss, and stays finite.
-
-    Raises:
-        CrossentError: empty or mismatched inputs, non-finite logits, labels other than 0/1,
-            or a single class (the shift would go to infinity).
-
-    References:
-        Platt, "Probabilistic outputs for support vector machines", 1999.
-    """
-    z = np.asarray(logits, dtype=np.float64).reshape(-1)
-    y = np.asarray(label, dtype=np.float64).reshape(-1)
-    if len(z) != len(y) or len(z) == 0:
-        raise CrossentError(
-            f"calibration needs as many labels as logits, at least one: got {len(z)} logits "
-            f"and {len(y)} labels"
-        )
-    if not np.isfinite(z).all():
-        raise CrossentError("calibration logits must be finite (got NaN or inf)")
-    if not np.isin(y, (0.0, 1.0)).all():
-        raise CrossentError("calibration labels must be 0 or 1")
-    if y.min() == y.max():
-        raise CrossentError(
-            f"calibration needs both classes in the labels; all {len(y)} are {int(y[0])}"
-        )
-    design = np.stack([z, np.ones_like(z)], axis=1)  # (N, 2)
-
-    def mean_log_loss(theta: np.ndarray) -> float:
-        margin = design @ theta
-        # softplus(m) - y m, with logaddexp keeping large |m| finite
-        return float(np.mean(np.logaddexp(0.0, margin) - y * margin))
-
-    theta = np.array([1.0, 0.0])
-    current = mean_log_loss(theta)
-    for _ in range(max_iter):
-        prob = 0.5 + 0.5 * np.tanh(0.5 * (design @ theta))  # sigmoid without exp overflow
-        gradient = design.T @ (prob - y) / len(y)
-        hessian = (design.T * (prob * (1.0 - prob))) @ design / len(y)
-        # least squares: all-equal logits make the Hessian singular (the scale is then free)
-        step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
-        fraction = 1.0
-        while fraction > 1e-12:
-            trial = theta - fraction * step
-            trial_loss = mean_log_loss(trial)
-            if trial_loss <= current:
-                break
-            fraction /= 2
-        else:
-            break  # no step lowers the loss: at the optimum to float precision
-        moved = float(np.abs(trial - theta).max())
-        theta, current = trial, trial_loss
-        if moved < 1e-12:
-            break
-    return float(theta[0]), float(theta[1])
-
-
-def calibrate_ranking(model: RankingModel, valid: RankingInputs) -> tuple[float, float]:
-    """Fit ``model``'s calibration by :func:`platt_scaling` on ``valid``; returns (scale, shift).
-
-    Fit it on examples distributed like the ones the model will score (validation, never
-    training: the training examples' logits are fitted, and their features may be too).
-
-    Raises:
-        CrossentError: as :func:`platt_scaling` (e.g. ``valid`` has a single class), or the
-            fitted scale is not positive: on ``valid`` the model orders examples no better
-            than chance, and a calibration would flatten or reverse its order. The model's
-            calibration is then left unchanged.
-    """
-    with torch.no_grad():
-        logits = model.uncalibrated_logits(valid.user, valid.item, valid.dense)
-    scale, shift = platt_scaling(logits.double().numpy(), valid.label.double().numpy())
-    if scale <= 0:
-        raise CrossentError(
-            f"calibration scale {scale:.4g} <= 0: on the {len(valid)} validation examples the "
-            "model orders no better than chance; not calibrating it"
-        )
-    model.calibration_scale.fill_(scale)
-    model.calibration_shift.fill_(shift)
-    return scale, shift
 
 
 #: The true next-watch log-probabilities ``(B, n_items)`` of a batch of users, when known.
@@ -442,30 +330,3 @@ def retrieval_cross_entropy(
         result[key] = sums[key] / max(len(users), 1)
         result[key.replace("nats", "bits")] = result[key] / LN2
     return result
-
-
-# checkpoints live in their own module; re-exported here, where callers look for them
-from crossent.recsys.checkpoint import (  # noqa: E402
-    CHECKPOINT_FILE,
-    Checkpoint,
-    load_checkpoint,
-    recommend,
-    save_checkpoint,
-)
-
-__all__ = [
-    "CHECKPOINT_FILE",
-    "Checkpoint",
-    "TrainConfig",
-    "TrainHistory",
-    "calibrate_ranking",
-    "fit_candidate",
-    "fit_ranking",
-    "load_checkpoint",
-    "platt_scaling",
-    "ranking_loss",
-    "recommend",
-    "retrieval_cross_entropy",
-    "retrieval_examples",
-    "save_checkpoint",
-]

@@ -1,0 +1,232 @@
+"""Candidate generation end to end: split, train, evaluate beside honest baselines.
+
+Every run evaluates, by one protocol (:data:`crossent.recsys.results.PROTOCOL`), the trained
+model beside most-popular, EASE with its λ tuned on the validation stage
+(:func:`tune_ease`), and — when the model is the sequence model — the bag model trained with
+the same settings. :func:`compare_objectives` trains the same model under several objectives
+and records, per objective, the test metrics, the test cross-entropy, the training time and
+the peak memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from crossent.benchmarking import reset_peak_rss, status_bytes
+from crossent.errors import CrossentError
+from crossent.recsys.baselines import EASE, EASE_MAX_ITEMS, MostPopular
+from crossent.recsys.data import Interactions, Split, leave_last_out
+from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.models import CandidateConfig, CandidateModel, Objective
+from crossent.recsys.parallel import Launch, fit_candidate_distributed
+from crossent.recsys.results import RunResult, say
+from crossent.recsys.train import (
+    TrainConfig,
+    TrainHistory,
+    TruthFn,
+    fit_candidate,
+    retrieval_cross_entropy,
+)
+
+#: EASE's λ grid, searched on the validation stage (Steck 2019 reports optima in the hundreds).
+EASE_GRID = (20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
+
+
+def tune_ease(
+    split: Split, grid: Sequence[float] = EASE_GRID, *, progress: bool = False
+) -> tuple[EASE, dict[float, float]]:
+    """EASE fitted with the λ of ``grid`` that has the best validation NDCG@10.
+
+    Returns the fitted model and ``{λ: validation NDCG@10}``. Test targets are never seen.
+    """
+    scores: dict[float, float] = {}
+    best: EASE | None = None
+    for lam in grid:
+        model = EASE(lam=lam).fit(split.train)
+        scores[lam] = evaluate_retrieval(model, split, "valid", ks=(10,), progress=progress)[
+            "NDCG@10"
+        ]
+        if best is None or scores[lam] > scores[best.lam]:
+            best = model
+    if best is None:
+        raise CrossentError("tune_ease needs at least one λ in grid")
+    return best, scores
+
+
+def _split(watches: Interactions) -> Split:
+    split = leave_last_out(watches)
+    if len(split.users("test")) == 0:
+        raise CrossentError(
+            f"no user has 3 or more watches in {watches!r}; leave-last-out needs 3 per user"
+        )
+    return split
+
+
+def _fit(
+    config: CandidateConfig,
+    split: Split,
+    train_config: TrainConfig,
+    *,
+    launch: Launch | None,
+    progress: bool,
+    console: Console | None,
+) -> tuple[TrainHistory, CandidateModel | None]:
+    """A freshly seeded model trained on ``split``; ``None`` on ranks other than 0."""
+    torch.manual_seed(train_config.seed)
+    model = CandidateModel(config)
+    if launch is not None and launch.distributed:
+        return fit_candidate_distributed(
+            model, split, train_config, launch=launch, progress=progress, console=console
+        )
+    history = fit_candidate(model, split, train_config, progress=progress, console=console)
+    return history, model
+
+
+def add_baselines(
+    result: RunResult,
+    *,
+    train_config: TrainConfig,
+    truth: TruthFn | None = None,
+    ks: tuple[int, ...] = (10, 20),
+    progress: bool = True,
+    console: Console | None = None,
+) -> None:
+    """Most-popular, tuned EASE and (for a sequence model) the bag model, into ``result``."""
+    split = result.split
+    result.retrieval["most popular"] = evaluate_retrieval(
+        MostPopular().fit(split.train), split, ks=ks, progress=progress
+    )
+    if split.n_items <= EASE_MAX_ITEMS:
+        ease, grid = tune_ease(split)
+        result.info["ease_lambda"] = ease.lam
+        result.info["ease_validation_ndcg@10"] = {str(lam): v for lam, v in grid.items()}
+        say(console, f"EASE: λ = {ease.lam:g} has the best validation NDCG@10 of {list(grid)}")
+        result.retrieval[f"EASE (λ = {ease.lam:g}, tuned)"] = evaluate_retrieval(
+            ease, split, ks=ks, progress=progress
+        )
+    if result.candidate.config.model == "sequence":
+        bag_config = dataclasses.replace(result.candidate.config, model="bag")
+        say(console, "[bold]baseline[/]: the bag model (mean of the history), same settings")
+        history, bag = _fit(
+            bag_config, split, train_config, launch=None, progress=progress, console=console
+        )
+        assert bag is not None  # a single process always returns its model
+        result.histories["retrieval (bag)"] = history
+        result.retrieval["bag model"] = evaluate_retrieval(bag, split, ks=ks, progress=progress)
+        result.baseline_cross_entropy["bag model"] = retrieval_cross_entropy(
+            bag, split, "test", truth=truth
+        )
+
+
+def train_retrieval(
+    watches: Interactions,
+    *,
+    model_config: dict[str, Any] | None = None,
+    train_config: TrainConfig | None = None,
+    truth: TruthFn | None = None,
+    baselines: bool = True,
+    ks: tuple[int, ...] = (10, 20),
+    progress: bool = True,
+    console: Console | None = None,
+    launch: Launch | None = None,
+) -> RunResult:
+    """Leave-last-out split, candidate generation training, evaluation beside baselines.
+
+    With a multi-process ``launch`` (torchrun) every rank trains its shard of the catalogue;
+    rank 0 gets the gathered model and evaluates, the other ranks return after training with
+    ``info["rank"]`` set and no metrics.
+    """
+    split = _split(watches)
+    train_config = train_config or TrainConfig()
+    config = CandidateConfig(n_items=split.n_items, **(model_config or {}))
+    say(
+        console,
+        f"[bold]candidate generation[/]: {split.n_users:,} users, {split.n_items:,} videos, "
+        f"{len(split.train):,} training watches, model = {config.model}, "
+        f"objective = {config.objective}",
+    )
+    history, candidate = _fit(
+        config, split, train_config, launch=launch, progress=progress, console=console
+    )
+    if candidate is None:  # not rank 0: training done; rank 0 evaluates and reports
+        return RunResult(
+            watches=watches,
+            split=split,
+            candidate=CandidateModel(config),
+            histories={"retrieval": history},
+            info={"rank": launch.rank if launch else 0},
+        )
+    result = RunResult(
+        watches=watches, split=split, candidate=candidate, histories={"retrieval": history}
+    )
+    result.cross_entropy = retrieval_cross_entropy(candidate, split, "test", truth=truth)
+    result.retrieval["model"] = evaluate_retrieval(candidate, split, ks=ks, progress=progress)
+    if baselines:
+        add_baselines(
+            result, train_config=train_config, truth=truth, ks=ks, progress=progress,
+            console=console,
+        )
+    return result
+
+
+def compare_objectives(
+    watches: Interactions,
+    objectives: Sequence[Objective],
+    *,
+    model_config: dict[str, Any] | None = None,
+    train_config: TrainConfig | None = None,
+    truth: TruthFn | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> RunResult:
+    """Train the same model (same seed, data and schedule) under each objective.
+
+    ``result.objectives[name]`` holds the test HR@10, NDCG@10, HR@20, MRR, ``test_bits`` (the
+    next-watch cross-entropy of the model's softmax over unwatched items), ``train_seconds``
+    and ``peak_bytes`` (peak resident memory during training above the resident memory
+    before it; 0 where the platform cannot reset the peak). ``result.candidate`` is the model
+    of the first objective; ``result.retrieval`` has every objective and the baselines.
+    """
+    if not objectives:
+        raise CrossentError("objectives is empty; give at least one, e.g. ('full',)")
+    split = _split(watches)
+    train_config = train_config or TrainConfig()
+    result: RunResult | None = None
+    for objective in objectives:
+        options = {**(model_config or {}), "objective": objective}
+        config = CandidateConfig(n_items=split.n_items, **options)
+        say(console, f"[bold]objective {objective}[/]: model = {config.model}")
+        baseline_rss = status_bytes("VmRSS") or 0
+        can_measure = reset_peak_rss()
+        start = time.perf_counter()
+        history, model = _fit(
+            config, split, train_config, launch=None, progress=progress, console=console
+        )
+        seconds = time.perf_counter() - start
+        peak = max(0, (status_bytes("VmHWM") or 0) - baseline_rss) if can_measure else 0
+        assert model is not None  # a single process always returns its model
+        metrics = evaluate_retrieval(model, split, ks=(10, 20), progress=progress)
+        cross_entropy = retrieval_cross_entropy(model, split, "test", truth=truth)
+        if result is None:
+            result = RunResult(watches=watches, split=split, candidate=model)
+            result.cross_entropy = cross_entropy
+        result.histories[f"retrieval ({objective})"] = history
+        result.retrieval[f"model ({objective})"] = metrics
+        result.objectives[objective] = {
+            **metrics,
+            "test_bits": cross_entropy["bits"],
+            "train_seconds": seconds,
+            "peak_bytes": float(peak),
+            "epochs": float(len(history.train_bits)),
+        }
+    assert result is not None
+    add_baselines(
+        result, train_config=train_config, truth=truth, progress=progress, console=console
+    )
+    return result

@@ -1,0 +1,156 @@
+"""The self-attentive watch-history encoder of the sequence candidate model (SASRec-style).
+
+A user's last ``L = history`` watches, oldest first and *right-aligned* (padding, the id
+``n_items``, fills the front of a short window), become ``L`` states:
+
+.. math::
+    x_t = E_{i_t} + P_t, \\qquad
+    x \\leftarrow x + \\mathrm{Drop}(\\mathrm{Attn}(\\mathrm{LN}(x))), \\qquad
+    x \\leftarrow x + \\mathrm{Drop}(\\mathrm{FFN}(\\mathrm{LN}(x)))
+
+repeated for each block (pre-LayerNorm), then a final LayerNorm. Attention is causal: the state
+at position ``t`` sees watches ``<= t`` only, and never padding (a padded position attends to
+itself alone, so no row of the attention is empty). The state at position ``t`` predicts the
+watch after ``i_t``; the user vector is the state at the last position.
+
+Training uses every position of every training sequence (:func:`sequence_examples`), each
+predicting the watch that follows it; padding targets are ``IGNORE`` (the ``ignore_index`` of
+the losses).
+
+References:
+    Kang, McAuley. Self-Attentive Sequential Recommendation. ICDM 2018.
+    Klenitskiy, Vasilev. Turning Dross Into Gold Loss: is BERT4Rec really better than SASRec?
+    RecSys 2023 (SASRec trained with the full-catalogue softmax).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crossent.recsys.data import Interactions
+from crossent.recsys.objectives import IGNORE
+
+
+class _Block(nn.Module):
+    """One pre-LayerNorm transformer block: causal self-attention, then a GELU feed-forward."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.attention_norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.project = nn.Linear(dim, dim)
+        self.feed_forward_norm = nn.LayerNorm(dim)
+        self.feed_forward = nn.Sequential(
+            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
+        )
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """``x (B, L, d)``, ``allowed (B, 1, L, L)`` bool (query, key) -> ``(B, L, d)``."""
+        batch, length, dim = x.shape
+        drop = self.dropout if self.training else 0.0
+        qkv = self.qkv(self.attention_norm(x))  # (B, L, 3d)
+        q, k, v = qkv.view(batch, length, 3, self.heads, dim // self.heads).unbind(2)
+        attended = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=allowed,
+            dropout_p=drop,
+        )  # (B, heads, L, d / heads)
+        attended = attended.transpose(1, 2).reshape(batch, length, dim)
+        x = x + F.dropout(self.project(attended), drop, self.training)
+        return x + F.dropout(self.feed_forward(self.feed_forward_norm(x)), drop, self.training)
+
+
+class SequenceEncoder(nn.Module):
+    """``(B, L)`` right-aligned windows of item ids (pad = ``n_items``) -> ``(B, L, dim)`` states.
+
+    Args:
+        n_items: catalogue size (the padding id is ``n_items``).
+        dim: embedding and state width (a multiple of ``heads``).
+        history: ``L``, the window length (number of position embeddings).
+        blocks, heads, dropout: transformer depth, attention heads, dropout rate.
+    """
+
+    def __init__(
+        self, n_items: int, dim: int, history: int, blocks: int, heads: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.item_in = nn.Embedding(n_items + 1, dim, padding_idx=n_items)  # row n = padding
+        self.position = nn.Embedding(history, dim)
+        self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(blocks))
+        self.final_norm = nn.LayerNorm(dim)
+        self.dropout = dropout
+        nn.init.normal_(self.item_in.weight, std=1.0 / math.sqrt(dim))
+        nn.init.normal_(self.position.weight, std=1.0 / math.sqrt(dim))
+        with torch.no_grad():
+            self.item_in.weight[n_items].zero_()
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        """States ``(B, L, d)``; position ``t`` depends on ``window[:, : t + 1]`` only."""
+        length = window.shape[1]
+        valid = window < self.n_items  # (B, L)
+        positions = torch.arange(length, device=window.device)
+        # right-aligned: the last position always gets the last position embedding
+        offset = self.position.num_embeddings - length
+        x = self.item_in(window) + self.position(positions + offset)[None]  # (B, L, d)
+        x = F.dropout(x, self.dropout, self.training)
+        causal = torch.ones(length, length, dtype=torch.bool, device=window.device).tril()
+        diagonal = torch.eye(length, dtype=torch.bool, device=window.device)
+        allowed = (causal & valid[:, None, :]) | diagonal  # (B, L, L) query x key
+        for block in self.blocks:
+            x = block(x, allowed[:, None])
+        return self.final_norm(x)
+
+
+def sequence_examples(train: Interactions, history: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every training watch after a user's first, as a position of a right-aligned window.
+
+    Each user's time-ordered watches ``s_0 .. s_{m-1}`` are cut, from the end, into windows of
+    ``L = history`` inputs ``s_{j} .. s_{j+L-1}`` with targets ``s_{j+1} .. s_{j+L}`` (the watch
+    that follows each input), so every watch but the first is a target exactly once, and each
+    target's inputs are strictly earlier watches of the same user. The oldest window of a user
+    is left-padded with ``n_items`` (inputs) and :data:`IGNORE` (targets).
+
+    Returns:
+        ``inputs (n, L)`` int64 and ``targets (n, L)`` int64.
+    """
+    indptr, items = train.sequences()
+    pad = train.n_items
+    lengths = np.diff(indptr) - 1  # targets per user
+    windows = np.maximum(0, -(-lengths // history))  # ceil, 0 for single-watch users
+    user = np.repeat(np.arange(len(lengths)), windows)
+    # window w of a user (0 = most recent) ends at its target number lengths - w * L
+    rank = np.arange(len(user)) - np.repeat(np.cumsum(windows) - windows, windows)
+    end = indptr[user] + lengths[user] - 1 - rank * history  # index of the window's last input
+    offsets = np.arange(history) - (history - 1)  # (L,) -L+1 .. 0
+    input_index = end[:, None] + offsets[None, :]  # (n, L)
+    valid = input_index >= indptr[user][:, None]
+    safe = np.clip(input_index, 0, max(len(items) - 1, 0))
+    inputs = np.where(valid, items[safe], pad)
+    target_index = np.clip(input_index + 1, 0, max(len(items) - 1, 0))
+    targets = np.where(valid, items[target_index], IGNORE)
+    return (
+        torch.from_numpy(inputs.astype(np.int64)),
+        torch.from_numpy(targets.astype(np.int64)),
+    )
+
+
+def seen_before(window: torch.Tensor, targets: torch.Tensor, pad: int) -> torch.Tensor:
+    """``(B, L, L)`` bool: key ``k`` is a watched item to leave out of query ``t``'s softmax.
+
+    True where ``k <= t``, ``window[k]`` is a real item, its first occurrence in the window
+    (so a repeat is removed once) and not query ``t``'s own target (a re-watch stays).
+    """
+    length = window.shape[1]
+    earlier_equal = window[:, :, None] == window[:, None, :]  # (B, key, earlier key)
+    strictly_before = torch.ones(length, length, dtype=torch.bool).tril(-1)
+    first = ~(earlier_equal & strictly_before).any(2)  # (B, L)
+    causal = torch.ones(length, length, dtype=torch.bool).tril()  # (query, key)
+    keep = causal[None] & (first & (window < pad))[:, None, :]
+    return keep & (window[:, None, :] != targets[:, :, None])
