@@ -24,9 +24,9 @@ import crossent
 from crossent.cli import app
 from crossent.distributed import gather_shards, shard_range, sharded_cross_entropy
 from crossent.errors import CrossentError
+from crossent.recsys.checkpoint import load_checkpoint
 from crossent.recsys.models import CandidateConfig, CandidateModel
 from crossent.recsys.parallel import Launch, ShardedCandidate
-from crossent.recsys.checkpoint import load_checkpoint
 from crossent.recsys.train import fit_candidate, retrieval_cross_entropy
 
 from _sharded_workers import (  # isort: skip
