@@ -44,14 +44,20 @@ def train(
     min_rating: Annotated[
         float, typer.Option(help="Rated data: keep ratings >= this as watches.")
     ] = 4.0,
-    epochs: Annotated[int, typer.Option(help="Most epochs per stage.")] = 20,
+    epochs: Annotated[int, typer.Option(help="Most epochs per stage.")] = 30,
+    patience: Annotated[
+        int, typer.Option(help="Stop after this many epochs without a validation improvement.")
+    ] = 3,
     dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 64,
     history: Annotated[int, typer.Option(help="Recent watches in the user vector.")] = 50,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (retrieval).")] = 0.01,
+    dropout: Annotated[float, typer.Option(help="Dropout of the sequence model.")] = 0.2,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (retrieval).")] = 0.003,
     weight_decay: Annotated[
         float, typer.Option(help="Decoupled weight decay (AdamW) for retrieval.")
-    ] = 0.1,
-    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 512,
+    ] = 0.0,
+    batch_size: Annotated[
+        int, typer.Option(help="Training targets per step (sequence: in windows of --history).")
+    ] = 800,
     max_examples: Annotated[
         int | None, typer.Option(help="At most this many training examples per epoch.")
     ] = None,
@@ -91,10 +97,10 @@ def train(
 
     train_config = TrainConfig(
         epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
-        max_examples=max_examples, seed=seed,
+        max_examples=max_examples, seed=seed, patience=patience,
     )
     request = TrainRequest.parse(
-        stage, loss, model, dim=dim, history=history, train=train_config,
+        stage, loss, model, dim=dim, history=history, dropout=dropout, train=train_config,
         negatives=negatives, holdout=holdout,
     )
     extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}

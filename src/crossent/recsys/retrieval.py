@@ -37,6 +37,10 @@ from crossent.recsys.train import (
 #: EASE's λ grid, searched on the validation stage (Steck 2019 reports optima in the hundreds).
 EASE_GRID = (20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
 
+#: The bag baseline's own optimiser settings (``crossent train``'s bag settings before the
+#: sequence model existed); epochs, patience and seed follow the run's.
+BAG_SCHEDULE = {"lr": 0.01, "weight_decay": 0.1, "batch_size": 512}
+
 
 def tune_ease(
     split: Split, grid: Sequence[float] = EASE_GRID, *, progress: bool = False
@@ -97,7 +101,11 @@ def add_baselines(
     progress: bool = True,
     console: Console | None = None,
 ) -> None:
-    """Most-popular, tuned EASE and (for a sequence model) the bag model, into ``result``."""
+    """Most-popular, tuned EASE and (for a sequence model) the bag model, into ``result``.
+
+    The bag model trains with the full softmax, its own optimiser settings
+    (:data:`BAG_SCHEDULE`) and ``train_config``'s epochs, patience and seed.
+    """
     split = result.split
     result.retrieval["most popular"] = evaluate_retrieval(
         MostPopular().fit(split.train), split, ks=ks, progress=progress
@@ -111,10 +119,13 @@ def add_baselines(
             ease, split, ks=ks, progress=progress
         )
     if result.candidate.config.model == "sequence":
-        bag_config = dataclasses.replace(result.candidate.config, model="bag")
-        say(console, "[bold]baseline[/]: the bag model (mean of the history), same settings")
+        bag_config = dataclasses.replace(
+            result.candidate.config, model="bag", objective="full", tie_embeddings=False
+        )
+        say(console, "[bold]baseline[/]: the bag model (mean of the history), its own schedule")
+        bag_train = dataclasses.replace(train_config, **BAG_SCHEDULE)
         history, bag = _fit(
-            bag_config, split, train_config, launch=None, progress=progress, console=console
+            bag_config, split, bag_train, launch=None, progress=progress, console=console
         )
         assert bag is not None  # a single process always returns its model
         result.histories["retrieval (bag)"] = history

@@ -51,6 +51,7 @@ class TrainRequest:
     ranking_loss: RankingLoss = "bce"
     dim: int = 64
     history: int = 50
+    dropout: float = 0.2
     train: TrainConfig = field(default_factory=TrainConfig)
     negatives: int = 4
     holdout: int = 5
@@ -67,7 +68,10 @@ class TrainRequest:
         return cls(model=model_name, objectives=objectives, **options)
 
     def model_config(self) -> dict[str, Any]:
-        return {"model": self.model, "dim": self.dim, "history": self.history}
+        return {
+            "model": self.model, "dim": self.dim, "history": self.history,
+            "dropout": self.dropout,
+        }
 
     def ranking_train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.train.epochs, lr=3e-3, batch_size=1024, seed=self.train.seed)
