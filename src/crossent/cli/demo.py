@@ -58,7 +58,7 @@ def demo(
     )
     n_epochs = epochs or sizes[2]
     request = TrainRequest.parse(
-        "retrieval", loss, model, dim=DEMO_DIM, history=DEMO_HISTORY,
+        "retrieval", loss, model, dim=DEMO_DIM, history=DEMO_HISTORY, dropout=DEMO_DROPOUT,
         train=TrainConfig(epochs=n_epochs, seed=seed, lr=DEMO_LR, batch_size=DEMO_BATCH,
                           patience=2),
     )
@@ -95,11 +95,12 @@ def demo(
     )
 
 
-#: The demo's default world and schedule (sized for under a minute on 2 CPU cores).
+#: The demo's default world and schedule.
 DEMO_USERS = 2000
 DEMO_VIDEOS = 500
 DEMO_EPOCHS = 10
 DEMO_LR = 0.01
-DEMO_BATCH = 128
+DEMO_BATCH = 1024
 DEMO_DIM = 32
 DEMO_HISTORY = 40
+DEMO_DROPOUT = 0.0

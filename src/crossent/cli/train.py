@@ -80,7 +80,8 @@ def train(
         ),
     ] = 5,
 ) -> None:
-    """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint.
+    """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint
+    and OUT/report.html (tables, loss and validation NDCG curves).
 
     Several processes: torchrun --nproc-per-node N -m crossent train ... shards the catalogue
     softmax across them (gloo on CPU, nccl on CUDA); rank 0 reports and saves.
@@ -91,6 +92,7 @@ def train(
     from crossent.recsys.checkpoint import save_checkpoint
     from crossent.recsys.data import Interactions
     from crossent.recsys.parallel import launch_from_env, shutdown
+    from crossent.recsys.report import write_report
     from crossent.recsys.run import TrainRequest, run_training, simulation_config
     from crossent.recsys.simulate import SimulationConfig
     from crossent.recsys.train import TrainConfig
@@ -119,6 +121,8 @@ def train(
         shutdown(launch)
         return
     print_result(console, result)
+    report = write_report(result, out, title=f"crossent train: {data}")
+    console.print(f"report: {report}")
     if "ranking_examples" in result.info:
         extra["ranking_examples"] = result.info["ranking_examples"]
     path = save_checkpoint(
