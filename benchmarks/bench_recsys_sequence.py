@@ -65,7 +65,7 @@ def run(loss: Loss, config: CandidateConfig, inputs: torch.Tensor, targets: torc
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()
-        return float(value)
+        return value.item()
 
     for first in range(0, 3 * batch_size, batch_size):  # warm-up
         step(order[first : first + batch_size])

@@ -7,78 +7,120 @@ from typing import Annotated
 
 import typer
 
+DataOption = Annotated[
+    str,
+    typer.Option(
+        help="Interaction file (MovieLens ratings.csv, u.data, ratings.dat, RecBole "
+        '.inter, CSV/Parquet) or "simulated".'
+    ),
+]
+
+OutOption = Annotated[Path, typer.Option(help="Folder for the checkpoint (model.pt).")]
+
+FormatOption = Annotated[str, typer.Option(help="auto, movielens, recbole, csv or parquet.")]
+
+StageOption = Annotated[
+    str,
+    typer.Option(
+        help="retrieval (candidate generation) or ranking (both stages; on a file, "
+        "ranking examples are each watch plus --negatives popular unwatched videos)."
+    ),
+]
+
+LossOption = Annotated[
+    str,
+    typer.Option(
+        help="Retrieval: full (exact softmax), sampled (log Q corrected), bce (one "
+        "negative), gbce (gSASRec) or in-batch; a comma list (full,sampled,bce,gbce) "
+        "trains the same model under each and prints a table. Ranking: bce, focal or "
+        "watch-time (retrieval then uses the full softmax)."
+    ),
+]
+
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        help="Candidate model: sequence (self-attention over the ordered history) or bag "
+        "(mean of the history's embeddings)."
+    ),
+]
+
+MinRatingOption = Annotated[
+    float, typer.Option(help="Rated data: keep ratings >= this as watches.")
+]
+
+EpochsOption = Annotated[int, typer.Option(help="Most epochs per stage.")]
+
+PatienceOption = Annotated[
+    int, typer.Option(help="Stop after this many epochs without a validation improvement.")
+]
+
+DimOption = Annotated[int, typer.Option(help="Embedding dimension.")]
+
+HistoryOption = Annotated[int, typer.Option(help="Recent watches in the user vector.")]
+
+DropoutOption = Annotated[float, typer.Option(help="Dropout of the sequence model.")]
+
+LrOption = Annotated[float, typer.Option(help="Adam learning rate (retrieval).")]
+
+WeightDecayOption = Annotated[
+    float, typer.Option(help="Decoupled weight decay (AdamW) for retrieval.")
+]
+
+BatchSizeOption = Annotated[
+    int, typer.Option(help="Training targets per step (sequence: in windows of --history).")
+]
+
+MaxExamplesOption = Annotated[
+    int | None, typer.Option(help="At most this many training examples per epoch.")
+]
+
+UsersOption = Annotated[int, typer.Option(help="Simulated users.")]
+
+VideosOption = Annotated[int, typer.Option(help="Simulated videos.")]
+
+SeedOption = Annotated[int, typer.Option(help="Seed.")]
+
+NegativesOption = Annotated[
+    int,
+    typer.Option(
+        help="Ranking on a file: negatives per watch, drawn in proportion to popularity "
+        "from the videos the user had not watched yet."
+    ),
+]
+
+HoldoutOption = Annotated[
+    int,
+    typer.Option(
+        help="Ranking on a file: the ranker trains on each user's last HOLDOUT training "
+        "watches, with features from a candidate generator trained without them (0: on "
+        "every training watch, features from the retrieval model)."
+    ),
+]
+
 
 def train(
-    data: Annotated[
-        str,
-        typer.Option(
-            help="Interaction file (MovieLens ratings.csv, u.data, ratings.dat, RecBole "
-            '.inter, CSV/Parquet) or "simulated".'
-        ),
-    ],
-    out: Annotated[Path, typer.Option(help="Folder for the checkpoint (model.pt).")],
-    format: Annotated[str, typer.Option(help="auto, movielens, recbole, csv or parquet.")] = "auto",
-    stage: Annotated[
-        str,
-        typer.Option(
-            help="retrieval (candidate generation) or ranking (both stages; on a file, "
-            "ranking examples are each watch plus --negatives popular unwatched videos)."
-        ),
-    ] = "retrieval",
-    loss: Annotated[
-        str,
-        typer.Option(
-            help="Retrieval: full (exact softmax), sampled (log Q corrected), bce (one "
-            "negative), gbce (gSASRec) or in-batch; a comma list (full,sampled,bce,gbce) "
-            "trains the same model under each and prints a table. Ranking: bce, focal or "
-            "watch-time (retrieval then uses the full softmax)."
-        ),
-    ] = "",
-    model: Annotated[
-        str,
-        typer.Option(
-            help="Candidate model: sequence (self-attention over the ordered history) or bag "
-            "(mean of the history's embeddings)."
-        ),
-    ] = "sequence",
-    min_rating: Annotated[
-        float, typer.Option(help="Rated data: keep ratings >= this as watches.")
-    ] = 4.0,
-    epochs: Annotated[int, typer.Option(help="Most epochs per stage.")] = 30,
-    patience: Annotated[
-        int, typer.Option(help="Stop after this many epochs without a validation improvement.")
-    ] = 3,
-    dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 64,
-    history: Annotated[int, typer.Option(help="Recent watches in the user vector.")] = 50,
-    dropout: Annotated[float, typer.Option(help="Dropout of the sequence model.")] = 0.2,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (retrieval).")] = 0.003,
-    weight_decay: Annotated[
-        float, typer.Option(help="Decoupled weight decay (AdamW) for retrieval.")
-    ] = 0.0,
-    batch_size: Annotated[
-        int, typer.Option(help="Training targets per step (sequence: in windows of --history).")
-    ] = 800,
-    max_examples: Annotated[
-        int | None, typer.Option(help="At most this many training examples per epoch.")
-    ] = None,
-    users: Annotated[int, typer.Option(help="Simulated users.")] = 4000,
-    videos: Annotated[int, typer.Option(help="Simulated videos.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    negatives: Annotated[
-        int,
-        typer.Option(
-            help="Ranking on a file: negatives per watch, drawn in proportion to popularity "
-            "from the videos the user had not watched yet."
-        ),
-    ] = 4,
-    holdout: Annotated[
-        int,
-        typer.Option(
-            help="Ranking on a file: the ranker trains on each user's last HOLDOUT training "
-            "watches, with features from a candidate generator trained without them (0: on "
-            "every training watch, features from the retrieval model)."
-        ),
-    ] = 5,
+    data: DataOption,
+    out: OutOption,
+    format: FormatOption = "auto",
+    stage: StageOption = "retrieval",
+    loss: LossOption = "",
+    model: ModelOption = "sequence",
+    min_rating: MinRatingOption = 4.0,
+    epochs: EpochsOption = 30,
+    patience: PatienceOption = 3,
+    dim: DimOption = 64,
+    history: HistoryOption = 50,
+    dropout: DropoutOption = 0.2,
+    lr: LrOption = 0.003,
+    weight_decay: WeightDecayOption = 0.0,
+    batch_size: BatchSizeOption = 800,
+    max_examples: MaxExamplesOption = None,
+    users: UsersOption = 4000,
+    videos: VideosOption = 1000,
+    seed: SeedOption = 0,
+    negatives: NegativesOption = 4,
+    holdout: HoldoutOption = 5,
 ) -> None:
     """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint
     and OUT/report.html (tables, loss and validation NDCG curves).
