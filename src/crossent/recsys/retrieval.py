@@ -37,9 +37,10 @@ from crossent.recsys.train import (
 #: EASE's λ grid, searched on the validation stage (Steck 2019 reports optima in the hundreds).
 EASE_GRID = (20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
 
-#: The bag baseline's own optimiser settings (``crossent train``'s bag settings before the
-#: sequence model existed); epochs, patience and seed follow the run's.
-BAG_SCHEDULE = {"lr": 0.01, "weight_decay": 0.1, "batch_size": 512}
+#: The bag baseline's own optimiser settings, (lr, weight decay, targets per step):
+#: ``crossent train``'s bag settings before the sequence model existed; epochs, patience and
+#: seed follow the run's.
+BAG_SCHEDULE = (0.01, 0.1, 512)
 
 
 def tune_ease(
@@ -123,7 +124,10 @@ def add_baselines(
             result.candidate.config, model="bag", objective="full", tie_embeddings=False
         )
         say(console, "[bold]baseline[/]: the bag model (mean of the history), its own schedule")
-        bag_train = dataclasses.replace(train_config, **BAG_SCHEDULE)
+        lr, weight_decay, batch_size = BAG_SCHEDULE
+        bag_train = dataclasses.replace(
+            train_config, lr=lr, weight_decay=weight_decay, batch_size=batch_size
+        )
         history, bag = _fit(
             bag_config, split, bag_train, launch=None, progress=progress, console=console
         )
