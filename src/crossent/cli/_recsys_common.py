@@ -37,11 +37,11 @@ def print_result(console: Console, result: RunResult) -> None:
     if result.objectives:
         table = objective_rows(result)
         console.print(to_rich(table, "Candidate generation: training objectives (test)"))
-        console.print(table.caption or "")
+        console.print(table.caption or "", soft_wrap=True)
     elif result.retrieval:
         table = retrieval_rows(result)
         console.print(to_rich(table, "Candidate generation (test)"))
-        console.print(table.caption or "")
+        console.print(table.caption or "", soft_wrap=True)
     if result.cross_entropy:
         console.print(to_rich(cross_entropy_rows(result)))
     if result.ranking_metrics:

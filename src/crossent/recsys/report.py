@@ -46,13 +46,13 @@ def retrieval_rows(result: RunResult, ks: tuple[int, ...] = (10, 20)) -> Table:
 def objective_rows(result: RunResult) -> Table:
     """One row per training objective of the same model, then the baselines' metrics."""
     headers = [
-        "objective", "HR@10", "NDCG@10", "HR@20", "MRR", "test CE (bits)", "train time (s)",
-        "peak memory (MiB)", "epochs",
+        f"objective ({result.candidate.config.model} model) or baseline", "HR@10", "NDCG@10",
+        "HR@20", "MRR", "test CE (bits)", "train time (s)", "peak memory (MiB)", "epochs",
     ]
     rows: list[list[object]] = []
     for name, m in result.objectives.items():
         rows.append([
-            f"{result.candidate.config.model} + {name}", m["HR@10"], m["NDCG@10"], m["HR@20"],
+            name, m["HR@10"], m["NDCG@10"], m["HR@20"],
             m["MRR"], m["test_bits"], m["train_seconds"], m["peak_bytes"] / 2**20,
             int(m["epochs"]),
         ])
