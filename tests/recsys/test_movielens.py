@@ -82,9 +82,10 @@ def test_ease_beats_most_popular(movielens_small: Path) -> None:
 def test_sequence_model_beats_tuned_ease_and_the_bag_model_on_hr_and_ndcg_at_10(
     movielens_small: Path,
 ) -> None:
-    """The project's MovieLens target in a short schedule: the sequence model with the full
-    softmax against EASE (λ tuned on validation) and the bag model (same schedule), evaluated
-    by the same protocol in the same run. The README has the full-schedule margins."""
+    """The project's MovieLens target with `crossent train`'s defaults: the sequence model with
+    the full softmax against EASE (λ tuned on validation) and the bag model, evaluated by the
+    same protocol in the same run (the longest recommender test: about 16 + 11 epochs).
+    Measured margins (README): +11% HR@10 and +13% NDCG@10 over EASE, +35% over the bag."""
     from crossent.recsys.retrieval import train_retrieval
     from crossent.recsys.train import TrainConfig
 
@@ -92,7 +93,7 @@ def test_sequence_model_beats_tuned_ease_and_the_bag_model_on_hr_and_ndcg_at_10(
     result = train_retrieval(
         watches,
         model_config=MOVIELENS_MODEL,
-        train_config=TrainConfig(**MOVIELENS_TRAIN, epochs=MOVIELENS_TEST_EPOCHS),
+        train_config=TrainConfig(**MOVIELENS_TRAIN),
         progress=False,
     )
     model = result.retrieval["model"]
@@ -104,7 +105,6 @@ def test_sequence_model_beats_tuned_ease_and_the_bag_model_on_hr_and_ndcg_at_10(
 
 
 #: the settings of the README's ml-latest-small measurement (crossent train's defaults)
-MOVIELENS_MODEL = {"model": "sequence", "dim": 64, "history": 200}
-MOVIELENS_TRAIN = {"lr": 3e-3, "batch_size": 3200, "seed": 0}
-MOVIELENS_TEST_EPOCHS = 6
-MOVIELENS_TEST_MARGIN = 1.1
+MOVIELENS_MODEL = {"model": "sequence", "dim": 64, "history": 50, "dropout": 0.2}
+MOVIELENS_TRAIN = {"lr": 3e-3, "batch_size": 800, "epochs": 30, "patience": 3, "seed": 0}
+MOVIELENS_TEST_MARGIN = 1.05

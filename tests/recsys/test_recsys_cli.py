@@ -41,7 +41,7 @@ def test_demo_quick_prints_the_tables_and_writes_the_report(tmp_path):
                  "model/model.pt"):
         assert (out / name).is_file()
     html = (out / "report.html").read_text()
-    assert "Candidate generation" in html and "ECE (15 equal-count bins)" in html
+    assert "Candidate generation" in html and "validation_ndcg" in html
     again = runner.invoke(app, ["evaluate", "--model", str(out / "model"), "--data", "simulated"])
     assert again.exit_code == 0, again.output
     assert "Bayes limit" in again.output
