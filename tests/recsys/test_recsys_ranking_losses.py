@@ -31,8 +31,6 @@ def retrieval():
     )
     return run_simulated(
         config,
-        # the bag model: the features' generator only needs to be good, and it trains fastest
-        model_config={"model": "bag"},
         train_config=TrainConfig(epochs=10, lr=0.03, batch_size=1024, patience=1),
         stages=("retrieval",),
         progress=False,

@@ -44,7 +44,10 @@ class _Block(nn.Module):
         self.heads = heads
         self.dropout = dropout
         self.attention_norm = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
+        # no key bias: q · b_k is the same for every key of a query, so the softmax ignores it;
+        # its gradient would be pure rounding noise, which Adam scales up to full-size steps
+        self.query_value = nn.Linear(dim, 2 * dim)
+        self.key = nn.Linear(dim, dim, bias=False)
         self.project = nn.Linear(dim, dim)
         self.feed_forward_norm = nn.LayerNorm(dim)
         self.feed_forward = nn.Sequential(
@@ -55,8 +58,10 @@ class _Block(nn.Module):
         """``x (B, L, d)``, ``allowed (B, 1, L, L)`` bool (query, key) -> ``(B, L, d)``."""
         batch, length, dim = x.shape
         drop = self.dropout if self.training else 0.0
-        qkv = self.qkv(self.attention_norm(x))  # (B, L, 3d)
-        q, k, v = qkv.view(batch, length, 3, self.heads, dim // self.heads).unbind(2)
+        normed = self.attention_norm(x)
+        query_value = self.query_value(normed)  # (B, L, 2d)
+        q, v = query_value.view(batch, length, 2, self.heads, dim // self.heads).unbind(2)
+        k = self.key(normed).view(batch, length, self.heads, dim // self.heads)
         attended = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=allowed,
             dropout_p=drop,
