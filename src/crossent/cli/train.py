@@ -108,7 +108,7 @@ def train(
     model: ModelOption = "sequence",
     min_rating: MinRatingOption = 4.0,
     epochs: EpochsOption = 30,
-    patience: PatienceOption = 3,
+    patience: PatienceOption = 5,
     dim: DimOption = 64,
     history: HistoryOption = 50,
     dropout: DropoutOption = 0.2,
