@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 
 Stage = Literal["valid", "test"]
@@ -228,8 +229,7 @@ def k_core(inter: Interactions, k: int, *, item_k: int | None = None) -> Interac
     """
     item_k = k if item_k is None else item_k
     for name, value in (("k", k), ("item_k", item_k)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise CrossentError(f"{name} = {value!r} must be an integer >= 1")
+        check_int(value, name, low=1)
     keep = np.ones(len(inter), dtype=bool)
     while True:
         user_count = np.bincount(inter.user[keep], minlength=inter.n_users)

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.metrics.ranking import ranking_metrics
 from crossent.recsys.data import Split, Stage, csr_rows
@@ -43,9 +44,7 @@ class Scorer(Protocol):
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     checked = []
     for position, k in enumerate(ks):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise CrossentError(f"ks[{position}] = {k!r} must be an integer >= 1")
-        checked.append(int(k))
+        checked.append(check_int(k, f"ks[{position}]", low=1))
     if not checked:
         raise CrossentError("ks is empty; give at least one cut-off, e.g. ks=(10,)")
     return tuple(checked)
@@ -127,12 +126,7 @@ def retrieval_metrics(
     users = _check_users(split, stage, users)
     if batch_size is None:
         batch_size = max(1, DEFAULT_CELLS_PER_BATCH // max(n_items, 1))
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or (batch_size < 1)
-    ):
-        raise CrossentError(f"batch_size = {batch_size!r} must be an integer >= 1")
+    batch_size = check_int(batch_size, "batch_size", low=1)
     # crossent.metrics key -> the recommender literature's name used in our result dicts
     names = {f"{metric}@{k}": f"{label}@{k}" for k in ks for metric, label in _LABELS.items()}
     names["mrr"] = "MRR"

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.recsys.data import Interactions, Split
 from crossent.recsys.models import CandidateModel
@@ -98,8 +99,7 @@ def logged_examples(
     Raises:
         CrossentError: ``negatives < 1``, or an empty log.
     """
-    if isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 1:
-        raise CrossentError(f"negatives = {negatives!r} must be an integer >= 1")
+    check_int(negatives, "negatives", low=1)
     if len(watches) == 0:
         raise CrossentError("cannot build ranking examples from an empty interaction table")
     order = watches.time_order()

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.recsys import objectives
 from crossent.recsys.data import Interactions
@@ -83,9 +84,7 @@ class CandidateConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_items", "dim", "hidden", "history", "blocks", "heads", "n_negatives"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CrossentError(f"{name} = {value!r} must be an integer >= 1")
+            check_int(getattr(self, name), name, low=1)
         for name, kind in (("model", CandidateKind), ("objective", Objective)):
             choices = get_args(kind)
             if getattr(self, name) not in choices:

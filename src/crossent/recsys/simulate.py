@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.recsys.data import Interactions
 from crossent.recsys.impressions import Impressions, sample_without_replacement
@@ -79,9 +80,7 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_users", "n_videos", "dim", "history"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CrossentError(f"{name} = {value!r} must be an integer >= 1")
+            check_int(getattr(self, name), name, low=1)
         if not 3 <= self.min_watches <= self.max_watches:
             raise CrossentError(
                 f"min_watches = {self.min_watches}, max_watches = {self.max_watches}: "
