@@ -16,7 +16,7 @@ def train(
             '.inter, CSV/Parquet) or "simulated".'
         ),
     ],
-    out: Annotated[Path, typer.Option(help="Folder for the checkpoint (model.pt).")],
+    out: Annotated[Path, typer.Option(help="Folder for the checkpoint.")],
     format: Annotated[str, typer.Option(help="auto, movielens, recbole, csv or parquet.")] = "auto",
     stage: Annotated[
         str,
@@ -77,6 +77,7 @@ def train(
     from crossent.recsys.parallel import launch_from_env, shutdown
     from crossent.recsys.pipeline import run_simulated, train_logged_ranking, train_retrieval
     from crossent.recsys.simulate import SimulationConfig
+    from crossent.recsys.titles import titles_for
     from crossent.recsys.train import TrainConfig, save_checkpoint
 
     if stage not in ("retrieval", "ranking"):
@@ -172,6 +173,7 @@ def train(
             **{f"ranking: {k}": v for k, v in result.ranking_metrics.items()},
         },
         extra=extra,
+        titles=titles_for(data, result.watches.item_ids),
     )
     console.print(f"saved {path}")
     shutdown(launch)

@@ -449,7 +449,6 @@ from crossent.recsys.checkpoint import (  # noqa: E402
     CHECKPOINT_FILE,
     Checkpoint,
     load_checkpoint,
-    recommend,
     save_checkpoint,
 )
 
@@ -464,7 +463,6 @@ __all__ = [
     "load_checkpoint",
     "platt_scaling",
     "ranking_loss",
-    "recommend",
     "retrieval_cross_entropy",
     "retrieval_examples",
     "save_checkpoint",
