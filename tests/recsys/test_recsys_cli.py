@@ -33,7 +33,7 @@ def test_demo_quick_prints_the_tables_and_writes_the_report(tmp_path):
     assert result.exit_code == 0, result.output
     for text in ("Bayes limit", "most popular", "EASE", "truth (oracle)", "true probabilities"):
         assert text in result.output
-    for name in ("report.html", "loss_curves.png", "reliability.png", "model/model.pt"):
+    for name in ("report.html", "loss_curves.png", "reliability.png", "model/manifest.json"):
         assert (out / name).is_file()
     assert "Candidate generation" in (out / "report.html").read_text()
     again = runner.invoke(app, ["evaluate", "--model", str(out / "model"), "--data", "simulated"])
@@ -69,7 +69,7 @@ def trained_dir(tmp_path_factory):
 def test_train_on_a_ratings_file_reports_baselines_and_saves_a_checkpoint(trained_dir):
     _, out, output = trained_dir
     assert "most popular" in output and "HR@10" in output
-    assert (out / "model.pt").is_file()
+    assert (out / "manifest.json").is_file()
 
 
 def test_recommend_lists_unwatched_items_with_original_ids(trained_dir):

@@ -12,11 +12,11 @@ from crossent.errors import CrossentError
 from crossent.recsys.data import Interactions, leave_last_out
 from crossent.recsys.models import CandidateConfig, CandidateModel
 from crossent.recsys.pipeline import run_simulated
+from crossent.recsys.recommend import recommend_users
 from crossent.recsys.simulate import SimulationConfig
 from crossent.recsys.train import (
     TrainConfig,
     load_checkpoint,
-    recommend,
     retrieval_cross_entropy,
     retrieval_examples,
     save_checkpoint,
@@ -121,7 +121,8 @@ def test_checkpoint_round_trip_gives_identical_scores_and_recommendations(traine
     torch.testing.assert_close(loaded.candidate.scores(window), result.candidate.scores(window))
     assert loaded.ranking is not None
     user = loaded.user_index("7")
-    items, scores = recommend(loaded, user, k=5)
+    batch = recommend_users(loaded, np.array([user]), 5, rank=False)
+    items, scores = loaded.item_ids[batch.items[0]], batch.scores[0]
     watched = result.watches.item[result.watches.user == user]
     assert len(items) == 5 and not set(items.tolist()) & set(watched.tolist())
     assert np.all(np.diff(scores) <= 0)
@@ -135,7 +136,7 @@ def test_unknown_user_and_missing_checkpoint_are_named(trained, tmp_path):
     with pytest.raises(CrossentError, match="user 'nobody' is not in the model's data"):
         load_checkpoint(tmp_path).user_index("nobody")
     (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "model.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "bad" / "manifest.json").write_bytes(b"not a checkpoint")
     with pytest.raises(CrossentError, match="not a crossent checkpoint"):
         load_checkpoint(tmp_path / "bad")
 

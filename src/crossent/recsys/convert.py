@@ -11,6 +11,7 @@ why conversion still asks for trust.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,14 @@ def _legacy_payload(path: Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(_numpy_globals()):
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types; all mean "not safely readable"
-        first = str(error).strip().splitlines()
-        reason = next((line for line in first if "Unsupported global" in line), first[0][:200])
-        raise CrossentError(
-            f"{path}: refused by the restricted unpickler ({reason.strip()})"
-        ) from None
+        text = str(error)
+        found = re.search(r"GLOBAL ([\w.]+)|but got <class '([\w.]+)'>", text)
+        reason = (
+            f"it holds {found.group(1) or found.group(2)}: not a tensor, array or plain value"
+            if found
+            else text.strip().splitlines()[0][:200]
+        )
+        raise CrossentError(f"{path}: refused by the restricted unpickler ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != 1:
         raise CrossentError(f"{path}: not a crossent 0.1 checkpoint (no format marker 1)")
     return payload
