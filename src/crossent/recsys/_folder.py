@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as load_tensors
+from safetensors.torch import load_file
 from safetensors.torch import save as save_tensors
 
 from crossent.errors import CrossentError
@@ -150,8 +150,8 @@ def read_manifest(directory: Path, kind: str, version: int) -> dict[str, Any]:
     return manifest
 
 
-def _read_part(directory: Path, entry: Any) -> bytes:
-    """The bytes of one part, after its size and SHA-256 match the manifest's."""
+def _verified_part(directory: Path, entry: Any) -> Path:
+    """The path of one part, after its size and SHA-256 match the manifest's."""
     manifest = directory / MANIFEST
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
         raise CrossentError(f"{manifest}: a part has no file name")
@@ -161,15 +161,18 @@ def _read_part(directory: Path, entry: Any) -> bytes:
     path = directory / name
     if not path.is_file():
         raise CrossentError(f"{path}: missing (named by {MANIFEST}); the checkpoint is partial")
-    content = path.read_bytes()
-    if len(content) != entry.get("bytes"):
+    size = path.stat().st_size
+    if size != entry.get("bytes"):
         raise CrossentError(
-            f"{path}: {len(content)} bytes, the manifest says {entry.get('bytes')} "
-            "(truncated or replaced)"
+            f"{path}: {size} bytes, the manifest says {entry.get('bytes')} (truncated or replaced)"
         )
-    if hashlib.sha256(content).hexdigest() != entry.get("sha256"):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 24):
+            digest.update(block)
+    if digest.hexdigest() != entry.get("sha256"):
         raise CrossentError(f"{path}: SHA-256 differs from the manifest's (the file is corrupt)")
-    return content
+    return path
 
 
 def read_folder(
@@ -184,21 +187,17 @@ def read_folder(
     directory = Path(directory)
     manifest = read_manifest(directory, kind, version)
     parts = manifest["parts"]
-    tensor_bytes = _read_part(directory, parts["tensors"])
-    meta_bytes = _read_part(directory, parts["meta"])
+    tensor_path = _verified_part(directory, parts["tensors"])
+    meta_path = _verified_part(directory, parts["meta"])
     try:
-        tensors = load_tensors(tensor_bytes)
-    except (SafetensorError, ValueError) as error:
-        raise CrossentError(
-            f"{directory / parts['tensors']['file']}: not a safetensors file ({error})"
-        ) from None
+        tensors = load_file(tensor_path)
+    except (SafetensorError, ValueError, OSError) as error:
+        raise CrossentError(f"{tensor_path}: not a safetensors file ({error})") from None
     try:
-        meta = json.loads(meta_bytes)
+        meta = json.loads(meta_path.read_bytes())
     except ValueError as error:
-        raise CrossentError(
-            f"{directory / parts['meta']['file']}: not valid JSON ({error})"
-        ) from None
+        raise CrossentError(f"{meta_path}: not valid JSON ({error})") from None
     if not isinstance(meta, dict):
-        raise CrossentError(f"{directory / parts['meta']['file']}: expected a JSON object")
+        raise CrossentError(f"{meta_path}: expected a JSON object")
     return tensors, meta
 

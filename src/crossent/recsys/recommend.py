@@ -69,7 +69,7 @@ def _top_unwatched(
     checkpoint: Checkpoint, users: np.ndarray, keep: int, cells: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(logits (B, keep), items (B, keep), log normaliser (B,), windows)`` of the best
-    unwatched items, scanning the catalogue in blocks with an online log-sum-exp."""
+    unwatched items, scanning the catalogue in blocks (a running top-K and log-sum-exp)."""
     model = checkpoint.candidate
     n_items = model.config.n_items
     indptr, watched = csr_rows(checkpoint.watch_indptr, checkpoint.watch_items, users)
@@ -79,29 +79,24 @@ def _top_unwatched(
     block = max(1, cells // max(len(users), 1))
     best = torch.full((len(users), 0), -torch.inf)
     best_items = torch.zeros((len(users), 0), dtype=torch.int64)
-    peak = torch.full((len(users),), -torch.inf, dtype=torch.float64)
-    total = torch.zeros(len(users), dtype=torch.float64)
+    log_normaliser = torch.full((len(users),), -torch.inf, dtype=torch.float64)
     with torch.no_grad():
         user = model.user_vector(window)  # (B, d)
         for start in range(0, n_items, block):
             stop = min(start + block, n_items)
-            logits = user @ model.item_out[start:stop].T + model.item_bias[start:stop]  # (B, C)
+            # u · v_j + b_j for the block, bias added inside the matrix product
+            logits = torch.addmm(model.item_bias[start:stop], user, model.item_out[start:stop].T)
             inside = (seen_items >= start) & (seen_items < stop)
             logits[seen_rows[inside], seen_items[inside] - start] = -torch.inf
-            # online log-sum-exp in float64: rescale the running sum to the new maximum
-            wide = logits.double()
-            new_peak = torch.maximum(peak, wide.max(1).values)
-            shift = torch.where(torch.isfinite(new_peak), new_peak, 0.0)
-            total = total * torch.exp(peak - shift) + torch.exp(wide - shift[:, None]).sum(1)
-            peak = new_peak
+            # the normaliser block by block: log-sum-exp within, logaddexp (float64) across
+            log_normaliser = torch.logaddexp(log_normaliser, torch.logsumexp(logits, 1).double())
             top = torch.topk(logits, min(keep, stop - start), dim=1)
             merged = torch.cat([best, top.values], 1)
             merged_items = torch.cat([best_items, top.indices + start], 1)
-            # stable sort keeps the lower item id first among equal logits
+            # stable: among equal logits, the item of the earlier block stays first
             order = torch.sort(merged, dim=1, descending=True, stable=True).indices[:, :keep]
             best, best_items = merged.gather(1, order), merged_items.gather(1, order)
-    shift = torch.where(torch.isfinite(peak), peak, 0.0)
-    return best, best_items, torch.log(total) + shift, window
+    return best, best_items, log_normaliser, window
 
 
 def _rank_stage(
