@@ -277,3 +277,10 @@ def test_users_file_names_the_line_of_an_unknown_user(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert {row["user"] for row in pa_csv.read_csv(tmp_path / "r.csv").to_pylist()} == {501, 502}
+
+
+def test_evaluate_on_simulated_data_needs_a_simulated_model(tmp_path):
+    folder = _checkpoint(tmp_path, ranking=False, titles=False)
+    result = runner.invoke(app, ["evaluate", "--model", str(folder), "--data", "simulated"])
+    assert result.exit_code == 2
+    assert "the model was not trained on simulated data" in result.output

@@ -130,14 +130,41 @@ def train_retrieval(
     result.cross_entropy = retrieval_cross_entropy(candidate, split, "test", truth=truth)
     result.retrieval["model"] = evaluate_retrieval(candidate, split, ks=ks, progress=progress)
     if baselines:
-        result.retrieval["most popular"] = evaluate_retrieval(
-            MostPopular().fit(split.train), split, ks=ks, progress=progress
-        )
-        if split.n_items <= 20_000:
-            result.retrieval["EASE"] = evaluate_retrieval(
-                EASE(lam=ease_lambda).fit(split.train), split, ks=ks, progress=progress
-            )
+        add_baselines(result, ease_lambda=ease_lambda, ks=ks, progress=progress)
     return result
+
+
+#: EASE's (n_items, n_items) Gram matrix is skipped above this catalogue size (3.2 GB).
+EASE_MAX_ITEMS = 20_000
+
+
+def add_baselines(
+    result: RunResult,
+    *,
+    ease_lambda: float = 200.0,
+    ks: tuple[int, ...] = (10, 20),
+    progress: bool = True,
+) -> None:
+    """Most-popular and EASE (up to :data:`EASE_MAX_ITEMS` items) on ``result.split``."""
+    split = result.split
+    result.retrieval["most popular"] = evaluate_retrieval(
+        MostPopular().fit(split.train), split, ks=ks, progress=progress
+    )
+    if split.n_items <= EASE_MAX_ITEMS:
+        result.retrieval["EASE"] = evaluate_retrieval(
+            EASE(lam=ease_lambda).fit(split.train), split, ks=ks, progress=progress
+        )
+
+
+def simulated_truth(log: SimulatedWatchLog) -> TruthFn:
+    """The true next-watch log-probabilities ``(B, n_items)`` of each user's test watch."""
+    lengths = (log.watches >= 0).sum(1).numpy()
+
+    def truth(users: np.ndarray) -> torch.Tensor:
+        # test target = each user's last watch; its distribution depends on the earlier ones
+        return log.next_watch_log_probs(users, lengths[users] - 1).double()
+
+    return truth
 
 
 def train_simulated_ranking(
@@ -440,12 +467,7 @@ def run_simulated(
         f"(seed {config.seed}) ...",
     )
     log = simulate(config)
-    lengths = (log.watches >= 0).sum(1).numpy()
-
-    def truth(users: np.ndarray) -> torch.Tensor:
-        # test target = each user's last watch; its distribution depends on the earlier ones
-        return log.next_watch_log_probs(users, lengths[users] - 1).double()
-
+    truth = simulated_truth(log)
     options = dict(model_config or {})
     options["negatives"] = negatives
     result = train_retrieval(

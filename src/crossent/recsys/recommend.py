@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 import torch
 from rich.progress import Progress
 
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.recsys.checkpoint import Checkpoint
 from crossent.recsys.data import csr_rows
@@ -58,11 +59,6 @@ class Recommendations:
     scores: np.ndarray
     probability: np.ndarray
     p_watch: np.ndarray | None
-
-
-def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CrossentError(f"{name} = {value!r} must be an integer >= 1")
 
 
 def _top_unwatched(
@@ -137,9 +133,8 @@ def recommend_users(
         cells: logits held at once (users x catalogue block); bounds the memory.
         watch_count: ``(n_items,)`` watches per item in the checkpoint (computed if absent).
     """
-    _check_count("k", k)
-    _check_count("candidates", candidates)
-    _check_count("cells", cells)
+    for name, value in (("k", k), ("candidates", candidates), ("cells", cells)):
+        check_int(value, name, low=1)
     users = np.asarray(users, dtype=np.int64)
     n_items = checkpoint.candidate.config.n_items
     two_stage = rank and checkpoint.ranking is not None
@@ -180,7 +175,7 @@ def recommend_batches(
     cells: int = DEFAULT_CELLS,
 ) -> Iterator[Recommendations]:
     """:func:`recommend_users` over ``users`` in batches of ``batch_users`` (fixed memory)."""
-    _check_count("batch_users", batch_users)
+    check_int(batch_users, "batch_users", low=1)
     users = np.asarray(users, dtype=np.int64)
     count = np.bincount(checkpoint.watch_items, minlength=checkpoint.candidate.config.n_items)
     for start in range(0, len(users), batch_users):
