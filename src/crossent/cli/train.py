@@ -64,18 +64,27 @@ def train(
             "every training watch, features from the retrieval model)."
         ),
     ] = 5,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue an interrupted run from its last complete epoch (saved in "
+            "OUT/training after every epoch); same options as the interrupted run."
+        ),
+    ] = False,
 ) -> None:
     """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint.
 
     Several processes: torchrun --nproc-per-node N -m crossent train ... shards the catalogue
     softmax across them (gloo on CPU, nccl on CUDA); rank 0 reports and saves.
     """
+    settings = {k: v for k, v in locals().items() if k not in ("out", "resume")}  # the options
     from rich.console import Console
 
     from crossent.cli._recsys_common import load_watches, print_result
     from crossent.errors import CrossentError
     from crossent.recsys.parallel import launch_from_env, shutdown
     from crossent.recsys.pipeline import run_simulated, train_logged_ranking, train_retrieval
+    from crossent.recsys.resume import STATE_FOLDER, TrainingState
     from crossent.recsys.simulate import SimulationConfig
     from crossent.recsys.titles import titles_for
     from crossent.recsys.train import TrainConfig, save_checkpoint
@@ -94,6 +103,12 @@ def train(
         )
     launch = launch_from_env()  # joins torchrun's process group, if launched by torchrun
     console = Console(quiet=not launch.is_main)
+    if launch.distributed and resume:
+        raise CrossentError("--resume runs in one process (not torchrun)")
+    state = None  # torchrun: every rank would write the same folder
+    if not launch.distributed:
+        state = TrainingState(out / STATE_FOLDER, settings, resume=resume, say=console.print)
+    restore_interrupt = state.stop_on_interrupt() if state is not None else lambda: None
     train_config = TrainConfig(
         epochs=epochs,
         lr=lr,
@@ -101,6 +116,7 @@ def train(
         batch_size=batch_size,
         max_examples=max_examples,
         seed=seed,
+        resume=state,
     )
     model_config: dict[str, object] = {"dim": dim, "history": history}
     extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}
@@ -124,7 +140,9 @@ def train(
             negatives="full" if stage == "ranking" else loss,  # type: ignore[arg-type]
             model_config=model_config,
             train_config=train_config,
-            ranking_config=TrainConfig(epochs=epochs, lr=3e-3, batch_size=1024, seed=seed),
+            ranking_config=TrainConfig(
+                epochs=epochs, lr=3e-3, batch_size=1024, seed=seed, resume=state
+            ),
             ranking_loss=loss if stage == "ranking" else "bce",  # type: ignore[arg-type]
             stages=("retrieval", "ranking") if stage == "ranking" else ("retrieval",),
             console=console,
@@ -151,7 +169,9 @@ def train(
                 seed=seed,
                 holdout=holdout,
                 loss=loss,  # type: ignore[arg-type]
-                train_config=TrainConfig(epochs=epochs, lr=3e-3, batch_size=1024, seed=seed),
+                train_config=TrainConfig(
+                    epochs=epochs, lr=3e-3, batch_size=1024, seed=seed, resume=state
+                ),
                 candidate_train_config=train_config,
                 console=console,
             )
@@ -176,4 +196,5 @@ def train(
         titles=titles_for(data, result.watches.item_ids),
     )
     console.print(f"saved {path}")
+    restore_interrupt()
     shutdown(launch)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from crossent.recsys.models import (
     windows_from_csr,
 )
 from crossent.recsys.ranking import RankingInputs
+from crossent.recsys.resume import TrainingState
 
 LN2 = math.log(2.0)
 
@@ -44,6 +45,7 @@ class TrainConfig:
         min_delta_bits: an improvement smaller than this (bits) does not count.
         max_examples: use at most this many (random) training examples per epoch.
         seed: shuffling and sampling seed.
+        resume: where the loops save their state after each epoch and resume from.
     """
 
     epochs: int = 20
@@ -54,6 +56,8 @@ class TrainConfig:
     min_delta_bits: float = 1e-3
     max_examples: int | None = None
     seed: int = 0
+    #: save every epoch's state there, and continue from it (see crossent.recsys.resume)
+    resume: TrainingState | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -124,17 +128,27 @@ def _epochs(
     label: str,
     progress: bool,
     console: Console | None,
+    generators: tuple[torch.Generator, ...] = (),
 ) -> TrainHistory:
-    """The shared loop: shuffled batches, a bar, validation (bits) per epoch, early stop."""
+    """The shared loop: shuffled batches, a bar, validation (bits) per epoch, early stop.
+
+    ``generators``: the step's own random sources, saved and restored with ``config.resume``.
+    """
     history = TrainHistory()
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(
         parameters.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    best_bits, best_state, bad_epochs = math.inf, None, 0
+    best_bits, best_state, bad_epochs, first_epoch = math.inf, None, 0, 1
     per_epoch = min(n_examples, config.max_examples or n_examples)
     steps = math.ceil(per_epoch / config.batch_size)
-    for epoch in range(1, config.epochs + 1):
+    generators = (generator, *generators)
+    loop = None if config.resume is None else config.resume.loop(label)
+    saved = None if loop is None else loop.restore(parameters, optimizer, generators)
+    if saved is not None:
+        history, best_bits, bad_epochs = TrainHistory(**saved.history), saved.best, saved.bad_epochs
+        best_state, first_epoch = saved.best_state, saved.next_epoch
+    for epoch in range(first_epoch, config.epochs + 1):
         parameters.train()
         order = torch.randperm(n_examples, generator=generator)[:per_epoch]
         total_nats, seen, start = 0.0, 0, time.perf_counter()
@@ -166,9 +180,15 @@ def _epochs(
             best_state = {k: v.detach().clone() for k, v in parameters.state_dict().items()}
         else:
             bad_epochs += 1
-            if bad_epochs >= config.patience:
-                history.stopped_early = epoch < config.epochs
-                break
+        stop = bad_epochs >= config.patience
+        history.stopped_early = stop and epoch < config.epochs
+        if loop is not None:
+            loop.save(
+                epoch, asdict(history), best_bits, bad_epochs, best_state, parameters, optimizer,
+                generators, finished=stop or epoch == config.epochs,
+            )
+        if stop:
+            break
     if best_state is not None:
         parameters.load_state_dict(best_state)
     parameters.eval()
@@ -211,6 +231,7 @@ def fit_candidate(
         label="retrieval",
         progress=progress,
         console=console,
+        generators=(sampler,),
     )
 
 
