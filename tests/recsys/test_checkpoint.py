@@ -267,3 +267,7 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypa
     for key, value in before.candidate.state_dict().items():
         assert torch.equal(after.candidate.state_dict()[key], value), key
     assert after.ranking is not None
+    # the next complete write removes what the crashed one left behind
+    save_checkpoint(tmp_path, other, watches)
+    assert len(list(tmp_path.iterdir())) == 3  # manifest.json and its two parts
+    assert load_checkpoint(tmp_path).ranking is None

@@ -95,6 +95,49 @@ def _show_one(
     console.print(table)
 
 
+def _replace_titles(checkpoint: Checkpoint, items: Path) -> None:
+    from crossent.recsys.titles import align_titles, read_titles
+
+    found = align_titles(read_titles(items), checkpoint.item_ids)
+    if found is None:
+        raise CrossentError(
+            f"--items {items}: none of its ids matches the model's items "
+            f"(ids like {str(checkpoint.item_ids[0])!r})"
+        )
+    checkpoint.titles = np.asarray(found, dtype=object)
+
+
+def _write_all(
+    checkpoint: Checkpoint, users: np.ndarray, out: Path, k: int, candidates: int, batch: int
+) -> None:
+    """Every user's rows into ``out``, with a progress bar over users (on stderr)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from crossent.recsys.recommend import write_recommendations
+
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("users"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        rows = write_recommendations(
+            checkpoint, users, out, k, batch_users=batch, candidates=candidates, progress=bar
+        )
+    console.print(f"wrote {rows:,} rows ({len(users):,} users) to {out}")
+
+
 def recommend(
     model: Annotated[Path, typer.Option(help="Folder written by `crossent train`.")],
     user: Annotated[str | None, typer.Option(help="User id, as in the data file.")] = None,
@@ -129,18 +172,7 @@ def recommend(
     P(watch) is shown. --all / --users write one row per (user, rank) to --out, batched in
     fixed memory: user, rank, item, score (logit), probability, p_watch, title.
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from crossent.recsys.checkpoint import load_checkpoint
-    from crossent.recsys.recommend import write_recommendations
-    from crossent.recsys.titles import align_titles, read_titles
 
     if sum((user is not None, all_users, users is not None)) != 1:
         raise CrossentError("give exactly one of --user, --all or --users")
@@ -148,39 +180,14 @@ def recommend(
         raise CrossentError("--all and --users write their rows to --out (a .parquet or .csv)")
     checkpoint = load_checkpoint(model)
     if items is not None:
-        checkpoint.titles = None
-        found = align_titles(read_titles(items), checkpoint.item_ids)
-        if found is None:
-            raise CrossentError(
-                f"--items {items}: none of its ids matches the model's items "
-                f"(ids like {str(checkpoint.item_ids[0])!r})"
-            )
-        checkpoint.titles = np.asarray(found, dtype=object)
+        _replace_titles(checkpoint, items)
     if user is not None:
         _show_one(checkpoint, user, k, candidates, history, as_json)
         return
     assert out is not None
-    if users is not None:
-        chosen = _users_from_file(checkpoint, users)
-    else:
-        chosen = np.arange(len(checkpoint.user_ids))
-    console = Console(stderr=True)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("users"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
+    chosen = (
+        _users_from_file(checkpoint, users)
+        if users is not None
+        else np.arange(len(checkpoint.user_ids))
     )
-    with Progress(*columns, console=console, transient=True) as bar:
-        rows = write_recommendations(
-            checkpoint,
-            chosen,
-            out,
-            k,
-            batch_users=batch_users,
-            candidates=candidates,
-            progress=bar,
-        )
-    console.print(f"wrote {rows:,} rows ({len(chosen):,} users) to {out}")
+    _write_all(checkpoint, chosen, out, k, candidates, batch_users)

@@ -113,9 +113,9 @@ def write_folder(
     _write_atomic(directory / MANIFEST, json.dumps(manifest, indent=1).encode())
     _fsync_folder(directory)
     kept = {entry["file"] for entry in parts.values()}
-    for stale in directory.glob(f"{kind}.*"):
-        if stale.name not in kept and stale.suffix in (".safetensors", ".json"):
-            stale.unlink(missing_ok=True)
+    for stale in [*directory.glob(f"{kind}.*"), *directory.glob(f".{kind}.*.tmp")]:
+        if stale.name not in kept and stale.suffix in (".safetensors", ".json", ".tmp"):
+            stale.unlink(missing_ok=True)  # parts of older checkpoints, writes cut short
     return directory / MANIFEST
 
 
@@ -129,9 +129,7 @@ def read_manifest(directory: Path, kind: str, version: int) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CrossentError(f"{path}: not a crossent checkpoint (no {FORMAT!r} format marker)")
     if manifest.get("kind") != kind:
-        raise CrossentError(
-            f"{path}: holds a crossent {manifest.get('kind')!r}, not a {kind!r}"
-        )
+        raise CrossentError(f"{path}: holds a crossent {manifest.get('kind')!r}, not a {kind!r}")
     found = manifest.get("version")
     if not isinstance(found, int) or isinstance(found, bool):
         raise CrossentError(f"{path}: format version {found!r} is not an integer")
@@ -200,4 +198,3 @@ def read_folder(
     if not isinstance(meta, dict):
         raise CrossentError(f"{meta_path}: expected a JSON object")
     return tensors, meta
-

@@ -43,9 +43,7 @@ _MODELS = ("candidate", "ranking", "ranking_candidate")
 _Config = TypeVar("_Config")
 
 
-def _ids_to_store(
-    name: str, ids: np.ndarray, tensors: dict[str, torch.Tensor]
-) -> list[str] | None:
+def _ids_to_store(name: str, ids: np.ndarray, tensors: dict[str, torch.Tensor]) -> list[str] | None:
     """Integer ids go in the tensors file; any other ids become a JSON list of strings."""
     if ids.dtype.kind in "iu":
         tensors[name] = torch.from_numpy(ids.astype(np.int64))
