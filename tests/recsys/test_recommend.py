@@ -163,7 +163,7 @@ def test_all_users_rows_equal_the_per_user_recommendations(tmp_path, ranking, su
     expected_columns = ["user", "rank", "item", "score", "probability"]
     expected_columns += ["p_watch", "title"] if ranking else ["title"]
     assert table.column_names == expected_columns
-    for user in [*range(500, 500 + N_USERS), 999]:
+    for user in (500, 504, 508, 999):  # first, middle and last batch; one with nothing left
         mine = [row for row in rows if str(row["user"]) == str(user)]
         theirs = _json_rows(folder, str(user))
         assert [(r["rank"], r["item"], r["title"]) for r in mine] == [
