@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_linear_cross_entropy.py
 	$(PY) benchmarks/bench_score.py
 	$(PY) benchmarks/bench_sharded.py
+	$(PY) benchmarks/bench_recommend_all.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
