@@ -236,6 +236,8 @@ def test_items_file_overrides_the_titles(tmp_path):
         (["--user", "501", "--all"], "give exactly one of --user, --all or --users"),
         (["--all", "--out", "recs.txt"], "must end in .parquet or .csv"),
         (["--user", "501", "-k", "0"], "k = 0 must be an integer >= 1"),
+        (["--user", "501", "--history", "-1"], "--history = -1 must be an integer >= 0"),
+        (["--user", "501", "--out", "r.csv"], "--out is for --all and --users"),
     ],
 )
 def test_recommend_option_errors_exit_2(tmp_path, arguments, message):

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 
 if TYPE_CHECKING:
@@ -178,6 +179,9 @@ def recommend(
         raise CrossentError("give exactly one of --user, --all or --users")
     if user is None and out is None:
         raise CrossentError("--all and --users write their rows to --out (a .parquet or .csv)")
+    if user is not None and out is not None:
+        raise CrossentError("--out is for --all and --users; --user prints (add --json for JSON)")
+    check_int(history, "--history", low=0)
     checkpoint = load_checkpoint(model)
     if items is not None:
         _replace_titles(checkpoint, items)
