@@ -248,37 +248,16 @@ def test_recommend_option_errors_exit_2(tmp_path, arguments, message):
 
 def test_users_file_names_the_line_of_an_unknown_user(tmp_path):
     folder = _checkpoint(tmp_path / "model", ranking=False, titles=False)
-    users = tmp_path / "users.txt"
+    users, out = tmp_path / "users.txt", tmp_path / "r.csv"
+    command = ["recommend", "--model", str(folder), "--users", str(users), "--out", str(out)]
     users.write_text("user\n501\n\n12345\n")
-    result = runner.invoke(
-        app,
-        [
-            "recommend",
-            "--model",
-            str(folder),
-            "--users",
-            str(users),
-            "--out",
-            str(tmp_path / "r.csv"),
-        ],
-    )
+    result = runner.invoke(app, command)
     assert result.exit_code == 2
     assert "users.txt line 4: user '12345' is not in the model's data" in result.output
     users.write_text("501\n502\n")
-    result = runner.invoke(
-        app,
-        [
-            "recommend",
-            "--model",
-            str(folder),
-            "--users",
-            str(users),
-            "--out",
-            str(tmp_path / "r.csv"),
-        ],
-    )
+    result = runner.invoke(app, command)
     assert result.exit_code == 0, result.output
-    assert {row["user"] for row in pa_csv.read_csv(tmp_path / "r.csv").to_pylist()} == {501, 502}
+    assert {row["user"] for row in pa_csv.read_csv(out).to_pylist()} == {501, 502}
 
 
 def test_evaluate_on_simulated_data_needs_a_simulated_model(tmp_path):
