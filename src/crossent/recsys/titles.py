@@ -3,8 +3,9 @@
 MovieLens ships titles next to its ratings: ``movies.csv`` (ml-latest, 20M, 25M: header
 ``movieId,title,genres``, quoted where a title has a comma), ``u.item`` (100K: ``|``-separated,
 Latin-1, no header) and ``movies.dat`` (1M, 10M: ``::``-separated, Latin-1). Any other table
-(CSV, TSV or Parquet with a header) works through :func:`read_titles` when it has an id column
-and a title column. Titles are matched to items by the printed form of the original id.
+(CSV, TSV or Parquet with a header, read by :mod:`crossent.io`) works through
+:func:`read_titles` when it has an id column and a title column. Titles are matched to items
+by the printed form of the original id.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
+from crossent import io
 from crossent.errors import CrossentError
-from crossent.io import file_format
 
 #: MovieLens title files, looked for beside the ratings file in this order.
 MOVIELENS_TITLE_FILES = ("movies.csv", "u.item", "movies.dat")
@@ -36,35 +35,20 @@ def titles_near(data: str | Path) -> Path | None:
     return None
 
 
-def _pick(path: Path, names: Sequence[str], wanted: Sequence[str], role: str) -> str:
-    for name in wanted:
-        if name in names:
-            return name
-    raise CrossentError(
-        f"{path}: no {role} column (looked for {', '.join(wanted)}; the file has "
-        f"{', '.join(map(str, names)) or 'none'})"
-    )
-
-
-def _read_table(path: Path) -> pa.Table:
-    """A header table of text columns (CSV, TSV or Parquet)."""
-    if file_format(path) == "parquet":
-        return pq.read_table(path)
-    delimiter = "\t" if file_format(path) == "tsv" else ","
-    try:
-        return pa_csv.read_csv(
-            path,
-            parse_options=pa_csv.ParseOptions(delimiter=delimiter),
-            convert_options=pa_csv.ConvertOptions(
-                strings_can_be_null=False, column_types={name: pa.string() for name in ID_COLUMNS}
-            ),
+def _column(path: Path, role: str, wanted: Sequence[str], available: Sequence[str]) -> str:
+    advice = "give --items a file with one of them"
+    found = io.pick_column(role, wanted, available, how_to_choose=advice)
+    if found is None:
+        raise CrossentError(
+            f"{path}: no {role} column (looked for {', '.join(wanted)}; the file has "
+            f"{', '.join(map(str, available)) or 'none'})"
         )
-    except pa.ArrowInvalid as error:
-        raise CrossentError(f"{path}: cannot be read as a table ({error})") from None
+    return found
 
 
 def _headerless(path: Path, separator: str) -> dict[str, str]:
-    """``u.item`` / ``movies.dat``: ``id SEP title SEP ...`` per line, Latin-1."""
+    """``u.item`` / ``movies.dat``: ``id SEP title SEP ...`` per line, in Latin-1 (which
+    :mod:`crossent.io`, reading UTF-8, does not decode), with a varying number of fields."""
     titles: dict[str, str] = {}
     with open(path, encoding="latin-1") as handle:
         for number, line in enumerate(handle, start=1):
@@ -85,18 +69,19 @@ def read_titles(path: str | Path) -> dict[str, str]:
     Raises:
         CrossentError: the file is missing, unreadable, or has no id or title column.
     """
-    file = Path(path)
-    if not file.is_file():
-        raise CrossentError(f"items file {str(file)!r} does not exist")
+    file = io.require_file(path)
     if file.name == "u.item":
         return _headerless(file, "|")
     if file.suffix == ".dat":
         return _headerless(file, "::")
-    table = _read_table(file)
-    id_column = _pick(file, table.column_names, ID_COLUMNS, "id")
-    title_column = _pick(file, table.column_names, TITLE_COLUMNS, "title")
-    ids = table.column(id_column).cast(pa.string()).to_pylist()
-    names = table.column(title_column).cast(pa.string()).to_pylist()
+    available = io.read_columns(file)
+    id_column = _column(file, "id", ID_COLUMNS, available)
+    title_column = _column(file, "title", TITLE_COLUMNS, available)
+    table = io.read_table(
+        file, [id_column, title_column], types={id_column: pa.string(), title_column: pa.string()}
+    )
+    ids = table.columns[id_column].cast(pa.string()).to_pylist()
+    names = table.columns[title_column].cast(pa.string()).to_pylist()
     titles: dict[str, str] = {}
     for item, title in zip(ids, names, strict=True):
         if item is not None and title is not None:
