@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_score.py
 	$(PY) benchmarks/bench_sharded.py
 	$(PY) benchmarks/bench_recsys_sequence.py
+	$(PY) benchmarks/bench_recommend_all.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,7 @@ from crossent.cli._options import choices_of, each_of, listed, one_of
 from crossent.cli.bench import Suite
 from crossent.errors import CrossentError
 
-COMMANDS = ("demo", "tour", "score", "bench", "lab", "train", "evaluate", "recommend")
+COMMANDS = ("demo", "tour", "score", "bench", "lab", "train", "evaluate", "recommend", "convert")
 
 
 def test_help_lists_every_command_with_its_summary() -> None:

@@ -38,7 +38,7 @@ def test_demo_quick_prints_the_tables_and_writes_the_report(tmp_path):
     assert "sequence model: test cross-entropy" in result.output
     assert "bag model: test cross-entropy" in result.output
     for name in ("report.html", "loss_curves.png", "validation_ndcg.png", "reliability.png",
-                 "model/model.pt"):
+                 "model/manifest.json"):
         assert (out / name).is_file()
     html = (out / "report.html").read_text()
     assert "Candidate generation" in html and "validation_ndcg" in html
@@ -75,7 +75,7 @@ def trained_dir(tmp_path_factory):
 def test_train_on_a_ratings_file_reports_baselines_and_saves_a_checkpoint(trained_dir):
     _, out, output = trained_dir
     assert "most popular" in output and "HR@10" in output
-    assert (out / "model.pt").is_file()
+    assert (out / "manifest.json").is_file()
 
 
 def test_recommend_lists_unwatched_items_with_original_ids(trained_dir):

@@ -164,7 +164,7 @@ def test_train_ranking_on_a_file_then_evaluate_report_the_metrics(tmp_path):
     for text in ("log loss", "(bits)", "NE", "AUC", "ECE", "watch rate", "popularity"):
         assert text in result.output
     assert "uncalibrated" in result.output and "Platt scaling on" in result.output
-    assert (out / "model.pt").is_file()
+    assert (out / "manifest.json").is_file()
     again = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(data)])
     assert again.exit_code == 0, again.output
     assert "Ranking: P(watch)" in again.output and "popularity" in again.output

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from crossent.errors import CrossentError
-from crossent.recsys.checkpoint import load_checkpoint, recommend, save_checkpoint
+from crossent.recsys.checkpoint import load_checkpoint, save_checkpoint
 from crossent.recsys.data import Interactions, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.models import CandidateConfig, CandidateModel, bag_examples
 from crossent.recsys.pipeline import run_simulated
+from crossent.recsys.recommend import recommend_users
 from crossent.recsys.simulate import SimulationConfig, simulate
 from crossent.recsys.train import TrainConfig, fit_candidate, retrieval_cross_entropy
 
@@ -121,7 +122,8 @@ def test_checkpoint_round_trip_gives_identical_scores_and_recommendations(traine
     torch.testing.assert_close(loaded.candidate.scores(window), result.candidate.scores(window))
     assert loaded.ranking is not None
     user = loaded.user_index("7")
-    items, scores = recommend(loaded, user, k=5)
+    batch = recommend_users(loaded, np.array([user]), 5, rank=False)
+    items, scores = loaded.item_ids[batch.items[0]], batch.scores[0]
     watched = result.watches.item[result.watches.user == user]
     assert len(items) == 5 and not set(items.tolist()) & set(watched.tolist())
     assert np.all(np.diff(scores) <= 0)
@@ -135,7 +137,7 @@ def test_unknown_user_and_missing_checkpoint_are_named(trained, tmp_path):
     with pytest.raises(CrossentError, match="user 'nobody' is not in the model's data"):
         load_checkpoint(tmp_path).user_index("nobody")
     (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "model.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "bad" / "manifest.json").write_bytes(b"not a checkpoint")
     with pytest.raises(CrossentError, match="not a crossent checkpoint"):
         load_checkpoint(tmp_path / "bad")
 

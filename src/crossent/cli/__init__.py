@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from crossent.cli import bench, demo, evaluate, lab, recommend, score, tour, train
+from crossent.cli import bench, convert, demo, evaluate, lab, recommend, score, tour, train
 from crossent.errors import CrossentError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -54,6 +54,7 @@ app.command("lab")(lab.lab)
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("recommend")(recommend.recommend)
+app.command("convert")(convert.convert)
 
 
 def main() -> None:

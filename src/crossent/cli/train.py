@@ -15,7 +15,7 @@ DataOption = Annotated[
     ),
 ]
 
-OutOption = Annotated[Path, typer.Option(help="Folder for the checkpoint (model.pt).")]
+OutOption = Annotated[Path, typer.Option(help="Folder for the checkpoint.")]
 
 FormatOption = Annotated[str, typer.Option(help="auto, movielens, recbole, csv or parquet.")]
 
@@ -98,6 +98,14 @@ HoldoutOption = Annotated[
     ),
 ]
 
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
+        help="Continue an interrupted run from its last complete epoch (saved in "
+        "OUT/training after every epoch); same options as the interrupted run."
+    ),
+]
+
 
 def train(
     data: DataOption,
@@ -121,6 +129,7 @@ def train(
     seed: SeedOption = 0,
     negatives: NegativesOption = 4,
     holdout: HoldoutOption = 5,
+    resume: ResumeOption = False,
 ) -> None:
     """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint
     and OUT/report.html (tables, loss and validation NDCG curves).
@@ -128,6 +137,7 @@ def train(
     Several processes: torchrun --nproc-per-node N -m crossent train ... shards the catalogue
     softmax across them (gloo on CPU, nccl on CUDA); rank 0 reports and saves.
     """
+    settings = {k: v for k, v in locals().items() if k not in ("out", "resume")}  # the options
     from rich.console import Console
 
     from crossent.cli._recsys_common import load_watches, print_result
@@ -135,13 +145,20 @@ def train(
     from crossent.recsys.data import Interactions
     from crossent.recsys.parallel import launch_from_env, shutdown
     from crossent.recsys.report import write_report
+    from crossent.recsys.resume import stop_on_interrupt, training_state
     from crossent.recsys.run import TrainRequest, run_training, simulation_config
     from crossent.recsys.simulate import SimulationConfig
+    from crossent.recsys.titles import titles_for
     from crossent.recsys.train import TrainConfig
 
+    launch = launch_from_env()  # joins torchrun's process group, if launched by torchrun
+    console = Console(quiet=not launch.is_main)
+    state = training_state(
+        out, settings, resume=resume, distributed=launch.distributed, say=console.print
+    )
     train_config = TrainConfig(
         epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
-        max_examples=max_examples, seed=seed, patience=patience,
+        max_examples=max_examples, seed=seed, patience=patience, resume=state,
     )
     request = TrainRequest.parse(
         stage, loss, model, dim=dim, history=history, dropout=dropout, train=train_config,
@@ -154,11 +171,10 @@ def train(
         extra["simulation"] = vars(source)
     else:
         source = load_watches(data, format, min_rating)
-    launch = launch_from_env()  # joins torchrun's process group, if launched by torchrun
-    console = Console(quiet=not launch.is_main)
     if isinstance(source, Interactions):
         console.print(f"loaded {source!r} from {data}")
-    result = run_training(source, request, launch=launch, console=console)
+    with stop_on_interrupt(state):  # Ctrl-C: one line naming the saved epochs
+        result = run_training(source, request, launch=launch, console=console)
     if not launch.is_main:  # the other ranks only train; rank 0 reports and saves
         shutdown(launch)
         return
@@ -180,6 +196,7 @@ def train(
             **{f"ranking: {k}": v for k, v in result.ranking_metrics.items()},
         },
         extra=extra,
+        titles=titles_for(data, result.watches.item_ids),
     )
     console.print(f"saved {path}")
     shutdown(launch)

@@ -310,6 +310,17 @@ def _popularity_probs(
     return np.asarray(fit.predict_proba(test_feature[:, None])[:, 1], dtype=np.float64)
 
 
+def simulated_truth(log: SimulatedWatchLog) -> TruthFn:
+    """The true next-watch log-probabilities ``(B, n_items)`` of each user's test watch."""
+    lengths = (log.watches >= 0).sum(1).numpy()
+
+    def truth(users: np.ndarray) -> torch.Tensor:
+        # test target = each user's last watch; its distribution depends on the earlier ones
+        return log.next_watch_log_probs(users, lengths[users] - 1).double()
+
+    return truth
+
+
 class _TruthScorer:
     """The simulator's true next-watch log-probabilities as a retrieval scorer (test stage)."""
 
@@ -347,12 +358,7 @@ def run_simulated(
         f"(seed {config.seed}) ...",
     )
     log = simulate(config)
-    lengths = (log.watches >= 0).sum(1).numpy()
-
-    def truth(users: np.ndarray) -> torch.Tensor:
-        # test target = each user's last watch; its distribution depends on the earlier ones
-        return log.next_watch_log_probs(users, lengths[users] - 1).double()
-
+    truth = simulated_truth(log)
     if len(objectives) > 1:
         if launch is not None and launch.distributed:
             raise CrossentError("comparing objectives runs in one process (not torchrun)")

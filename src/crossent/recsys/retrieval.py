@@ -93,19 +93,18 @@ def _fit(
     return history, model
 
 
-def add_baselines(
+def add_fitted_baselines(
     result: RunResult,
     *,
-    train_config: TrainConfig,
-    truth: TruthFn | None = None,
     ks: tuple[int, ...] = (10, 20),
     progress: bool = True,
     console: Console | None = None,
 ) -> None:
-    """Most-popular, tuned EASE and (for a sequence model) the bag model, into ``result``.
+    """Most-popular and EASE with λ tuned on validation (:func:`tune_ease`), into ``result``.
 
-    The bag model trains with the full softmax, its own optimiser settings
-    (:data:`BAG_SCHEDULE`) and ``train_config``'s epochs, patience and seed.
+    Both are fitted in closed form (no training loop), so evaluating a saved model again
+    (:mod:`crossent.recsys.reevaluate`) reproduces them. EASE is skipped above
+    :data:`~crossent.recsys.baselines.EASE_MAX_ITEMS` items.
     """
     split = result.split
     result.retrieval["most popular"] = evaluate_retrieval(
@@ -119,24 +118,59 @@ def add_baselines(
         result.retrieval[f"EASE (λ = {ease.lam:g}, tuned)"] = evaluate_retrieval(
             ease, split, ks=ks, progress=progress
         )
-    if result.candidate.config.model == "sequence":
-        bag_config = dataclasses.replace(
-            result.candidate.config, model="bag", objective="full", tie_embeddings=False
-        )
-        say(console, "[bold]baseline[/]: the bag model (mean of the history), its own schedule")
-        lr, weight_decay, batch_size = BAG_SCHEDULE
-        bag_train = dataclasses.replace(
-            train_config, lr=lr, weight_decay=weight_decay, batch_size=batch_size
-        )
-        history, bag = _fit(
-            bag_config, split, bag_train, launch=None, progress=progress, console=console
-        )
-        assert bag is not None  # a single process always returns its model
-        result.histories["retrieval (bag)"] = history
-        result.retrieval["bag model"] = evaluate_retrieval(bag, split, ks=ks, progress=progress)
-        result.baseline_cross_entropy["bag model"] = retrieval_cross_entropy(
-            bag, split, "test", truth=truth
-        )
+
+
+def add_bag_baseline(
+    result: RunResult,
+    *,
+    train_config: TrainConfig,
+    truth: TruthFn | None = None,
+    ks: tuple[int, ...] = (10, 20),
+    progress: bool = True,
+    console: Console | None = None,
+) -> None:
+    """The bag model (mean of the history) trained beside a sequence model, into ``result``.
+
+    It trains with the full softmax, its own optimiser settings (:data:`BAG_SCHEDULE`) and
+    ``train_config``'s epochs, patience and seed. Nothing is added for a bag model.
+    """
+    if result.candidate.config.model != "sequence":
+        return
+    split = result.split
+    bag_config = dataclasses.replace(
+        result.candidate.config, model="bag", objective="full", tie_embeddings=False
+    )
+    say(console, "[bold]baseline[/]: the bag model (mean of the history), its own schedule")
+    lr, weight_decay, batch_size = BAG_SCHEDULE
+    bag_train = dataclasses.replace(
+        train_config, lr=lr, weight_decay=weight_decay, batch_size=batch_size
+    )
+    history, bag = _fit(
+        bag_config, split, bag_train, launch=None, progress=progress, console=console
+    )
+    assert bag is not None  # a single process always returns its model
+    result.histories["retrieval (bag)"] = history
+    result.retrieval["bag model"] = evaluate_retrieval(bag, split, ks=ks, progress=progress)
+    result.baseline_cross_entropy["bag model"] = retrieval_cross_entropy(
+        bag, split, "test", truth=truth
+    )
+
+
+def add_baselines(
+    result: RunResult,
+    *,
+    train_config: TrainConfig,
+    truth: TruthFn | None = None,
+    ks: tuple[int, ...] = (10, 20),
+    progress: bool = True,
+    console: Console | None = None,
+) -> None:
+    """Most-popular, tuned EASE (:func:`add_fitted_baselines`) and, for a sequence model, the
+    bag model (:func:`add_bag_baseline`), into ``result``."""
+    add_fitted_baselines(result, ks=ks, progress=progress, console=console)
+    add_bag_baseline(
+        result, train_config=train_config, truth=truth, ks=ks, progress=progress, console=console
+    )
 
 
 def train_retrieval(

@@ -74,7 +74,10 @@ class TrainRequest:
         }
 
     def ranking_train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.train.epochs, lr=3e-3, batch_size=1024, seed=self.train.seed)
+        return TrainConfig(
+            epochs=self.train.epochs, lr=3e-3, batch_size=1024, seed=self.train.seed,
+            resume=self.train.resume,
+        )
 
 
 def _narrow(names: tuple[str, ...], kind: Any) -> tuple[Any, ...]:

@@ -13,7 +13,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -27,6 +27,7 @@ from crossent.recsys.data import Interactions, Split, Stage, csr_rows
 from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.models import CandidateModel, windows_from_csr
 from crossent.recsys.objectives import IGNORE
+from crossent.recsys.resume import TrainingState
 
 LN2 = math.log(2.0)
 
@@ -47,6 +48,7 @@ class TrainConfig:
         min_delta_bits: an improvement smaller than this (bits) does not count.
         max_examples: use at most this many (random) training examples per epoch.
         seed: shuffling and sampling seed.
+        resume: where the loops save their state after each epoch and resume from.
     """
 
     epochs: int = 20
@@ -57,6 +59,8 @@ class TrainConfig:
     min_delta_bits: float = 1e-3
     max_examples: int | None = None
     seed: int = 0
+    #: save every epoch's state there, and continue from it (see crossent.recsys.resume)
+    resume: TrainingState | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -145,23 +149,32 @@ def run_epochs(
     criterion: Criterion = "bits",
     progress: bool,
     console: Console | None,
+    generators: tuple[torch.Generator, ...] = (),
 ) -> TrainHistory:
     """The epoch loop of both stages: shuffled batches, a bar, validation, early stopping.
 
     After each epoch ``validate()`` gives the validation metrics; the epoch is an improvement
     when ``criterion`` ("bits": lower by more than ``min_delta_bits``; "ndcg": higher) beats
     the best so far. Training stops after ``patience`` epochs without one, and the best
-    epoch's weights are restored.
+    epoch's weights are restored. With ``config.resume`` the loop's state (weights,
+    optimizer, early stopping, the data-order generator and ``generators``, the step's own
+    random sources) is saved after every epoch and restored first.
     """
     history = TrainHistory()
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(
         parameters.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    best, best_state, bad_epochs = -math.inf, None, 0
+    best, best_state, bad_epochs, first_epoch = -math.inf, None, 0, 1
     per_epoch = min(n_examples, config.max_examples or n_examples)
-    started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    generators = (generator, *generators)
+    loop = None if config.resume is None else config.resume.loop(label)
+    saved = None if loop is None else loop.restore(parameters, optimizer, generators)
+    if saved is not None:
+        history, best, bad_epochs = TrainHistory(**saved.history), saved.best, saved.bad_epochs
+        best_state, first_epoch = saved.best_state, saved.next_epoch
+    started = time.perf_counter() - history.seconds  # a resumed loop counts its saved time
+    for epoch in range(first_epoch, config.epochs + 1):
         parameters.train()
         order = torch.randperm(n_examples, generator=generator)[:per_epoch]
         with _progress(console, progress) as bar:
@@ -185,9 +198,16 @@ def run_epochs(
             best_state = {k: v.detach().clone() for k, v in parameters.state_dict().items()}
         else:
             bad_epochs += 1
-            if bad_epochs >= config.patience:
-                history.stopped_early = epoch < config.epochs
-                break
+        stop = bad_epochs >= config.patience
+        history.stopped_early = stop and epoch < config.epochs
+        history.seconds = time.perf_counter() - started
+        if loop is not None:
+            loop.save(
+                epoch, asdict(history), best, bad_epochs, best_state, parameters, optimizer,
+                generators, finished=stop or epoch == config.epochs,
+            )
+        if stop:
+            break
     history.seconds = time.perf_counter() - started
     if best_state is not None:
         parameters.load_state_dict(best_state)
@@ -265,6 +285,7 @@ def fit_candidate(
         criterion="ndcg",
         progress=progress,
         console=console,
+        generators=(sampler,),
     )
 
 

@@ -1,0 +1,266 @@
+r"""Recommendations from a checkpoint: one user, a list of users, or every user, in fixed memory.
+
+For a user with watches :math:`W` and candidate-model logits :math:`s_j = u \cdot v_j + b_j`,
+the candidates are the unwatched items ranked by :math:`s_j`, each with
+
+.. math::
+    P(\text{next watch} = j) = \frac{e^{s_j}}{\sum_{i \notin W} e^{s_i}},
+
+the model's softmax over the unwatched catalogue (the distribution whose cross-entropy training
+and evaluation measure; already-watched items are excluded, as in evaluation). With a ranking
+stage, the top ``candidates`` of them are re-ranked by the ranking model's P(watch) (the
+two-stage flow of Covington et al., RecSys 2016), fed the features it was trained on.
+
+Users are processed in batches and the catalogue in blocks: a batch of ``B`` users against a
+block of ``C`` items holds a ``(B, C)`` logit matrix and a running top-K and log-sum-exp
+(the online softmax normaliser), so memory does not grow with the catalogue beyond the
+model itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import torch
+from rich.progress import Progress
+
+from crossent._validation.numbers import check_int
+from crossent.errors import CrossentError
+from crossent.recsys.checkpoint import Checkpoint
+from crossent.recsys.data import csr_rows
+from crossent.recsys.models import windows_from_csr
+from crossent.recsys.ranking import inputs_from_windows
+
+#: logits held at once per batch: users x catalogue block (float32: 64 MiB)
+DEFAULT_CELLS = 1 << 24
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Top-k unwatched items of a batch of users (contiguous ids), best first.
+
+    Attributes:
+        users: ``(B,)`` contiguous user ids.
+        items: ``(B, k)`` contiguous item ids; ``-1`` past a user's available items.
+        scores: ``(B, k)`` candidate-model logits (``-inf`` where ``items`` is ``-1``).
+        probability: ``(B, k)`` P(next watch): softmax of the logits over unwatched items.
+        p_watch: ``(B, k)`` the ranking model's P(watch) (its odds of watch time for a
+            "watch-time" model), or ``None`` without a ranking stage.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    probability: np.ndarray
+    p_watch: np.ndarray | None
+
+
+def _top_unwatched(
+    checkpoint: Checkpoint, users: np.ndarray, keep: int, cells: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(logits (B, keep), items (B, keep), log normaliser (B,), windows)`` of the best
+    unwatched items, scanning the catalogue in blocks (a running top-K and log-sum-exp)."""
+    model = checkpoint.candidate
+    n_items = model.config.n_items
+    indptr, watched = csr_rows(checkpoint.watch_indptr, checkpoint.watch_items, users)
+    window = windows_from_csr(indptr, watched, model.config.history, n_items)
+    seen_rows = torch.from_numpy(np.repeat(np.arange(len(users)), np.diff(indptr)))
+    seen_items = torch.from_numpy(watched.astype(np.int64))
+    block = max(1, cells // max(len(users), 1))
+    best = torch.full((len(users), 0), -torch.inf)
+    best_items = torch.zeros((len(users), 0), dtype=torch.int64)
+    log_normaliser = torch.full((len(users),), -torch.inf, dtype=torch.float64)
+    with torch.no_grad():
+        user = model.user_vector(window)  # (B, d)
+        table = model.output_table()  # (n_items, d); the input embeddings when tied
+        for start in range(0, n_items, block):
+            stop = min(start + block, n_items)
+            # u · v_j + b_j for the block, bias added inside the matrix product
+            logits = torch.addmm(model.item_bias[start:stop], user, table[start:stop].T)
+            inside = (seen_items >= start) & (seen_items < stop)
+            logits[seen_rows[inside], seen_items[inside] - start] = -torch.inf
+            # the normaliser block by block: log-sum-exp within, logaddexp (float64) across
+            log_normaliser = torch.logaddexp(log_normaliser, torch.logsumexp(logits, 1).double())
+            top = torch.topk(logits, min(keep, stop - start), dim=1)
+            merged = torch.cat([best, top.values], 1)
+            merged_items = torch.cat([best_items, top.indices + start], 1)
+            # stable: among equal logits, the item of the earlier block stays first
+            order = torch.sort(merged, dim=1, descending=True, stable=True).indices[:, :keep]
+            best, best_items = merged.gather(1, order), merged_items.gather(1, order)
+    return best, best_items, log_normaliser, window
+
+
+def _rank_stage(
+    checkpoint: Checkpoint, window: torch.Tensor, items: torch.Tensor, watch_count: np.ndarray
+) -> torch.Tensor:
+    """``(B, K)`` the ranking model's output for each user's candidates (``items`` >= 0)."""
+    ranking = checkpoint.ranking
+    assert ranking is not None
+    features = checkpoint.ranking_candidate or checkpoint.candidate
+    n_users, n_candidates = items.shape
+    flat = items.reshape(-1).clamp_min(0).numpy()
+    rows = window.repeat_interleave(n_candidates, dim=0)  # (B K, history)
+    inputs = inputs_from_windows(
+        features, rows, flat, np.zeros(len(flat)), watch_count[flat]
+    )  # no context at recommendation time: times shown and slot 0
+    with torch.no_grad():
+        logits = ranking(inputs.user, inputs.item, inputs.dense).double()
+    output = torch.exp(logits) if ranking.config.loss == "watch-time" else torch.sigmoid(logits)
+    return output.reshape(n_users, n_candidates)
+
+
+def recommend_users(
+    checkpoint: Checkpoint,
+    users: np.ndarray,
+    k: int = 10,
+    *,
+    candidates: int = 100,
+    rank: bool = True,
+    cells: int = DEFAULT_CELLS,
+    watch_count: np.ndarray | None = None,
+) -> Recommendations:
+    """Top-``k`` unwatched items for contiguous user ids ``users`` (see the module docstring).
+
+    Args:
+        candidates: with a ranking stage (and ``rank``), how many of the candidate model's
+            best items the ranking model re-ranks; ``k`` of them are returned.
+        rank: use the ranking stage when the checkpoint has one.
+        cells: logits held at once (users x catalogue block); bounds the memory.
+        watch_count: ``(n_items,)`` watches per item in the checkpoint (computed if absent).
+    """
+    for name, value in (("k", k), ("candidates", candidates), ("cells", cells)):
+        check_int(value, name, low=1)
+    users = np.asarray(users, dtype=np.int64)
+    n_items = checkpoint.candidate.config.n_items
+    two_stage = rank and checkpoint.ranking is not None
+    keep = min(max(k, candidates) if two_stage else k, n_items)
+    logits, items, log_normaliser, window = _top_unwatched(checkpoint, users, keep, cells)
+    available = torch.isfinite(logits)
+    items = torch.where(available, items, -1)
+    probability = torch.exp(logits.double() - log_normaliser[:, None])
+    p_watch = None
+    if two_stage:
+        if watch_count is None:
+            watch_count = np.bincount(checkpoint.watch_items, minlength=n_items)
+        p_watch = _rank_stage(checkpoint, window, items, watch_count.astype(np.float64))
+        p_watch = torch.where(available, p_watch, -torch.inf)
+        order = torch.sort(p_watch, dim=1, descending=True, stable=True).indices[:, :k]
+        logits, items = logits.gather(1, order), items.gather(1, order)
+        probability, p_watch = probability.gather(1, order), p_watch.gather(1, order)
+        p_watch = torch.where(items >= 0, p_watch, torch.nan)
+    else:
+        logits, items, probability = logits[:, :k], items[:, :k], probability[:, :k]
+    return Recommendations(
+        users=users,
+        items=items.numpy(),
+        scores=logits.double().numpy(),
+        probability=probability.numpy(),
+        p_watch=None if p_watch is None else p_watch.numpy(),
+    )
+
+
+def recommend_batches(
+    checkpoint: Checkpoint,
+    users: np.ndarray,
+    k: int = 10,
+    *,
+    batch_users: int = 256,
+    candidates: int = 100,
+    rank: bool = True,
+    cells: int = DEFAULT_CELLS,
+) -> Iterator[Recommendations]:
+    """:func:`recommend_users` over ``users`` in batches of ``batch_users`` (fixed memory)."""
+    check_int(batch_users, "batch_users", low=1)
+    users = np.asarray(users, dtype=np.int64)
+    count = np.bincount(checkpoint.watch_items, minlength=checkpoint.candidate.config.n_items)
+    for start in range(0, len(users), batch_users):
+        yield recommend_users(
+            checkpoint,
+            users[start : start + batch_users],
+            k,
+            candidates=candidates,
+            rank=rank,
+            cells=cells,
+            watch_count=count,
+        )
+
+
+def recent_watches(checkpoint: Checkpoint, user: int, n: int) -> np.ndarray:
+    """Contiguous ids of ``user``'s last ``n`` watches, most recent first."""
+    start, stop = checkpoint.watch_indptr[user], checkpoint.watch_indptr[user + 1]
+    return checkpoint.watch_items[max(start, stop - n) : stop][::-1]
+
+
+def recommendation_table(checkpoint: Checkpoint, batch: Recommendations) -> pa.Table:
+    """One row per recommendation: user, rank, item (original ids), score, probability,
+    ``p_watch`` with a ranking stage, and title when the checkpoint has titles."""
+    valid = batch.items >= 0  # (B, k)
+    row, column = np.nonzero(valid)
+    items = batch.items[row, column]
+    columns: dict[str, pa.Array] = {
+        "user": pa.array(checkpoint.user_ids[batch.users[row]]),
+        "rank": pa.array(column + 1, type=pa.int32()),
+        "item": pa.array(checkpoint.item_ids[items]),
+        "score": pa.array(batch.scores[row, column]),
+        "probability": pa.array(batch.probability[row, column]),
+    }
+    if batch.p_watch is not None:
+        columns["p_watch"] = pa.array(batch.p_watch[row, column])
+    if checkpoint.titles is not None:
+        columns["title"] = pa.array(checkpoint.titles[items], type=pa.string())
+    return pa.table(columns)
+
+
+def write_recommendations(
+    checkpoint: Checkpoint,
+    users: np.ndarray,
+    out: str | Path,
+    k: int = 10,
+    *,
+    batch_users: int = 256,
+    candidates: int = 100,
+    rank: bool = True,
+    cells: int = DEFAULT_CELLS,
+    progress: Progress | None = None,
+) -> int:
+    """Write :func:`recommendation_table` rows for ``users`` to ``out`` (``.parquet`` or
+    ``.csv``), batch by batch, so memory stays fixed; returns the number of rows."""
+    path = Path(out)
+    if path.suffix not in (".parquet", ".csv"):
+        raise CrossentError(f"--out {str(path)!r}: the file name must end in .parquet or .csv")
+    if not path.parent.is_dir():
+        raise CrossentError(f"--out {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    task = None if progress is None else progress.add_task("recommending", total=len(users))
+    writer: pq.ParquetWriter | pa_csv.CSVWriter | None = None
+    rows = 0
+    try:
+        for batch in recommend_batches(
+            checkpoint,
+            users,
+            k,
+            batch_users=batch_users,
+            candidates=candidates,
+            rank=rank,
+            cells=cells,
+        ):
+            table = recommendation_table(checkpoint, batch)
+            if writer is None:
+                writer = (
+                    pq.ParquetWriter(path, table.schema)
+                    if path.suffix == ".parquet"
+                    else pa_csv.CSVWriter(path, table.schema)
+                )
+            writer.write_table(table)
+            rows += len(table)
+            if progress is not None and task is not None:
+                progress.update(task, advance=len(batch.users))
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows

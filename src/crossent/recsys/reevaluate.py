@@ -1,0 +1,70 @@
+"""Evaluating a saved checkpoint again, by the protocol its training run used.
+
+:func:`evaluate_checkpoint` rebuilds the leave-last-out split of the data, scores the stored
+candidate model beside the baselines training fits in closed form, most-popular and EASE with
+λ tuned on validation (:func:`crossent.recsys.retrieval.add_fitted_baselines`; the bag model
+that training runs beside a sequence model is not trained again), and on simulated data
+against the same truth (:func:`crossent.recsys.pipeline.simulated_truth`); a stored ranking
+model is scored on the ranking examples its training used
+(:func:`crossent.recsys.pipeline.evaluate_logged_ranking`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from crossent.errors import CrossentError
+from crossent.recsys.checkpoint import Checkpoint
+from crossent.recsys.data import Interactions, leave_last_out
+from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.pipeline import evaluate_logged_ranking, simulated_truth
+from crossent.recsys.results import RunResult
+from crossent.recsys.retrieval import add_fitted_baselines
+from crossent.recsys.simulate import SimulationConfig, simulate
+from crossent.recsys.train import TruthFn, retrieval_cross_entropy
+
+
+def _simulated(checkpoint: Checkpoint) -> tuple[Interactions, TruthFn]:
+    settings = checkpoint.extra.get("simulation")
+    if settings is None:
+        raise CrossentError("the model was not trained on simulated data")
+    log = simulate(SimulationConfig(**settings))
+    return log.interactions, simulated_truth(log)
+
+
+def evaluate_checkpoint(
+    checkpoint: Checkpoint, watches: Interactions | None = None, *, progress: bool = True
+) -> RunResult:
+    """Test metrics of ``checkpoint`` on ``watches`` (``None``: its simulated log and truth).
+
+    Raises:
+        CrossentError: ``watches`` has other items than the model, or ``None`` is given for a
+            model not trained on simulated data.
+    """
+    truth = None
+    if watches is None:
+        watches, truth = _simulated(checkpoint)
+    same = len(watches.item_ids) == len(checkpoint.item_ids) and np.array_equal(
+        watches.item_ids.astype(str), checkpoint.item_ids.astype(str)
+    )
+    if not same:
+        raise CrossentError(
+            f"the data's {watches.n_items} items differ from the model's "
+            f"{len(checkpoint.item_ids)}; evaluate on the data the model was trained on"
+        )
+    split = leave_last_out(watches)
+    candidate = checkpoint.candidate
+    result = RunResult(watches=watches, split=split, candidate=candidate)
+    result.cross_entropy = retrieval_cross_entropy(candidate, split, "test", truth=truth)
+    result.retrieval["model"] = evaluate_retrieval(candidate, split, progress=progress)
+    add_fitted_baselines(result, progress=progress)
+    settings = checkpoint.extra.get("ranking_examples")
+    if checkpoint.ranking is not None and settings is not None:
+        evaluate_logged_ranking(
+            result,
+            checkpoint.ranking,
+            negatives=settings["negatives"],
+            seed=settings["seed"],
+            candidate=checkpoint.ranking_candidate,
+        )
+    return result
