@@ -118,3 +118,29 @@ def test_the_group_turns_a_library_error_into_one_line_and_exit_2() -> None:
     result = CliRunner().invoke(probe, ["fail"])
     assert result.exit_code == 2
     assert result.output == "error: bins = 0 must be >= 1\n"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["train", "--data", "simulated", "--out", "OUT", "--model", "bags"],
+         "--model 'bags' is not one of sequence, bag"),
+        (["train", "--data", "simulated", "--out", "OUT", "--loss", "full,in_batch,gbse"],
+         "--loss 'gbse' is not one of full, sampled, bce, gbce, in-batch, focal, watch-time"),
+        (["train", "--data", "simulated", "--out", "OUT", "--format", "movie_lens"],
+         "--format 'movie_lens' is not one of auto, movielens, recbole, csv, parquet"),
+        (["demo", "--model", "seq"], "--model 'seq' is not one of sequence, bag"),
+        (["evaluate", "--model", "M", "--data", "D", "--format", "tsv"],
+         "--format 'tsv' is not one of auto, movielens, recbole, csv, parquet"),
+    ],
+)
+def test_recommender_commands_reject_an_unknown_choice_before_any_work(
+    arguments: list[str], message: str, tmp_path
+) -> None:
+    arguments = [str(tmp_path / "out") if value == "OUT" else value for value in arguments]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+

@@ -20,6 +20,13 @@ FocalMode = Literal["multiclass", "binary"]
 BinStrategy = Literal["uniform", "quantile"]
 TargetKind = Literal["index", "probs"]
 
+# the recommender's vocabularies (here, not in crossent.recsys, so the CLI reads them without torch)
+CandidateKind = Literal["sequence", "bag"]
+Objective = Literal["full", "sampled", "bce", "gbce", "in-batch"]
+RankingLoss = Literal["bce", "focal", "watch-time"]
+DataFormat = Literal["auto", "movielens", "recbole", "csv", "parquet"]
+StageName = Literal["retrieval", "ranking"]
+
 T = TypeVar("T")
 
 

@@ -8,6 +8,9 @@ from typing import Annotated
 
 import typer
 
+from crossent._validation.choices import CandidateKind, Objective
+from crossent.cli._options import each_of, one_of
+
 
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for report.html and the PNG figures.")] = Path(
@@ -20,12 +23,13 @@ def demo(
     loss: Annotated[
         str,
         typer.Option(
+            callback=each_of(Objective),
             help="Retrieval objective: full, sampled, bce, gbce or in-batch; a comma list "
             "trains the same model under each."
         ),
     ] = "full",
     model: Annotated[
-        str, typer.Option(help="Candidate model: sequence or bag.")
+        str, typer.Option(callback=one_of(CandidateKind), help="Candidate model: sequence or bag.")
     ] = "sequence",
     seed: Annotated[int, typer.Option(help="Seed of the simulation and the training.")] = 0,
 ) -> None:

@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from crossent._validation.choices import DataFormat
+from crossent.cli._options import listed, one_of
+
 
 def evaluate(
     model: Annotated[Path, typer.Option(help="Folder written by `crossent train`.")],
@@ -17,7 +20,9 @@ def evaluate(
             "metrics measured after training. Same ids as the training data."
         ),
     ] = None,
-    format: Annotated[str, typer.Option(help="auto, movielens, recbole, csv or parquet.")] = (
+    format: Annotated[
+        str, typer.Option(callback=one_of(DataFormat), help=f"{listed(DataFormat)}.")
+    ] = (
         "auto"
     ),
     min_rating: Annotated[

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+
+from crossent._validation.choices import (
+    CandidateKind,
+    DataFormat,
+    Objective,
+    RankingLoss,
+    StageName,
+)
+from crossent.cli._options import each_of, listed, one_of
 
 DataOption = Annotated[
     str,
@@ -17,11 +26,14 @@ DataOption = Annotated[
 
 OutOption = Annotated[Path, typer.Option(help="Folder for the checkpoint.")]
 
-FormatOption = Annotated[str, typer.Option(help="auto, movielens, recbole, csv or parquet.")]
+FormatOption = Annotated[
+    str, typer.Option(callback=one_of(DataFormat), help=f"{listed(DataFormat)}.")
+]
 
 StageOption = Annotated[
     str,
     typer.Option(
+        callback=one_of(StageName),
         help="retrieval (candidate generation) or ranking (both stages; on a file, "
         "ranking examples are each watch plus --negatives popular unwatched videos)."
     ),
@@ -30,6 +42,7 @@ StageOption = Annotated[
 LossOption = Annotated[
     str,
     typer.Option(
+        callback=each_of(Literal[Objective, RankingLoss]),
         help="Retrieval: full (exact softmax), sampled (log Q corrected), bce (one "
         "negative), gbce (gSASRec) or in-batch; a comma list (full,sampled,bce,gbce) "
         "trains the same model under each and prints a table. Ranking: bce, focal or "
@@ -40,6 +53,7 @@ LossOption = Annotated[
 ModelOption = Annotated[
     str,
     typer.Option(
+        callback=one_of(CandidateKind),
         help="Candidate model: sequence (self-attention over the ordered history) or bag "
         "(mean of the history's embeddings)."
     ),

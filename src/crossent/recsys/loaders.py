@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crossent import io
+from crossent._validation.choices import DataFormat as Format
 from crossent.errors import CrossentError, DataFileError
 from crossent.io.columns import ROLE_NAMES
 from crossent.recsys._parsing import Kind, build_interactions, read_delimited
 from crossent.recsys.data import Interactions
-
-Format = Literal["auto", "movielens", "recbole", "csv", "parquet"]
 
 _ML_NAMES = ("user", "item", "rating", "timestamp")
 _ML_KINDS: dict[str, Kind] = {"user": "int", "item": "int", "rating": "float", "timestamp": "int"}

@@ -28,21 +28,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import numpy as np
 import torch
 from torch import nn
 
+from crossent._validation.choices import CandidateKind, Objective, RankingLoss
 from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.recsys import objectives
 from crossent.recsys.data import Interactions
 from crossent.recsys.sequence import SequenceEncoder, seen_before, sequence_examples
-
-CandidateKind = Literal["sequence", "bag"]
-Objective = Literal["full", "sampled", "bce", "gbce", "in-batch"]
-RankingLoss = Literal["bce", "focal", "watch-time"]
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ renders the result; every decision about what to train lives here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from rich.console import Console
 
+from crossent._validation.choices import StageName
 from crossent.errors import CrossentError
 from crossent.recsys.data import Interactions
 from crossent.recsys.models import CandidateKind, Objective, RankingLoss
@@ -21,8 +22,6 @@ from crossent.recsys.results import RunResult
 from crossent.recsys.retrieval import compare_objectives, train_retrieval
 from crossent.recsys.simulate import SimulationConfig
 from crossent.recsys.train import TrainConfig
-
-StageName = Literal["retrieval", "ranking"]
 
 
 def parse_choices(text: str, kind: Any, option: str) -> tuple[str, ...]:
