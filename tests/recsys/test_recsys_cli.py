@@ -116,10 +116,10 @@ def test_unknown_user_exits_2_with_one_line_naming_the_id(trained_dir):
     ("arguments", "message"),
     [
         (["--stage", "ranking", "--loss", "watch-time"], "a watch log has none"),
-        (["--stage", "rank"], "--stage 'rank' must be one of retrieval, ranking"),
+        (["--stage", "rank"], "--stage 'rank' is not one of retrieval, ranking"),
         (["--loss", "focal"], "--loss 'focal' must be one of full, sampled, bce, gbce"),
-        (["--loss", "full,nope"], "--loss 'nope' must be one of full"),
-        (["--model", "rnn"], "--model 'rnn' must be one of sequence, bag"),
+        (["--loss", "full,nope"], "--loss 'nope' is not one of full, sampled"),
+        (["--model", "rnn"], "--model 'rnn' is not one of sequence, bag"),
     ],
 )
 def test_train_option_errors_exit_2(tmp_path, arguments, message):
