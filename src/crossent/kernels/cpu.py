@@ -49,6 +49,12 @@ try:  # numba is a dependency, but a broken install must fall back, not crash th
         weighted_gap_sum,
     )
 
+    # Start numba's threading layer now. A kernel loaded from the on-disk cache that calls
+    # get_thread_id() links against the layer's symbols; in a process that has not started it
+    # yet (a fresh torchrun or spawn worker whose first kernel comes from the cache) LLVM
+    # aborts with "Symbol not found: get_thread_id". get_num_threads() starts it.
+    get_num_threads()
+
     _NUMBA_IMPORT_ERROR: Exception | None = None
 except Exception as error:  # pragma: no cover - exercised only without numba
     _NUMBA_IMPORT_ERROR = error
