@@ -106,8 +106,14 @@ def launch_from_env(timeout_minutes: float = 30.0) -> Launch:
 
 
 def shutdown(launch: Launch) -> None:
-    """Leave the process group (after the last collective)."""
+    """Leave the process group (after the last collective), every rank together.
+
+    Rank 0 still evaluates and saves after the other ranks' last collective; a rank that tears
+    the gloo group down while another still holds it dies in std::terminate. The barrier keeps
+    every rank in the group until rank 0 is done (torchrun ends the others if rank 0 fails).
+    """
     if launch.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
