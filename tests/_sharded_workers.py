@@ -58,6 +58,7 @@ def _entry(rank: int, fn: Callable[..., Any], world_size: int, port: int, out_di
     partial = Path(out_dir) / f"rank{rank}.pt.partial"
     torch.save(result, partial)
     partial.replace(Path(out_dir) / f"rank{rank}.pt")  # complete, or absent
+    dist.barrier()  # no rank tears the gloo group down while another still uses it
     dist.destroy_process_group()
 
 
