@@ -16,7 +16,12 @@ from crossent.recsys.models import CandidateConfig, CandidateModel, bag_examples
 from crossent.recsys.pipeline import run_simulated
 from crossent.recsys.recommend import recommend_users
 from crossent.recsys.simulate import SimulationConfig, simulate
-from crossent.recsys.train import TrainConfig, fit_candidate, retrieval_cross_entropy
+from crossent.recsys.train import (
+    TrainConfig,
+    bucketed,
+    fit_candidate,
+    retrieval_cross_entropy,
+)
 
 
 def _shuffled_log() -> Interactions:
@@ -160,3 +165,44 @@ def test_bad_training_configuration_is_named():
         TrainConfig(epochs=0)
     with pytest.raises(CrossentError, match="lr = -1"):
         TrainConfig(lr=-1.0)
+
+
+def test_bucketed_batches_hold_every_example_once_among_alike_lengths():
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 200, (1000,), generator=generator)
+    order = torch.randperm(1000, generator=generator)[:990]
+    batch = 4
+    got = bucketed(order, lengths, batch, torch.Generator().manual_seed(1))
+    assert sorted(got.tolist()) == sorted(order.tolist())  # a permutation of the epoch
+    spread = [
+        int(lengths[rows].max() - lengths[rows].min()) for rows in got[: 990 // batch * batch]
+        .view(-1, batch)
+    ]
+    random_spread = [
+        int(lengths[rows].max() - lengths[rows].min())
+        for rows in order[: 990 // batch * batch].view(-1, batch)
+    ]
+    # sorted pools of 64 batches: within-batch spread is about 200 / 64, not about 120
+    assert np.mean(spread) < np.mean(random_spread) / 5
+
+
+@pytest.mark.parametrize("epochs, steps", [(1, 10), (3, 7)])
+def test_cosine_schedule_follows_its_formula_and_reaches_zero_at_the_last_step(
+    epochs: int, steps: int
+):
+    config = TrainConfig(epochs=epochs, lr=0.2, lr_schedule="cosine")
+    total = epochs * steps
+    for epoch in range(1, epochs + 1):
+        for step in range(steps):
+            done = ((epoch - 1) * steps + step) / total
+            assert config.lr_at(epoch, step, steps) == pytest.approx(
+                0.1 * (1 + np.cos(np.pi * done))
+            )
+    assert config.lr_at(1, 0, steps) == pytest.approx(0.2)
+    assert config.lr_at(epochs, steps - 1, steps) < 0.2 * (np.pi / total) ** 2
+    assert TrainConfig(lr=0.2).lr_at(epochs, steps - 1, steps) == 0.2  # constant
+
+
+def test_an_unknown_schedule_is_named():
+    with pytest.raises(CrossentError, match="lr_schedule = 'linear' is not one of"):
+        TrainConfig(lr_schedule="linear")  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ Objective = Literal["full", "sampled", "bce", "gbce", "in-batch"]
 RankingLoss = Literal["bce", "focal", "watch-time"]
 DataFormat = Literal["auto", "movielens", "recbole", "csv", "parquet"]
 StageName = Literal["retrieval", "ranking"]
+LrSchedule = Literal["constant", "cosine"]
 
 T = TypeVar("T")
 

@@ -21,6 +21,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from crossent._validation.choices import LrSchedule, check_choice
 from crossent.errors import CrossentError
 from crossent.losses import cross_entropy
 from crossent.recsys.data import Interactions, Split, Stage, csr_rows
@@ -42,7 +43,10 @@ class TrainConfig:
     Attributes:
         epochs: the most epochs to run.
         batch_size: examples per step (targets, for the candidate models; see :func:`per_step`).
-        lr: Adam learning rate.
+        lr: Adam learning rate (the peak, under a schedule).
+        lr_schedule: "constant", or "cosine": step ``s`` of ``S = epochs x steps per epoch``
+            uses ``lr (1 + cos(pi s / S)) / 2``. The rate is a function of the step number
+            alone, so a resumed run continues on the same curve.
         weight_decay: decoupled weight decay (AdamW); 0 = plain Adam.
         patience: stop after this many epochs without a validation improvement.
         min_delta_bits: an improvement smaller than this (bits) does not count.
@@ -54,6 +58,7 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 1024
     lr: float = 5e-3
+    lr_schedule: LrSchedule = "constant"
     weight_decay: float = 0.0
     patience: int = 2
     min_delta_bits: float = 1e-3
@@ -69,6 +74,14 @@ class TrainConfig:
                 raise CrossentError(f"{name} = {value!r} must be an integer >= 1")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise CrossentError(f"lr = {self.lr!r} must be a finite number > 0")
+        check_choice(self.lr_schedule, "lr_schedule", LrSchedule)
+
+    def lr_at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
+        """The learning rate of ``step`` (0-based) of ``epoch`` (1-based)."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        done = ((epoch - 1) * steps_per_epoch + step) / max(self.epochs * steps_per_epoch, 1)
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
 
 
 @dataclass
@@ -117,25 +130,54 @@ def _train_one_epoch(
     step: Step,
     order: torch.Tensor,
     optimizer: torch.optim.Optimizer,
-    batch_size: int,
+    config: TrainConfig,
+    epoch: int,
     bar: Progress,
     description: str,
 ) -> tuple[float, float]:
     """Steps over ``order`` in batches; returns (mean training bits, examples per second)."""
+    batch_size = config.batch_size
     steps = math.ceil(len(order) / batch_size)
     task = bar.add_task(description, total=steps, bits=0.0, rate=0.0)
     total_nats, seen, start = 0.0, 0, time.perf_counter()
-    for first in range(0, len(order), batch_size):
+    for number, first in enumerate(range(0, len(order), batch_size)):
         rows = order[first : first + batch_size]
         loss, weight = step(rows)  # mean nats over the batch's ``weight`` targets
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr_at(epoch, number, steps)
         optimizer.step()
         total_nats += loss.item() * weight
         seen += weight
         rate = (first + len(rows)) / max(time.perf_counter() - start, 1e-9)
         bar.update(task, advance=1, bits=total_nats / max(seen, 1) / LN2, rate=rate)
     return total_nats / max(seen, 1) / LN2, len(order) / max(time.perf_counter() - start, 1e-9)
+
+
+#: Batches are formed from this many batches' worth of shuffled examples sorted by length.
+BUCKET_BATCHES = 64
+
+
+def bucketed(
+    order: torch.Tensor, lengths: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``order`` rearranged so that each run of ``batch_size`` holds examples of alike length.
+
+    The shuffled ``order`` is cut into pools of :data:`BUCKET_BATCHES` batches; each pool is
+    sorted by length and cut into batches, and the full batches are shuffled (the one short
+    batch stays last). Every example still appears once per epoch, in a random batch among
+    examples of similar length, so a batch of short sequences is not padded to the longest.
+    """
+    pool = batch_size * BUCKET_BATCHES
+    pieces = [
+        part[torch.argsort(lengths[part], stable=True)] for part in order.split(pool)
+    ]
+    batches = torch.cat(pieces).split(batch_size)
+    full = [batch for batch in batches if len(batch) == batch_size]
+    short = [batch for batch in batches if len(batch) < batch_size]
+    shuffled = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
+    return torch.cat(shuffled + short) if len(order) else order
 
 
 def run_epochs(
@@ -150,6 +192,7 @@ def run_epochs(
     progress: bool,
     console: Console | None,
     generators: tuple[torch.Generator, ...] = (),
+    lengths: torch.Tensor | None = None,
 ) -> TrainHistory:
     """The epoch loop of both stages: shuffled batches, a bar, validation, early stopping.
 
@@ -158,7 +201,8 @@ def run_epochs(
     the best so far. Training stops after ``patience`` epochs without one, and the best
     epoch's weights are restored. With ``config.resume`` the loop's state (weights,
     optimizer, early stopping, the data-order generator and ``generators``, the step's own
-    random sources) is saved after every epoch and restored first.
+    random sources) is saved after every epoch and restored first. With ``lengths`` (the
+    cost of each example) batches group examples of alike length (:func:`bucketed`).
     """
     history = TrainHistory()
     generator = torch.Generator().manual_seed(config.seed)
@@ -177,9 +221,11 @@ def run_epochs(
     for epoch in range(first_epoch, config.epochs + 1):
         parameters.train()
         order = torch.randperm(n_examples, generator=generator)[:per_epoch]
+        if lengths is not None:
+            order = bucketed(order, lengths, config.batch_size, generator)
         with _progress(console, progress) as bar:
             train_bits, rate = _train_one_epoch(
-                step, order, optimizer, config.batch_size, bar, f"{label} epoch {epoch}"
+                step, order, optimizer, config, epoch, bar, f"{label} epoch {epoch}"
             )
         history.train_bits.append(train_bits)
         history.examples_per_second.append(rate)
@@ -286,6 +332,7 @@ def fit_candidate(
         progress=progress,
         console=console,
         generators=(sampler,),
+        lengths=model.example_lengths(inputs),
     )
 
 
