@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from crossent.recsys.data import Interactions
 from crossent.recsys.models import CandidateConfig, CandidateModel
 from crossent.recsys.objectives import IGNORE, gbce_beta
-from crossent.recsys.sequence import sequence_examples
+from crossent.recsys.sequence import example_lengths, leading_padding, sequence_examples
 
 N_ITEMS = 30
 LENGTH = 6
@@ -181,3 +181,40 @@ def test_sampled_softmax_with_every_item_drawn_is_the_full_softmax():
         inputs, targets, item_log_prob=item_log_prob, generator=torch.Generator().manual_seed(0)
     )
     torch.testing.assert_close(got, full.loss(inputs, targets), rtol=1e-8, atol=1e-8)
+
+
+def _short_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Every window starts with two padding columns, so the training step drops them."""
+    inputs, targets = _batch()
+    inputs[:, :2], targets[:, :2] = N_ITEMS, IGNORE
+    return inputs, targets
+
+
+def test_leading_padding_counts_the_columns_that_are_padding_in_every_row():
+    inputs, _ = _short_batch()
+    assert leading_padding(inputs, N_ITEMS) == 2
+    assert leading_padding(_batch()[0], N_ITEMS) == 0
+    assert leading_padding(torch.full((2, 4), N_ITEMS), N_ITEMS) == 3  # one column is kept
+    lengths = example_lengths(inputs, N_ITEMS)
+    assert lengths.tolist() == [int((row != N_ITEMS).sum()) for row in inputs]
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_dropping_shared_padding_leaves_every_loss_unchanged(masked: bool):
+    model = _model(mask_history=masked)
+    inputs, targets = _short_batch()
+    logits = _logits(model, inputs)  # from the whole window, padding included
+    if masked:  # each position's earlier watches, other than its target, leave the softmax
+        for row in range(len(inputs)):
+            for query in range(LENGTH):
+                for key in range(query + 1):
+                    item = int(inputs[row, key])
+                    if item < N_ITEMS and item != int(targets[row, query]):
+                        logits[row, query, item] = -math.inf
+    expected = F.cross_entropy(
+        logits.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none"
+    )
+    got = model.loss(inputs, targets)
+    assert got.shape == targets.shape
+    torch.testing.assert_close(got, expected)
+    assert torch.all(got[:, :2] == 0)

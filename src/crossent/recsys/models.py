@@ -32,6 +32,7 @@ from typing import Any, get_args
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from crossent._validation.choices import CandidateKind, Objective, RankingLoss
@@ -39,7 +40,13 @@ from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.recsys import objectives
 from crossent.recsys.data import Interactions
-from crossent.recsys.sequence import SequenceEncoder, seen_before, sequence_examples
+from crossent.recsys.sequence import (
+    SequenceEncoder,
+    example_lengths,
+    leading_padding,
+    seen_before,
+    sequence_examples,
+)
 
 
 @dataclass(frozen=True)
@@ -221,6 +228,10 @@ class CandidateModel(nn.Module):
     ) -> torch.Tensor:
         """Per-target loss (nats) of the configured objective, shaped like ``targets``.
 
+        Sequence windows are first cut to the batch's longest history
+        (:func:`~crossent.recsys.sequence.leading_padding`); the cut columns get loss 0, as
+        padding does.
+
         Args:
             inputs, targets: from :meth:`examples` (padded targets are
                 :data:`~crossent.recsys.objectives.IGNORE` and give 0).
@@ -228,6 +239,10 @@ class CandidateModel(nn.Module):
                 distribution and log Q of "sampled" and "in-batch").
             generator: random source of the negatives.
         """
+        shape, skip = targets.shape, 0
+        if self.config.model == "sequence":
+            skip = leading_padding(inputs, self.config.n_items)
+            inputs, targets = inputs[:, skip:], targets[:, skip:]
         states = self.states(inputs)
         grid = targets.reshape(len(targets), -1)  # (N, Q)
         states = states.reshape(*grid.shape, -1)  # (N, Q, d)
@@ -237,7 +252,14 @@ class CandidateModel(nn.Module):
             per_position = objectives.mask_seen(
                 states, grid, per_position, keys, keep, self.output_table(), self.item_bias
             )
-        return per_position.reshape(targets.shape)
+        return F.pad(per_position, (skip, 0)).reshape(shape)
+
+    def example_lengths(self, inputs: torch.Tensor) -> torch.Tensor | None:
+        """``(n,)`` real inputs per training window (sequence model), to batch alike lengths
+        together; ``None`` for the bag, whose examples all cost the same."""
+        if self.config.model == "sequence":
+            return example_lengths(inputs, self.config.n_items)
+        return None
 
     def objective_loss(
         self,

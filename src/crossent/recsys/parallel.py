@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from rich.console import Console
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -50,6 +51,7 @@ from crossent.errors import CrossentError
 from crossent.recsys.data import Split
 from crossent.recsys.models import CandidateModel
 from crossent.recsys.objectives import IGNORE, log1mexp
+from crossent.recsys.sequence import leading_padding
 from crossent.recsys.train import (
     TrainConfig,
     TrainHistory,
@@ -191,12 +193,16 @@ class ShardedCandidate(nn.Module):
             rows: indices of the batch's examples, the same on every rank.
             inputs, targets: all examples (:meth:`CandidateModel.examples`), on every rank.
         """
-        parts = rows.tensor_split(self.launch.world_size)
         device = self.launch.device
-        batch_targets = targets[rows].to(device)
-        grid = batch_targets.reshape(len(rows), -1)  # (B, Q)
+        batch_inputs, batch_targets = inputs[rows], targets[rows]
+        shape, skip = batch_targets.shape, 0
+        if self.config.model == "sequence":  # as CandidateModel.loss: drop shared padding
+            skip = leading_padding(batch_inputs, self.config.n_items)
+            batch_inputs, batch_targets = batch_inputs[:, skip:], batch_targets[:, skip:]
+        grid = batch_targets.reshape(len(rows), -1).to(device)  # (B, Q)
         positions = grid.shape[1]
-        states_local = self.user_side(inputs[parts[self.launch.rank]].to(device))
+        parts = batch_inputs.tensor_split(self.launch.world_size)
+        states_local = self.user_side(parts[self.launch.rank].to(device))
         dim = states_local.shape[-1]
         counts = [len(part) * positions for part in parts]
         # (B Q, d), rank order = batch order
@@ -207,9 +213,9 @@ class ShardedCandidate(nn.Module):
         ).view(grid.shape)
         if self.config.mask_history:
             per_row = self._mask_seen(
-                states.view(*grid.shape, dim), inputs[rows].to(device), grid, per_row
+                states.view(*grid.shape, dim), batch_inputs.to(device), grid, per_row
             )
-        return per_row.reshape(batch_targets.shape)
+        return F.pad(per_row, (skip, 0)).reshape(shape)
 
     def _shard_scores(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """``h_bq · w_item + b_item`` ``(B, Q, K)`` for ``items (B, K)``, from the owning ranks."""
@@ -313,5 +319,6 @@ def fit_candidate_distributed(
         step, len(targets), validate, sharded, per_step(config, targets), label="retrieval",
         criterion="ndcg",
         progress=progress and launch.is_main, console=console if launch.is_main else None,
+        lengths=model.example_lengths(inputs),
     )
     return history, sharded.gather_model()

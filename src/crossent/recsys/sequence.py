@@ -146,6 +146,24 @@ def sequence_examples(train: Interactions, history: int) -> tuple[torch.Tensor, 
     )
 
 
+def leading_padding(inputs: torch.Tensor, pad: int) -> int:
+    """How many leading columns of a batch of right-aligned windows are padding in every row.
+
+    They change nothing (padding is never attended to, and its targets are ignored), so the
+    training step drops them: a batch of short histories then costs its own length, not
+    ``history``. At least one column is kept.
+    """
+    real = (inputs != pad).any(0)  # (L,)
+    if not bool(real.any()):
+        return inputs.shape[1] - 1
+    return int(real.to(torch.int8).argmax())
+
+
+def example_lengths(inputs: torch.Tensor, pad: int) -> torch.Tensor:
+    """``(n,)`` the number of real (non-padding) inputs of each window."""
+    return (inputs != pad).sum(1)
+
+
 def seen_before(window: torch.Tensor, targets: torch.Tensor, pad: int) -> torch.Tensor:
     """``(B, L, L)`` bool: key ``k`` is a watched item to leave out of query ``t``'s softmax.
 
