@@ -124,13 +124,17 @@ def inputs_from_windows(
     n = len(item)
     item_t = torch.from_numpy(np.asarray(item, dtype=np.int64))
     with torch.no_grad():
+        # rows of one user share a window: encode each distinct window once
+        distinct, row_of = (
+            torch.unique(window, dim=0, return_inverse=True) if n else (window, None)
+        )
         user_vectors = (
             torch.cat(
                 [
-                    candidate.user_vector(window[start : start + 8192])
-                    for start in range(0, n, 8192)
+                    candidate.user_vector(distinct[start : start + 8192])
+                    for start in range(0, len(distinct), 8192)
                 ]
-            )
+            )[row_of]
             if n
             else torch.zeros(0, candidate.config.dim)
         )  # (N, d)
