@@ -201,7 +201,8 @@ def test_logged_ranking_is_platt_scaled_on_the_validation_examples(tmp_path):
         negatives=2,
         holdout=3,
         train_config=ranking_config,
-        candidate_train_config=TrainConfig(epochs=5, lr=0.01, weight_decay=0.1),
+        # every user has 8 training watches: one window length, nothing to bucket
+        candidate_train_config=TrainConfig(epochs=5, lr=0.01, weight_decay=0.1, bucket=False),
         progress=False,
     )
     model, features = result.ranking, result.ranking_candidate

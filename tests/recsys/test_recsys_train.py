@@ -15,10 +15,10 @@ from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.models import CandidateConfig, CandidateModel, bag_examples
 from crossent.recsys.pipeline import run_simulated
 from crossent.recsys.recommend import recommend_users
+from crossent.recsys.sequence import bucketed
 from crossent.recsys.simulate import SimulationConfig, simulate
 from crossent.recsys.train import (
     TrainConfig,
-    bucketed,
     fit_candidate,
     retrieval_cross_entropy,
 )

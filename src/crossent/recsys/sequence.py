@@ -177,3 +177,28 @@ def seen_before(window: torch.Tensor, targets: torch.Tensor, pad: int) -> torch.
     causal = torch.ones(length, length, dtype=torch.bool).tril()  # (query, key)
     keep = causal[None] & (first & (window < pad))[:, None, :]
     return keep & (window[:, None, :] != targets[:, :, None])
+
+
+#: Batches are formed from this many batches' worth of shuffled examples sorted by length.
+BUCKET_BATCHES = 64
+
+
+def bucketed(
+    order: torch.Tensor, lengths: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``order`` rearranged so that each run of ``batch_size`` holds examples of alike length.
+
+    The shuffled ``order`` is cut into pools of :data:`BUCKET_BATCHES` batches; each pool is
+    sorted by length and cut into batches, and the full batches are shuffled (the one short
+    batch stays last). Every example still appears once per epoch, in a random batch among
+    examples of similar length, so a batch of short sequences is not padded to the longest.
+    """
+    pool = batch_size * BUCKET_BATCHES
+    pieces = [
+        part[torch.argsort(lengths[part], stable=True)] for part in order.split(pool)
+    ]
+    batches = torch.cat(pieces).split(batch_size)
+    full = [batch for batch in batches if len(batch) == batch_size]
+    short = [batch for batch in batches if len(batch) < batch_size]
+    shuffled = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
+    return torch.cat(shuffled + short) if len(order) else order

@@ -29,6 +29,7 @@ from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.models import CandidateModel, windows_from_csr
 from crossent.recsys.objectives import IGNORE
 from crossent.recsys.resume import TrainingState
+from crossent.recsys.sequence import bucketed
 
 LN2 = math.log(2.0)
 
@@ -48,6 +49,9 @@ class TrainConfig:
             uses ``lr (1 + cos(pi s / S)) / 2``. The rate is a function of the step number
             alone, so a resumed run continues on the same curve.
         weight_decay: decoupled weight decay (AdamW); 0 = plain Adam.
+        bucket: batch sequence windows of alike length together (:func:`bucketed`), so a
+            batch of short histories is not padded to the longest; off, batches are drawn
+            uniformly at random.
         patience: stop after this many epochs without a validation improvement.
         min_delta_bits: an improvement smaller than this (bits) does not count.
         max_examples: use at most this many (random) training examples per epoch.
@@ -60,6 +64,7 @@ class TrainConfig:
     lr: float = 5e-3
     lr_schedule: LrSchedule = "constant"
     weight_decay: float = 0.0
+    bucket: bool = True
     patience: int = 2
     min_delta_bits: float = 1e-3
     max_examples: int | None = None
@@ -155,31 +160,6 @@ def _train_one_epoch(
     return total_nats / max(seen, 1) / LN2, len(order) / max(time.perf_counter() - start, 1e-9)
 
 
-#: Batches are formed from this many batches' worth of shuffled examples sorted by length.
-BUCKET_BATCHES = 64
-
-
-def bucketed(
-    order: torch.Tensor, lengths: torch.Tensor, batch_size: int, generator: torch.Generator
-) -> torch.Tensor:
-    """``order`` rearranged so that each run of ``batch_size`` holds examples of alike length.
-
-    The shuffled ``order`` is cut into pools of :data:`BUCKET_BATCHES` batches; each pool is
-    sorted by length and cut into batches, and the full batches are shuffled (the one short
-    batch stays last). Every example still appears once per epoch, in a random batch among
-    examples of similar length, so a batch of short sequences is not padded to the longest.
-    """
-    pool = batch_size * BUCKET_BATCHES
-    pieces = [
-        part[torch.argsort(lengths[part], stable=True)] for part in order.split(pool)
-    ]
-    batches = torch.cat(pieces).split(batch_size)
-    full = [batch for batch in batches if len(batch) == batch_size]
-    short = [batch for batch in batches if len(batch) < batch_size]
-    shuffled = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
-    return torch.cat(shuffled + short) if len(order) else order
-
-
 def run_epochs(
     step: Step,
     n_examples: int,
@@ -221,7 +201,7 @@ def run_epochs(
     for epoch in range(first_epoch, config.epochs + 1):
         parameters.train()
         order = torch.randperm(n_examples, generator=generator)[:per_epoch]
-        if lengths is not None:
+        if lengths is not None and config.bucket:
             order = bucketed(order, lengths, config.batch_size, generator)
         with _progress(console, progress) as bar:
             train_bits, rate = _train_one_epoch(
