@@ -56,8 +56,11 @@ def print_bayes_gaps(console: Console, result: RunResult) -> None:
     named = {f"{result.candidate.config.model} model": ce, **result.baseline_cross_entropy}
     for name, values in named.items():
         gap = values["bits"] - ce["bayes_bits"]
+        expected = values["expected_bits"] - ce["bayes_bits"]
         console.print(
-            f"{name}: test cross-entropy {values['bits']:.3f} bits, Bayes limit "
-            f"{ce['bayes_bits']:.3f} bits: {gap:+.3f} bits "
-            f"({100 * (values['nats'] / ce['bayes_nats'] - 1):+.1f}%)"
+            f"{name}: test cross-entropy {values['bits']:.3f} bits on the drawn watches "
+            f"({100 * (values['nats'] / ce['bayes_nats'] - 1):+.1f}%), "
+            f"{values['expected_bits']:.3f} bits in exact expectation "
+            f"({100 * (values['expected_nats'] / ce['bayes_nats'] - 1):+.1f}%); Bayes limit "
+            f"{ce['bayes_bits']:.3f} bits: {gap:+.3f} / {expected:+.3f} bits"
         )

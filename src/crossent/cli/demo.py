@@ -46,34 +46,20 @@ def demo(
     from crossent.recsys.checkpoint import save_checkpoint
     from crossent.recsys.pipeline import run_simulated
     from crossent.recsys.report import write_report
-    from crossent.recsys.run import TrainRequest
-    from crossent.recsys.simulate import SimulationConfig
-    from crossent.recsys.train import TrainConfig
+    from crossent.recsys.run import demo_setup
 
     console = Console()
     start = time.perf_counter()
-    sizes = (600, 300, 2) if quick else (DEMO_USERS, DEMO_VIDEOS, DEMO_EPOCHS)
-    config = SimulationConfig(
-        n_users=users or sizes[0],
-        n_videos=videos or sizes[1],
+    config, request, ranking_config = demo_setup(
+        quick=quick, users=users, videos=videos, epochs=epochs, loss=loss, model=model,
         seed=seed,
-        max_watches=min(40, (videos or sizes[1]) // 2),
-        impressions_per_user=min(20, (videos or sizes[1]) // 2),
-    )
-    n_epochs = epochs or sizes[2]
-    request = TrainRequest.parse(
-        "retrieval", loss, model, dim=DEMO_DIM, history=DEMO_HISTORY, dropout=DEMO_DROPOUT,
-        train=TrainConfig(epochs=n_epochs, seed=seed, lr=DEMO_LR, batch_size=DEMO_BATCH,
-                          patience=2),
     )
     result, _ = run_simulated(
         config,
         objectives=request.objectives,
         model_config=request.model_config(),
         train_config=request.train,
-        ranking_config=TrainConfig(
-            epochs=n_epochs, seed=seed, lr=1e-2, batch_size=1024, patience=1
-        ),
+        ranking_config=ranking_config,
         console=console,
     )
     print_result(console, result)
@@ -98,13 +84,3 @@ def demo(
         f"report: {report}  model: {out / 'model'}  ({time.perf_counter() - start:.0f} s)"
     )
 
-
-#: The demo's default world and schedule.
-DEMO_USERS = 2000
-DEMO_VIDEOS = 500
-DEMO_EPOCHS = 10
-DEMO_LR = 0.01
-DEMO_BATCH = 1024
-DEMO_DIM = 32
-DEMO_HISTORY = 40
-DEMO_DROPOUT = 0.0
