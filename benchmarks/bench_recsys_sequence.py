@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_recsys_sequence.py            # ml-latest-small-sized
     .venv/bin/python benchmarks/bench_recsys_sequence.py --quick    # a quarter of the users
 
-The same model (self-attention encoder, separate output table), the same batches and the same
-optimiser; only the loss differs:
+The same model (self-attention encoder, separate output table), the same batches (each cut to
+its longest history, as the training step cuts it) and the same optimiser; only the loss
+differs:
 
 - crossent: ``linear_cross_entropy`` over every position (padding via ``ignore_index``), the
   ``(B L, V)`` logits never materialised;
@@ -30,6 +31,7 @@ from crossent import benchmarking as _benchmarks
 from crossent.recsys.data import leave_last_out
 from crossent.recsys.models import CandidateConfig, CandidateModel
 from crossent.recsys.objectives import IGNORE
+from crossent.recsys.sequence import leading_padding
 from crossent.recsys.simulate import SimulationConfig, simulate
 
 Loss = Callable[[CandidateModel, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -44,6 +46,9 @@ def crossent_loss(
 def torch_loss(
     model: CandidateModel, inputs: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
+    # the batch cut to its longest history, as CandidateModel.loss cuts it
+    skip = leading_padding(inputs, model.config.n_items)
+    inputs, targets = inputs[:, skip:], targets[:, skip:]
     logits = model.states(inputs) @ model.output_table().T + model.item_bias  # (B, L, V)
     return F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE,

@@ -79,13 +79,10 @@ def test_ease_beats_most_popular(movielens_small: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sequence_model_beats_most_popular_beside_tuned_ease_and_the_bag(
-    movielens_small: Path,
-) -> None:
-    """`crossent train`'s defaults on ml-latest-small, every baseline evaluated by the same
-    protocol in the same run. With this seed the sequence model beats most-popular (+12% HR@10)
-    but not tuned EASE or the bag model (README: the issue's 20% target is not met; another
-    initialisation reached +11% over EASE), so that is the margin asserted."""
+def test_sequence_model_beats_most_popular(movielens_small: Path) -> None:
+    """`crossent train`'s model and schedule on ml-latest-small, cut to 10 epochs so that the
+    test stays short (the README's table has the full 25-epoch runs beside tuned EASE and the
+    bag, over three seeds), evaluated by the same protocol as most-popular."""
     from crossent.recsys.retrieval import train_retrieval
     from crossent.recsys.train import TrainConfig
 
@@ -93,16 +90,24 @@ def test_sequence_model_beats_most_popular_beside_tuned_ease_and_the_bag(
     result = train_retrieval(
         watches,
         model_config=MOVIELENS_MODEL,
-        train_config=TrainConfig(**MOVIELENS_TRAIN),
+        train_config=TrainConfig(**{**MOVIELENS_TRAIN, "epochs": 10}),
+        baselines=False,
         progress=False,
     )
     model = result.retrieval["model"]
-    assert any(name.startswith("EASE (λ = ") for name in result.retrieval)
-    assert "bag model" in result.retrieval
+    popular = evaluate_retrieval(
+        MostPopular().fit(result.split.train), result.split, ks=(10,), progress=False
+    )
     for metric in ("HR@10", "NDCG@10"):
-        assert model[metric] > 1.05 * result.retrieval["most popular"][metric], metric
+        assert model[metric] > 1.3 * popular[metric], metric
 
 
 #: the settings of the README's ml-latest-small measurement (crossent train's defaults)
-MOVIELENS_MODEL = {"model": "sequence", "dim": 64, "history": 50, "dropout": 0.2}
-MOVIELENS_TRAIN = {"lr": 3e-3, "batch_size": 800, "epochs": 30, "patience": 5, "seed": 0}
+MOVIELENS_MODEL = {
+    "model": "sequence", "dim": 64, "history": 200, "dropout": 0.3, "blocks": 2,
+    "tie_embeddings": True,
+}
+MOVIELENS_TRAIN = {
+    "lr": 5e-3, "lr_schedule": "cosine", "batch_size": 3200, "epochs": 25, "patience": 10,
+    "seed": 0,
+}

@@ -10,6 +10,7 @@ import typer
 from crossent._validation.choices import (
     CandidateKind,
     DataFormat,
+    LrSchedule,
     Objective,
     RankingLoss,
     StageName,
@@ -75,6 +76,26 @@ HistoryOption = Annotated[int, typer.Option(help="Recent watches in the user vec
 
 DropoutOption = Annotated[float, typer.Option(help="Dropout of the sequence model.")]
 
+BlocksOption = Annotated[int, typer.Option(help="Self-attention blocks of the sequence model.")]
+
+TieOption = Annotated[
+    bool,
+    typer.Option(
+        "--tie-embeddings/--separate-embeddings",
+        help="Sequence model: score items with the input embeddings (tied, as SASRec) or "
+        "with a separate output table.",
+    ),
+]
+
+ScheduleOption = Annotated[
+    str,
+    typer.Option(
+        callback=one_of(LrSchedule),
+        help="Learning rate over the run (retrieval): constant, or cosine (decays to 0 at "
+        "--epochs).",
+    ),
+]
+
 LrOption = Annotated[float, typer.Option(help="Adam learning rate (retrieval).")]
 
 WeightDecayOption = Annotated[
@@ -129,14 +150,17 @@ def train(
     loss: LossOption = "",
     model: ModelOption = "sequence",
     min_rating: MinRatingOption = 4.0,
-    epochs: EpochsOption = 30,
-    patience: PatienceOption = 5,
+    epochs: EpochsOption = 25,
+    patience: PatienceOption = 10,
     dim: DimOption = 64,
-    history: HistoryOption = 50,
-    dropout: DropoutOption = 0.2,
-    lr: LrOption = 0.003,
+    history: HistoryOption = 200,
+    dropout: DropoutOption = 0.3,
+    blocks: BlocksOption = 2,
+    tie_embeddings: TieOption = True,
+    lr: LrOption = 0.005,
+    lr_schedule: ScheduleOption = "cosine",
     weight_decay: WeightDecayOption = 0.0,
-    batch_size: BatchSizeOption = 800,
+    batch_size: BatchSizeOption = 3200,
     max_examples: MaxExamplesOption = None,
     users: UsersOption = 4000,
     videos: VideosOption = 1000,
@@ -154,6 +178,7 @@ def train(
     settings = {k: v for k, v in locals().items() if k not in ("out", "resume")}  # the options
     from rich.console import Console
 
+    from crossent._validation.choices import check_choice
     from crossent.cli._recsys_common import load_watches, print_result
     from crossent.recsys.checkpoint import save_checkpoint
     from crossent.recsys.data import Interactions
@@ -171,11 +196,14 @@ def train(
         out, settings, resume=resume, distributed=launch.distributed, say=console.print
     )
     train_config = TrainConfig(
-        epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+        epochs=epochs, lr=lr, lr_schedule=check_choice(lr_schedule, "--lr-schedule", LrSchedule),
+        weight_decay=weight_decay,
+        batch_size=batch_size,
         max_examples=max_examples, seed=seed, patience=patience, resume=state,
     )
     request = TrainRequest.parse(
-        stage, loss, model, dim=dim, history=history, dropout=dropout, train=train_config,
+        stage, loss, model, dim=dim, history=history, dropout=dropout, blocks=blocks,
+        tie_embeddings=tie_embeddings, train=train_config,
         negatives=negatives, holdout=holdout,
     )
     extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}
