@@ -120,6 +120,8 @@ def test_unknown_user_exits_2_with_one_line_naming_the_id(trained_dir):
         (["--loss", "focal"], "--loss 'focal' must be one of full, sampled, bce, gbce"),
         (["--loss", "full,nope"], "--loss 'nope' is not one of full, sampled"),
         (["--model", "rnn"], "--model 'rnn' is not one of sequence, bag"),
+        (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of constant, cosine"),
+        (["--blocks", "0"], "blocks = 0 must be an integer >= 1"),
     ],
 )
 def test_train_option_errors_exit_2(tmp_path, arguments, message):
