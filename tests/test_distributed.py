@@ -403,7 +403,10 @@ def test_torchrun_train_saves_the_single_process_checkpoint(tmp_path: Path) -> N
     )
     assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-3000:]
     assert launched.stdout.count("saved ") == 1  # rank 0 alone reports and saves
-    single = CliRunner().invoke(app, [*options, "--out", str(tmp_path / "one_process")])
+    # torchrun's default is a separate output table (the sharded one); one process is told
+    single = CliRunner().invoke(
+        app, [*options, "--separate-embeddings", "--out", str(tmp_path / "one_process")]
+    )
     assert single.exit_code == 0, single.output
     two_ranks = load_checkpoint(tmp_path / "two_ranks")
     one_process = load_checkpoint(tmp_path / "one_process")

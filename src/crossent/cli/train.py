@@ -79,11 +79,13 @@ DropoutOption = Annotated[float, typer.Option(help="Dropout of the sequence mode
 BlocksOption = Annotated[int, typer.Option(help="Self-attention blocks of the sequence model.")]
 
 TieOption = Annotated[
-    bool,
+    bool | None,
     typer.Option(
         "--tie-embeddings/--separate-embeddings",
         help="Sequence model: score items with the input embeddings (tied, as SASRec) or "
-        "with a separate output table.",
+        "with a separate output table. Default: tied in one process, separate under "
+        "torchrun (the sharded softmax splits a separate output table across the ranks).",
+        show_default=False,
     ),
 ]
 
@@ -156,7 +158,7 @@ def train(
     history: HistoryOption = 200,
     dropout: DropoutOption = 0.3,
     blocks: BlocksOption = 2,
-    tie_embeddings: TieOption = True,
+    tie_embeddings: TieOption = None,
     lr: LrOption = 0.005,
     lr_schedule: ScheduleOption = "cosine",
     weight_decay: WeightDecayOption = 0.0,
@@ -203,7 +205,8 @@ def train(
     )
     request = TrainRequest.parse(
         stage, loss, model, dim=dim, history=history, dropout=dropout, blocks=blocks,
-        tie_embeddings=tie_embeddings, train=train_config,
+        tie_embeddings=not launch.distributed if tie_embeddings is None else tie_embeddings,
+        train=train_config,
         negatives=negatives, holdout=holdout,
     )
     extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}

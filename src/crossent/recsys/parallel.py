@@ -159,7 +159,8 @@ class ShardedCandidate(nn.Module):
         super().__init__()
         if model.config.tie_embeddings:
             raise CrossentError(
-                "tie_embeddings: training on several processes shards a separate output table"
+                "tie_embeddings: training on several processes shards a separate output "
+                "table (crossent train: --separate-embeddings)"
             )
         if model.config.objective != "full":
             raise CrossentError(
