@@ -206,3 +206,8 @@ def test_cosine_schedule_follows_its_formula_and_reaches_zero_at_the_last_step(
 def test_an_unknown_schedule_is_named():
     with pytest.raises(CrossentError, match="lr_schedule = 'linear' is not one of"):
         TrainConfig(lr_schedule="linear")  # type: ignore[arg-type]
+
+
+def test_bucket_must_be_a_bool():
+    with pytest.raises(CrossentError, match="bucket = 'no' must be True or False"):
+        TrainConfig(bucket="no")  # type: ignore[arg-type]

@@ -80,6 +80,8 @@ class TrainConfig:
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise CrossentError(f"lr = {self.lr!r} must be a finite number > 0")
         check_choice(self.lr_schedule, "lr_schedule", LrSchedule)
+        if not isinstance(self.bucket, bool):
+            raise CrossentError(f"bucket = {self.bucket!r} must be True or False")
 
     def lr_at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
         """The learning rate of ``step`` (0-based) of ``epoch`` (1-based)."""
