@@ -15,7 +15,18 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from crossent.cli import bench, convert, demo, evaluate, lab, recommend, score, tour, train
+from crossent.cli import (
+    bench,
+    convert,
+    demo,
+    evaluate,
+    lab,
+    recommend,
+    score,
+    serve,
+    tour,
+    train,
+)
 from crossent.errors import CrossentError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -55,6 +66,7 @@ app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("recommend")(recommend.recommend)
 app.command("convert")(convert.convert)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

@@ -19,16 +19,17 @@ model itself.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import torch
-from rich.progress import Progress
 
 from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
@@ -36,6 +37,9 @@ from crossent.recsys.checkpoint import Checkpoint
 from crossent.recsys.data import csr_rows
 from crossent.recsys.models import windows_from_csr
 from crossent.recsys.ranking import inputs_from_windows
+
+if TYPE_CHECKING:  # the type only: the library (and the server) runs without rich
+    from rich.progress import Progress
 
 #: logits held at once per batch: users x catalogue block (float32: 64 MiB)
 DEFAULT_CELLS = 1 << 24
@@ -62,20 +66,21 @@ class Recommendations:
 
 
 def _top_unwatched(
-    checkpoint: Checkpoint, users: np.ndarray, keep: int, cells: int
+    checkpoint: Checkpoint, indptr: np.ndarray, watched: np.ndarray, keep: int, cells: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(logits (B, keep), items (B, keep), log normaliser (B,), windows)`` of the best
-    unwatched items, scanning the catalogue in blocks (a running top-K and log-sum-exp)."""
+    unwatched items of the ``B`` histories in the CSR ``(indptr, watched)`` (contiguous item
+    ids, time order), scanning the catalogue in blocks (a running top-K and log-sum-exp)."""
     model = checkpoint.candidate
     n_items = model.config.n_items
-    indptr, watched = csr_rows(checkpoint.watch_indptr, checkpoint.watch_items, users)
+    n_rows = len(indptr) - 1
     window = windows_from_csr(indptr, watched, model.config.history, n_items)
-    seen_rows = torch.from_numpy(np.repeat(np.arange(len(users)), np.diff(indptr)))
+    seen_rows = torch.from_numpy(np.repeat(np.arange(n_rows), np.diff(indptr)))
     seen_items = torch.from_numpy(watched.astype(np.int64))
-    block = max(1, cells // max(len(users), 1))
-    best = torch.full((len(users), 0), -torch.inf)
-    best_items = torch.zeros((len(users), 0), dtype=torch.int64)
-    log_normaliser = torch.full((len(users),), -torch.inf, dtype=torch.float64)
+    block = max(1, cells // max(n_rows, 1))
+    best = torch.full((n_rows, 0), -torch.inf)
+    best_items = torch.zeros((n_rows, 0), dtype=torch.int64)
+    log_normaliser = torch.full((n_rows,), -torch.inf, dtype=torch.float64)
     with torch.no_grad():
         user = model.user_vector(window)  # (B, d)
         table = model.output_table()  # (n_items, d); the input embeddings when tied
@@ -134,13 +139,53 @@ def recommend_users(
         cells: logits held at once (users x catalogue block); bounds the memory.
         watch_count: ``(n_items,)`` watches per item in the checkpoint (computed if absent).
     """
+    users = np.asarray(users, dtype=np.int64)
+    indptr, watched = csr_rows(checkpoint.watch_indptr, checkpoint.watch_items, users)
+    found = recommend_histories(
+        checkpoint,
+        indptr,
+        watched,
+        k,
+        candidates=candidates,
+        rank=rank,
+        cells=cells,
+        watch_count=watch_count,
+    )
+    return dataclasses.replace(found, users=users)
+
+
+def recommend_histories(
+    checkpoint: Checkpoint,
+    indptr: np.ndarray,
+    watched: np.ndarray,
+    k: int = 10,
+    *,
+    candidates: int = 100,
+    rank: bool = True,
+    cells: int = DEFAULT_CELLS,
+    watch_count: np.ndarray | None = None,
+) -> Recommendations:
+    """Top-``k`` unwatched items for any watch histories, given as a CSR of contiguous ids.
+
+    What :func:`recommend_users` computes for the checkpoint's users, for histories the model
+    never saw (someone new, or a batch of requests to a server): row ``i``'s watches are
+    ``watched[indptr[i]:indptr[i + 1]]``, oldest first, and are excluded from its items. The
+    result's ``users`` are the row numbers ``0..B-1``. Arguments as in :func:`recommend_users`.
+
+    Example: two people, one who watched items 3 then 7, one who watched nothing::
+
+        recommend_histories(checkpoint, np.array([0, 2, 2]), np.array([3, 7]), k=5)
+    """
     for name, value in (("k", k), ("candidates", candidates), ("cells", cells)):
         check_int(value, name, low=1)
-    users = np.asarray(users, dtype=np.int64)
+    indptr = np.asarray(indptr, dtype=np.int64)
+    watched = np.asarray(watched, dtype=np.int64)
     n_items = checkpoint.candidate.config.n_items
     two_stage = rank and checkpoint.ranking is not None
     keep = min(max(k, candidates) if two_stage else k, n_items)
-    logits, items, log_normaliser, window = _top_unwatched(checkpoint, users, keep, cells)
+    logits, items, log_normaliser, window = _top_unwatched(
+        checkpoint, indptr, watched, keep, cells
+    )
     available = torch.isfinite(logits)
     items = torch.where(available, items, -1)
     probability = torch.exp(logits.double() - log_normaliser[:, None])
@@ -157,7 +202,7 @@ def recommend_users(
     else:
         logits, items, probability = logits[:, :k], items[:, :k], probability[:, :k]
     return Recommendations(
-        users=users,
+        users=np.arange(len(indptr) - 1, dtype=np.int64),
         items=items.numpy(),
         scores=logits.double().numpy(),
         probability=probability.numpy(),

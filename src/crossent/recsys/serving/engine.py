@@ -1,0 +1,113 @@
+"""The model work behind a batch of requests: one call of ``recommend_histories`` for all.
+
+Each request becomes a :class:`Question`: a watch history (contiguous item ids, oldest first:
+a checkpoint user's own watches, or the ones posted for someone new) and its ``k``. A batch of
+questions is one CSR of histories, answered by
+:func:`crossent.recsys.recommend.recommend_histories` at the batch's largest ``k``: one encoder
+pass and one blocked catalogue sweep, already-watched items excluded. Each question then takes
+its first ``k`` rows. That is exactly its own answer: with a ranking stage the ranking model
+re-ranks the same ``candidates`` shortlist whatever ``k`` (``k`` is capped at ``candidates``),
+and without one the top ``k`` of a longer list are the top ``k``.
+
+The rows are those of ``crossent recommend --json``: ``rank``, ``item`` (original id),
+``score`` (the candidate model's logit), ``probability`` (P(next watch): the softmax over the
+unwatched catalogue), ``p_watch`` with a ranking stage, and ``title`` when the model has
+titles.
+
+Example::
+
+    engine = Engine(load_checkpoint("model"))
+    [rows] = engine.answer([Question(history=np.array([3, 7]), k=5)])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from crossent._validation.numbers import check_int
+from crossent.recsys.recommend import DEFAULT_CELLS, recommend_histories
+from crossent.recsys.serving.catalogue import Catalogue, _plain
+
+#: the largest k a request may ask for (and never more than the ranking shortlist)
+MAX_K = 100
+
+
+@dataclass(frozen=True)
+class Question:
+    """One request's history (``(n,)`` contiguous item ids, oldest first) and ``k``."""
+
+    history: np.ndarray
+    k: int
+
+
+class Engine:
+    """Answers batches of :class:`Question` from one checkpoint (see the module docstring).
+
+    Args:
+        catalogue: the checkpoint's ids and titles.
+        candidates: with a ranking stage, how many candidates it re-ranks.
+        cells: logits held at once in the catalogue sweep (bounds the memory).
+    """
+
+    def __init__(
+        self, catalogue: Catalogue, *, candidates: int = 100, cells: int = DEFAULT_CELLS
+    ) -> None:
+        self.catalogue = catalogue
+        self.checkpoint = catalogue.checkpoint
+        self.candidates = check_int(candidates, "candidates", low=1)
+        self.cells = check_int(cells, "cells", low=1)
+        self.two_stage = self.checkpoint.ranking is not None
+        self.max_k = min(MAX_K, catalogue.n_items, candidates if self.two_stage else MAX_K)
+        self._item_ids = self.checkpoint.item_ids.tolist()
+        self._watch_count = catalogue.watch_count.astype(np.float64)
+
+    def answer(self, questions: Sequence[Question]) -> list[list[dict[str, Any]]]:
+        """The rows of each question, best first (fewer than ``k`` when fewer are unwatched)."""
+        lengths = np.array([len(question.history) for question in questions], dtype=np.int64)
+        indptr = np.zeros(len(questions) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        watched = (
+            np.concatenate([question.history for question in questions])
+            if indptr[-1]
+            else np.zeros(0, dtype=np.int64)
+        )
+        found = recommend_histories(
+            self.checkpoint,
+            indptr,
+            watched,
+            max(question.k for question in questions),
+            candidates=self.candidates,
+            cells=self.cells,
+            watch_count=self._watch_count,
+        )
+        items, scores, probability = (
+            found.items.tolist(),
+            found.scores.tolist(),
+            found.probability.tolist(),
+        )
+        p_watch = None if found.p_watch is None else found.p_watch.tolist()
+        titles = self.catalogue.titles
+        answers = []
+        for row, question in enumerate(questions):
+            rows = []
+            for column in range(question.k):
+                item = items[row][column]
+                if item < 0:
+                    break
+                entry: dict[str, Any] = {
+                    "rank": column + 1,
+                    "item": _plain(self._item_ids[item]),
+                    "score": scores[row][column],
+                    "probability": probability[row][column],
+                }
+                if p_watch is not None:
+                    entry["p_watch"] = p_watch[row][column]
+                if titles is not None:
+                    entry["title"] = titles[item]
+                rows.append(entry)
+            answers.append(rows)
+        return answers
