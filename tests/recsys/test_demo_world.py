@@ -13,9 +13,9 @@ from crossent.recsys.pipeline import run_simulated
 from crossent.recsys.run import demo_setup
 
 
-@pytest.mark.slow
-def test_the_sequence_model_is_within_3_percent_of_the_bayes_limit_and_above_ease():
-    config, request, _ = demo_setup()
+def measure_demo_world(seed: int) -> dict[str, float]:
+    """The demo's world and retrieval schedule (``demo_setup``), world and training seeded."""
+    config, request, _ = demo_setup(seed=seed)
     result, _ = run_simulated(
         config,
         objectives=request.objectives,
@@ -26,12 +26,29 @@ def test_the_sequence_model_is_within_3_percent_of_the_bayes_limit_and_above_eas
     )
     model, bag = result.cross_entropy, result.baseline_cross_entropy["bag model"]
     bayes = model["bayes_nats"]
-    assert bayes <= model["expected_nats"] and bayes <= bag["expected_nats"]  # Gibbs
-    assert model["expected_nats"] < 1.03 * bayes
-    assert model["nats"] < 1.03 * bayes  # on the drawn test watches too
-    # the order carries signal that a bag of the history cannot see
-    assert bag["expected_nats"] > 1.1 * bayes
     ease = next(value for name, value in result.retrieval.items() if name.startswith("EASE"))
-    oracle = result.retrieval["truth (oracle)"]
+    oracle, sequence = result.retrieval["truth (oracle)"], result.retrieval["model"]
+    values = {
+        "expected nats / Bayes": model["expected_nats"] / bayes,
+        "test nats / Bayes": model["nats"] / bayes,
+        "bag expected nats / Bayes": bag["expected_nats"] / bayes,
+    }
     for metric in ("HR@10", "NDCG@10"):
-        assert ease[metric] < result.retrieval["model"][metric] <= oracle[metric] + 0.02
+        values[f"{metric} model - EASE"] = sequence[metric] - ease[metric]
+        values[f"{metric} model - oracle"] = sequence[metric] - oracle[metric]
+    return values
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_the_sequence_model_is_within_3_percent_of_the_bayes_limit_and_above_ease():
+    values = measure_demo_world(0)
+    # Gibbs: no model's expected cross-entropy is below the Bayes limit
+    assert values["expected nats / Bayes"] >= 1 and values["bag expected nats / Bayes"] >= 1
+    assert values["expected nats / Bayes"] < 1.03
+    assert values["test nats / Bayes"] < 1.03  # on the drawn test watches too
+    # the order carries signal that a bag of the history cannot see
+    assert values["bag expected nats / Bayes"] > 1.1
+    for metric in ("HR@10", "NDCG@10"):
+        assert values[f"{metric} model - EASE"] > 0
+        assert values[f"{metric} model - oracle"] <= 0.02

@@ -78,19 +78,18 @@ def test_ease_beats_most_popular(movielens_small: Path) -> None:
     assert ease["NDCG@10"] > popular["NDCG@10"]
 
 
-@pytest.mark.slow
-def test_sequence_model_beats_most_popular(movielens_small: Path) -> None:
+def measure_movielens_sequence(data: Path, seed: int) -> dict[str, float]:
     """`crossent train`'s model and schedule on ml-latest-small, cut to 10 epochs so that the
     test stays short (the README's table has the full 25-epoch runs beside tuned EASE and the
     bag, over three seeds), evaluated by the same protocol as most-popular."""
     from crossent.recsys.retrieval import train_retrieval
     from crossent.recsys.train import TrainConfig
 
-    watches = implicit(load_movielens(movielens_small), 4.0)
+    watches = implicit(load_movielens(data), 4.0)
     result = train_retrieval(
         watches,
         model_config=MOVIELENS_MODEL,
-        train_config=TrainConfig(**{**MOVIELENS_TRAIN, "epochs": 10}),
+        train_config=TrainConfig(**{**MOVIELENS_TRAIN, "epochs": 10, "seed": seed}),
         baselines=False,
         progress=False,
     )
@@ -98,8 +97,15 @@ def test_sequence_model_beats_most_popular(movielens_small: Path) -> None:
     popular = evaluate_retrieval(
         MostPopular().fit(result.split.train), result.split, ks=(10,), progress=False
     )
-    for metric in ("HR@10", "NDCG@10"):
-        assert model[metric] > 1.3 * popular[metric], metric
+    return {f"{metric} model / most popular": model[metric] / popular[metric]
+            for metric in ("HR@10", "NDCG@10")}
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_sequence_model_beats_most_popular(movielens_small: Path) -> None:
+    for name, ratio in measure_movielens_sequence(movielens_small, 0).items():
+        assert ratio > 1.3, name
 
 
 #: the settings of the README's ml-latest-small measurement (crossent train's defaults)

@@ -97,6 +97,7 @@ def test_stages_follow_leave_last_out_with_negatives_per_positive():
             assert examples.item[rows & (examples.label == 1)][0] == watches[-from_end][0]
 
 
+@pytest.mark.statistical
 def test_negatives_are_seeded_and_drawn_by_popularity_among_unwatched_videos():
     log = _log(n_users=40, n_items=10, seed=2)
     first = logged_examples(log, negatives=50, seed=7)
@@ -104,20 +105,34 @@ def test_negatives_are_seeded_and_drawn_by_popularity_among_unwatched_videos():
     other = logged_examples(log, negatives=50, seed=8)
     np.testing.assert_array_equal(first.item, again.item)
     assert not np.array_equal(first.item, other.item)
-    # each negative of (u, t) is drawn from q_j ∝ (training watches of j) + 1 restricted to the
-    # videos u had not watched up to position t; the expected counts sum those distributions
+    # a false alarm has probability 1e-6 for a correct sampler, whatever the seed or the CPU
+    assert negatives_chi_square_p(log, first) > 1e-6
+
+
+def negatives_chi_square_p(log, examples) -> float:
+    """Chi-square p-value of the drawn negatives' counts against their expected counts.
+
+    Each negative of (u, t) is drawn from q_j ∝ (training watches of j) + 1 restricted to the
+    videos u had not watched up to position t; the expected counts sum those distributions.
+    """
     ordered = _ordered_watches(log)
-    train_positive = (first.label == 1) & (first.stage == STAGES["train"])
-    proposal = np.bincount(first.item[train_positive], minlength=10) + 1.0
+    train_positive = (examples.label == 1) & (examples.stage == STAGES["train"])
+    proposal = np.bincount(examples.item[train_positive], minlength=10) + 1.0
     expected = np.zeros(10)
-    negative = np.flatnonzero(first.label == 0)
+    negative = np.flatnonzero(examples.label == 0)
     for row in negative:
-        sequence = [i for i, _ in ordered[int(first.user[row])]]
+        sequence = [i for i, _ in ordered[int(examples.user[row])]]
         allowed = proposal.copy()
-        allowed[sequence[: int(first.position[row]) + 1]] = 0.0
+        allowed[sequence[: int(examples.position[row]) + 1]] = 0.0
         expected += allowed / allowed.sum()
-    observed = np.bincount(first.item[negative], minlength=10)
-    assert stats.chisquare(observed, expected).pvalue > 1e-3
+    observed = np.bincount(examples.item[negative], minlength=10)
+    return float(stats.chisquare(observed, expected).pvalue)
+
+
+def measure_negatives(seed: int) -> dict[str, float]:
+    log = _log(n_users=40, n_items=10, seed=seed)
+    examples = logged_examples(log, negatives=50, seed=seed)
+    return {"chi-square p": negatives_chi_square_p(log, examples)}
 
 
 def test_zero_negatives_is_a_named_error():

@@ -2,12 +2,19 @@
 
 * Watch time (Covington et al. 2016): weighted logistic regression with positives weighted by
   their watch time ``T`` and negatives by 1 has, per feature value ``x``, the optimum
-  ``odds(x) = E[T 1{watched} | x] / P(not watched | x)``. The simulator knows ``P(watched)``
-  for every impression and logs ``T``, so ``T / (1 - p)`` is an unbiased per-impression
-  estimate of that target: the model's odds are compared with it in total and per decile.
+  ``odds(x) = E[T 1{watched} | x] / P(not watched | x)``. The simulator draws
+  ``T = M exp(a)`` for a watch, with ``M`` exponential of mean 4 and ``a`` the impression's
+  taste affinity, so that optimum is known exactly per impression:
+  ``p / (1 - p) * 4 exp(a)``. The model's odds are compared with it in total and per decile.
+  (The logged ``T / (1 - p)`` is an unbiased but noisy estimate of the same target: per decile
+  its standard error is ~30% of the mean, too noisy for a per-decile bound; the test checks
+  it is unbiased, within 4 of its exact standard errors.)
 * Focal loss pulls probabilities towards 1/2 by design; after Platt scaling on validation its
   P(watch) must be close to the truth's log loss (scikit-learn's ``log_loss`` of the true
   probabilities, the best any model can do in expectation).
+
+Every bound is set from the spread over 20 seeds (``scripts/noise/sweep.py ranking-losses``,
+docs/TESTING.md); the tests run seed 0.
 """
 
 from __future__ import annotations
@@ -18,57 +25,126 @@ from sklearn.metrics import log_loss
 
 from crossent.recsys.pipeline import run_simulated, train_simulated_ranking
 from crossent.recsys.ranking import split_rows
-from crossent.recsys.simulate import SimulationConfig
+from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig
 from crossent.recsys.train import TrainConfig
 
-RANKING = TrainConfig(epochs=10, lr=1e-2, batch_size=1024, patience=1)
+SEED = 0
+#: the simulator's mean of M in T = M exp(a) (an exponential draw, see module docstring)
+MEAN_MINUTES = 4.0
 
 
-@pytest.fixture(scope="module")
-def retrieval():
+def _ranking(seed: int) -> TrainConfig:
+    return TrainConfig(epochs=10, lr=1e-2, batch_size=1024, patience=1, seed=seed)
+
+
+def retrieval_stage(seed: int):
+    """The simulated world and its trained retrieval stage, on which the ranking trains."""
     config = SimulationConfig(
-        n_users=2000, n_videos=500, max_watches=40, impressions_per_user=20, seed=0
+        n_users=2000, n_videos=500, max_watches=40, impressions_per_user=20, seed=seed
     )
     return run_simulated(
         config,
-        train_config=TrainConfig(epochs=10, lr=0.03, batch_size=1024, patience=1),
+        train_config=TrainConfig(epochs=10, lr=0.03, batch_size=1024, patience=1, seed=seed),
         stages=("retrieval",),
         progress=False,
     )
 
 
-@pytest.mark.slow
-def test_watch_time_model_odds_estimate_expected_watch_time(retrieval):
-    result, log = retrieval
-    train_simulated_ranking(result, log, loss="watch-time", train_config=RANKING, progress=False)
+@pytest.fixture(scope="module")
+def retrieval():
+    return retrieval_stage(SEED)
+
+
+def _expected_watch_time(log: SimulatedWatchLog, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """E[T 1{watched}] and Var[T 1{watched}] per impression, from the simulator's formula.
+
+    The affinity ``a`` is solved from the documented watch logit
+    ``c0 + c1 a + c2 (b_j - mean b) - c3 n_previous - c4 log(1 + slot)``.
+    """
+    imp, (c0, c1, c2, c3, c4) = log.impressions, log.config.impression_coef
+    bias = log.popularity_logit.double().numpy()
+    prob = imp.true_prob[rows]
+    logit = np.log(prob / (1 - prob))
+    affinity = (
+        logit - c0 - c2 * (bias[imp.item[rows]] - bias.mean())
+        + c3 * imp.n_previous[rows] + c4 * np.log1p(imp.slot[rows])
+    ) / c1
+    scale = MEAN_MINUTES * np.exp(affinity)
+    mean = prob * scale
+    variance = prob * 2 * scale**2 - mean**2  # E[M^2] = 2 E[M]^2 for an exponential M
+    return mean, variance
+
+
+def measure_watch_time(result, log) -> dict[str, float]:
+    train_simulated_ranking(
+        result, log, loss="watch-time", train_config=_ranking(log.config.seed), progress=False
+    )
     probs, label, true_prob = result.ranking_test
     _, _, test_rows = split_rows(len(log.impressions), seed=log.config.seed)
     assert np.array_equal(label, log.impressions.watched[test_rows])
     odds = probs / (1 - probs)
-    target = log.impressions.watch_time[test_rows] / (1 - true_prob)
-    assert odds.sum() / target.sum() == pytest.approx(1.0, abs=0.12)
+    mean, variance = _expected_watch_time(log, test_rows)
+    expected = mean / (1 - true_prob)
+    logged = log.impressions.watch_time[test_rows] / (1 - true_prob)
     deciles = np.array_split(np.argsort(odds), 10)
     predicted = np.array([odds[rows].mean() for rows in deciles])
-    observed = np.array([target[rows].mean() for rows in deciles])
-    # the ordering carries over: the top decile's observed odds are several times the bottom's
-    assert observed[-1] > 5 * observed[0]
-    assert np.corrcoef(predicted, observed)[0, 1] > 0.95
-    assert np.abs(np.log(predicted / observed)).max() < np.log(1.5)
+    exact = np.array([expected[rows].mean() for rows in deciles])
+    observed = np.array([logged[rows].mean() for rows in deciles])
+    standard_error = np.array(
+        [np.sqrt((variance[rows] / (1 - true_prob[rows]) ** 2).sum()) / len(rows)
+         for rows in deciles]
+    )
+    return {
+        "total odds / exact": odds.sum() / expected.sum(),
+        "max |log(decile odds / exact)|": float(np.abs(np.log(predicted / exact)).max()),
+        "corr(decile odds, exact)": float(np.corrcoef(predicted, exact)[0, 1]),
+        "top / bottom decile exact": exact[-1] / exact[0],
+        "max |logged - exact| / se per decile": float(
+            np.abs((observed - exact) / standard_error).max()
+        ),
+        # the old question, kept for the record in the sweep: not asserted
+        "max |log(decile odds / logged)|": float(np.abs(np.log(predicted / observed)).max()),
+    }
 
 
 @pytest.mark.slow
-def test_focal_ranking_is_platt_scaled_to_near_the_truths_log_loss(retrieval):
+@pytest.mark.statistical
+def test_watch_time_model_odds_estimate_expected_watch_time(retrieval):
     result, log = retrieval
-    train_simulated_ranking(result, log, loss="focal", train_config=RANKING, progress=False)
+    values = measure_watch_time(result, log)
+    # 20 seeds: 1.00 +- 0.02 (0.96 - 1.04); bound at mean +- 4 std
+    assert values["total odds / exact"] == pytest.approx(1.0, abs=0.08)
+    # the ordering carries over: the top decile's expected odds are several times the bottom's
+    assert values["top / bottom decile exact"] > 5
+    assert values["corr(decile odds, exact)"] > 0.95
+    assert values["max |log(decile odds / exact)|"] < np.log(1.5)
+    # the logged watch times agree with the formula: unbiased within 4 standard errors
+    assert values["max |logged - exact| / se per decile"] < 4.0
+
+
+def measure_focal(result, log) -> dict[str, float]:
+    train_simulated_ranking(
+        result, log, loss="focal", train_config=_ranking(log.config.seed), progress=False
+    )
     probs, label, true_prob = result.ranking_test
     assert result.info["ranking_calibration"].startswith("Platt scaling")
     raw = result.ranking_test_uncalibrated
     assert raw is not None
     truth = log_loss(label, true_prob)
-    calibrated = log_loss(label, probs)
+    return {
+        "|raw mean - watch rate|": abs(raw.mean() - label.mean()),
+        "raw log loss / truth": log_loss(label, raw) / truth,
+        "|calibrated mean - watch rate|": abs(probs.mean() - label.mean()),
+        "calibrated log loss / truth": log_loss(label, probs) / truth,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_focal_ranking_is_platt_scaled_to_near_the_truths_log_loss(retrieval):
+    values = measure_focal(*retrieval)
     # focal's raw probabilities sit far from P(watch) (mean ~0.30 for a watch rate ~0.13)
-    assert abs(raw.mean() - label.mean()) > 0.1
-    assert log_loss(label, raw) > 1.15 * truth
-    assert abs(probs.mean() - label.mean()) < 0.02
-    # +4.4% measured with the sequence features on the ordered simulator (+1.3% before it)
-    assert calibrated < 1.06 * truth
+    assert values["|raw mean - watch rate|"] > 0.1
+    assert values["raw log loss / truth"] > 1.15
+    assert values["|calibrated mean - watch rate|"] < 0.02
+    assert values["calibrated log loss / truth"] < 1.06

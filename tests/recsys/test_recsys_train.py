@@ -77,34 +77,56 @@ def test_test_cross_entropy_matches_a_direct_masked_softmax():
     assert got["bits"] == pytest.approx(np.mean(losses) / math.log(2), rel=1e-5)
 
 
-@pytest.fixture(scope="module")
-def trained():
-    config = SimulationConfig(n_users=300, n_videos=40, max_watches=12, taste_scale=8.0, seed=5)
+def train_small_world(seed: int):
+    config = SimulationConfig(
+        n_users=300, n_videos=40, max_watches=12, taste_scale=8.0, seed=seed
+    )
     return run_simulated(
         config,
-        train_config=TrainConfig(epochs=12, lr=0.01, batch_size=32, patience=3),
-        ranking_config=TrainConfig(epochs=4, lr=0.01, batch_size=256),
+        train_config=TrainConfig(epochs=12, lr=0.01, batch_size=32, patience=3, seed=seed),
+        ranking_config=TrainConfig(epochs=4, lr=0.01, batch_size=256, seed=seed),
         model_config={"dim": 16, "hidden": 32, "history": 12},
         progress=False,
     )
 
 
-def test_training_lowers_the_loss_and_approaches_the_bayes_limit(trained):
-    result, _ = trained
+@pytest.fixture(scope="module")
+def trained():
+    return train_small_world(5)
+
+
+def measure_training(result) -> dict[str, float]:
     history = result.histories["retrieval"]
-    assert history.valid_bits[history.best_epoch - 1] < history.valid_bits[0]
     ce = result.cross_entropy
-    assert ce["nats"] < math.log(40)  # better than uniform over the catalogue
-    assert ce["bayes_nats"] <= ce["expected_nats"] + 1e-9  # Gibbs: H(p) <= H(p, q)
-    # a short schedule on 300 users: the README's demo measurement is the close one
-    assert ce["nats"] < 1.3 * ce["bayes_nats"]
-    assert result.retrieval["model"]["HR@10"] > result.retrieval["most popular"]["HR@10"]
-    # the simulated order is signal only the sequence model sees
     bag = result.baseline_cross_entropy["bag model"]
-    assert ce["expected_nats"] < bag["expected_nats"]
     ranking = result.ranking_metrics["model"]
     constant = result.ranking_metrics["watch rate (constant)"]
-    assert ranking["log_loss_nats"] < constant["log_loss_nats"]
+    return {
+        "best / first valid bits": history.valid_bits[history.best_epoch - 1]
+        / history.valid_bits[0],
+        "nats / log(40)": ce["nats"] / math.log(40),
+        "expected nats - Bayes": ce["expected_nats"] - ce["bayes_nats"],
+        "nats / Bayes": ce["nats"] / ce["bayes_nats"],
+        "HR@10 model - most popular": result.retrieval["model"]["HR@10"]
+        - result.retrieval["most popular"]["HR@10"],
+        "expected nats bag / model": bag["expected_nats"] / ce["expected_nats"],
+        "ranking log loss model / constant": ranking["log_loss_nats"]
+        / constant["log_loss_nats"],
+    }
+
+
+@pytest.mark.statistical
+def test_training_lowers_the_loss_and_approaches_the_bayes_limit(trained):
+    values = measure_training(trained[0])
+    assert values["best / first valid bits"] < 1
+    assert values["nats / log(40)"] < 1  # better than uniform over the catalogue
+    assert values["expected nats - Bayes"] >= -1e-9  # Gibbs: H(p) <= H(p, q)
+    # a short schedule on 300 users: the README's demo measurement is the close one
+    assert values["nats / Bayes"] < 1.3
+    assert values["HR@10 model - most popular"] > 0
+    # the simulated order is signal only the sequence model sees
+    assert values["expected nats bag / model"] > 1
+    assert values["ranking log loss model / constant"] < 1
 
 
 def test_simulated_ranking_keeps_the_identity_calibration(trained):
@@ -167,12 +189,13 @@ def test_bad_training_configuration_is_named():
         TrainConfig(lr=-1.0)
 
 
-def test_bucketed_batches_hold_every_example_once_among_alike_lengths():
-    generator = torch.Generator().manual_seed(0)
+def measure_bucketing(seed: int) -> dict[str, float]:
+    """Mean within-batch length spread, bucketed over random, for 990 of 1000 random lengths."""
+    generator = torch.Generator().manual_seed(seed)
     lengths = torch.randint(1, 200, (1000,), generator=generator)
     order = torch.randperm(1000, generator=generator)[:990]
     batch = 4
-    got = bucketed(order, lengths, batch, torch.Generator().manual_seed(1))
+    got = bucketed(order, lengths, batch, torch.Generator().manual_seed(seed + 1))
     assert sorted(got.tolist()) == sorted(order.tolist())  # a permutation of the epoch
     spread = [
         int(lengths[rows].max() - lengths[rows].min()) for rows in got[: 990 // batch * batch]
@@ -182,8 +205,13 @@ def test_bucketed_batches_hold_every_example_once_among_alike_lengths():
         int(lengths[rows].max() - lengths[rows].min())
         for rows in order[: 990 // batch * batch].view(-1, batch)
     ]
+    return {"bucketed / random spread": float(np.mean(spread) / np.mean(random_spread))}
+
+
+@pytest.mark.statistical
+def test_bucketed_batches_hold_every_example_once_among_alike_lengths():
     # sorted pools of 64 batches: within-batch spread is about 200 / 64, not about 120
-    assert np.mean(spread) < np.mean(random_spread) / 5
+    assert measure_bucketing(0)["bucketed / random spread"] < 1 / 5
 
 
 @pytest.mark.parametrize("epochs, steps", [(1, 10), (3, 7)])
