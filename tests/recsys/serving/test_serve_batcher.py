@@ -1,0 +1,141 @@
+"""The batcher: concurrent jobs share calls, each gets its own answer, the queue is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from crossent.errors import CrossentError
+from crossent.recsys.serving.batcher import Batcher, Overloaded, ShuttingDown
+
+
+class Recorder:
+    """``work`` that doubles each job and records the batches it was given."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.gate = gate
+        self.threads: set[str] = set()
+
+    def __call__(self, jobs: Sequence[int]) -> list[int]:
+        self.threads.add(threading.current_thread().name)
+        if self.gate is not None:
+            self.gate.wait(10)
+        self.batches.append(list(jobs))
+        if any(job < 0 for job in jobs):
+            raise RuntimeError("negative job")
+        return [2 * job for job in jobs]
+
+
+async def _run(batcher: Batcher, jobs: list[int]) -> list[int]:
+    await batcher.start()
+    try:
+        return await asyncio.gather(*[batcher.submit(job) for job in jobs])
+    finally:
+        await batcher.stop()
+
+
+def test_concurrent_jobs_share_one_call_and_keep_their_answers():
+    work = Recorder()
+    answers = asyncio.run(_run(Batcher(work, max_batch=64, max_wait_ms=50), list(range(10))))
+    assert answers == [2 * job for job in range(10)]
+    assert work.batches == [list(range(10))]
+    assert len(work.threads) == 1 and next(iter(work.threads)).startswith("crossent-batcher")
+
+
+def test_max_batch_bounds_every_call():
+    work = Recorder()
+    answers = asyncio.run(_run(Batcher(work, max_batch=4, max_wait_ms=50), list(range(10))))
+    assert answers == [2 * job for job in range(10)]
+    assert [len(batch) for batch in work.batches] == [4, 4, 2]
+    assert [job for batch in work.batches for job in batch] == list(range(10))  # in order
+
+
+def test_batching_off_calls_work_once_per_job():
+    work = Recorder()
+    asyncio.run(_run(Batcher(work, max_batch=1, max_wait_ms=0), list(range(5))))
+    assert work.batches == [[0], [1], [2], [3], [4]]
+
+
+def test_a_lone_job_waits_at_most_max_wait():
+    async def one() -> float:
+        batcher = Batcher(Recorder(), max_batch=64, max_wait_ms=30)
+        await batcher.start()
+        start = time.perf_counter()
+        assert await batcher.submit(1) == 2
+        elapsed = time.perf_counter() - start
+        await batcher.stop()
+        return elapsed
+
+    assert 0.03 <= asyncio.run(one()) < 5  # the wait, then at once (loose: a shared machine)
+
+
+def test_a_full_queue_refuses_at_once_and_every_accepted_job_is_answered():
+    gate = threading.Event()
+    work = Recorder(gate)
+
+    async def flood() -> tuple[list[int], int]:
+        batcher = Batcher(work, max_batch=2, max_wait_ms=0, queue_limit=3)
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.submit(0))
+        while not work.threads:  # the first batch is on the worker, held by the gate
+            await asyncio.sleep(0.001)
+        queued = [asyncio.ensure_future(batcher.submit(job)) for job in (1, 2, 3)]
+        await asyncio.sleep(0)
+        refused = 0
+        for job in (4, 5):
+            with pytest.raises(Overloaded):
+                await batcher.submit(job)
+            refused += 1
+        gate.set()
+        answers = await asyncio.gather(first, *queued)
+        await batcher.stop()
+        return answers, refused
+
+    answers, refused = asyncio.run(flood())
+    assert answers == [0, 2, 4, 6] and refused == 2
+
+
+def test_a_failing_batch_fails_its_jobs_and_the_batcher_goes_on():
+    async def run() -> tuple[list[object], int]:
+        batcher = Batcher(Recorder(), max_batch=8, max_wait_ms=20)
+        await batcher.start()
+        failed = await asyncio.gather(batcher.submit(1), batcher.submit(-1), return_exceptions=True)
+        after = await batcher.submit(5)
+        await batcher.stop()
+        return failed, after
+
+    failed, after = asyncio.run(run())
+    assert all(isinstance(result, RuntimeError) for result in failed)
+    assert after == 10
+
+
+def test_stopped_batcher_refuses_with_shutting_down():
+    async def run() -> None:
+        batcher = Batcher(Recorder())
+        with pytest.raises(ShuttingDown):
+            await batcher.submit(1)
+        await batcher.start()
+        await batcher.stop()
+        with pytest.raises(ShuttingDown):
+            await batcher.submit(1)
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"max_batch": 0}, "max_batch"),
+        ({"max_wait_ms": -1}, "max_wait_ms"),
+        ({"max_wait_ms": 5000}, "max_wait_ms"),
+        ({"queue_limit": 0}, "queue_limit"),
+    ],
+)
+def test_bad_limits_are_named(options, words):
+    with pytest.raises(CrossentError, match=words):
+        Batcher(Recorder(), **options)
