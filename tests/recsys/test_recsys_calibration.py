@@ -81,6 +81,7 @@ def measure_platt_recovery(seed: int) -> dict[str, float]:
 
 @pytest.mark.statistical
 def test_a_known_distortion_of_the_logit_is_recovered():
+    # 20 seeds: std 0.009 and 0.007 (docs/TESTING.md)
     values = measure_platt_recovery(1)
     assert abs(values["distorted: scale - 2"]) < 0.05
     assert abs(values["distorted: shift - 1"]) < 0.05
@@ -88,9 +89,10 @@ def test_a_known_distortion_of_the_logit_is_recovered():
 
 @pytest.mark.statistical
 def test_calibrated_logits_of_a_calibrated_model_fit_the_identity():
+    # 20 seeds: std 0.009 of each (docs/TESTING.md); 0.04 is 4 of them
     values = measure_platt_recovery(1)
-    assert abs(values["calibrated: scale - 1"]) < 0.03
-    assert abs(values["calibrated: shift"]) < 0.03
+    assert abs(values["calibrated: scale - 1"]) < 0.04
+    assert abs(values["calibrated: shift"]) < 0.04
 
 
 @settings(max_examples=60, deadline=None)

@@ -211,7 +211,8 @@ def measure_bucketing(seed: int) -> dict[str, float]:
 @pytest.mark.statistical
 def test_bucketed_batches_hold_every_example_once_among_alike_lengths():
     # sorted pools of 64 batches: within-batch spread is about 200 / 64, not about 120
-    assert measure_bucketing(0)["bucketed / random spread"] < 1 / 5
+    # (20 seeds: 0.0200 +- 0.0006 of the random spread, docs/TESTING.md)
+    assert measure_bucketing(0)["bucketed / random spread"] < 0.03
 
 
 @pytest.mark.parametrize("epochs, steps", [(1, 10), (3, 7)])
