@@ -10,9 +10,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from crossent._validation.switch import set_validation, validation
-from crossent.errors import CrossentError, DataFileError
-from crossent.units import log_divisor
+from crossent._runtime import prepare_environment
+
+# before anything loads torch or numba: their OpenMP pools read the wait policy at load
+prepare_environment()
+
+from crossent._validation.switch import set_validation, validation  # noqa: E402
+from crossent.errors import CrossentError, DataFileError  # noqa: E402
+from crossent.units import log_divisor  # noqa: E402
 
 if TYPE_CHECKING:
     from crossent import distributed, metrics, nn

@@ -16,7 +16,7 @@ the valid values, which the ``crossent`` group prints as one line with exit stat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -87,3 +87,21 @@ def each_of(choices: Any) -> Callback:
         return ",".join(canonical(param, part) for part in value.split(",") if part.strip())
 
     return callback
+
+
+def _threads(param: typer.CallbackParam, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise CrossentError(f"{_option_name(param)} {value} must be an integer >= 1")
+    return value
+
+
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        callback=_threads,
+        help="Threads for torch and numba. Default: CROSSENT_THREADS, else OMP_NUM_THREADS, "
+        "else the cores this process may run on.",
+        show_default=False,
+    ),
+]
+"""``--threads N`` of the training commands (``train``, ``demo``, ``lab``); N >= 1."""

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from crossent._validation.choices import CandidateKind, Objective
-from crossent.cli._options import each_of, one_of
+from crossent.cli._options import ThreadsOption, each_of, one_of
 
 
 def demo(
@@ -32,6 +32,7 @@ def demo(
         str, typer.Option(callback=one_of(CandidateKind), help="Candidate model: sequence or bag.")
     ] = "sequence",
     seed: Annotated[int, typer.Option(help="Seed of the simulation and the training.")] = 0,
+    threads: ThreadsOption = None,
 ) -> None:
     """Simulate a watch log, train candidate generation and ranking, compare with baselines.
 
@@ -42,12 +43,14 @@ def demo(
     """
     from rich.console import Console
 
+    from crossent._runtime import configure_threads
     from crossent.cli._recsys_common import print_bayes_gaps, print_result
     from crossent.recsys.checkpoint import save_checkpoint
     from crossent.recsys.pipeline import run_simulated
     from crossent.recsys.report import write_report
     from crossent.recsys.run import demo_setup
 
+    configure_threads(threads)
     console = Console()
     start = time.perf_counter()
     config, request, ranking_config = demo_setup(

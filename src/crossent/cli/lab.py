@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from crossent.cli._options import each_of, listed, one_of
+from crossent.cli._options import ThreadsOption, each_of, listed, one_of
 from crossent.errors import CrossentError
 from crossent.lab.config import LOSSES, MODELS, LabConfig
 from crossent.lab.data import DATASETS
@@ -59,6 +59,7 @@ def lab(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON on stdout.")
     ] = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train the same model with the same seed and optimiser under each loss and compare
     accuracy, macro and minority-class recall, log loss (bits), ECE, Brier and epochs to
@@ -67,10 +68,12 @@ def lab(
     """
     from rich.console import Console
 
+    from crossent._runtime import configure_threads
     from crossent.lab.config import parse_losses
     from crossent.lab.report import to_jsonable, write_lab_report
     from crossent.lab.run import load_lab_data
 
+    configure_threads(threads)
     if data is not None and dataset is not None:
         raise CrossentError("give --dataset or --data, not both")
     if target is not None and data is None:

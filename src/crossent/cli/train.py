@@ -15,7 +15,7 @@ from crossent._validation.choices import (
     RankingLoss,
     StageName,
 )
-from crossent.cli._options import each_of, listed, one_of
+from crossent.cli._options import ThreadsOption, each_of, listed, one_of
 
 DataOption = Annotated[
     str,
@@ -170,6 +170,7 @@ def train(
     negatives: NegativesOption = 4,
     holdout: HoldoutOption = 5,
     resume: ResumeOption = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint
     and OUT/report.html (tables, loss and validation NDCG curves).
@@ -177,7 +178,11 @@ def train(
     Several processes: torchrun --nproc-per-node N -m crossent train ... shards the catalogue
     softmax across them (gloo on CPU, nccl on CUDA); rank 0 reports and saves.
     """
-    settings = {k: v for k, v in locals().items() if k not in ("out", "resume")}  # the options
+    # the options a resumed run must repeat (the thread count may change between runs)
+    settings = {k: v for k, v in locals().items() if k not in ("out", "resume", "threads")}
+    from crossent._runtime import configure_threads
+
+    configure_threads(threads)
     from rich.console import Console
 
     from crossent._validation.choices import check_choice
