@@ -84,7 +84,7 @@ def configure_threads(threads: int | None = None) -> int:
     try:
         import numba
 
-        numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - numba is a dependency
         pass
     return count

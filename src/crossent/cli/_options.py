@@ -16,6 +16,7 @@ the valid values, which the ``crossent`` group prints as one line with exit stat
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -105,3 +106,14 @@ ThreadsOption = Annotated[
     ),
 ]
 """``--threads N`` of the training commands (``train``, ``demo``, ``lab``); N >= 1."""
+
+JsonFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--json",
+        help="Also write the printed tables as data to this JSON file "
+        '({title: {"headers", "rows", "caption"}}).',
+        show_default=False,
+    ),
+]
+"""``--json FILE`` of ``crossent train`` and ``crossent demo``: the result tables as data."""

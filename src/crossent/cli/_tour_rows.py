@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from crossent.cli._console import make_console
+
 CLASSES = ("cat", "dog", "fox", "owl", "elk")
 
 # one fixed batch: 4 examples, 5 classes (rows: examples; columns: classes)
@@ -83,10 +85,9 @@ def tour_rows() -> list[TourRow]:
 
 def print_tour() -> None:
     """Print the batch and the table of its loss under each option."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     batch = Table(title="The batch: logits (4 examples x 5 classes) and the true class",
                   title_justify="left")
     batch.add_column("row", justify="right")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from crossent.cli._console import make_console
 from crossent.cli._options import listed, one_of
 from crossent.errors import CrossentError
 
@@ -63,13 +64,12 @@ def bench(
     relative to torch eager, which materialises the N x C (or N x V) logits. Without --quick
     the sizes are those of benchmarks/*.py, whose code this shares (crossent.benchmarking).
     """
-    from rich.console import Console
 
     from crossent import benchmarking
 
     if reps < 1:
         raise CrossentError(f"--reps {reps} must be >= 1")
-    console = Console()
+    console = make_console()
     console.print(benchmarking.machine_load())
     for title, name, sizes in _runs(suite, quick):
         results = _run_with_progress(title, name, sizes, reps, memory, console)

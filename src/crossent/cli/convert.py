@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from crossent.cli._console import make_console
+
 
 def convert(
     model: Annotated[Path, typer.Argument(help="Folder holding the old model.pt.")],
@@ -28,11 +30,10 @@ def convert(
     values and refuses anything else; still, convert only files whose source you trust.
     model.pt is left in place: delete it once the converted folder works.
     """
-    from rich.console import Console
 
     from crossent.recsys.convert import RISK, convert_legacy
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     if trust_pickle:
         console.print(f"[yellow]warning:[/] {RISK}")
     folder = convert_legacy(model, trust_pickle=trust_pickle, out=out)

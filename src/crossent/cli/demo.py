@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from crossent._validation.choices import CandidateKind, Objective
-from crossent.cli._options import ThreadsOption, each_of, one_of
+from crossent.cli._console import make_console
+from crossent.cli._options import JsonFileOption, ThreadsOption, each_of, one_of
 
 
 def demo(
@@ -33,6 +34,7 @@ def demo(
     ] = "sequence",
     seed: Annotated[int, typer.Option(help="Seed of the simulation and the training.")] = 0,
     threads: ThreadsOption = None,
+    json_file: JsonFileOption = None,
 ) -> None:
     """Simulate a watch log, train candidate generation and ranking, compare with baselines.
 
@@ -41,17 +43,16 @@ def demo(
     the bag model and the Bayes limit (the entropy of the simulator's true distributions).
     Writes OUT/report.html with loss and validation NDCG curves and a reliability diagram.
     """
-    from rich.console import Console
 
     from crossent._runtime import configure_threads
     from crossent.cli._recsys_common import print_bayes_gaps, print_result
     from crossent.recsys.checkpoint import save_checkpoint
     from crossent.recsys.pipeline import run_simulated
-    from crossent.recsys.report import write_report
+    from crossent.recsys.report import write_report, write_tables_json
     from crossent.recsys.run import demo_setup
 
     configure_threads(threads)
-    console = Console()
+    console = make_console()
     start = time.perf_counter()
     config, request, ranking_config = demo_setup(
         quick=quick, users=users, videos=videos, epochs=epochs, loss=loss, model=model,
@@ -66,6 +67,8 @@ def demo(
         console=console,
     )
     print_result(console, result)
+    if json_file is not None:
+        write_tables_json(result, json_file)
     report = write_report(result, out, title="crossent demo: watch prediction on a simulated log")
     save_checkpoint(
         out / "model",

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from crossent._validation.choices import DataFormat
+from crossent.cli._console import make_console
 from crossent.cli._options import listed, one_of
 
 
@@ -34,13 +35,12 @@ def evaluate(
     A ranking model trained on a file is scored again on the same examples: log loss
     (nats, bits), normalized entropy, AUC and ECE, beside the base rate and popularity.
     """
-    from rich.console import Console
 
     from crossent.cli._recsys_common import load_watches, print_result
     from crossent.recsys.checkpoint import load_checkpoint
     from crossent.recsys.reevaluate import evaluate_checkpoint
 
-    console = Console()
+    console = make_console()
     checkpoint = load_checkpoint(model)
     if data is None:
         for name, metrics in checkpoint.metrics.items():

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from crossent.cli._console import make_console
 from crossent.cli._options import ThreadsOption, each_of, listed, one_of
 from crossent.errors import CrossentError
 from crossent.lab.config import LOSSES, MODELS, LabConfig
@@ -66,7 +67,6 @@ def lab(
     converge, with mean ± std over seeds. Writes lab.html and lab.md with training curves,
     reliability diagrams and per-class recall bars.
     """
-    from rich.console import Console
 
     from crossent._runtime import configure_threads
     from crossent.lab.config import parse_losses
@@ -88,7 +88,7 @@ def lab(
         epochs=epochs,
         model=model,
     )
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = make_console(stderr=True)
     result = _run_with_progress(config, load_lab_data(config), err, show=not json_output)
     writing = f"writing {out / 'lab.html'} and {out / 'lab.md'}"
     with nullcontext() if json_output else err.status(writing):
@@ -98,7 +98,7 @@ def lab(
         typer.echo(json.dumps(payload, indent=2))
         return
     _print_table(result)
-    console = Console(highlight=False)
+    console = make_console()
     console.print(f"{result.seconds:.1f} s; wrote {files['html']} and {files['markdown']}")
 
 
@@ -117,19 +117,20 @@ def _run_with_progress(
         TimeElapsedColumn(),
         console=err,
         transient=True,
-        disable=not show,
+        disable=not show or not err.is_terminal,
     ) as progress:
         task = progress.add_task(f"lab on {lab_data.name}", total=config.seeds * len(config.losses))
 
         def advance(run: LossRun) -> None:
             done = f"lab on {lab_data.name}: {run.loss} seed {run.seed} done"
             progress.update(task, advance=1, description=done)
+            if show and not err.is_terminal:  # a pipe or file: one line per run, not a bar
+                err.print(done)
 
         return run_lab(config, data=lab_data, on_run_done=advance)
 
 
 def _print_table(result: LabResult) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from crossent.lab.config import METRICS
@@ -161,7 +162,5 @@ def _print_table(result: LabResult) -> None:
             "",
             "",
         )
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=max(console.width, 140))  # pipes, files, tests
+    console = make_console()
     console.print(table)

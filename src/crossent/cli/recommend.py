@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from crossent._validation.numbers import check_int
+from crossent.cli._console import make_console
 from crossent.errors import CrossentError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def _show_one(
             row.pop("user")
         print(json.dumps({"user": user, "history": recent, "recommendations": rows}))
         return
-    console = Console()
+    console = make_console()
     if recent:
         console.print(f"[bold]last {len(recent)} watches of user {user}[/] (most recent first)")
         for watch in recent:
@@ -123,7 +123,7 @@ def _write_all(
 
     from crossent.recsys.recommend import write_recommendations
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
+from crossent.cli._console import make_console
 from crossent.errors import CrossentError
 from crossent.units import Base
 
@@ -97,11 +98,10 @@ def score(
     Files of any size are read in blocks, in fixed memory. A bad row stops with its file, line
     and column (exit status 2) unless --skip-invalid is given.
     """
-    from rich.console import Console
 
     from crossent.units import log_divisor
 
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = make_console(stderr=True)
     unit = cast(Base, base)  # log_divisor reads "nats", "bits" or a number given as text
     log_divisor(unit)
     if ranking is not None or truth is not None:
@@ -192,7 +192,6 @@ def _score_with_progress(
 
 
 def _render(result: Any, name: str, plot: Path | None, json_output: bool, console: Any) -> None:
-    from rich.console import Console
 
     from crossent.cli._score_tables import print_segments, print_table, segment_name
 
@@ -207,7 +206,7 @@ def _render(result: Any, name: str, plot: Path | None, json_output: bool, consol
     if json_output:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        out = Console(highlight=False)
+        out = make_console()
         print_table(result, name, out)
         if result.by:
             print_segments(result, out)
@@ -238,7 +237,6 @@ def _score_ranking(
     item_column: str | None,
     json_output: bool,
 ) -> None:
-    from rich.console import Console
 
     from crossent.cli._score_tables import print_ranking
     from crossent.metrics.ranking_files import score_ranking_file
@@ -251,4 +249,4 @@ def _score_ranking(
     if json_output:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        print_ranking(result, ranking, Console(highlight=False))
+        print_ranking(result, ranking, make_console())

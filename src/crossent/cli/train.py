@@ -15,7 +15,8 @@ from crossent._validation.choices import (
     RankingLoss,
     StageName,
 )
-from crossent.cli._options import ThreadsOption, each_of, listed, one_of
+from crossent.cli._console import make_console
+from crossent.cli._options import JsonFileOption, ThreadsOption, each_of, listed, one_of
 
 DataOption = Annotated[
     str,
@@ -171,6 +172,7 @@ def train(
     holdout: HoldoutOption = 5,
     resume: ResumeOption = False,
     threads: ThreadsOption = None,
+    json_file: JsonFileOption = None,
 ) -> None:
     """Train candidate generation (and ranking), evaluate beside baselines, save a checkpoint
     and OUT/report.html (tables, loss and validation NDCG curves).
@@ -178,19 +180,19 @@ def train(
     Several processes: torchrun --nproc-per-node N -m crossent train ... shards the catalogue
     softmax across them (gloo on CPU, nccl on CUDA); rank 0 reports and saves.
     """
-    # the options a resumed run must repeat (the thread count may change between runs)
-    settings = {k: v for k, v in locals().items() if k not in ("out", "resume", "threads")}
+    # the options a resumed run must repeat (threads and the JSON copy may change between runs)
+    unchecked = ("out", "resume", "threads", "json_file")
+    settings = {k: v for k, v in locals().items() if k not in unchecked}
     from crossent._runtime import configure_threads
 
     configure_threads(threads)
-    from rich.console import Console
 
     from crossent._validation.choices import check_choice
     from crossent.cli._recsys_common import load_watches, print_result
     from crossent.recsys.checkpoint import save_checkpoint
     from crossent.recsys.data import Interactions
     from crossent.recsys.parallel import launch_from_env, shutdown
-    from crossent.recsys.report import write_report
+    from crossent.recsys.report import write_report, write_tables_json
     from crossent.recsys.resume import stop_on_interrupt, training_state
     from crossent.recsys.run import TrainRequest, run_training, simulation_config
     from crossent.recsys.simulate import SimulationConfig
@@ -198,7 +200,7 @@ def train(
     from crossent.recsys.train import TrainConfig
 
     launch = launch_from_env()  # joins torchrun's process group, if launched by torchrun
-    console = Console(quiet=not launch.is_main)
+    console = make_console(quiet=not launch.is_main)
     state = training_state(
         out, settings, resume=resume, distributed=launch.distributed, say=console.print
     )
@@ -229,6 +231,8 @@ def train(
         shutdown(launch)
         return
     print_result(console, result)
+    if json_file is not None:
+        write_tables_json(result, json_file)
     report = write_report(result, out, title=f"crossent train: {data}")
     console.print(f"report: {report}")
     if "ranking_examples" in result.info:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+from rich import get_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from crossent._validation.numbers import check_int
@@ -56,7 +57,7 @@ def _progress(enabled: bool) -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        disable=not enabled,
+        disable=not enabled or not get_console().is_terminal,  # no bar in a pipe or file
         transient=True,
     )
 

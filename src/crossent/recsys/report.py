@@ -199,3 +199,42 @@ def write_report(
         sections.append(Section("Ranking", [ranking_rows(result), reliability_png]))
     sections.append(Section("Training curves (per epoch)", list(pngs)))
     return write_html_report(out / "report.html", title, sections)
+
+
+def result_tables(result: RunResult) -> dict[str, Table]:
+    """The tables a command prints for ``result``, by title, in the order it prints them."""
+    tables: dict[str, Table] = {}
+    if result.objectives:
+        tables["Candidate generation: training objectives (test)"] = objective_rows(result)
+    elif result.retrieval:
+        tables["Candidate generation (test)"] = retrieval_rows(result)
+    if result.cross_entropy:
+        tables["Next-watch cross-entropy (test)"] = cross_entropy_rows(result)
+    if result.ranking_metrics:
+        tables["Ranking: P(watch), test examples"] = ranking_rows(result)
+    return tables
+
+
+def _json_cell(cell: object) -> object:
+    """A table cell as JSON: numbers stay numbers (NaN and infinities become null)."""
+    if isinstance(cell, bool | int | str) or cell is None:
+        return cell
+    if isinstance(cell, float):
+        return cell if math.isfinite(cell) else None
+    return str(cell)
+
+
+def write_tables_json(result: RunResult, path: str | Path) -> Path:
+    """The printed tables as data: ``{title: {"headers", "rows", "caption"}}`` in ``path``."""
+    import json
+
+    payload = {
+        title: {"headers": [str(header) for header in table.headers],
+                "rows": [[_json_cell(cell) for cell in row] for row in table.rows],
+                "caption": table.caption}
+        for title, table in result_tables(result).items()
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from rich import get_console
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -122,7 +123,8 @@ def _progress(console: Console | None, enabled: bool) -> Progress:
         TextColumn("{task.fields[rate]:,.0f} ex/s"),
         TimeElapsedColumn(),
         console=console,
-        disable=not enabled,
+        # a pipe or file gets the one line per epoch that run_epochs prints, not a bar
+        disable=not enabled or not (console or get_console()).is_terminal,
         transient=True,
     )
 
