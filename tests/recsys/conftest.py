@@ -17,3 +17,12 @@ def movielens_small() -> Path:
     if not (MOVIELENS_SMALL / "ratings.csv").is_file():
         pytest.skip(f"MovieLens data not found at {MOVIELENS_SMALL.resolve()}")
     return MOVIELENS_SMALL
+AMAZON_VIDEO = SHARED_DATA / "amazon-video" / "Video.txt"
+
+
+@pytest.fixture(scope="session")
+def amazon_video() -> Path:
+    """SASRec's Amazon Video Games sequences (``user item`` lines); skips when absent."""
+    if not AMAZON_VIDEO.is_file():
+        pytest.skip(f"Amazon Video data not found at {AMAZON_VIDEO.resolve()}")
+    return AMAZON_VIDEO

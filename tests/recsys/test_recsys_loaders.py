@@ -211,7 +211,7 @@ def test_parquet_missing_value_names_row_and_column(tmp_path: Path) -> None:
 
 def test_load_interactions_rejects_unknown_format(tmp_path: Path) -> None:
     path = _write(tmp_path / "x.csv", "user,item\n1,2\n")
-    with pytest.raises(CrossentError, match="format = 'xml' must be one of"):
+    with pytest.raises(CrossentError, match="format = 'xml' is not one of"):
         load_interactions(path, format="xml")  # type: ignore[arg-type]
 
 

@@ -24,7 +24,7 @@ TargetKind = Literal["index", "probs"]
 CandidateKind = Literal["sequence", "bag"]
 Objective = Literal["full", "sampled", "bce", "gbce", "in-batch"]
 RankingLoss = Literal["bce", "focal", "watch-time"]
-DataFormat = Literal["auto", "movielens", "recbole", "csv", "parquet"]
+DataFormat = Literal["auto", "movielens", "recbole", "sasrec", "csv", "parquet"]
 StageName = Literal["retrieval", "ranking"]
 LrSchedule = Literal["constant", "cosine"]
 

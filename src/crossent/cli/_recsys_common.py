@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from crossent.errors import CrossentError
+from crossent._validation.choices import DataFormat, check_choice
 from crossent.recsys.data import Interactions, implicit
 from crossent.recsys.report import (
     cross_entropy_rows,
@@ -17,15 +17,12 @@ from crossent.recsys.report import (
 )
 from crossent.recsys.results import RunResult
 
-FORMATS = ("auto", "movielens", "recbole", "csv", "parquet")
-
 
 def load_watches(data: str, format: str, min_rating: float | None) -> Interactions:
     """Load an interaction file; keep rows with ``rating >= min_rating`` when it has ratings."""
     from crossent.recsys.loaders import load_interactions
 
-    if format not in FORMATS:
-        raise CrossentError(f"--format {format!r} must be one of {', '.join(FORMATS)}")
+    check_choice(format, "--format", DataFormat)
     watches = load_interactions(Path(data), format)  # type: ignore[arg-type]
     if min_rating is not None and watches.rating is not None:
         watches = implicit(watches, min_rating)

@@ -2,10 +2,11 @@
 
 Formats: MovieLens ``u.data`` (100K: tab-separated, no header), ``ratings.dat`` (1M/10M: ``::``
 separated), ``ratings.csv`` (latest / 20M / 25M: header ``userId,movieId,rating,timestamp``);
-RecBole atomic ``.inter`` files (typed header ``user_id:token``); any CSV/TSV/Parquet file with
-named columns. Parsing is vectorised (pyarrow), so MovieLens 25M loads in seconds; when a file
-does not parse, a line-by-line scan finds the first bad line so the error names file, line and
-column.
+RecBole atomic ``.inter`` files (typed header ``user_id:token``); SASRec's sequence files
+(``user item`` per line, no header, line order = time order, as in its ``Video.txt``); any
+CSV/TSV/Parquet file with named columns. Parsing is vectorised (pyarrow), so MovieLens 25M
+loads in seconds; when a file does not parse, a line-by-line scan finds the first bad line so
+the error names file, line and column.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 
 from crossent import io
 from crossent._validation.choices import DataFormat as Format
+from crossent._validation.choices import check_choice
 from crossent.errors import CrossentError, DataFileError
 from crossent.io.columns import ROLE_NAMES
 from crossent.recsys._parsing import Kind, build_interactions, read_delimited
@@ -151,6 +153,32 @@ def load_recbole(
     return build_interactions(resolved, table, columns)
 
 
+def load_sequences(path: str | Path) -> Interactions:
+    """Load a SASRec-style sequence file: one ``user item`` pair per line, space-separated.
+
+    No header and no timestamps: each user's lines are in time order, so the line order is
+    the time order (the format of the SASRec authors' preprocessed Amazon and MovieLens
+    files). Ids may be integers or strings.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "Video.txt"
+        >>> _ = path.write_text("1 7\n1 3\n2 7\n")
+        >>> watches = load_sequences(path)
+        >>> watches.n_users, watches.n_items, watches.item_ids[watches.item].tolist()
+        (2, 2, [7, 3, 7])
+
+    Raises:
+        DataFileError: a line without exactly two fields (file and line named).
+    """
+    resolved = _require_file(path)
+    table = read_delimited(
+        resolved, delimiter=" ", names=["user", "item"], skip=0,
+        kinds={"user": "id", "item": "id"},
+    )
+    return build_interactions(resolved, table, {"user": "user", "item": "item"})
+
+
 def _pick(
     path: Path, role: str, given: str | None, available: list[str], required: bool
 ) -> str | None:
@@ -261,14 +289,13 @@ def load_interactions(
     """Load an interaction log, recognising the format from the path when ``format="auto"``.
 
     "auto": a folder or ``u.data`` / ``*.dat`` / a CSV with the MovieLens header -> MovieLens;
-    ``*.inter`` -> RecBole; ``*.parquet`` / ``*.pq`` and other CSV/TSV -> :func:`load_table`.
+    ``*.inter`` -> RecBole; a ``*.txt`` file whose first line is two space-separated fields
+    -> SASRec sequences (:func:`load_sequences`); ``*.parquet`` / ``*.pq`` and other CSV/TSV
+    -> :func:`load_table`.
     ``columns`` (``user=``, ``item=``, ``timestamp=``, ``rating=``, ``watch_time=``) are passed
     to the RecBole / table loaders.
     """
-    if format not in ("auto", "movielens", "recbole", "csv", "parquet"):
-        raise CrossentError(
-            f"format = {format!r} must be one of auto, movielens, recbole, csv, parquet"
-        )
+    check_choice(format, "format", Format)
     resolved = _require_file(path)
     if format == "auto":
         suffix = resolved.suffix.lower()
@@ -281,12 +308,18 @@ def load_interactions(
         else:
             with open(resolved, encoding="utf-8", errors="replace") as handle:
                 first = handle.readline().strip()
+            if suffix == ".txt" and len(first.split(" ")) == 2 and not columns:
+                return load_sequences(resolved)
             movielens_csv = first == "userId,movieId,rating,timestamp"
             format = "movielens" if movielens_csv and not columns else "csv"
     if format == "movielens":
         if columns:
             raise CrossentError(f"MovieLens files have fixed columns; got {sorted(columns)}")
         return load_movielens(resolved)
+    if format == "sasrec":
+        if columns:
+            raise CrossentError(f"SASRec sequence files have fixed columns; got {sorted(columns)}")
+        return load_sequences(resolved)
     if format == "recbole":
         return load_recbole(resolved, **columns)  # type: ignore[arg-type]
     return load_table(resolved, parquet=format == "parquet", **columns)  # type: ignore[arg-type]
