@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-serve clean
 
 # torch is pinned exactly and installed first: this machine has a local CPU build of 2.13.0,
 # while a looser range makes pip download a multi-GB CUDA build.
@@ -32,6 +32,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sharded.py
 	$(PY) benchmarks/bench_recsys_sequence.py
 	$(PY) benchmarks/bench_recommend_all.py
+	$(PY) benchmarks/bench_serve.py
+
+# `crossent serve` under load (trains an ml-latest-small model into bench-results/ once)
+bench-serve: $(STAMP)
+	$(PY) benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

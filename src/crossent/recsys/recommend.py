@@ -66,15 +66,25 @@ class Recommendations:
 
 
 def _top_unwatched(
-    checkpoint: Checkpoint, indptr: np.ndarray, watched: np.ndarray, keep: int, cells: int
+    checkpoint: Checkpoint,
+    indptr: np.ndarray,
+    watched: np.ndarray,
+    keep: int,
+    cells: int,
+    cut_padding: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(logits (B, keep), items (B, keep), log normaliser (B,), windows)`` of the best
     unwatched items of the ``B`` histories in the CSR ``(indptr, watched)`` (contiguous item
-    ids, time order), scanning the catalogue in blocks (a running top-K and log-sum-exp)."""
+    ids, time order), scanning the catalogue in blocks (a running top-K and log-sum-exp).
+    ``cut_padding``: windows only as wide as the longest history (see
+    :func:`recommend_histories`)."""
     model = checkpoint.candidate
     n_items = model.config.n_items
     n_rows = len(indptr) - 1
-    window = windows_from_csr(indptr, watched, model.config.history, n_items)
+    width = model.config.history
+    if cut_padding:
+        width = max(1, min(width, int(np.diff(indptr).max(initial=0))))
+    window = windows_from_csr(indptr, watched, width, n_items)
     seen_rows = torch.from_numpy(np.repeat(np.arange(n_rows), np.diff(indptr)))
     seen_items = torch.from_numpy(watched.astype(np.int64))
     block = max(1, cells // max(n_rows, 1))
@@ -164,13 +174,18 @@ def recommend_histories(
     rank: bool = True,
     cells: int = DEFAULT_CELLS,
     watch_count: np.ndarray | None = None,
+    cut_padding: bool = False,
 ) -> Recommendations:
     """Top-``k`` unwatched items for any watch histories, given as a CSR of contiguous ids.
 
     What :func:`recommend_users` computes for the checkpoint's users, for histories the model
     never saw (someone new, or a batch of requests to a server): row ``i``'s watches are
     ``watched[indptr[i]:indptr[i + 1]]``, oldest first, and are excluded from its items. The
-    result's ``users`` are the row numbers ``0..B-1``. Arguments as in :func:`recommend_users`.
+    result's ``users`` are the row numbers ``0..B-1``. Arguments as in :func:`recommend_users`;
+    ``cut_padding`` makes the windows only as wide as the longest history, so a batch of short
+    histories costs its own length, not ``history`` (padding is never attended to and the
+    positions are right-aligned: the same answer up to float rounding, as in training's
+    ``leading_padding``).
 
     Example: two people, one who watched items 3 then 7, one who watched nothing::
 
@@ -184,7 +199,7 @@ def recommend_histories(
     two_stage = rank and checkpoint.ranking is not None
     keep = min(max(k, candidates) if two_stage else k, n_items)
     logits, items, log_normaliser, window = _top_unwatched(
-        checkpoint, indptr, watched, keep, cells
+        checkpoint, indptr, watched, keep, cells, cut_padding
     )
     available = torch.isfinite(logits)
     items = torch.where(available, items, -1)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from crossent.cli import app as cli
 from crossent.recsys.checkpoint import load_checkpoint
-from crossent.recsys.recommend import recommend_users
+from crossent.recsys.recommend import recommend_histories, recommend_users
 from crossent.recsys.serving.app import create_app
 
 runner = CliRunner()
@@ -51,7 +51,7 @@ def test_get_recommend_equals_crossent_recommend_in_values_and_order(client, two
         }  # fmt: skip
         assert mine["rank"] == theirs["rank"] and mine["title"] == theirs["title"]
         for field in ("score", "probability", "p_watch"):
-            assert mine[field] == pytest.approx(theirs[field], rel=1e-9)
+            assert mine[field] == pytest.approx(theirs[field], rel=1e-5)
 
 
 def test_a_user_who_watched_everything_gets_no_rows(client):
@@ -74,7 +74,7 @@ def test_post_history_equals_the_users_own_answer(client, two_stage):
     assert answer.status_code == 200
     rows = answer.json()["recommendations"]
     assert [row["item"] for row in rows] == checkpoint.item_ids[reference.items[0]].tolist()
-    np.testing.assert_allclose([row["p_watch"] for row in rows], reference.p_watch[0], rtol=1e-9)
+    np.testing.assert_allclose([row["p_watch"] for row in rows], reference.p_watch[0], rtol=1e-5)
     watched_ids = set(checkpoint.item_ids[watched].tolist())
     assert not watched_ids & {row["item"] for row in rows}  # already-watched excluded
     # the last 10 watches (the default ``recent``), most recent first
@@ -96,28 +96,35 @@ def test_concurrent_requests_share_batches_and_keep_their_own_answers(two_stage)
     checkpoint = load_checkpoint(two_stage)
     users = np.arange(20)
     reference = recommend_users(checkpoint, users, 5)
-    app = create_app(two_stage, max_batch=8, max_wait_ms=200)
+    # and two newcomers with long histories (other length groups, narrower windows cut)
+    long_histories = [np.arange(40) * 7 % N_ITEMS, np.arange(20, 40)]
+    indptr = np.array([0, 40, 60])
+    newcomers = recommend_histories(checkpoint, indptr, np.concatenate(long_histories), 5)
+    app = create_app(two_stage, max_batch=32, max_wait_ms=300)
 
     async def ask_all() -> list[httpx.Response]:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                return await asyncio.gather(
-                    *[
-                        http.get("/recommend", params={"user": str(user + 500), "k": 5})
-                        for user in users
-                    ]
-                )
+                asks = [
+                    http.get("/recommend", params={"user": str(user + 500), "k": 5})
+                    for user in users
+                ]
+                asks += [
+                    http.post("/recommend", json={"history": (1000 + h).tolist(), "k": 5})
+                    for h in long_histories
+                ]
+                return await asyncio.gather(*asks)
 
     answers = asyncio.run(ask_all())
-    assert app.state.batcher.jobs == len(users)
+    assert app.state.batcher.jobs == len(users) + 2
     assert app.state.batcher.batches < len(users)  # batched: fewer model calls than requests
+    expected = [*reference.items, *newcomers.items]
+    probabilities = [*reference.probability, *newcomers.probability]
     for row, answer in enumerate(answers):
         rows = answer.json()["recommendations"]
-        assert [r["item"] for r in rows] == checkpoint.item_ids[reference.items[row]].tolist()
-        np.testing.assert_allclose(
-            [r["probability"] for r in rows], reference.probability[row], rtol=1e-5
-        )
+        assert [r["item"] for r in rows] == checkpoint.item_ids[expected[row]].tolist()
+        np.testing.assert_allclose([r["probability"] for r in rows], probabilities[row], rtol=1e-5)
 
 
 def test_one_stage_model_without_titles(one_stage):
