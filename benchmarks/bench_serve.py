@@ -127,38 +127,81 @@ class Load:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
 
-async def drive(server: Server, clients: int, requests: int, seconds: float, k: int = 10) -> Load:
-    """``clients`` concurrent loops of ``GET /recommend`` until ``requests`` were sent or
-    ``seconds`` passed; a non-200 answer or a transport error counts as an error."""
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: str
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 keep-alive request on an open connection: status, headers, body."""
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+    await writer.drain()
+    lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return int(lines[0].split()[1]), headers, body
+
+
+def _answered(status: int, body: bytes) -> bool:
+    return status == 200 and b'"recommendations":[{' in body
+
+
+async def drive(
+    server: Server, clients: int, requests: int, seconds: float, client: str = "raw"
+) -> Load:
+    """``clients`` concurrent loops of ``GET /recommend?user=ID&k=10`` for random users until
+    ``requests`` were sent or ``seconds`` passed; an answer other than 200 with rows, or a
+    transport error, counts as an error. ``client``: "raw" (HTTP/1.1 keep-alive on asyncio
+    streams: the least client CPU, so the server gets the cores) or "httpx" (httpx.AsyncClient;
+    on 2 cores its own CPU time per request is of the order of the server's)."""
     load = Load()
     sent = 0
     deadline = time.perf_counter() + seconds
     rng = random.Random(0)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async def client(http: httpx.AsyncClient) -> None:
+    def record(ok: bool, status: int, start: float) -> None:
+        load.statuses[status] = load.statuses.get(status, 0) + 1
+        if ok:
+            load.latencies.append(time.perf_counter() - start)
+            if len(load.latencies) == 1000:
+                load.rss_at_1000 = server.rss()
+        else:
+            load.errors += 1
+
+    async def raw_loop() -> None:
+        nonlocal sent
+        reader, writer = await asyncio.open_connection(HOST, server.port)
+        while sent < requests and time.perf_counter() < deadline:
+            sent += 1
+            target = f"/recommend?user={rng.choice(server.users)}&k=10"
+            start = time.perf_counter()
+            try:
+                status, _, body = await _exchange(reader, writer, target)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                record(False, 0, start)
+                reader, writer = await asyncio.open_connection(HOST, server.port)
+                continue
+            record(_answered(status, body), status, start)
+        writer.close()
+
+    async def httpx_loop(http: httpx.AsyncClient) -> None:
         nonlocal sent
         while sent < requests and time.perf_counter() < deadline:
             sent += 1
-            user = rng.choice(server.users)
+            params = {"user": rng.choice(server.users), "k": 10}
             start = time.perf_counter()
             try:
-                answer = await http.get("/recommend", params={"user": user, "k": k})
-                ok = answer.status_code == 200 and bool(answer.json()["recommendations"])
-                load.statuses[answer.status_code] = load.statuses.get(answer.status_code, 0) + 1
+                answer = await http.get("/recommend", params=params)
             except httpx.HTTPError:
-                ok = False
-            if ok:
-                load.latencies.append(time.perf_counter() - start)
-                if len(load.latencies) == 1000:
-                    load.rss_at_1000 = server.rss()
-            else:
-                load.errors += 1
+                record(False, 0, start)
+                continue
+            record(_answered(answer.status_code, answer.content), answer.status_code, start)
 
-    async with httpx.AsyncClient(base_url=server.base, limits=limits, timeout=30) as http:
-        start = time.perf_counter()
-        await asyncio.gather(*[client(http) for _ in range(clients)])
-        load.seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    if client == "raw":
+        await asyncio.gather(*[raw_loop() for _ in range(clients)])
+    else:
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=server.base, limits=limits, timeout=30) as http:
+            await asyncio.gather(*[httpx_loop(http) for _ in range(clients)])
+    load.seconds = time.perf_counter() - start
     return load
 
 
@@ -174,18 +217,11 @@ async def burst(server: Server, count: int) -> tuple[list[float], list[float], i
 
     async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal other
-        user = rng.choice(server.users)
-        request = f"GET /recommend?user={user}&k=10 HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
         start = time.perf_counter()
-        writer.write(request.encode())
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
+        target = f"/recommend?user={rng.choice(server.users)}&k=10"
+        status, headers, body = await _exchange(reader, writer, target)
         elapsed = time.perf_counter() - start
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-        if status == 200 and b'"recommendations":[{' in body:
+        if _answered(status, body):
             ok.append(elapsed)
         elif status == 503 and "retry-after" in headers:
             refused.append(elapsed)
@@ -262,6 +298,7 @@ def main() -> None:
     parser.add_argument("--million-items", type=int, default=1_000_000)
     parser.add_argument("--million-requests", type=int, default=1_500)
     parser.add_argument("--threads", type=int, default=1, help="the server's torch threads")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
     parser.add_argument("--skip-million", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
     args = parser.parse_args()
@@ -270,13 +307,16 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     load_average = " ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average {load_average}")
-    print(f"python {platform.python_version()}, server torch threads {args.threads}")
+    print(
+        f"python {platform.python_version()}, server torch threads {args.threads}, "
+        f"client {args.client} (one process, asyncio)"
+    )
     threads = ["--threads", str(args.threads)]
     model = movielens_model(args.model)
 
     with Server(model, *threads) as server:
         before = server.rss()
-        batched = asyncio.run(drive(server, args.clients, args.requests, args.seconds))
+        batched = asyncio.run(drive(server, args.clients, args.requests, args.seconds, args.client))
         after = server.rss()
         print(f"\n{args.clients} clients, ml-latest-small two-stage ({model})")
         report("batched", batched, before, after)
@@ -284,7 +324,9 @@ def main() -> None:
         print(f"{'':11}RSS after the run vs after 1,000 requests: {drift:+.1%} (target: 10%)")
     with Server(model, *threads, "--max-batch", "1", "--max-wait-ms", "0") as server:
         before = server.rss()
-        unbatched = asyncio.run(drive(server, args.clients, args.unbatched_requests, args.seconds))
+        unbatched = asyncio.run(
+            drive(server, args.clients, args.unbatched_requests, args.seconds, args.client)
+        )
         report("unbatched", unbatched, before, server.rss())
     ratio = batched.rate / unbatched.rate if unbatched.rate else float("nan")
     print(f"batching: {ratio:.1f}x the throughput of one model call per request (target >= 3x)")
@@ -311,7 +353,7 @@ def main() -> None:
     folder = million_model(items, 1_000)
     with Server(folder, *threads) as server:
         before = server.rss()
-        million = asyncio.run(drive(server, 8, args.million_requests, args.seconds))
+        million = asyncio.run(drive(server, 8, args.million_requests, args.seconds, args.client))
         print(f"\n8 clients, {items:,}-item catalogue, two-stage, random weights")
         report("million", million, before, server.rss())
         peak = server.peak() / 1024
