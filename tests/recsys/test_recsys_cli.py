@@ -121,7 +121,7 @@ def test_unknown_user_exits_2_with_one_line_naming_the_id(trained_dir):
         (["--loss", "full,nope"], "--loss 'nope' is not one of full, sampled"),
         (["--model", "rnn"], "--model 'rnn' is not one of sequence, bag"),
         (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of constant, cosine"),
-        (["--blocks", "0"], "blocks = 0 must be an integer >= 1"),
+        (["--blocks", "0"], "--blocks = 0 must be an integer >= 1"),
     ],
 )
 def test_train_option_errors_exit_2(tmp_path, arguments, message):
@@ -174,3 +174,28 @@ def test_train_with_several_losses_writes_one_table_of_objectives_beside_the_bas
                  "protocol: time-ordered leave-last-out"):
         assert text in html, text
     assert (tmp_path / "model" / "validation_ndcg.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--history", "0"], "--history = 0 must be an integer >= 1"),
+        (["--dim", "-3"], "--dim = -3 must be an integer >= 1"),
+        (["--epochs", "0"], "--epochs = 0 must be an integer >= 1"),
+        (["--patience", "0"], "--patience = 0 must be an integer >= 1"),
+        (["--batch-size", "0"], "--batch-size = 0 must be an integer >= 1"),
+        (["--max-examples", "0"], "--max-examples = 0 must be an integer >= 1"),
+        (["--negatives", "0"], "--negatives = 0 must be an integer >= 1"),
+        (["--holdout", "-1"], "--holdout = -1 must be an integer >= 0"),
+        (["--dropout", "1"], "--dropout = 1.0 is outside [0, 1)"),
+        (["--lr", "0"], "--lr = 0.0 must be"),
+        (["--weight-decay", "-1"], "--weight-decay = -1.0"),
+    ],
+)
+def test_a_bad_number_is_named_as_typed_before_any_data_is_read(tmp_path, arguments, message):
+    missing = tmp_path / "not-there.csv"  # never opened: the option is checked first
+    result = runner.invoke(
+        app, ["train", "--data", str(missing), "--out", str(tmp_path / "m"), *arguments]
+    )
+    assert result.exit_code == 2
+    assert message in result.output and "not-there" not in result.output

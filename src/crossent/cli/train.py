@@ -17,6 +17,7 @@ from crossent._validation.choices import (
 )
 from crossent.cli._console import make_console
 from crossent.cli._options import JsonFileOption, ThreadsOption, each_of, listed, one_of
+from crossent.recsys import defaults
 
 DataOption = Annotated[
     str,
@@ -136,6 +137,16 @@ HoldoutOption = Annotated[
     ),
 ]
 
+RefitOption = Annotated[
+    bool,
+    typer.Option(
+        "--refit/--no-refit",
+        help="Retrieval on a file: after early stopping has chosen the epochs, train the "
+        "saved model again on every watch, the validation and test ones included, for that "
+        "many epochs (the tables still report the model that never saw the test watches).",
+    ),
+]
+
 ResumeOption = Annotated[
     bool,
     typer.Option(
@@ -153,18 +164,19 @@ def train(
     loss: LossOption = "",
     model: ModelOption = "sequence",
     min_rating: MinRatingOption = 4.0,
-    epochs: EpochsOption = 25,
-    patience: PatienceOption = 10,
-    dim: DimOption = 64,
-    history: HistoryOption = 200,
-    dropout: DropoutOption = 0.3,
-    blocks: BlocksOption = 2,
+    epochs: EpochsOption = defaults.EPOCHS,
+    patience: PatienceOption = defaults.PATIENCE,
+    dim: DimOption = defaults.DIM,
+    history: HistoryOption = defaults.HISTORY,
+    dropout: DropoutOption = defaults.DROPOUT,
+    blocks: BlocksOption = defaults.BLOCKS,
     tie_embeddings: TieOption = None,
-    lr: LrOption = 0.005,
-    lr_schedule: ScheduleOption = "cosine",
+    lr: LrOption = defaults.LR,
+    lr_schedule: ScheduleOption = defaults.LR_SCHEDULE,
     weight_decay: WeightDecayOption = 0.0,
-    batch_size: BatchSizeOption = 3200,
+    batch_size: BatchSizeOption = defaults.BATCH_TARGETS,
     max_examples: MaxExamplesOption = None,
+    refit: RefitOption = False,
     users: UsersOption = 4000,
     videos: VideosOption = 1000,
     seed: SeedOption = 0,
@@ -199,6 +211,7 @@ def train(
     from crossent.recsys.titles import titles_for
     from crossent.recsys.train import TrainConfig
 
+    _check_numbers(locals())  # before any data is read, naming the options as typed
     launch = launch_from_env()  # joins torchrun's process group, if launched by torchrun
     console = make_console(quiet=not launch.is_main)
     state = training_state(
@@ -214,7 +227,7 @@ def train(
         stage, loss, model, dim=dim, history=history, dropout=dropout, blocks=blocks,
         tie_embeddings=not launch.distributed if tie_embeddings is None else tie_embeddings,
         train=train_config,
-        negatives=negatives, holdout=holdout,
+        negatives=negatives, holdout=holdout, refit=refit,
     )
     extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}
     source: Interactions | SimulationConfig
@@ -235,6 +248,8 @@ def train(
         write_tables_json(result, json_file)
     report = write_report(result, out, title=f"crossent train: {data}")
     console.print(f"report: {report}")
+    if "refit_epochs" in result.info:
+        extra["refit_epochs"] = result.info["refit_epochs"]
     if "ranking_examples" in result.info:
         extra["ranking_examples"] = result.info["ranking_examples"]
     path = save_checkpoint(
@@ -254,3 +269,18 @@ def train(
     )
     console.print(f"saved {path}")
     shutdown(launch)
+
+
+def _check_numbers(options: dict[str, object]) -> None:
+    """Each numeric option in range, named as typed (``--history 0 must be ...``)."""
+    from crossent._validation.numbers import check_int, check_number
+
+    for name in ("epochs", "patience", "dim", "history", "blocks", "batch_size", "users",
+                 "videos", "negatives"):
+        check_int(options[name], f"--{name.replace('_', '-')}", low=1)
+    check_int(options["holdout"], "--holdout", low=0)
+    if options["max_examples"] is not None:
+        check_int(options["max_examples"], "--max-examples", low=1, none_ok=True)
+    check_number(options["dropout"], "--dropout", low=0.0, high=1.0, high_open=True)
+    check_number(options["lr"], "--lr", low=0.0, low_open=True)
+    check_number(options["weight_decay"], "--weight-decay", low=0.0)

@@ -14,24 +14,91 @@ log with known truth), :mod:`~crossent.recsys.models` (candidate generation and 
 popularity-sampled negatives in time order), :mod:`~crossent.recsys.retrieval` (candidate
 generation beside tuned baselines, and the objectives comparison),
 :mod:`~crossent.recsys.pipeline` (the ranking stage and whole simulated runs) and
-:mod:`~crossent.recsys.run` (what ``crossent train`` runs).
+:mod:`~crossent.recsys.run` (what ``crossent train`` runs); :mod:`~crossent.recsys.defaults`
+holds the one definition of the sequence model's and its training's defaults.
+
+The names below load on first use, so ``crossent.recsys.defaults`` (read by the command line to
+show its defaults) imports without torch.
 """
 
-from crossent.recsys.baselines import EASE, MostPopular
-from crossent.recsys.checkpoint import load_checkpoint, save_checkpoint
-from crossent.recsys.data import Interactions, Split, csr_rows, implicit, k_core, leave_last_out
-from crossent.recsys.evaluate import Scorer, evaluate_retrieval, retrieval_metrics
-from crossent.recsys.loaders import (
-    load_interactions,
-    load_movielens,
-    load_recbole,
-    load_table,
-)
-from crossent.recsys.logged_ranking import LoggedExamples, logged_examples
-from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
-from crossent.recsys.ranking_train import fit_ranking
-from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
-from crossent.recsys.train import TrainConfig, fit_candidate, retrieval_cross_entropy
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crossent.recsys.baselines import EASE, MostPopular
+    from crossent.recsys.checkpoint import load_checkpoint, save_checkpoint
+    from crossent.recsys.data import Interactions, Split, csr_rows, implicit, k_core, leave_last_out
+    from crossent.recsys.evaluate import Scorer, evaluate_retrieval, retrieval_metrics
+    from crossent.recsys.loaders import (
+        load_interactions,
+        load_movielens,
+        load_recbole,
+        load_sequences,
+        load_table,
+    )
+    from crossent.recsys.logged_ranking import LoggedExamples, logged_examples
+    from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
+    from crossent.recsys.ranking_train import fit_ranking
+    from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
+    from crossent.recsys.train import (
+        TrainConfig,
+        fit_candidate,
+        refit_candidate,
+        retrieval_cross_entropy,
+    )
+
+# public name -> the submodule that defines it
+_LAZY = {
+    "CandidateConfig": "crossent.recsys.models",
+    "CandidateModel": "crossent.recsys.models",
+    "csr_rows": "crossent.recsys.data",
+    "EASE": "crossent.recsys.baselines",
+    "evaluate_retrieval": "crossent.recsys.evaluate",
+    "fit_candidate": "crossent.recsys.train",
+    "fit_ranking": "crossent.recsys.ranking_train",
+    "implicit": "crossent.recsys.data",
+    "Interactions": "crossent.recsys.data",
+    "k_core": "crossent.recsys.data",
+    "leave_last_out": "crossent.recsys.data",
+    "load_checkpoint": "crossent.recsys.checkpoint",
+    "load_interactions": "crossent.recsys.loaders",
+    "load_movielens": "crossent.recsys.loaders",
+    "load_recbole": "crossent.recsys.loaders",
+    "load_sequences": "crossent.recsys.loaders",
+    "load_table": "crossent.recsys.loaders",
+    "logged_examples": "crossent.recsys.logged_ranking",
+    "LoggedExamples": "crossent.recsys.logged_ranking",
+    "MostPopular": "crossent.recsys.baselines",
+    "RankingConfig": "crossent.recsys.models",
+    "RankingModel": "crossent.recsys.models",
+    "refit_candidate": "crossent.recsys.train",
+    "retrieval_cross_entropy": "crossent.recsys.train",
+    "retrieval_metrics": "crossent.recsys.evaluate",
+    "save_checkpoint": "crossent.recsys.checkpoint",
+    "Scorer": "crossent.recsys.evaluate",
+    "simulate": "crossent.recsys.simulate",
+    "SimulatedWatchLog": "crossent.recsys.simulate",
+    "SimulationConfig": "crossent.recsys.simulate",
+    "Split": "crossent.recsys.data",
+    "TrainConfig": "crossent.recsys.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'crossent.recsys' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "EASE",
@@ -58,8 +125,10 @@ __all__ = [
     "load_interactions",
     "load_movielens",
     "load_recbole",
+    "load_sequences",
     "load_table",
     "logged_examples",
+    "refit_candidate",
     "retrieval_cross_entropy",
     "retrieval_metrics",
     "save_checkpoint",

@@ -38,7 +38,7 @@ from torch import nn
 from crossent._validation.choices import CandidateKind, Objective, RankingLoss
 from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
-from crossent.recsys import objectives
+from crossent.recsys import defaults, objectives
 from crossent.recsys.data import Interactions
 from crossent.recsys.sequence import (
     SequenceEncoder,
@@ -69,24 +69,30 @@ class CandidateConfig:
         mask_history: in the full softmax, leave the already-watched items of the window out of
             the normaliser (they are never the next watch; evaluation excludes them too).
         tie_embeddings: the sequence model scores items with its input embeddings (as SASRec
-            does) instead of a separate output table.
+            does) instead of a separate output table; ``None``: tied for the sequence model
+            (:data:`~crossent.recsys.defaults.TIE_EMBEDDINGS`), separate for the bag.
+
+    Defaults come from :mod:`crossent.recsys.defaults`, as ``crossent train``'s do.
     """
 
     n_items: int
     model: CandidateKind = "sequence"
-    dim: int = 64
+    dim: int = defaults.DIM
     hidden: int = 128
-    history: int = 50
-    blocks: int = 2
-    heads: int = 1
-    dropout: float = 0.2
+    history: int = defaults.HISTORY
+    blocks: int = defaults.BLOCKS
+    heads: int = defaults.HEADS
+    dropout: float = defaults.DROPOUT
     objective: Objective = "full"
     n_negatives: int = 256
     gbce_t: float = objectives.GBCE_T
     mask_history: bool = True
-    tie_embeddings: bool = False
+    tie_embeddings: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.tie_embeddings is None:  # the sequence model's default; the bag has no choice
+            tied = defaults.TIE_EMBEDDINGS and self.model == "sequence"
+            object.__setattr__(self, "tie_embeddings", tied)
         for name in ("n_items", "dim", "hidden", "history", "blocks", "heads", "n_negatives"):
             check_int(getattr(self, name), name, low=1)
         for name, kind in (("model", CandidateKind), ("objective", Objective)):
@@ -118,6 +124,7 @@ class CandidateConfig:
             values["objective"] = values.pop("negatives")
         if "n_sampled" in values:
             values["n_negatives"] = values.pop("n_sampled")
+        values.setdefault("tie_embeddings", False)  # saved before tying existed
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -352,7 +359,7 @@ class RankingModel(nn.Module):
 
     The network's logit ``z`` (:meth:`uncalibrated_logits`, what training fits) goes through
     a post-hoc calibration ``calibration_scale * z + calibration_shift`` (Platt scaling, fitted
-    on validation examples by :func:`crossent.recsys.train.calibrate_ranking`) to give the
+    on validation examples by :func:`crossent.recsys.ranking_train.calibrate_ranking`) to give the
     logit of P(watch) (:meth:`forward`). Both buffers start at the identity (1, 0).
     """
 

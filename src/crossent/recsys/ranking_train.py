@@ -12,7 +12,7 @@ from crossent.errors import CrossentError
 from crossent.losses import binary_cross_entropy, focal_loss
 from crossent.recsys.models import RankingModel
 from crossent.recsys.ranking import RankingInputs
-from crossent.recsys.train import TrainConfig, TrainHistory, run_epochs
+from crossent.recsys.train import RANKING_TRAIN, TrainConfig, TrainHistory, run_epochs
 
 
 def ranking_loss(model: RankingModel, inputs: RankingInputs, rows: torch.Tensor) -> torch.Tensor:
@@ -46,7 +46,7 @@ def fit_ranking(
     by the log loss of P(watch) would stop it after its first epoch. Calibration is reset to
     the identity; fit it afterwards with :func:`calibrate_ranking`.
     """
-    config = config or TrainConfig()
+    config = config or RANKING_TRAIN
     model.calibration_scale.fill_(1.0)
     model.calibration_shift.fill_(0.0)
     dense = train.dense

@@ -41,6 +41,12 @@ def evaluate_checkpoint(
         CrossentError: ``watches`` has other items than the model, or ``None`` is given for a
             model not trained on simulated data.
     """
+    if "refit_epochs" in checkpoint.extra:
+        raise CrossentError(
+            "this model was trained again on every watch (crossent train --refit), its test "
+            "watches included, so a test score would be meaningless; the report saved beside "
+            "it holds the scores of the model that never saw them"
+        )
     truth = None
     if watches is None:
         watches, truth = _simulated(checkpoint)

@@ -31,6 +31,7 @@ from crossent.recsys.train import (
     TrainHistory,
     TruthFn,
     fit_candidate,
+    refit_candidate,
     retrieval_cross_entropy,
 )
 
@@ -222,6 +223,33 @@ def train_retrieval(
             console=console,
         )
     return result
+
+
+def refit_on_all_watches(
+    result: RunResult,
+    train_config: TrainConfig,
+    *,
+    progress: bool = True,
+    console: Console | None = None,
+) -> None:
+    """Replace ``result.candidate`` by the same model trained on every watch of the run.
+
+    Early stopping chose ``best_epoch`` epochs on the validation watches; a fresh model with
+    the same seed and schedule trains that many epochs on all of ``result.watches`` (the
+    validation and test watches included), so the model that serves has seen each user's
+    latest watches. The metrics already in ``result`` stay those of the model that never saw
+    the test watches; ``result.info["refit_epochs"]`` records the refit.
+    """
+    epochs = max(result.histories["retrieval"].best_epoch, 1)
+    say(console, f"[bold]refit[/]: {epochs} epochs on all {len(result.watches):,} watches")
+    config = dataclasses.replace(train_config, epochs=epochs, resume=None)
+    torch.manual_seed(config.seed)
+    model = CandidateModel(result.candidate.config)
+    result.histories["refit"] = refit_candidate(
+        model, result.watches, config, progress=progress, console=console
+    )
+    result.candidate = model
+    result.info["refit_epochs"] = epochs
 
 
 def compare_objectives(

@@ -14,12 +14,13 @@ from rich.console import Console
 
 from crossent._validation.choices import StageName
 from crossent.errors import CrossentError
+from crossent.recsys import defaults
 from crossent.recsys.data import Interactions
 from crossent.recsys.models import CandidateKind, Objective, RankingLoss
 from crossent.recsys.parallel import Launch
 from crossent.recsys.pipeline import run_simulated, train_logged_ranking
 from crossent.recsys.results import RunResult
-from crossent.recsys.retrieval import compare_objectives, train_retrieval
+from crossent.recsys.retrieval import compare_objectives, refit_on_all_watches, train_retrieval
 from crossent.recsys.simulate import SimulationConfig
 from crossent.recsys.train import TrainConfig
 
@@ -48,14 +49,16 @@ class TrainRequest:
     model: CandidateKind = "sequence"
     objectives: tuple[Objective, ...] = ("full",)
     ranking_loss: RankingLoss = "bce"
-    dim: int = 64
-    history: int = 200
-    dropout: float = 0.3
-    blocks: int = 2
-    tie_embeddings: bool = True
+    dim: int = defaults.DIM
+    history: int = defaults.HISTORY
+    dropout: float = defaults.DROPOUT
+    blocks: int = defaults.BLOCKS
+    tie_embeddings: bool = defaults.TIE_EMBEDDINGS
     train: TrainConfig = field(default_factory=TrainConfig)
     negatives: int = 4
     holdout: int = 5
+    #: retrain the saved retrieval model on every watch for the epochs early stopping chose
+    refit: bool = False
 
     @classmethod
     def parse(cls, stage: str, loss: str, model: str, **options: Any) -> TrainRequest:
@@ -198,6 +201,8 @@ def run_training(
         console=console,
         launch=launch,
     )
+    if request.refit and not ranking and not launch.distributed:
+        refit_on_all_watches(result, request.train, console=console)
     if ranking:
         train_logged_ranking(
             result,

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from crossent._validation.choices import LrSchedule, check_choice
 from crossent.errors import CrossentError
 from crossent.losses import cross_entropy
+from crossent.recsys import defaults
 from crossent.recsys.data import Interactions, Split, Stage, csr_rows
 from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.models import CandidateModel, windows_from_csr
@@ -41,6 +42,9 @@ Criterion = Literal["bits", "ndcg"]
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings shared by both stages.
+
+    The defaults are candidate generation's (:mod:`crossent.recsys.defaults`, as
+    ``crossent train``'s); the ranking stage passes its own (:data:`RANKING_TRAIN`).
 
     Attributes:
         epochs: the most epochs to run.
@@ -60,13 +64,13 @@ class TrainConfig:
         resume: where the loops save their state after each epoch and resume from.
     """
 
-    epochs: int = 20
-    batch_size: int = 1024
-    lr: float = 5e-3
-    lr_schedule: LrSchedule = "constant"
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_TARGETS
+    lr: float = defaults.LR
+    lr_schedule: LrSchedule = defaults.LR_SCHEDULE
     weight_decay: float = 0.0
     bucket: bool = True
-    patience: int = 2
+    patience: int = defaults.PATIENCE
     min_delta_bits: float = 1e-3
     max_examples: int | None = None
     seed: int = 0
@@ -90,6 +94,10 @@ class TrainConfig:
             return self.lr
         done = ((epoch - 1) * steps_per_epoch + step) / max(self.epochs * steps_per_epoch, 1)
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
+
+
+#: The ranking stage's schedule when none is given: small examples, many per step.
+RANKING_TRAIN = TrainConfig(epochs=20, batch_size=1024, lr=5e-3, patience=2)
 
 
 @dataclass
@@ -167,7 +175,7 @@ def _train_one_epoch(
 def run_epochs(
     step: Step,
     n_examples: int,
-    validate: Validate,
+    validate: Validate | None,
     parameters: torch.nn.Module,
     config: TrainConfig,
     *,
@@ -180,7 +188,8 @@ def run_epochs(
 ) -> TrainHistory:
     """The epoch loop of both stages: shuffled batches, a bar, validation, early stopping.
 
-    After each epoch ``validate()`` gives the validation metrics; the epoch is an improvement
+    After each epoch ``validate()`` gives the validation metrics (``validate=None``: no
+    validation, every epoch runs and the last one's weights are kept); the epoch is an improvement
     when ``criterion`` ("bits": lower by more than ``min_delta_bits``; "ndcg": higher) beats
     the best so far. Training stops after ``patience`` epochs without one, and the best
     epoch's weights are restored. With ``config.resume`` the loop's state (weights,
@@ -215,15 +224,17 @@ def run_epochs(
         history.examples_per_second.append(rate)
         parameters.eval()
         with torch.no_grad():
-            metrics = validate()
+            metrics = {"bits": math.nan} if validate is None else validate()
         history.valid_bits.append(metrics["bits"])
         if "ndcg" in metrics:
             history.valid_ndcg.append(metrics["ndcg"])
         _say_epoch(console, label, epoch, history)
-        # the criterion as a score to maximise
-        score = metrics["ndcg"] if criterion == "ndcg" else -metrics["bits"]
+        # the criterion as a score to maximise; without validation every epoch is the best
+        score = math.inf if validate is None else (
+            metrics["ndcg"] if criterion == "ndcg" else -metrics["bits"]
+        )
         margin = 0.0 if criterion == "ndcg" else config.min_delta_bits
-        if score > best + margin:
+        if validate is None or score > best + margin:
             best, bad_epochs, history.best_epoch = score, 0, epoch
             best_state = {k: v.detach().clone() for k, v in parameters.state_dict().items()}
         else:
@@ -249,9 +260,11 @@ def _say_epoch(console: Console | None, label: str, epoch: int, history: TrainHi
     if console is None:
         return
     ndcg = f", NDCG@10 {history.valid_ndcg[-1]:.4f}" if history.valid_ndcg else ""
+    valid = history.valid_bits[-1]
+    validation = "" if math.isnan(valid) else f", validation {valid:.4f} bits{ndcg}"
     console.print(
-        f"{label} epoch {epoch}: train {history.train_bits[-1]:.4f} bits, validation "
-        f"{history.valid_bits[-1]:.4f} bits{ndcg}, {history.examples_per_second[-1]:,.0f} ex/s"
+        f"{label} epoch {epoch}: train {history.train_bits[-1]:.4f} bits{validation}, "
+        f"{history.examples_per_second[-1]:,.0f} ex/s"
     )
 
 
@@ -274,6 +287,26 @@ def per_step(config: TrainConfig, targets: torch.Tensor) -> TrainConfig:
     return dataclasses.replace(config, batch_size=max(1, config.batch_size // positions))
 
 
+def _candidate_step(
+    model: CandidateModel, train: Interactions, config: TrainConfig
+) -> tuple[Step, torch.Tensor, torch.Generator, torch.Tensor | None]:
+    """The training step over ``train``'s examples, their targets, the negative sampler's
+    generator and the examples' lengths (for bucketing)."""
+    inputs, targets = model.examples(train)
+    log_q = item_log_prob(train)
+    sampler = torch.Generator().manual_seed(config.seed + 1)
+
+    def step(rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+        batch_targets = targets[rows]
+        per_target = model.loss(
+            inputs[rows], batch_targets, item_log_prob=log_q, generator=sampler
+        )
+        count = int((batch_targets != IGNORE).sum())
+        return per_target.sum() / max(count, 1), count
+
+    return step, targets, sampler, model.example_lengths(inputs)
+
+
 def fit_candidate(
     model: CandidateModel,
     split: Split,
@@ -293,18 +326,7 @@ def fit_candidate(
         valid_users: validate on these users only (default all).
     """
     config = config or TrainConfig()
-    inputs, targets = model.examples(split.train)
-    log_q = item_log_prob(split.train)
-    sampler = torch.Generator().manual_seed(config.seed + 1)
-
-    def step(rows: torch.Tensor) -> tuple[torch.Tensor, int]:
-        batch_targets = targets[rows]
-        per_target = model.loss(
-            inputs[rows], batch_targets, item_log_prob=log_q, generator=sampler
-        )
-        count = int((batch_targets != IGNORE).sum())
-        return per_target.sum() / max(count, 1), count
-
+    step, targets, sampler, lengths = _candidate_step(model, split.train, config)
     return run_epochs(
         step,
         len(targets),
@@ -316,7 +338,47 @@ def fit_candidate(
         progress=progress,
         console=console,
         generators=(sampler,),
-        lengths=model.example_lengths(inputs),
+        lengths=lengths,
+    )
+
+
+def refit_candidate(
+    model: CandidateModel,
+    watches: Interactions,
+    config: TrainConfig,
+    *,
+    progress: bool = True,
+    console: Console | None = None,
+) -> TrainHistory:
+    """Train ``model`` on every watch of ``watches`` for exactly ``config.epochs`` epochs.
+
+    The production refit: once early stopping on a held-out watch per user has chosen the
+    number of epochs, the same schedule trained on all watches (the held-out ones included)
+    gives the model that serves, which has seen each user's most recent watches. There is
+    nothing left to validate on, so no epoch is chosen: the last one's weights are kept.
+
+    Example:
+        >>> from crossent.recsys.data import Interactions
+        >>> from crossent.recsys.models import CandidateConfig, CandidateModel
+        >>> watches = Interactions.from_arrays([0, 0, 0, 1, 1, 1], [0, 1, 2, 2, 1, 0])
+        >>> model = CandidateModel(CandidateConfig(n_items=3, dim=8, history=4))
+        >>> history = refit_candidate(model, watches, TrainConfig(epochs=2), progress=False)
+        >>> len(history.train_bits), history.best_epoch
+        (2, 2)
+    """
+    step, targets, sampler, lengths = _candidate_step(model, watches, config)
+    return run_epochs(
+        step,
+        len(targets),
+        None,
+        model,
+        per_step(config, targets),
+        label="refit",
+        criterion="ndcg",
+        progress=progress,
+        console=console,
+        generators=(sampler,),
+        lengths=lengths,
     )
 
 

@@ -1,0 +1,47 @@
+"""The one definition of the sequence recommender's defaults, for the library and the CLI alike.
+
+:class:`~crossent.recsys.models.CandidateConfig`, :class:`~crossent.recsys.train.TrainConfig`,
+``crossent train``'s options and its ``--help`` all read their defaults from here, so a Python
+user and a command-line user train the same model. This module imports nothing heavy (the
+command line reads it to build its options without loading torch).
+
+The model is SASRec's shape (Kang & McAuley 2018) trained with the full-catalogue softmax
+(Klenitskiy & Vasilev 2023): 64-wide embeddings, two pre-LayerNorm attention blocks with one
+head, the input embeddings reused as the output table, dropout 0.2. Training runs Adam at a
+constant 3e-3 until validation NDCG@10 has not improved for :data:`PATIENCE` epochs, with
+:data:`EPOCHS` only a ceiling: a constant rate has no horizon, so the run cannot end before
+the plateau, on a small data set or a large one. The README's "Choosing the defaults" section
+has the measurements behind each value.
+
+Example:
+    >>> from crossent.recsys import defaults
+    >>> defaults.HISTORY, defaults.LR, defaults.LR_SCHEDULE
+    (200, 0.003, 'constant')
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Recent watches the encoder reads (windows are right-aligned; batches are cut to their
+#: longest real history, so short histories cost their own length, not this).
+HISTORY: Final = 200
+#: Embedding, attention and user-vector width.
+DIM: Final = 64
+#: Self-attention blocks, and heads per block.
+BLOCKS: Final = 2
+HEADS: Final = 1
+#: Dropout on the embeddings, the attention weights and each block's two residual branches.
+DROPOUT: Final = 0.2
+#: Score items with the input embeddings (SASRec) rather than a separate output table.
+TIE_EMBEDDINGS: Final = True
+
+#: Adam's learning rate, and its schedule ("constant": no horizon for the run to reach).
+LR: Final = 3e-3
+LR_SCHEDULE: Final = "constant"
+#: Training targets per step, in windows of :data:`HISTORY` (16 windows of 200).
+BATCH_TARGETS: Final = 3200
+#: A ceiling on the epochs; training ends at the validation plateau (:data:`PATIENCE`).
+EPOCHS: Final = 200
+#: Epochs without a better validation NDCG@10 before training stops (best epoch kept).
+PATIENCE: Final = 10
