@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 PROGRESS_BYTES = 4 << 20  # files larger than this get a progress bar
 
+#: How many segments (the largest) get a curve on the --plot figure.
+PLOTTED_SEGMENTS = 6
+
 
 def _split(value: str | None) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()] if value else []
@@ -199,7 +202,7 @@ def _render(result: Any, name: str, plot: Path | None, json_output: bool, consol
         from crossent import report
 
         curves = {name: result.curve}
-        for segment in result.segments[: report_segments()]:
+        for segment in result.segments[:PLOTTED_SEGMENTS]:
             curves[segment_name(result.by, segment.key)] = segment.curve
         figure = report.reliability_figure(curves, title="Reliability")
         report.save_figure(figure, plot)
@@ -222,11 +225,6 @@ def _render(result: Any, name: str, plot: Path | None, json_output: bool, consol
         console.print(f"[yellow]skipped {result.skipped} invalid rows[/] (first: {where})")
     if plot is not None:
         console.print(f"[dim]wrote {plot}[/]")
-
-
-def report_segments() -> int:
-    """How many segments (the largest) get a curve on the --plot figure."""
-    return 6
 
 
 def _score_ranking(

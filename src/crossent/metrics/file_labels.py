@@ -103,10 +103,6 @@ class LabelMap:
         """Whether every known value is a number (then the target is read as numbers)."""
         return all(isinstance(key, float) for key in self.aliases)
 
-    @property
-    def negative_learned(self) -> bool:
-        return self.positive is not None and bool(self.names[0])
-
     def describe(self) -> str:
         """The known labels, for messages."""
         if self.positive is not None:

@@ -132,8 +132,8 @@ def _calibrate(model: RankingModel, valid: RankingInputs, console: Console | Non
     """Platt-scale ``model`` on the validation examples; returns what was done, in words.
 
     Stays the identity for "watch-time" (its odds estimate watch time, not P(watch)) and when
-    no calibration can be fitted (:func:`crossent.recsys.train.calibrate_ranking` raises: the
-    validation examples hold a single class, or the fit's scale is not positive).
+    no calibration can be fitted (:func:`~crossent.recsys.ranking_train.calibrate_ranking` raises:
+    the validation examples hold a single class, or the fit's scale is not positive).
     """
     if model.config.loss == "watch-time":
         return "identity (watch-time odds are not P(watch))"
@@ -189,8 +189,8 @@ def train_logged_ranking(
     features are as sharp as the validation and test ones (see
     :mod:`crossent.recsys.logged_ranking`); ``holdout = 0`` trains on every training example
     with ``result.candidate``'s features. The model is then Platt-scaled on the validation
-    examples (:func:`crossent.recsys.train.calibrate_ranking`); the metrics show it as "model"
-    beside "model, uncalibrated", the training base rate (a constant) and popularity (a
+    examples (:func:`~crossent.recsys.ranking_train.calibrate_ranking`); the metrics show it as
+    "model" beside "model, uncalibrated", the training base rate (a constant) and popularity (a
     logistic fit of the label on ``log(1 + earlier watches)``).
     """
     if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
