@@ -199,3 +199,17 @@ def test_a_bad_number_is_named_as_typed_before_any_data_is_read(tmp_path, argume
     )
     assert result.exit_code == 2
     assert message in result.output and "not-there" not in result.output
+
+
+def test_refit_saves_a_model_trained_on_every_watch_that_evaluate_refuses(tmp_path):
+    data = _ratings_file(tmp_path / "ratings.csv")
+    out = tmp_path / "m"
+    trained = runner.invoke(
+        app, ["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--dim", "8",
+              "--min-rating", "3", "--refit"],
+    )
+    assert trained.exit_code == 0, trained.output
+    assert "refit epoch 1" in trained.output and "refit epoch 3" not in trained.output
+    again = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(data)])
+    assert again.exit_code == 2
+    assert "--refit" in again.output
