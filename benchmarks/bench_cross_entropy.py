@@ -4,7 +4,11 @@
     .venv/bin/python benchmarks/bench_cross_entropy.py --quick    # N=1024, C=8192
 
 Median of ``--reps`` runs after a warm-up; the extra peak memory of each contender is measured
-in its own subprocess (see ``crossent.benchmarking``) and shown against the logits' size.
+in its own subprocess over a warm-up and three more steps, by two witnesses (peak RSS, and the
+peak bytes held by tensors from ``torch.profiler``; see ``crossent.benchmarking``), each shown
+against the logits' size. The header names the CPU, its SIMD flags and the kernels torch and
+numba picked: ``ATEN_CPU_CAPABILITY=avx2 NUMBA_CPU_NAME=haswell`` approximates an AVX2-only
+machine on one with AVX-512.
 Targets (issue 14): with validation on (the default) and not in place, >= 3x faster than torch
 eager with <= 1.1x the logits' size in extra memory; in place >= 6x. The same with
 ``validate=False``, and the cost of validation in percent.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 
 from crossent import benchmarking as _benchmarks
+from crossent._bench_support import machine_header
 
 
 def main() -> None:
@@ -30,6 +35,7 @@ def main() -> None:
         rows, classes, reps = 1024, 8192, 3
     sizes = {"rows": rows, "classes": classes}
     logits_bytes = rows * classes * 4
+    print(machine_header())
     print(f"cross-entropy forward + backward, N={rows}, C={classes}, float32 "
           f"(logits {logits_bytes / 2**20:,.0f} MiB); {_benchmarks.machine_load()}")
     results = _benchmarks.run_suite(
@@ -37,9 +43,10 @@ def main() -> None:
         progress=lambda message: print(f"  {message}", flush=True),
     )
     rows_out = _benchmarks.table_rows(results, "torch eager")
-    header = [*_benchmarks.TABLE_HEADER, "extra / logits"]
+    header = [*_benchmarks.TABLE_HEADER, "RSS / logits", "tensors / logits"]
     for row, result in zip(rows_out, results, strict=True):
-        row.append("-" if result.peak_bytes is None else f"{result.peak_bytes / logits_bytes:.2f}x")
+        for extra in (result.peak_bytes, result.tensor_bytes):
+            row.append("-" if extra is None else f"{extra / logits_bytes:.2f}x")
     print(_benchmarks.format_table(header, rows_out))
     by_name = {result.name: result for result in results}
     for on, off in (("crossent fused", "crossent fused, validate=False"),

@@ -5,7 +5,10 @@
     .venv/bin/python benchmarks/bench_linear_cross_entropy.py --no-million
 
 Forward + backward (gradients for hidden and weight), float32. Median of ``--reps`` runs after
-a warm-up; extra peak memory of each contender in its own subprocess. The floor is the same
+a warm-up; extra peak memory of each contender in its own subprocess over a warm-up and three
+more steps, by two witnesses: peak RSS, and the peak bytes held by tensors (``torch.profiler``,
+independent of the allocator); both count the gradients the step leaves (see
+``crossent.benchmarking``). The floor is the same
 three matrix products (logits, dH, dW) per chunk, alone. Targets (issue 14): within 1.1x of
 the floor with ``z_loss`` and ``softcap`` on; extra peak memory at most torch chunked's at
 N = 8192 and at N = 4096 (``--small-rows``), while >= 2x faster. With V = 1,000,000 (unless
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 
 from crossent import benchmarking as _benchmarks
+from crossent._bench_support import machine_header
 
 
 def main() -> None:
@@ -39,6 +43,7 @@ def main() -> None:
     reps = args.reps
     if args.quick:
         sizes, reps = {"rows": 2048, "dim": 128, "classes": 20_000}, 3
+    print(machine_header())
     print(f"linear + cross-entropy forward + backward, N={sizes['rows']}, D={sizes['dim']}, "
           f"V={sizes['classes']}, float32; {_benchmarks.machine_load()}")
     results = _benchmarks.run_suite(

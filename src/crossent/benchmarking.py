@@ -13,10 +13,20 @@ Two suites, each a list of contenders doing one forward + backward on the same i
 Time: one warm-up, then ``reps`` repetitions; the median is reported. Inputs are rebuilt
 before each repetition (outside the timed region), since ``inplace=True`` consumes them.
 
-Memory: each contender runs once in its own subprocess. After the inputs exist, the peak-RSS
-counter is reset (Linux ``/proc/self/clear_refs``, then ``VmHWM``); the reported figure is that
-peak minus the RSS at the reset: what the loss computation itself added on top of its inputs.
-Where the counter cannot be reset, ``ru_maxrss`` minus the RSS after creating the inputs is used.
+Memory: each contender runs in its own subprocess, with two witnesses, each the memory a step
+adds on top of its inputs (its gradients included, as a training step keeps them):
+
+* **peak RSS** over a warm-up step and :data:`MEMORY_STEPS` more, each on fresh inputs made
+  before the first (so making them is not counted) and each step's gradients dropped before
+  the next, as ``zero_grad(set_to_none=True)`` does. The peak-RSS counter is reset after
+  the inputs exist (Linux ``/proc/self/clear_refs``, then ``VmHWM``); the figure is that peak
+  minus the RSS at the reset. Where the counter cannot be reset, ``ru_maxrss`` is used. RSS
+  depends on the allocator: glibc keeps freed blocks below its (adaptive) mmap threshold, so
+  a step that frees and allocates many mid-sized buffers shows more than it holds;
+* **peak tensor bytes** of one more step, from ``torch.profiler`` (every tensor allocation
+  and free, :func:`crossent._bench_support.peak_tensor_bytes`): what the tensors held at
+  most, whatever the allocator keeps. It does not see memory outside torch tensors (NumPy
+  scratch arrays, a JIT's code), which the RSS does.
 """
 
 from __future__ import annotations
@@ -38,11 +48,17 @@ Step = Callable[[], None]
 
 @dataclass(frozen=True)
 class Result:
-    """One contender's median time (s) and extra peak memory (bytes, or None if not measured)."""
+    """One contender's median time (s) and extra peak memory (bytes, or None if not measured):
+    ``peak_bytes`` by RSS, ``tensor_bytes`` by the tensors' own allocations (profiler)."""
 
     name: str
     seconds: float
     peak_bytes: int | None
+    tensor_bytes: int | None = None
+
+
+#: Steps measured for memory after the warm-up step.
+MEMORY_STEPS = 3
 
 
 def status_bytes(field: str) -> int | None:
@@ -207,18 +223,26 @@ def _warm_up(suite: str, name: str) -> None:
         _factory(suite, name, tiny)()()
 
 
-def measure_peak_in_this_process(suite: str, name: str, sizes: dict[str, int]) -> int:
-    """Extra peak RSS (bytes) of one forward + backward, on top of its inputs."""
-    step = _factory(suite, name, sizes)()
+def measure_peak_in_this_process(
+    suite: str, name: str, sizes: dict[str, int], steps: int = MEMORY_STEPS
+) -> tuple[int, int]:
+    """Extra peak RSS over a warm-up and ``steps`` forward + backward passes, and the peak
+    tensor bytes of one more (bytes, each on top of the inputs; see the module's docstring)."""
+    from crossent._bench_support import peak_tensor_bytes
+
+    factory = _factory(suite, name, sizes)
+    pending = [factory() for _ in range(steps + 2)]  # every input exists before the reset
     _warm_up(suite, name)
     baseline = status_bytes("VmRSS")
-    if reset_peak_rss() and baseline is not None:
-        step()
-        peak = status_bytes("VmHWM")
-        return max(0, (peak or 0) - baseline)
+    reset = reset_peak_rss() and baseline is not None
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    step()
-    return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+    for _ in range(steps + 1):
+        pending.pop(0)()  # the step, its inputs and its gradients are dropped after it
+    if reset:
+        rss = max(0, (status_bytes("VmHWM") or 0) - (baseline or 0))
+    else:
+        rss = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+    return rss, peak_tensor_bytes(pending.pop())
 
 
 def _subprocess(suite: str, name: str, sizes: dict[str, int], mode: str, timeout: float) -> str:
@@ -231,9 +255,13 @@ def _subprocess(suite: str, name: str, sizes: dict[str, int], mode: str, timeout
     return result.stdout.strip().splitlines()[-1]
 
 
-def measure_peak(suite: str, name: str, sizes: dict[str, int], timeout: float = 900) -> int:
-    """:func:`measure_peak_in_this_process` in a fresh subprocess (so nothing else counts)."""
-    return int(_subprocess(suite, name, sizes, "extra", timeout))
+def measure_peak(
+    suite: str, name: str, sizes: dict[str, int], timeout: float = 900
+) -> tuple[int, int]:
+    """:func:`measure_peak_in_this_process` in a fresh subprocess (so nothing else counts):
+    (extra peak RSS, extra peak tensor bytes)."""
+    rss, tensors = _subprocess(suite, name, sizes, "extra", timeout).split()
+    return int(rss), int(tensors)
 
 
 def measure_peak_total(
@@ -262,35 +290,37 @@ def run_suite(
         if progress is not None:
             progress(f"{name}: timing")
         seconds = median_seconds(_factory(suite, name, sizes), reps)
-        peak = None
+        peak = tensors = None
         if memory and not name.startswith("floor"):
             if progress is not None:
                 progress(f"{name}: peak memory")
-            peak = measure_peak(suite, name, sizes)
-        results.append(Result(name, seconds, peak))
+            peak, tensors = measure_peak(suite, name, sizes)
+        results.append(Result(name, seconds, peak, tensors))
     return results
 
 
+def _memory_cells(value: int | None, anchor: int | None) -> list[str]:
+    if value is None:
+        return ["-", "-"]
+    return [f"{value / 2**20:,.0f}", f"{value / anchor:.2f}x" if anchor else "-"]
+
+
 def table_rows(results: list[Result], anchor: str) -> list[list[str]]:
-    """Rows of name, median s, speed-up vs ``anchor``, extra peak MiB, memory vs anchor."""
+    """Rows of name, median s, speed-up vs ``anchor``, then for each memory witness (RSS,
+    tensors) the extra peak MiB and its ratio to ``anchor``'s."""
     by_name = {result.name: result for result in results}
     base = by_name[anchor]
     rows = []
     for result in results:
         speedup = base.seconds / result.seconds if result.seconds > 0 else float("inf")
-        if result.peak_bytes is None:
-            peak, ratio = "-", "-"
-        else:
-            peak = f"{result.peak_bytes / 2**20:,.0f}"
-            ratio = (
-                f"{result.peak_bytes / base.peak_bytes:.2f}x"
-                if base.peak_bytes else "-"
-            )
-        rows.append([result.name, f"{result.seconds:.3f}", f"{speedup:.2f}x", peak, ratio])
+        rows.append([result.name, f"{result.seconds:.3f}", f"{speedup:.2f}x",
+                     *_memory_cells(result.peak_bytes, base.peak_bytes),
+                     *_memory_cells(result.tensor_bytes, base.tensor_bytes)])
     return rows
 
 
-TABLE_HEADER = ["contender", "median s", "speed-up", "extra peak MiB", "memory ratio"]
+TABLE_HEADER = ["contender", "median s", "speed-up", "extra peak RSS MiB", "RSS ratio",
+                "extra tensor MiB", "tensor ratio"]
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:
@@ -317,7 +347,7 @@ def machine_load() -> str:
 def _main(argv: list[str]) -> None:
     suite, name, sizes, mode = argv[0], argv[1], json.loads(argv[2]), argv[3]
     if mode == "extra":
-        print(measure_peak_in_this_process(suite, name, sizes))
+        print(*measure_peak_in_this_process(suite, name, sizes))
         return
     _warm_up(suite, name)
     baseline = status_bytes("VmRSS") or 0
@@ -338,7 +368,7 @@ if __name__ == "__main__":
 
 
 __all__: list[Any] = [
-    "CE_CONTENDERS", "LINEAR_CONTENDERS", "TABLE_HEADER", "Result", "format_table",
+    "CE_CONTENDERS", "LINEAR_CONTENDERS", "MEMORY_STEPS", "TABLE_HEADER", "Result", "format_table",
     "machine_load", "measure_peak", "measure_peak_total", "median_seconds", "run_suite",
     "table_rows",
 ]

@@ -42,3 +42,34 @@ def test_whole_process_peak_is_reported_with_the_rss_before_the_inputs():
         "linear_cross_entropy", "crossent", {"rows": 4, "dim": 3, "classes": 8}
     )
     assert peak >= baseline > 0 and seconds > 0
+
+
+def test_peak_tensor_bytes_replays_allocations_and_frees_in_order():
+    import torch
+
+    from crossent._bench_support import peak_tensor_bytes
+
+    def step() -> None:
+        first = torch.ones(1000, 1000)  # 4 MB
+        second = torch.ones(500, 1000)  # 2 MB: 6 MB held
+        del first  # 2 MB held
+        third = torch.ones(2000, 1000)  # 8 MB: 10 MB held, the peak
+        del second, third
+
+    assert peak_tensor_bytes(step) == 10_000_000
+
+
+def test_memory_witnesses_count_the_gradients_a_step_leaves():
+    rows, dim, classes = 64, 8, 1000
+    rss, tensors = _benchmarks.measure_peak(
+        "linear_cross_entropy", "crossent", {"rows": rows, "dim": dim, "classes": classes})
+    gradients = 4 * (rows * dim + classes * dim)
+    assert tensors >= gradients and rss >= 0
+
+
+def test_machine_header_names_the_cpu_and_the_kernels():
+    from crossent._bench_support import machine_header
+
+    header = machine_header()
+    assert header.startswith("# CPU: ") and "torch" in header and "numba" in header
+    assert "ATEN_CPU_CAPABILITY=" in header and "NUMBA_CPU_NAME=" in header

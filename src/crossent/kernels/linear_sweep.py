@@ -12,10 +12,13 @@ So the whole forward + backward costs the three matrix products of a plain imple
 never holds more than one chunk of logits.
 
 Chunk size: ``chunk_size`` rows if given, otherwise as many rows as fit a logits buffer of
-:data:`CHUNK_BUDGET_BYTES` (128 MiB) or a quarter of the weight's size, whichever is larger
-(at least 1 row). Larger chunks make the ``dW += dZ^T H`` update cheaper (it reads and writes
-all of ``dW`` once per chunk), smaller ones use less memory; tying the budget to the weight
-keeps the chunk a fraction of what the weight and its gradient occupy anyway.
+a quarter of the weight's size, but at least :data:`ROW_CHUNK_FLOOR_BYTES` and at most half
+the weight's size, and at least :data:`MIN_CHUNK_ROWS` rows. Larger chunks make the
+``dW += dZ^T H`` update cheaper (it reads and writes all of ``dW`` once per chunk), smaller
+ones use less memory. Tying the buffer to the weight keeps it a fraction of what the weight and
+its gradient occupy anyway; at most half the weight keeps it below the weight-sized gradient
+accumulator that torch's own chunked ``linear_cross_entropy`` holds on the CPU (the README's
+benchmark section compares the two by the bytes their tensors hold).
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ import torch
 from crossent.kernels import rules
 
 CHUNK_BUDGET_BYTES = 128 * 2**20
-"""Least memory for one chunk of logits (the only (rows, V) buffer): 128 MiB."""
+"""Memory for one float32 tile of the class-blocked route (see ``default_block_classes``)."""
+
+ROW_CHUNK_FLOOR_BYTES = 48 * 2**20
+"""The row route's logits buffer is at least this (if the weight allows): 48 MiB."""
+
+MIN_CHUNK_ROWS = 64
+"""Fewest rows per chunk of the row route by default (fewer make slow, dW-bound chunks)."""
 
 MIN_BLOCK_CLASSES = 256
 """Fewest classes per block of the class-blocked route (narrower blocks make slow GEMMs)."""
@@ -37,12 +46,17 @@ def default_chunk_rows(rows: int, num_classes: int, itemsize: int,
                        budget_bytes: int | None = None, dim: int = 0) -> int:
     """Rows per chunk so that one (rows, V) logits buffer fits the budget (>= 1, <= N).
 
-    The budget is ``budget_bytes`` if given, else the larger of :data:`CHUNK_BUDGET_BYTES` and
-    a quarter of the (V, ``dim``) weight's bytes.
+    The budget is ``budget_bytes`` if given. Otherwise it is a quarter of the (V, ``dim``)
+    weight's bytes, raised to :data:`ROW_CHUNK_FLOOR_BYTES` but never above half the weight,
+    and the chunk has at least :data:`MIN_CHUNK_ROWS` rows.
     """
-    if budget_bytes is None:
-        budget_bytes = max(CHUNK_BUDGET_BYTES, num_classes * dim * itemsize // 4)
-    fitting = budget_bytes // max(1, num_classes * itemsize)
+    row_bytes = max(1, num_classes * itemsize)
+    if budget_bytes is not None:
+        fitting = budget_bytes // row_bytes
+    else:
+        weight_bytes = num_classes * dim * itemsize
+        budget = min(max(ROW_CHUNK_FLOOR_BYTES, weight_bytes // 4), weight_bytes // 2)
+        fitting = max(MIN_CHUNK_ROWS, budget // row_bytes)
     return int(max(1, min(rows, fitting)))
 
 
