@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-serve clean
+.PHONY: demo test lint bench bench-serve bench-peers clean
 
 # torch is pinned exactly and installed first: this machine has a local CPU build of 2.13.0,
 # while a looser range makes pip download a multi-GB CUDA build.
@@ -37,6 +37,22 @@ bench: $(STAMP)
 # `crossent serve` under load (trains an ml-latest-small model into bench-results/ once)
 bench-serve: $(STAMP)
 	$(PY) benchmarks/bench_serve.py
+
+# crossent's defaults beside RecTools' SASRec on the same split (Amazon Video; issue 19).
+# RecTools lives in its own git-ignored .venv-peers, never in crossent's dependencies; torch is
+# pinned and installed there first, as above. Options: make bench-peers PEERS_ARGS="--data ml"
+PEERS_VENV := .venv-peers
+PEERS_ARGS ?= --data video --json bench-results/peers-video.json
+
+$(PEERS_VENV)/.installed:
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q torch==2.13.0
+	$(PEERS_VENV)/bin/pip install -q "rectools[torch]==0.19.0"
+	touch $@
+
+bench-peers: $(STAMP) $(PEERS_VENV)/.installed
+	mkdir -p bench-results
+	$(PY) benchmarks/bench_recsys_peers.py $(PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

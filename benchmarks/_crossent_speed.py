@@ -1,0 +1,55 @@
+"""crossent's sequence model for exactly N epochs: the speed mode of bench_recsys_peers.py.
+
+Runs with crossent's .venv in its own process, so its peak RSS is the training's alone.
+``crossent train`` also fits its baselines (EASE, the bag model) in the same process, which
+would set the peak memory; this worker calls ``train_retrieval`` with ``baselines=False``
+instead. Training runs as ``crossent train`` does it (its own leave-last-out split of TRAIN,
+validation NDCG@10 after every epoch, then one test evaluation), at RecTools' configuration:
+d = 64, 2 blocks, 1 head, history H, dropout 0.2, Adam lr 1e-3 constant, batches of
+128 sequences (128 x H targets), no early stopping (patience > epochs).
+
+    .venv/bin/python benchmarks/_crossent_speed.py TRAIN.txt REPORT.json --history 50 --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from crossent.recsys.loaders import load_sequences
+from crossent.recsys.retrieval import train_retrieval
+from crossent.recsys.train import TrainConfig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("train")
+    parser.add_argument("report")
+    parser.add_argument("--history", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    watches = load_sequences(args.train)
+    started = time.perf_counter()
+    result = train_retrieval(
+        watches,
+        model_config={"model": "sequence", "dim": 64, "history": args.history,
+                      "dropout": 0.2, "blocks": 2, "heads": 1, "objective": "full"},
+        train_config=TrainConfig(epochs=args.epochs, patience=args.epochs + 1, lr=1e-3,
+                                 lr_schedule="constant", batch_size=128 * args.history),
+        baselines=False,
+        progress=False,
+    )
+    history = result.histories["retrieval"]
+    Path(args.report).write_text(json.dumps({
+        "contender": "crossent", "torch_threads": torch.get_num_threads(),
+        "run_seconds": time.perf_counter() - started, "train_seconds": history.seconds,
+        "epochs_run": len(history.train_bits), "valid_ndcg": history.valid_ndcg,
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

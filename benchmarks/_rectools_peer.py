@@ -1,0 +1,160 @@
+"""RecTools' SASRecModel (softmax loss) on a training file: the peer of bench_recsys_peers.py.
+
+Runs with .venv-peers/bin/python (rectools[torch] 0.19.0, torch 2.13.0); it never imports
+crossent. Reads TRAIN (``user item`` per line, line order = time order), fits
+``SASRecModel(loss="softmax", ...)`` and writes:
+
+- ``--recs`` (CSV ``user_id,item_id,rank``): the top-k of every user listed in ``--users``,
+  already-seen items filtered (``filter_viewed=True``), ids as in TRAIN;
+- ``--report`` (JSON): epochs run, best epoch, per-epoch wall time (training and validation),
+  per-epoch validation loss, fit and recommend seconds, torch threads, checks.
+
+Validation: RecTools' own ``leave_one_out_mask`` holds out each user's last training
+interaction (every user by default; ``--val-users N`` samples N users at random, RecTools'
+tutorial convention). Those interactions leave the training set; the lightning module logs
+their softmax loss as ``val_loss`` once per epoch. Early stopping watches ``val_loss``
+(``--patience`` epochs) and a ModelCheckpoint keeps the best epoch, whose weights are loaded
+back before recommending. ``--fixed-epochs`` (the speed mode) runs exactly ``--epochs``
+epochs with validation but without early stopping or checkpoints, and recommends nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from pytorch_lightning import Callback, Trainer, seed_everything
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from rectools import Columns
+from rectools.dataset import Dataset
+from rectools.models import SASRecModel
+from rectools.models.nn.item_net import IdEmbeddingsItemNet
+from rectools.models.nn.transformers.utils import leave_one_out_mask
+
+#: the metric TransformerLightningModule.validation_step logs (its val_loss_name default)
+VAL_METRIC = "val_loss"
+
+
+class EpochTimer(Callback):
+    """Wall time of every epoch: training batches, then the validation lightning runs after them."""
+
+    def __init__(self) -> None:
+        self.train_s: list[float] = []
+        self.valid_s: list[float] = []
+        self.val_loss: list[float] = []
+        self._start = self._valid_start = 0.0
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: object) -> None:
+        self._start = time.perf_counter()
+        self.valid_s.append(0.0)
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: object) -> None:
+        self._valid_start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: object) -> None:
+        if trainer.sanity_checking:
+            return
+        self.valid_s[-1] += time.perf_counter() - self._valid_start
+        loss = trainer.callback_metrics.get(VAL_METRIC)
+        self.val_loss.append(float(loss) if loss is not None else float("nan"))
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: object) -> None:
+        self.train_s.append(time.perf_counter() - self._start - self.valid_s[-1])
+
+
+def get_trainer(epochs: int, patience: int, fixed: bool, checkpoints: str) -> Trainer:
+    callbacks: list[Callback] = [EpochTimer()]
+    if not fixed:
+        callbacks += [
+            EarlyStopping(monitor=VAL_METRIC, mode="min", patience=patience),
+            ModelCheckpoint(dirpath=checkpoints, monitor=VAL_METRIC, mode="min", save_top_k=1,
+                            filename="best-{epoch}"),
+        ]
+    return Trainer(
+        max_epochs=epochs, min_epochs=epochs if fixed else 1, deterministic=True,
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=not fixed, num_sanity_val_steps=0,
+        callbacks=callbacks,
+    )
+
+
+def read_pairs(path: str) -> pd.DataFrame:
+    pairs = np.loadtxt(path, dtype=np.int64, ndmin=2)
+    frame = pd.DataFrame({Columns.User: pairs[:, 0], Columns.Item: pairs[:, 1]})
+    frame[Columns.Weight] = 1.0
+    # the line number is the time: RecTools orders each user's sequence by datetime
+    frame[Columns.Datetime] = pd.to_datetime(np.arange(len(frame)), unit="s")
+    return frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--users", help="file of user ids to recommend for (one per line)")
+    parser.add_argument("--recs", help="CSV of recommendations to write")
+    parser.add_argument("--report", required=True)
+    parser.add_argument("--session-max-len", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--val-users", type=int, default=0, help="0: every user")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fixed-epochs", action="store_true")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    seed_everything(args.seed, workers=True)
+    interactions = read_pairs(args.train)
+    dataset = Dataset.construct(interactions)
+    checkpoints = tempfile.mkdtemp(prefix="rectools-ckpt-")
+    model = SASRecModel(
+        loss="softmax", n_factors=64, n_blocks=2, n_heads=1,
+        session_max_len=args.session_max_len, dropout_rate=0.2, lr=1e-3, batch_size=128,
+        epochs=args.epochs, item_net_block_types=(IdEmbeddingsItemNet,), deterministic=True,
+        get_val_mask_func=leave_one_out_mask,
+        get_val_mask_func_kwargs={"val_users": args.val_users or None},
+        get_trainer_func=get_trainer,
+        get_trainer_func_kwargs={"epochs": args.epochs, "patience": args.patience,
+                                 "fixed": args.fixed_epochs, "checkpoints": checkpoints},
+    )
+    started = time.perf_counter()
+    model.fit(dataset)
+    fit_s = time.perf_counter() - started
+    trainer = model.fit_trainer  # a deep copy of get_trainer's: its callbacks hold the times
+    timer = next(c for c in trainer.callbacks if isinstance(c, EpochTimer))
+    report: dict = {
+        "contender": "RecTools", "fit_seconds": fit_s, "torch_threads": torch.get_num_threads(),
+        "epochs_run": len(timer.train_s), "train_epoch_seconds": timer.train_s,
+        "valid_epoch_seconds": timer.valid_s[: len(timer.train_s)], "val_loss": timer.val_loss,
+        "validation": f"leave_one_out_mask, {args.val_users or 'all'} users",
+        "rectools_items": int(model.data_preparator.item_id_map.size),
+    }
+    if not args.fixed_epochs:
+        best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
+        model.load_weights_from_checkpoint(best.best_model_path)
+        report["best_epoch"] = int(np.nanargmin(timer.val_loss)) + 1
+        report["best_checkpoint"] = Path(best.best_model_path).name
+    if args.recs and args.users:
+        users = np.loadtxt(args.users, dtype=np.int64, ndmin=1)
+        started = time.perf_counter()
+        recs = model.recommend(users=users, dataset=dataset, k=args.k, filter_viewed=True)
+        report["recommend_seconds"] = time.perf_counter() - started
+        recs[[Columns.User, Columns.Item, Columns.Rank]].to_csv(args.recs, index=False)
+        seen = interactions.merge(recs[[Columns.User, Columns.Item]], how="inner")
+        report["checks"] = {
+            "seen_items_recommended": len(seen),
+            "unknown_users": int((~recs[Columns.User].isin(interactions[Columns.User])).sum()),
+            "unknown_items": int((~recs[Columns.Item].isin(interactions[Columns.Item])).sum()),
+            "users_without_recs": len(set(users.tolist()) - set(recs[Columns.User])),
+        }
+    Path(args.report).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
