@@ -8,7 +8,7 @@
   ``p / (1 - p) * 4 exp(a)``. The model's odds are compared with it in total and per decile.
   (The logged ``T / (1 - p)`` is an unbiased but noisy estimate of the same target: per decile
   its standard error is ~30% of the mean, too noisy for a per-decile bound; the test checks
-  it is unbiased, within 4 of its exact standard errors.)
+  it is unbiased, within 5 of its exact standard errors.)
 * Focal loss pulls probabilities towards 1/2 by design; after Platt scaling on validation its
   P(watch) must be close to the truth's log loss (scikit-learn's ``log_loss`` of the true
   probabilities, the best any model can do in expectation).
@@ -29,6 +29,11 @@ from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig
 from crossent.recsys.train import TrainConfig
 
 SEED = 0
+#: pinned, not crossent train's defaults: the bounds below were measured with this model
+RETRIEVAL_MODEL = {
+    "model": "sequence", "dim": 64, "history": 50, "blocks": 2, "dropout": 0.2,
+    "tie_embeddings": False,
+}
 #: the simulator's mean of M in T = M exp(a) (an exponential draw, see module docstring)
 MEAN_MINUTES = 4.0
 
@@ -45,6 +50,7 @@ def retrieval_stage(seed: int):
     return run_simulated(
         config,
         train_config=TrainConfig(epochs=10, lr=0.03, batch_size=1024, patience=1, seed=seed),
+        model_config=RETRIEVAL_MODEL,
         stages=("retrieval",),
         progress=False,
     )
@@ -102,7 +108,7 @@ def measure_watch_time(result, log) -> dict[str, float]:
         "max |logged - exact| / se per decile": float(
             np.abs((observed - exact) / standard_error).max()
         ),
-        # the old question, kept for the record in the sweep: not asserted
+        # the old question, kept for the sweep's record: not asserted (12 of 20 seeds fail it)
         "max |log(decile odds / logged)|": float(np.abs(np.log(predicted / observed)).max()),
     }
 
@@ -112,14 +118,16 @@ def measure_watch_time(result, log) -> dict[str, float]:
 def test_watch_time_model_odds_estimate_expected_watch_time(retrieval):
     result, log = retrieval
     values = measure_watch_time(result, log)
-    # 20 seeds: 1.00 +- 0.02 (0.96 - 1.04); bound at mean +- 4 std
-    assert values["total odds / exact"] == pytest.approx(1.0, abs=0.08)
+    # 20 seeds (docs/TESTING.md): 0.966 +- 0.063 (0.81 - 1.07); the trained level moves with
+    # the seed by ~6%, the per-decile odds by ~9% more: bounds 4 std out. A model trained
+    # without the watch-time weights sits near 1 / E[4 exp(a)], about 0.25 of the target.
+    assert values["total odds / exact"] == pytest.approx(1.0, abs=0.3)
     # the ordering carries over: the top decile's expected odds are several times the bottom's
-    assert values["top / bottom decile exact"] > 5
-    assert values["corr(decile odds, exact)"] > 0.95
-    assert values["max |log(decile odds / exact)|"] < np.log(1.5)
-    # the logged watch times agree with the formula: unbiased within 4 standard errors
-    assert values["max |logged - exact| / se per decile"] < 4.0
+    assert values["top / bottom decile exact"] > 5  # 10.9 +- 0.8
+    assert values["corr(decile odds, exact)"] > 0.95  # 0.996 +- 0.004
+    assert values["max |log(decile odds / exact)|"] < np.log(1.8)  # 0.22 +- 0.09 (max 0.46)
+    # the logged watch times agree with the formula: each decile within 5 standard errors
+    assert values["max |logged - exact| / se per decile"] < 5.0
 
 
 def measure_focal(result, log) -> dict[str, float]:
@@ -131,10 +139,17 @@ def measure_focal(result, log) -> dict[str, float]:
     raw = result.ranking_test_uncalibrated
     assert raw is not None
     truth = log_loss(label, true_prob)
+    # Platt's intercept makes the mean prediction the validation watch rate; the test rate
+    # differs from it by two binomial draws: its standard error over both sets
+    _, valid_rows, test_rows = split_rows(len(log.impressions), seed=log.config.seed)
+    rate = label.mean()
+    standard_error = np.sqrt(rate * (1 - rate) * (1 / len(valid_rows) + 1 / len(test_rows)))
     return {
         "|raw mean - watch rate|": abs(raw.mean() - label.mean()),
         "raw log loss / truth": log_loss(label, raw) / truth,
+        # kept for the record in the sweep: not asserted (it is 2.7 standard errors)
         "|calibrated mean - watch rate|": abs(probs.mean() - label.mean()),
+        "|calibrated mean - watch rate| / se": abs(probs.mean() - rate) / standard_error,
         "calibrated log loss / truth": log_loss(label, probs) / truth,
     }
 
@@ -143,8 +158,9 @@ def measure_focal(result, log) -> dict[str, float]:
 @pytest.mark.statistical
 def test_focal_ranking_is_platt_scaled_to_near_the_truths_log_loss(retrieval):
     values = measure_focal(*retrieval)
-    # focal's raw probabilities sit far from P(watch) (mean ~0.30 for a watch rate ~0.13)
-    assert values["|raw mean - watch rate|"] > 0.1
-    assert values["raw log loss / truth"] > 1.15
-    assert values["|calibrated mean - watch rate|"] < 0.02
-    assert values["calibrated log loss / truth"] < 1.06
+    # focal's raw probabilities sit far from P(watch) (mean ~0.32 for a watch rate ~0.13)
+    assert values["|raw mean - watch rate|"] > 0.1  # 20 seeds: 0.186 +- 0.010
+    assert values["raw log loss / truth"] > 1.15  # 1.32 +- 0.025
+    # a 0.02 bound on the difference itself was 2.7 standard errors: 1 seed in 20 failed it
+    assert values["|calibrated mean - watch rate| / se"] < 5.0
+    assert values["calibrated log loss / truth"] < 1.06  # 1.029 +- 0.0065
