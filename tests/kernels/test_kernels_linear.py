@@ -124,12 +124,14 @@ def test_default_chunk_rows_follow_memory_budget():
     assert default_chunk_rows(8192, 10**9, 4, budget_bytes=1) == 1
     # 48 MiB (a quarter of the 98 MiB weight is less): 125 rows of 100,000 classes
     assert default_chunk_rows(8192, 100_000, 4, dim=256) == 48 * 2**20 // 400_000
-    # half of a 10 MB weight (5 MB) holds 64 rows of 20,000 classes: below the 48 MiB floor
-    assert default_chunk_rows(2048, 20_000, 4, dim=128) == 64
+    # half of a 10 MB weight is below the 48 MiB floor, and 8 MiB is always allowed
+    assert default_chunk_rows(2048, 20_000, 4, dim=128) == 8 * 2**20 // 80_000
     # a quarter of a 1 GB weight: 256 MB, 64 rows of 1,000,000 classes
     assert default_chunk_rows(8192, 1_000_000, 4, dim=256) == 64
-    # a tiny weight still gets MIN_CHUNK_ROWS rows per chunk, not one
-    assert default_chunk_rows(8192, 16, 4, dim=4) == 64
+    # a small catalogue is one chunk: 2,048 rows of 500 classes are 4 MB
+    assert default_chunk_rows(2048, 500, 4, dim=32) == 2048
+    # a huge row still gets MIN_CHUNK_ROWS rows per chunk, not one
+    assert default_chunk_rows(8192, 10_000_000, 4, dim=1) == 64
     assert default_chunk_rows(8192, 1_000_000, 4, dim=256) == 64  # a quarter of the weight
 
 

@@ -13,7 +13,8 @@ never holds more than one chunk of logits.
 
 Chunk size: ``chunk_size`` rows if given, otherwise as many rows as fit a logits buffer of
 a quarter of the weight's size, but at least :data:`ROW_CHUNK_FLOOR_BYTES` and at most half
-the weight's size, and at least :data:`MIN_CHUNK_ROWS` rows. Larger chunks make the
+the weight's size (yet never below :data:`SMALL_CHUNK_BYTES`, where memory is no concern and
+fewer chunks are faster), and at least :data:`MIN_CHUNK_ROWS` rows. Larger chunks make the
 ``dW += dZ^T H`` update cheaper (it reads and writes all of ``dW`` once per chunk), smaller
 ones use less memory. Tying the buffer to the weight keeps it a fraction of what the weight and
 its gradient occupy anyway; at most half the weight keeps it below the weight-sized gradient
@@ -35,6 +36,9 @@ CHUNK_BUDGET_BYTES = 128 * 2**20
 ROW_CHUNK_FLOOR_BYTES = 48 * 2**20
 """The row route's logits buffer is at least this (if the weight allows): 48 MiB."""
 
+SMALL_CHUNK_BYTES = 8 * 2**20
+"""A logits buffer this small is always allowed: 8 MiB (a small catalogue is one chunk)."""
+
 MIN_CHUNK_ROWS = 64
 """Fewest rows per chunk of the row route by default (fewer make slow, dW-bound chunks)."""
 
@@ -47,15 +51,17 @@ def default_chunk_rows(rows: int, num_classes: int, itemsize: int,
     """Rows per chunk so that one (rows, V) logits buffer fits the budget (>= 1, <= N).
 
     The budget is ``budget_bytes`` if given. Otherwise it is a quarter of the (V, ``dim``)
-    weight's bytes, raised to :data:`ROW_CHUNK_FLOOR_BYTES` but never above half the weight,
-    and the chunk has at least :data:`MIN_CHUNK_ROWS` rows.
+    weight's bytes, raised to :data:`ROW_CHUNK_FLOOR_BYTES` but never above half the weight
+    unless that is below :data:`SMALL_CHUNK_BYTES`, and the chunk has at least
+    :data:`MIN_CHUNK_ROWS` rows.
     """
     row_bytes = max(1, num_classes * itemsize)
     if budget_bytes is not None:
         fitting = budget_bytes // row_bytes
     else:
         weight_bytes = num_classes * dim * itemsize
-        budget = min(max(ROW_CHUNK_FLOOR_BYTES, weight_bytes // 4), weight_bytes // 2)
+        budget = max(SMALL_CHUNK_BYTES,
+                     min(max(ROW_CHUNK_FLOOR_BYTES, weight_bytes // 4), weight_bytes // 2))
         fitting = max(MIN_CHUNK_ROWS, budget // row_bytes)
     return int(max(1, min(rows, fitting)))
 

@@ -143,9 +143,9 @@ def linear_cross_entropy(
     materialised logits, value and gradients (w.r.t. ``hidden``, ``weight``, ``bias`` and
     ``logit_bias``), with the same options (see docs/ARCHITECTURE.md). Rows are processed in
     chunks of ``chunk_size`` rows (default: a logits buffer of a quarter of the weight, at
-    least 48 MiB and at most half the weight, and at least 64 rows); per chunk one GEMM, the
-    fused softmax-gradient kernel in place, and the two gradient GEMMs, all during the forward
-    pass. float16/bfloat16 are computed in float32; on
+    least 48 MiB and at most half the weight or 8 MiB, and at least 64 rows); per chunk one
+    GEMM, the fused softmax-gradient kernel in place, and the two gradient GEMMs, all during the
+    forward pass. float16/bfloat16 are computed in float32; on
     the CPU such a weight is upcast one block of classes at a time (never whole), and its
     gradient is finished in float32 per block and rounded once to its dtype; this costs one
     more GEMM (the logits are computed twice) and no float32 copy of the whole weight.
