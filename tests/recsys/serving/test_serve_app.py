@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import httpx
 import numpy as np
@@ -242,3 +243,44 @@ def test_no_cors_unless_asked(client, two_stage):
     with TestClient(create_app(two_stage, cors_origins=["http://example.test"])) as allowed:
         headers = allowed.get("/healthz", headers=origin).headers
         assert headers["access-control-allow-origin"] == "http://example.test"
+
+
+def test_a_full_queue_gets_503_with_retry_after_and_accepted_requests_are_answered(two_stage):
+    app = create_app(two_stage, max_batch=1, max_wait_ms=0, queue_limit=2)
+    gate, entered = threading.Event(), threading.Event()
+    answer_batch = app.state.batcher.work
+
+    def held(questions):  # the model work, held until the refused requests are in
+        entered.set()
+        gate.wait(30)
+        return answer_batch(questions)
+
+    app.state.batcher.work = held
+
+    async def flood() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                ask = lambda user: http.get("/recommend", params={"user": user})  # noqa: E731
+                first = asyncio.ensure_future(ask("500"))  # taken by the held worker
+                for _ in range(2000):  # bounded: at most 10 s
+                    if entered.is_set():
+                        break
+                    await asyncio.sleep(0.005)
+                queued = [asyncio.ensure_future(ask(u)) for u in ("501", "502")]
+                for _ in range(1000):
+                    if app.state.batcher.waiting == 2:
+                        break
+                    await asyncio.sleep(0.005)
+                refused = await asyncio.gather(
+                    ask("503"), http.post("/recommend", json={"history": [1000]})
+                )
+                gate.set()
+                return list(await asyncio.gather(first, *queued)), list(refused)
+
+    accepted, refused = asyncio.run(flood())
+    assert [answer.status_code for answer in refused] == [503, 503]
+    assert all(answer.headers["retry-after"] == "1" for answer in refused)
+    assert "busy" in refused[0].json()["detail"]
+    assert [answer.status_code for answer in accepted] == [200, 200, 200]
+    assert [answer.json()["user"] for answer in accepted] == ["500", "501", "502"]

@@ -38,6 +38,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from crossent._validation.numbers import check_int
@@ -65,6 +66,25 @@ def _docs_assets() -> dict[str, tuple[bytes, str]]:
         "favicon.png": ("favicon-32x32.png", "image/png"),
     }
     return {name: ((folder / file).read_bytes(), kind) for name, (file, kind) in files.items()}
+
+
+BUSY = orjson.dumps({"detail": "the server is busy: too many requests queued; retry shortly"})
+
+
+class _ShedWhenFull:
+    """ASGI middleware: while the batcher's queue is full, ``/recommend`` gets its 503 before
+    routing, validation or reading the body, so an overloaded server refuses at once."""
+
+    def __init__(self, app: ASGIApp, batcher: Batcher[Any, Any]) -> None:
+        self.app = app
+        self.batcher = batcher
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/recommend" and self.batcher.full:
+            headers = {"Retry-After": "1"}
+            await Response(BUSY, 503, headers, media_type="application/json")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def json_response(
@@ -135,6 +155,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.catalogue, app.state.engine, app.state.batcher = catalogue, engine, batcher
+    app.add_middleware(_ShedWhenFull, batcher=batcher)
     if origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
@@ -162,11 +183,7 @@ def create_app(
         try:
             rows = await batcher.submit(question)
         except Overloaded:
-            return json_response(
-                {"detail": "the server is busy: too many requests queued; retry shortly"},
-                503,
-                {"Retry-After": "1"},
-            )
+            return Response(BUSY, 503, {"Retry-After": "1"}, media_type="application/json")
         except ShuttingDown as stopping:
             return json_response({"detail": str(stopping)}, 503, {"Retry-After": "1"})
         shown = history[::-1][:recent].tolist()

@@ -84,6 +84,11 @@ class Batcher(Generic[Job, Answer]):
         """Jobs in the queue, not yet handed to ``work``."""
         return len(self._waiting)
 
+    @property
+    def full(self) -> bool:
+        """``queue_limit`` jobs are waiting: :meth:`submit` would raise :class:`Overloaded`."""
+        return len(self._waiting) >= self.queue_limit
+
     async def start(self) -> None:
         """Start the collector task and the worker thread (in the running event loop)."""
         self._arrived = asyncio.Event()
@@ -116,7 +121,7 @@ class Batcher(Generic[Job, Answer]):
         """
         if not self.running or self._arrived is None:
             raise ShuttingDown("the server is not running")
-        if len(self._waiting) >= self.queue_limit:
+        if self.full:
             raise Overloaded(f"{len(self._waiting)} requests already queued")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
