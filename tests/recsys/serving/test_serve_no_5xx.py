@@ -55,13 +55,13 @@ def _check(response) -> None:
         assert "detail" in response.json()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]), path=paths, query=queries)
 def test_no_query_string_gets_a_5xx(client, method, path, query):
     _check(client.request(method, path, params=query))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=bodies, content_type=st.sampled_from(["application/json", "text/plain", ""]))
 def test_no_body_gets_a_5xx(client, body, content_type):
     headers = {"content-type": content_type} if content_type else {}
