@@ -155,10 +155,10 @@ CASES: dict[str, tuple[Callable[[int], dict[str, float]], str, Bounds]] = {
             "best / first valid bits": ("<", 1.0),
             "nats / log(40)": ("<", 1.0),
             "expected nats - Bayes": (">", -1e-9),
-            "nats / Bayes": ("<", 1.3),
+            "nats / Bayes": ("<", 1.55),
             "HR@10 model - most popular": (">", 0.0),
             "expected nats bag / model": (">", 1.0),
-            "ranking log loss model / constant": ("<", 1.0),
+            "ranking log loss model / constant": ("<", 1.0),  # no longer asserted
         },
     ),
     "lab-synthetic": (
@@ -218,19 +218,29 @@ def _shown(op: str, bound: float) -> str:
             "<": f"< {bound:.4g}", ">": f"> {bound:.4g}"}[op]
 
 
-def markdown(case: str, numerics: str, rule: str) -> None:
-    """One docs/TESTING.md table row per asserted quantity."""
+def _rule(name: str) -> str:
+    """The margin rule of a quantity (docs/TESTING.md): a p-value or z-score has a known law."""
+    known = name.startswith("chi-square p") or " z" in name or "/ se" in name
+    return "α" if known else "4 sd"
+
+
+def markdown(case: str, numerics: str) -> None:
+    """One docs/TESTING.md table row per asserted quantity (the test named on the first)."""
     _, test, bounds = CASES[case]
     rows = _records(case, numerics)
+    first = True
     for name, (op, bound) in bounds.items():
         values = [float(row["values"][name]) for row in rows.values() if name in row["values"]]
         if not values:
             continue
         n, mean = len(values), sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-        print(f"| `{test}` | {name} | {n} | {mean:.4g} ± {std:.2g} "
-              f"({min(values):.4g} – {max(values):.4g}) | {_shown(op, bound)} | {rule} "
-              f"| `sweep.py {case}` |")
+        shown = f"`{test}`" if first else ""
+        first = False
+        escaped, bound_text = (text.replace("|", "\\|") for text in (name, _shown(op, bound)))
+        print(f"| {shown} | {escaped} | {n} | {mean:.4g} ± {std:.2g} "
+              f"({min(values):.4g} – {max(values):.4g}) | {bound_text} | {_rule(name)} "
+              f"| `{case}` |")
 
 
 def summarise(case: str, numerics: str) -> None:
@@ -269,11 +279,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-19", help="e.g. 0-19 or 0,3,5-9")
     parser.add_argument("--summary", action="store_true", help="only summarise recorded seeds")
     parser.add_argument("--markdown", action="store_true", help="docs/TESTING.md table rows")
-    parser.add_argument("--rule", default="4 sd", help="the margin rule named in --markdown")
     args = parser.parse_args()
     numerics = _numerics()
     if args.markdown:
-        markdown(args.case, numerics, args.rule)
+        markdown(args.case, numerics)
         return
     if not args.summary:
         measure = CASES[args.case][0]

@@ -13,11 +13,11 @@ from crossent.recsys.checkpoint import load_checkpoint, save_checkpoint
 from crossent.recsys.data import Interactions, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.models import CandidateConfig, CandidateModel, bag_examples
+from crossent.recsys.objectives import IGNORE
 from crossent.recsys.pipeline import run_simulated
 from crossent.recsys.recommend import recommend_users
 from crossent.recsys.sequence import bucketed
 from crossent.recsys.simulate import SimulationConfig, simulate
-from crossent.recsys.objectives import IGNORE
 from crossent.recsys.train import (
     TrainConfig,
     fit_candidate,
@@ -125,12 +125,15 @@ def test_training_lowers_the_loss_and_approaches_the_bayes_limit(trained):
     assert values["best / first valid bits"] < 1
     assert values["nats / log(40)"] < 1  # better than uniform over the catalogue
     assert values["expected nats - Bayes"] >= -1e-9  # Gibbs: H(p) <= H(p, q)
-    # a short schedule on 300 users: the README's demo measurement is the close one
-    assert values["nats / Bayes"] < 1.3
-    assert values["HR@10 model - most popular"] > 0
+    # a short schedule on 300 users: the README's demo measurement is the close one. 20 seeds
+    # (docs/TESTING.md): 1.29 +- 0.06 (1.3 failed 9 of them); the bound is 4 std out
+    assert values["nats / Bayes"] < 1.55
+    assert values["HR@10 model - most popular"] > 0  # 0.24 +- 0.057
     # the simulated order is signal only the sequence model sees
-    assert values["expected nats bag / model"] > 1
-    assert values["ranking log loss model / constant"] < 1
+    assert values["expected nats bag / model"] > 1  # 1.20 +- 0.05
+    # not asserted: the ranking model's log loss below the constant's (0.97 +- 0.03, above 1
+    # for 4 seeds in 20) needs more than 600 test impressions; test_recsys_ranking_losses.py
+    # asserts the ranking stage on 40,000
 
 
 def test_simulated_ranking_keeps_the_identity_calibration(trained):
