@@ -153,10 +153,14 @@ def measure_synthetic_lab(data_seed: int) -> dict[str, float]:
 
 @pytest.mark.statistical
 def test_cross_entropy_beats_mse_on_log_loss_on_the_synthetic_set() -> None:
-    values = measure_synthetic_lab(0)
-    assert values["mse - ce log loss (bits)"] > 0
+    # one data draw: 0.11 +- 0.042 bits over 20 (docs/TESTING.md), 2.7 std above 0, and 10
+    # training seeds instead of 3 left it at 2.9: the draw of the 2,000 points is the noise.
+    # The mean of 5 draws has std 0.019: 5.9 of them above 0.
+    draws = [measure_synthetic_lab(data_seed) for data_seed in range(5)]
+    assert np.mean([values["mse - ce log loss (bits)"] for values in draws]) > 0
     # and cross-entropy lands near the exact Bayes cross-entropy of the generating model
-    assert values["|ce - Bayes| (bits)"] < 0.1
+    # (0.028 +- 0.016 bits per draw)
+    assert max(values["|ce - Bayes| (bits)"] for values in draws) < 0.1
 
 
 def test_evaluate_predictions_matches_sklearn_with_a_class_absent_from_the_test_split() -> None:
