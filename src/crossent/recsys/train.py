@@ -199,8 +199,8 @@ def run_epochs(
     """
     history = TrainHistory()
     generator = torch.Generator().manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(
-        parameters.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    optimizer = torch.optim.AdamW(  # fused: one kernel, not ~10 small ops per parameter
+        parameters.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
     )
     best, best_state, bad_epochs, first_epoch = -math.inf, None, 0, 1
     per_epoch = min(n_examples, config.max_examples or n_examples)
