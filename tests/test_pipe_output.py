@@ -27,8 +27,8 @@ def test_train_piped_prints_whole_lines_and_whole_tables(tmp_path: Path) -> None
     command = [sys.executable, "-m", "crossent", "train", "--data", "simulated", "--users", "300",
                "--videos", "60", "--epochs", "1", "--out", str(tmp_path / "run"),
                "--json", str(tmp_path / "tables.json")]
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, check=True)
+    # capture_output: stdout is a pipe, as in `crossent train ... | cat`
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     lines = result.stdout.splitlines()
     assert "…" not in result.stdout
     assert "\x1b[" not in result.stdout  # no colour codes in a pipe
