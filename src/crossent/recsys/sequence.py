@@ -71,6 +71,24 @@ class _Block(nn.Module):
         return x + F.dropout(self.feed_forward(self.feed_forward_norm(x)), drop, self.training)
 
 
+    def last(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """The block's output at the last position only (inference: no dropout): ``x (B, L,
+        d)``, ``allowed (B, 1, 1, L)`` the last query's keys -> ``(B, 1, d)``. The same
+        arithmetic as :meth:`forward`'s last row, without the other positions' queries,
+        projection and feed-forward, which nothing after the last block reads."""
+        batch, length, dim = x.shape
+        size = dim // self.heads
+        normed = self.attention_norm(x)
+        weight, bias = self.query_value.weight, self.query_value.bias  # rows: queries, values
+        q = F.linear(normed[:, -1:], weight[:dim], bias[:dim]).view(batch, 1, self.heads, size)
+        v = F.linear(normed, weight[dim:], bias[dim:]).view(batch, length, self.heads, size)
+        k = self.key(normed).view(batch, length, self.heads, size)
+        attended = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=allowed
+        )  # (B, heads, 1, d / heads)
+        x = x[:, -1:] + self.project(attended.transpose(1, 2).reshape(batch, 1, dim))
+        return x + self.feed_forward(self.feed_forward_norm(x))
+
 class SequenceEncoder(nn.Module):
     """``(B, L)`` right-aligned windows of item ids (pad = ``n_items``) -> ``(B, L, dim)`` states.
 
@@ -111,6 +129,26 @@ class SequenceEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, allowed[:, None])
         return self.final_norm(x)
+
+    def last_state(self, window: torch.Tensor) -> torch.Tensor:
+        """``(B, d)`` the state at the last position, ``forward(window)[:, -1]``, computed
+        for that position alone in the last block (a user vector at inference costs about
+        one block less). In training mode (dropout) it is ``forward(window)[:, -1]``."""
+        if self.training or not len(self.blocks):
+            return self(window)[:, -1]
+        length = window.shape[1]
+        valid = window < self.n_items
+        positions = torch.arange(length, device=window.device)
+        offset = self.position.num_embeddings - length
+        x = self.item_in(window) + self.position(positions + offset)[None]
+        causal = torch.ones(length, length, dtype=torch.bool, device=window.device).tril()
+        diagonal = torch.eye(length, dtype=torch.bool, device=window.device)
+        allowed = (causal & valid[:, None, :]) | diagonal  # (B, L, L) query x key
+        *first, final = self.blocks
+        for block in first:
+            x = block(x, allowed[:, None])
+        assert isinstance(final, _Block)
+        return self.final_norm(final.last(x, allowed[:, None, -1:]))[:, 0]
 
 
 def sequence_examples(train: Interactions, history: int) -> tuple[torch.Tensor, torch.Tensor]:
