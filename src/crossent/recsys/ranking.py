@@ -122,7 +122,6 @@ def inputs_from_windows(
         times_shown, slot: ``(N,)`` context features (zeros if not given).
     """
     n = len(item)
-    item_t = torch.from_numpy(np.asarray(item, dtype=np.int64))
     with torch.no_grad():
         # rows of one user share a window: encode each distinct window once
         distinct, row_of = (
@@ -138,6 +137,36 @@ def inputs_from_windows(
             if n
             else torch.zeros(0, candidate.config.dim)
         )  # (N, d)
+    return inputs_from_user_vectors(
+        candidate,
+        user_vectors,
+        item,
+        label,
+        watch_count,
+        times_shown=times_shown,
+        slot=slot,
+        watch_time=watch_time,
+        true_prob=true_prob,
+    )
+
+
+def inputs_from_user_vectors(
+    candidate: CandidateModel,
+    user_vectors: torch.Tensor,
+    item: np.ndarray,
+    label: np.ndarray,
+    watch_count: np.ndarray,
+    *,
+    times_shown: np.ndarray | None = None,
+    slot: np.ndarray | None = None,
+    watch_time: np.ndarray | None = None,
+    true_prob: np.ndarray | None = None,
+) -> RankingInputs:
+    """:func:`inputs_from_windows` from each row's ``(N, dim)`` user vector, already encoded
+    by ``candidate`` (a server encodes each user once and shares it among its candidates)."""
+    n = len(item)
+    item_t = torch.from_numpy(np.asarray(item, dtype=np.int64))
+    with torch.no_grad():
         item_vectors = candidate.output_table()[item_t]  # (N, d)
         bias = candidate.item_bias[item_t]
         score = (user_vectors * item_vectors).sum(1) + bias

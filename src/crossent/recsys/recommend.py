@@ -20,7 +20,7 @@ model itself.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,8 +35,8 @@ from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.recsys.checkpoint import Checkpoint
 from crossent.recsys.data import csr_rows
-from crossent.recsys.models import windows_from_csr
-from crossent.recsys.ranking import inputs_from_windows
+from crossent.recsys.models import CandidateModel, windows_from_csr
+from crossent.recsys.ranking import inputs_from_user_vectors
 
 if TYPE_CHECKING:  # the type only: the library (and the server) runs without rich
     from rich.progress import Progress
@@ -65,26 +65,63 @@ class Recommendations:
     p_watch: np.ndarray | None
 
 
+#: the history lengths that share an encoder pass when windows are cut to the longest history
+#: (:func:`_length_groups`): up to 16, 32, 64, 128, and longer
+_GROUP_BOUNDS = (16, 32, 64, 128)
+
+
+def _length_groups(lengths: np.ndarray) -> list[np.ndarray]:
+    """Row numbers in groups of similar history length (up to 16, 32, 64, 128, longer): each
+    group's windows are cut to its longest history, so short histories do not pay for the
+    long ones' padding."""
+    bucket = np.searchsorted(np.asarray(_GROUP_BOUNDS), lengths)
+    return [np.flatnonzero(bucket == value) for value in np.unique(bucket)]
+
+
+def _encode(model: CandidateModel, window: torch.Tensor) -> torch.Tensor:
+    """``(B, d)`` user vectors of ``(B, width)`` right-aligned windows: the state at the last
+    position only (:meth:`~crossent.recsys.sequence.SequenceEncoder.last_state`), the same
+    vector as :meth:`~crossent.recsys.models.CandidateModel.user_vector`."""
+    if model.config.model == "sequence":
+        return model.encoder.last_state(window[:, -model.config.history :])
+    return model.user_vector(window)
+
+
+def _user_vectors(
+    models: Sequence[CandidateModel], indptr: np.ndarray, watched: np.ndarray, cut_padding: bool
+) -> list[torch.Tensor]:
+    """Each model's ``(B, d)`` user vectors of the CSR histories, every window encoded once.
+
+    The windows are ``models[0]``'s ``history`` wide; with ``cut_padding`` the rows are encoded
+    in :func:`_length_groups`, each group's windows only as wide as its longest history."""
+    n_items, width = models[0].config.n_items, models[0].config.history
+    n_rows = len(indptr) - 1
+    lengths = np.diff(indptr)
+    groups = _length_groups(lengths) if cut_padding and n_rows else [np.arange(n_rows)]
+    vectors = [torch.empty(n_rows, model.config.dim) for model in models]
+    with torch.no_grad():
+        for group in groups:
+            cut = max(1, min(width, int(lengths[group].max(initial=0)))) if cut_padding else width
+            index = torch.from_numpy(group)
+            window = windows_from_csr(indptr, watched, cut, n_items)[index]  # (rows, cut)
+            for model, out in zip(models, vectors, strict=True):
+                out[index] = _encode(model, window)
+    return vectors
+
+
 def _top_unwatched(
-    checkpoint: Checkpoint,
+    model: CandidateModel,
+    user: torch.Tensor,
     indptr: np.ndarray,
     watched: np.ndarray,
     keep: int,
     cells: int,
-    cut_padding: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(logits (B, keep), items (B, keep), log normaliser (B,), windows)`` of the best
-    unwatched items of the ``B`` histories in the CSR ``(indptr, watched)`` (contiguous item
-    ids, time order), scanning the catalogue in blocks (a running top-K and log-sum-exp).
-    ``cut_padding``: windows only as wide as the longest history (see
-    :func:`recommend_histories`)."""
-    model = checkpoint.candidate
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(logits (B, keep), items (B, keep), log normaliser (B,))`` of the best unwatched items
+    of the ``B`` user vectors ``user`` whose watches are the CSR ``(indptr, watched)``
+    (contiguous item ids), scanning the catalogue in blocks (a running top-K and log-sum-exp)."""
     n_items = model.config.n_items
     n_rows = len(indptr) - 1
-    width = model.config.history
-    if cut_padding:
-        width = max(1, min(width, int(np.diff(indptr).max(initial=0))))
-    window = windows_from_csr(indptr, watched, width, n_items)
     seen_rows = torch.from_numpy(np.repeat(np.arange(n_rows), np.diff(indptr)))
     seen_items = torch.from_numpy(watched.astype(np.int64))
     block = max(1, cells // max(n_rows, 1))
@@ -92,7 +129,6 @@ def _top_unwatched(
     best_items = torch.zeros((n_rows, 0), dtype=torch.int64)
     log_normaliser = torch.full((n_rows,), -torch.inf, dtype=torch.float64)
     with torch.no_grad():
-        user = model.user_vector(window)  # (B, d)
         table = model.output_table()  # (n_items, d); the input embeddings when tied
         for start in range(0, n_items, block):
             stop = min(start + block, n_items)
@@ -108,21 +144,26 @@ def _top_unwatched(
             # stable: among equal logits, the item of the earlier block stays first
             order = torch.sort(merged, dim=1, descending=True, stable=True).indices[:, :keep]
             best, best_items = merged.gather(1, order), merged_items.gather(1, order)
-    return best, best_items, log_normaliser, window
+    return best, best_items, log_normaliser
 
 
 def _rank_stage(
-    checkpoint: Checkpoint, window: torch.Tensor, items: torch.Tensor, watch_count: np.ndarray
+    checkpoint: Checkpoint, user: torch.Tensor, items: torch.Tensor, watch_count: np.ndarray
 ) -> torch.Tensor:
-    """``(B, K)`` the ranking model's output for each user's candidates (``items`` >= 0)."""
+    """``(B, K)`` the ranking model's output for each user's candidates (``items`` >= 0), from
+    ``user``: the ``(B, d)`` user vectors of the features' candidate model (one per user,
+    shared by its ``K`` candidates)."""
     ranking = checkpoint.ranking
     assert ranking is not None
     features = checkpoint.ranking_candidate or checkpoint.candidate
     n_users, n_candidates = items.shape
     flat = items.reshape(-1).clamp_min(0).numpy()
-    rows = window.repeat_interleave(n_candidates, dim=0)  # (B K, history)
-    inputs = inputs_from_windows(
-        features, rows, flat, np.zeros(len(flat)), watch_count[flat]
+    inputs = inputs_from_user_vectors(
+        features,
+        user.repeat_interleave(n_candidates, dim=0),  # (B K, d): a copy of B vectors, no encoding
+        flat,
+        np.zeros(len(flat)),
+        watch_count[flat],
     )  # no context at recommendation time: times shown and slot 0
     with torch.no_grad():
         logits = ranking(inputs.user, inputs.item, inputs.dense).double()
@@ -198,8 +239,15 @@ def recommend_histories(
     n_items = checkpoint.candidate.config.n_items
     two_stage = rank and checkpoint.ranking is not None
     keep = min(max(k, candidates) if two_stage else k, n_items)
-    logits, items, log_normaliser, window = _top_unwatched(
-        checkpoint, indptr, watched, keep, cells, cut_padding
+    # every window is encoded once per model: the ranking features reuse the candidate model's
+    # user vectors unless they come from a second candidate model
+    features = checkpoint.ranking_candidate if two_stage else None
+    models = [checkpoint.candidate] + (
+        [features] if features is not None and features is not checkpoint.candidate else []
+    )
+    vectors = _user_vectors(models, indptr, watched, cut_padding)
+    logits, items, log_normaliser = _top_unwatched(
+        checkpoint.candidate, vectors[0], indptr, watched, keep, cells
     )
     available = torch.isfinite(logits)
     items = torch.where(available, items, -1)
@@ -208,7 +256,7 @@ def recommend_histories(
     if two_stage:
         if watch_count is None:
             watch_count = np.bincount(checkpoint.watch_items, minlength=n_items)
-        p_watch = _rank_stage(checkpoint, window, items, watch_count.astype(np.float64))
+        p_watch = _rank_stage(checkpoint, vectors[-1], items, watch_count.astype(np.float64))
         p_watch = torch.where(available, p_watch, -torch.inf)
         order = torch.sort(p_watch, dim=1, descending=True, stable=True).indices[:, :k]
         logits, items = logits.gather(1, order), items.gather(1, order)

@@ -66,24 +66,16 @@ class Engine:
         self._item_ids = self.checkpoint.item_ids.tolist()
         self._watch_count = catalogue.watch_count.astype(np.float64)
 
-    def _groups(self, questions: Sequence[Question]) -> list[np.ndarray]:
-        """Positions of ``questions`` in groups of similar history length (lengths up to 16,
-        then up to 32, 64, 128, and longer): each group's windows are cut to its longest
-        history, so short histories do not pay for the long ones' padding."""
-        lengths = np.array([len(question.history) for question in questions])
-        bucket = np.maximum(np.ceil(np.log2(np.maximum(lengths, 1))).astype(int), 4)
-        bucket = np.minimum(bucket, 8)
-        return [np.flatnonzero(bucket == value) for value in np.unique(bucket)]
-
     def answer(self, questions: Sequence[Question]) -> list[list[dict[str, Any]]]:
-        """The rows of each question, best first (fewer than ``k`` when fewer are unwatched)."""
-        answers: list[list[dict[str, Any]]] = [[] for _ in questions]
+        """The rows of each question, best first (fewer than ``k`` when fewer are unwatched).
+
+        One :func:`~crossent.recsys.recommend.recommend_histories` call for the batch: its
+        windows are encoded in groups of similar length (``cut_padding``), once per model,
+        and the catalogue is swept once for all of them."""
+        if not questions:
+            return []
         with torch.inference_mode():  # no autograd bookkeeping at all (lighter than no_grad)
-            for group in self._groups(questions):
-                chosen = [questions[position] for position in group]
-                for position, rows in zip(group.tolist(), self._answer(chosen), strict=True):
-                    answers[position] = rows
-        return answers
+            return self._answer(questions)
 
     def _answer(self, questions: Sequence[Question]) -> list[list[dict[str, Any]]]:
         lengths = np.array([len(question.history) for question in questions], dtype=np.int64)
