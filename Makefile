@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_recsys_sequence.py
 	$(PY) benchmarks/bench_recommend_all.py
 	$(PY) benchmarks/bench_serve.py
+	$(PY) benchmarks/bench_contention.py
 
 # `crossent serve` under load (trains an ml-latest-small model into bench-results/ once)
 bench-serve: $(STAMP)
