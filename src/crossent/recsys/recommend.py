@@ -14,7 +14,9 @@ two-stage flow of Covington et al., RecSys 2016), fed the features it was traine
 Users are processed in batches and the catalogue in blocks: a batch of ``B`` users against a
 block of ``C`` items holds a ``(B, C)`` logit matrix and a running top-K and log-sum-exp
 (the online softmax normaliser), so memory does not grow with the catalogue beyond the
-model itself.
+model itself. Blocks are at most :data:`BLOCK_ITEMS` wide (a small batch's block stays in
+cache), and once the running top-K is full only the chunks of a block that hold a logit above
+its K-th value are searched (:func:`_block_top`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ if TYPE_CHECKING:  # the type only: the library (and the server) runs without ri
 
 #: logits held at once per batch: users x catalogue block (float32: 64 MiB)
 DEFAULT_CELLS = 1 << 24
+#: items per catalogue block at most: a small batch's ``(B, block)`` logits stay in cache
+BLOCK_ITEMS = 1 << 16
+#: items per chunk of the top-k prefilter (:func:`_block_top`)
+_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -65,23 +71,14 @@ class Recommendations:
     p_watch: np.ndarray | None
 
 
-#: the history lengths that share an encoder pass when windows are cut to the longest history
-#: (:func:`_length_groups`): up to 16, 32, 64, 128, and longer
-_GROUP_BOUNDS = (16, 32, 64, 128)
-
-
-def _length_groups(lengths: np.ndarray) -> list[np.ndarray]:
-    """Row numbers in groups of similar history length (up to 16, 32, 64, 128, longer): each
-    group's windows are cut to its longest history, so short histories do not pay for the
-    long ones' padding."""
-    bucket = np.searchsorted(np.asarray(_GROUP_BOUNDS), lengths)
-    return [np.flatnonzero(bucket == value) for value in np.unique(bucket)]
+#: with ``cut_padding``, histories are encoded in groups of alike length (up to 16, 32, 64,
+#: 128, longer), each group's windows as wide as its longest: short ones skip the padding
+_GROUP_BOUNDS = np.array([16, 32, 64, 128])
 
 
 def _encode(model: CandidateModel, window: torch.Tensor) -> torch.Tensor:
-    """``(B, d)`` user vectors of ``(B, width)`` right-aligned windows: the state at the last
-    position only (:meth:`~crossent.recsys.sequence.SequenceEncoder.last_state`), the same
-    vector as :meth:`~crossent.recsys.models.CandidateModel.user_vector`."""
+    """``(B, d)`` :meth:`~crossent.recsys.models.CandidateModel.user_vector`, the sequence
+    encoder's run for the last position alone in its last block (``last_state``)."""
     if model.config.model == "sequence":
         return model.encoder.last_state(window[:, -model.config.history :])
     return model.user_vector(window)
@@ -92,21 +89,47 @@ def _user_vectors(
 ) -> list[torch.Tensor]:
     """Each model's ``(B, d)`` user vectors of the CSR histories, every window encoded once.
 
-    The windows are ``models[0]``'s ``history`` wide; with ``cut_padding`` the rows are encoded
-    in :func:`_length_groups`, each group's windows only as wide as its longest history."""
+    The windows are ``models[0]``'s ``history`` wide, or with ``cut_padding`` encoded in
+    :data:`_GROUP_BOUNDS` groups, each as wide as its longest history."""
     n_items, width = models[0].config.n_items, models[0].config.history
-    n_rows = len(indptr) - 1
     lengths = np.diff(indptr)
-    groups = _length_groups(lengths) if cut_padding and n_rows else [np.arange(n_rows)]
-    vectors = [torch.empty(n_rows, model.config.dim) for model in models]
+    bucket = np.searchsorted(_GROUP_BOUNDS, lengths) if cut_padding else np.zeros_like(lengths)
+    vectors = [torch.empty(len(lengths), model.config.dim) for model in models]
     with torch.no_grad():
-        for group in groups:
+        for value in np.unique(bucket):
+            group = np.flatnonzero(bucket == value)
             cut = max(1, min(width, int(lengths[group].max(initial=0)))) if cut_padding else width
             index = torch.from_numpy(group)
             window = windows_from_csr(indptr, watched, cut, n_items)[index]  # (rows, cut)
             for model, out in zip(models, vectors, strict=True):
                 out[index] = _encode(model, window)
     return vectors
+
+
+def _block_top(
+    logits: torch.Tensor, keep: int, kth: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)``: a ``(B, C)`` block's best ``keep`` logits per row. Given the
+    running list's ``keep``-th values ``kth (B,)``, only the :data:`_CHUNK`-item chunks whose
+    maximum beats ``kth`` go to ``topk`` (an item at or below it would fall behind the list's
+    ``keep`` entries in the stable merge anyway): once the list is good, few chunks do."""
+    n_rows, width = logits.shape
+    if kth is not None and width % _CHUNK == 0:
+        chunks = logits.view(n_rows, width // _CHUNK, _CHUNK)
+        live = chunks.amax(2) > kth[:, None]  # (B, chunks): chunks holding a candidate
+        count = live.sum(1)
+        most = int(count.max())
+        if most * 4 <= live.shape[1]:  # else the whole block is as cheap
+            rows, which = live.nonzero(as_tuple=True)  # row-major: each row's chunks in order
+            slot = torch.arange(len(rows)) - (torch.cumsum(count, 0) - count)[rows]
+            values = torch.full((n_rows, most, _CHUNK), -torch.inf)
+            values[rows, slot] = chunks[rows, which]
+            items = torch.zeros((n_rows, most, _CHUNK), dtype=torch.int64)
+            items[rows, slot] = which[:, None] * _CHUNK + torch.arange(_CHUNK)
+            top = torch.topk(values.view(n_rows, -1), min(keep, most * _CHUNK), dim=1)
+            return top.values, items.view(n_rows, -1).gather(1, top.indices)
+    top = torch.topk(logits, min(keep, width), dim=1)
+    return top.values, top.indices
 
 
 def _top_unwatched(
@@ -124,7 +147,7 @@ def _top_unwatched(
     n_rows = len(indptr) - 1
     seen_rows = torch.from_numpy(np.repeat(np.arange(n_rows), np.diff(indptr)))
     seen_items = torch.from_numpy(watched.astype(np.int64))
-    block = max(1, cells // max(n_rows, 1))
+    block = max(1, min(cells // max(n_rows, 1), BLOCK_ITEMS))
     best = torch.full((n_rows, 0), -torch.inf)
     best_items = torch.zeros((n_rows, 0), dtype=torch.int64)
     log_normaliser = torch.full((n_rows,), -torch.inf, dtype=torch.float64)
@@ -138,9 +161,10 @@ def _top_unwatched(
             logits[seen_rows[inside], seen_items[inside] - start] = -torch.inf
             # the normaliser block by block: log-sum-exp within, logaddexp (float64) across
             log_normaliser = torch.logaddexp(log_normaliser, torch.logsumexp(logits, 1).double())
-            top = torch.topk(logits, min(keep, stop - start), dim=1)
-            merged = torch.cat([best, top.values], 1)
-            merged_items = torch.cat([best_items, top.indices + start], 1)
+            kth = best[:, -1] if best.shape[1] == keep else None
+            values, indices = _block_top(logits, keep, kth)
+            merged = torch.cat([best, values], 1)
+            merged_items = torch.cat([best_items, indices + start], 1)
             # stable: among equal logits, the item of the earlier block stays first
             order = torch.sort(merged, dim=1, descending=True, stable=True).indices[:, :keep]
             best, best_items = merged.gather(1, order), merged_items.gather(1, order)
@@ -256,7 +280,8 @@ def recommend_histories(
     if two_stage:
         if watch_count is None:
             watch_count = np.bincount(checkpoint.watch_items, minlength=n_items)
-        p_watch = _rank_stage(checkpoint, vectors[-1], items, watch_count.astype(np.float64))
+        count = np.asarray(watch_count, dtype=np.float64)  # no copy when already float64
+        p_watch = _rank_stage(checkpoint, vectors[-1], items, count)
         p_watch = torch.where(available, p_watch, -torch.inf)
         order = torch.sort(p_watch, dim=1, descending=True, stable=True).indices[:, :k]
         logits, items = logits.gather(1, order), items.gather(1, order)
