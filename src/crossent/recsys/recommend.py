@@ -87,10 +87,8 @@ def _encode(model: CandidateModel, window: torch.Tensor) -> torch.Tensor:
 def _user_vectors(
     models: Sequence[CandidateModel], indptr: np.ndarray, watched: np.ndarray, cut_padding: bool
 ) -> list[torch.Tensor]:
-    """Each model's ``(B, d)`` user vectors of the CSR histories, every window encoded once.
-
-    The windows are ``models[0]``'s ``history`` wide, or with ``cut_padding`` encoded in
-    :data:`_GROUP_BOUNDS` groups, each as wide as its longest history."""
+    """Each model's ``(B, d)`` user vectors of the CSR histories, every window encoded once,
+    ``models[0]``'s ``history`` wide (``cut_padding``: :data:`_GROUP_BOUNDS` groups)."""
     n_items, width = models[0].config.n_items, models[0].config.history
     lengths = np.diff(indptr)
     bucket = np.searchsorted(_GROUP_BOUNDS, lengths) if cut_padding else np.zeros_like(lengths)
@@ -139,6 +137,7 @@ def _top_unwatched(
     watched: np.ndarray,
     keep: int,
     cells: int,
+    columns: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(logits (B, keep), items (B, keep), log normaliser (B,))`` of the best unwatched items
     of the ``B`` user vectors ``user`` whose watches are the CSR ``(indptr, watched)``
@@ -156,7 +155,8 @@ def _top_unwatched(
         for start in range(0, n_items, block):
             stop = min(start + block, n_items)
             # u · v_j + b_j for the block, bias added inside the matrix product
-            logits = torch.addmm(model.item_bias[start:stop], user, table[start:stop].T)
+            right = table[start:stop].T if columns is None else columns[:, start:stop]
+            logits = torch.addmm(model.item_bias[start:stop], user, right)
             inside = (seen_items >= start) & (seen_items < stop)
             logits[seen_rows[inside], seen_items[inside] - start] = -torch.inf
             # the normaliser block by block: log-sum-exp within, logaddexp (float64) across
@@ -240,6 +240,7 @@ def recommend_histories(
     cells: int = DEFAULT_CELLS,
     watch_count: np.ndarray | None = None,
     cut_padding: bool = False,
+    columns: torch.Tensor | None = None,
 ) -> Recommendations:
     """Top-``k`` unwatched items for any watch histories, given as a CSR of contiguous ids.
 
@@ -247,10 +248,9 @@ def recommend_histories(
     never saw (someone new, or a batch of requests to a server): row ``i``'s watches are
     ``watched[indptr[i]:indptr[i + 1]]``, oldest first, and are excluded from its items. The
     result's ``users`` are the row numbers ``0..B-1``. Arguments as in :func:`recommend_users`;
-    ``cut_padding`` makes the windows only as wide as the longest history, so a batch of short
-    histories costs its own length, not ``history`` (padding is never attended to and the
-    positions are right-aligned: the same answer up to float rounding, as in training's
-    ``leading_padding``).
+    ``cut_padding`` cuts windows to the longest history (padding is never attended to: the
+    same answer up to float rounding). ``columns``: the candidate model's ``output_table()``
+    transposed, ``(d, n_items)`` contiguous, kept by a server (a faster catalogue sweep).
 
     Example: two people, one who watched items 3 then 7, one who watched nothing::
 
@@ -271,7 +271,7 @@ def recommend_histories(
     )
     vectors = _user_vectors(models, indptr, watched, cut_padding)
     logits, items, log_normaliser = _top_unwatched(
-        checkpoint.candidate, vectors[0], indptr, watched, keep, cells
+        checkpoint.candidate, vectors[0], indptr, watched, keep, cells, columns
     )
     available = torch.isfinite(logits)
     items = torch.where(available, items, -1)

@@ -65,6 +65,9 @@ class Engine:
         self.max_k = min(MAX_K, catalogue.n_items, candidates if self.two_stage else MAX_K)
         self._item_ids = self.checkpoint.item_ids.tolist()
         self._watch_count = catalogue.watch_count.astype(np.float64)
+        # the output table transposed once: the sweep's (B, d) x (d, block) products read it
+        # contiguously, a third faster than the transposed view (n_items x d floats more)
+        self._columns = self.checkpoint.candidate.output_table().detach().T.contiguous()
 
     def answer(self, questions: Sequence[Question]) -> list[list[dict[str, Any]]]:
         """The rows of each question, best first (fewer than ``k`` when fewer are unwatched).
@@ -95,6 +98,7 @@ class Engine:
             cells=self.cells,
             watch_count=self._watch_count,
             cut_padding=True,
+            columns=self._columns,
         )
         items, scores, probability = (
             found.items.tolist(),
