@@ -15,9 +15,10 @@ import torch
 from _sharded_workers import equivalence_worker
 from crossent.recsys.data import Split, leave_last_out
 from crossent.recsys.models import CandidateConfig, CandidateModel
+from crossent.recsys.next_watch import retrieval_cross_entropy
 from crossent.recsys.parallel import fit_candidate_distributed, launch_from_env
 from crossent.recsys.simulate import SimulationConfig, simulate
-from crossent.recsys.train import TrainConfig, retrieval_cross_entropy
+from crossent.recsys.train import TrainConfig
 
 TRAIN = TrainConfig(epochs=2, batch_size=50, lr=1e-2, patience=5, seed=3)
 

@@ -128,10 +128,10 @@ def test_the_group_turns_a_library_error_into_one_line_and_exit_2() -> None:
         (["train", "--data", "simulated", "--out", "OUT", "--loss", "full,in_batch,gbse"],
          "--loss 'gbse' is not one of full, sampled, bce, gbce, in-batch, focal, watch-time"),
         (["train", "--data", "simulated", "--out", "OUT", "--format", "movie_lens"],
-         "--format 'movie_lens' is not one of auto, movielens, recbole, csv, parquet"),
+         "--format 'movie_lens' is not one of auto, movielens, recbole, sasrec, csv, parquet"),
         (["demo", "--model", "seq"], "--model 'seq' is not one of sequence, bag"),
         (["evaluate", "--model", "M", "--data", "D", "--format", "tsv"],
-         "--format 'tsv' is not one of auto, movielens, recbole, csv, parquet"),
+         "--format 'tsv' is not one of auto, movielens, recbole, sasrec, csv, parquet"),
     ],
 )
 def test_recommender_commands_reject_an_unknown_choice_before_any_work(

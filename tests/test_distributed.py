@@ -26,8 +26,9 @@ from crossent.distributed import gather_shards, shard_range, sharded_cross_entro
 from crossent.errors import CrossentError
 from crossent.recsys.checkpoint import load_checkpoint
 from crossent.recsys.models import CandidateConfig, CandidateModel
+from crossent.recsys.next_watch import retrieval_cross_entropy
 from crossent.recsys.parallel import Launch, ShardedCandidate
-from crossent.recsys.train import fit_candidate, retrieval_cross_entropy
+from crossent.recsys.train import fit_candidate
 
 from _sharded_workers import (  # isort: skip
     CASES,

@@ -1,4 +1,4 @@
-"""SASRec's sequence files (``user item`` per line, line order = time order): ``--format sasrec``."""
+"""SASRec's sequence files (``user item`` per line, line order = time order): --format sasrec."""
 
 from __future__ import annotations
 

@@ -13,17 +13,13 @@ from crossent.recsys.checkpoint import load_checkpoint, save_checkpoint
 from crossent.recsys.data import Interactions, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.models import CandidateConfig, CandidateModel, bag_examples
+from crossent.recsys.next_watch import retrieval_cross_entropy
 from crossent.recsys.objectives import IGNORE
 from crossent.recsys.pipeline import run_simulated
 from crossent.recsys.recommend import recommend_users
 from crossent.recsys.sequence import bucketed
 from crossent.recsys.simulate import SimulationConfig, simulate
-from crossent.recsys.train import (
-    TrainConfig,
-    fit_candidate,
-    refit_candidate,
-    retrieval_cross_entropy,
-)
+from crossent.recsys.train import TrainConfig, fit_candidate, refit_candidate
 
 
 def _shuffled_log() -> Interactions:

@@ -41,14 +41,10 @@ if TYPE_CHECKING:
     )
     from crossent.recsys.logged_ranking import LoggedExamples, logged_examples
     from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
+    from crossent.recsys.next_watch import retrieval_cross_entropy
     from crossent.recsys.ranking_train import fit_ranking
     from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
-    from crossent.recsys.train import (
-        TrainConfig,
-        fit_candidate,
-        refit_candidate,
-        retrieval_cross_entropy,
-    )
+    from crossent.recsys.train import TrainConfig, fit_candidate, refit_candidate
 
 # public name -> the submodule that defines it
 _LAZY = {
@@ -75,7 +71,7 @@ _LAZY = {
     "RankingConfig": "crossent.recsys.models",
     "RankingModel": "crossent.recsys.models",
     "refit_candidate": "crossent.recsys.train",
-    "retrieval_cross_entropy": "crossent.recsys.train",
+    "retrieval_cross_entropy": "crossent.recsys.next_watch",
     "retrieval_metrics": "crossent.recsys.evaluate",
     "save_checkpoint": "crossent.recsys.checkpoint",
     "Scorer": "crossent.recsys.evaluate",

@@ -30,6 +30,7 @@ from crossent.recsys.models import (
     RankingLoss,
     RankingModel,
 )
+from crossent.recsys.next_watch import TruthFn
 from crossent.recsys.parallel import Launch
 from crossent.recsys.ranking import (
     DENSE_FEATURES,
@@ -42,7 +43,7 @@ from crossent.recsys.ranking_train import calibrate_ranking, fit_ranking
 from crossent.recsys.results import RunResult, say
 from crossent.recsys.retrieval import compare_objectives, train_retrieval
 from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
-from crossent.recsys.train import TrainConfig, TruthFn, fit_candidate
+from crossent.recsys.train import TrainConfig, fit_candidate
 
 
 def train_simulated_ranking(

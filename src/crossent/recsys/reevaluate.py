@@ -17,11 +17,11 @@ from crossent.errors import CrossentError
 from crossent.recsys.checkpoint import Checkpoint
 from crossent.recsys.data import Interactions, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.next_watch import TruthFn, retrieval_cross_entropy
 from crossent.recsys.pipeline import evaluate_logged_ranking, simulated_truth
 from crossent.recsys.results import RunResult
 from crossent.recsys.retrieval import add_fitted_baselines
 from crossent.recsys.simulate import SimulationConfig, simulate
-from crossent.recsys.train import TruthFn, retrieval_cross_entropy
 
 
 def _simulated(checkpoint: Checkpoint) -> tuple[Interactions, TruthFn]:

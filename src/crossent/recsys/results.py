@@ -27,7 +27,7 @@ class RunResult:
     Attributes:
         retrieval: test HR/NDCG/MRR of the model and every baseline, by name.
         cross_entropy: the model's test next-watch cross-entropy (and, on simulated data, the
-            Bayes limit; see :func:`crossent.recsys.train.retrieval_cross_entropy`).
+            Bayes limit; see :func:`crossent.recsys.next_watch.retrieval_cross_entropy`).
         baseline_cross_entropy: the same for the other trained candidate models (the bag).
         objectives: one row per training objective of the same model (``compare_objectives``):
             test metrics, ``test_bits``, ``train_seconds`` and ``peak_bytes``.

@@ -24,16 +24,10 @@ from crossent.recsys.baselines import EASE, EASE_MAX_ITEMS, MostPopular
 from crossent.recsys.data import Interactions, Split, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.models import CandidateConfig, CandidateModel, Objective
+from crossent.recsys.next_watch import TruthFn, retrieval_cross_entropy
 from crossent.recsys.parallel import Launch, fit_candidate_distributed
 from crossent.recsys.results import RunResult, say
-from crossent.recsys.train import (
-    TrainConfig,
-    TrainHistory,
-    TruthFn,
-    fit_candidate,
-    refit_candidate,
-    retrieval_cross_entropy,
-)
+from crossent.recsys.train import TrainConfig, TrainHistory, fit_candidate, refit_candidate
 
 #: EASE's λ grid, searched on the validation stage (Steck 2019 reports optima in the hundreds).
 EASE_GRID = (20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
