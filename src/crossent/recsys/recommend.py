@@ -72,35 +72,46 @@ class Recommendations:
 
 
 #: with ``cut_padding``, histories are encoded in groups of alike length (up to 16, 32, 64,
-#: 128, longer), each group's windows as wide as its longest: short ones skip the padding
-_GROUP_BOUNDS = np.array([16, 32, 64, 128])
+#: 128, longer), each as wide as its longest; a group whose cut saves at most ``_MERGE``
+#: padded positions joins the next one (an encoder call costs about that much)
+_GROUP_BOUNDS, _MERGE = np.array([16, 32, 64, 128]), 256
 
 
-def _encode(model: CandidateModel, window: torch.Tensor) -> torch.Tensor:
-    """``(B, d)`` :meth:`~crossent.recsys.models.CandidateModel.user_vector`, the sequence
-    encoder's run for the last position alone in its last block (``last_state``)."""
-    if model.config.model == "sequence":
-        return model.encoder.last_state(window[:, -model.config.history :])
-    return model.user_vector(window)
+def _groups(lengths: np.ndarray, width: int, cut_padding: bool) -> list[tuple[np.ndarray, int]]:
+    """``(rows, window width)`` of each encoder call (see :data:`_GROUP_BOUNDS`)."""
+    if not cut_padding:
+        return [(np.arange(len(lengths)), width)]
+    lengths = np.minimum(lengths, width)
+    bucket = np.searchsorted(_GROUP_BOUNDS, lengths)
+    values, groups, carry = np.unique(bucket), [], np.zeros(0, dtype=np.int64)
+    for position, value in enumerate(values):
+        rows = np.concatenate([carry, np.flatnonzero(bucket == value)])
+        cut, carry = max(1, int(lengths[rows].max())), np.zeros(0, dtype=np.int64)
+        if position + 1 < len(values):
+            following = int(lengths[bucket == values[position + 1]].max())
+            if len(rows) * (following - cut) <= _MERGE:
+                carry = rows
+                continue
+        groups.append((rows, cut))
+    return groups
 
 
 def _user_vectors(
     models: Sequence[CandidateModel], indptr: np.ndarray, watched: np.ndarray, cut_padding: bool
 ) -> list[torch.Tensor]:
-    """Each model's ``(B, d)`` user vectors of the CSR histories, every window encoded once,
-    ``models[0]``'s ``history`` wide (``cut_padding``: :data:`_GROUP_BOUNDS` groups)."""
+    """Each model's ``(B, d)`` user vectors, each window (``models[0]``'s width, cut in
+    :func:`_groups`) encoded once; a sequence model's last block for the last position only."""
     n_items, width = models[0].config.n_items, models[0].config.history
-    lengths = np.diff(indptr)
-    bucket = np.searchsorted(_GROUP_BOUNDS, lengths) if cut_padding else np.zeros_like(lengths)
-    vectors = [torch.empty(len(lengths), model.config.dim) for model in models]
+    vectors = [torch.empty(len(indptr) - 1, model.config.dim) for model in models]
     with torch.no_grad():
-        for value in np.unique(bucket):
-            group = np.flatnonzero(bucket == value)
-            cut = max(1, min(width, int(lengths[group].max(initial=0)))) if cut_padding else width
+        for group, cut in _groups(np.diff(indptr), width, cut_padding):
             index = torch.from_numpy(group)
             window = windows_from_csr(indptr, watched, cut, n_items)[index]  # (rows, cut)
             for model, out in zip(models, vectors, strict=True):
-                out[index] = _encode(model, window)
+                if model.config.model == "sequence":
+                    out[index] = model.encoder.last_state(window[:, -model.config.history :])
+                else:
+                    out[index] = model.user_vector(window)
     return vectors
 
 
@@ -140,10 +151,8 @@ def _top_unwatched(
     columns: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(logits (B, keep), items (B, keep), log normaliser (B,))`` of the best unwatched items
-    of the ``B`` user vectors ``user`` whose watches are the CSR ``(indptr, watched)``
-    (contiguous item ids), scanning the catalogue in blocks (a running top-K and log-sum-exp)."""
-    n_items = model.config.n_items
-    n_rows = len(indptr) - 1
+    of user vectors ``user`` (watches: the CSR), over catalogue blocks (a running top-K)."""
+    n_items, n_rows = model.config.n_items, len(indptr) - 1
     seen_rows = torch.from_numpy(np.repeat(np.arange(n_rows), np.diff(indptr)))
     seen_items = torch.from_numpy(watched.astype(np.int64))
     block = max(1, min(cells // max(n_rows, 1), BLOCK_ITEMS))
@@ -154,9 +163,8 @@ def _top_unwatched(
         table = model.output_table()  # (n_items, d); the input embeddings when tied
         for start in range(0, n_items, block):
             stop = min(start + block, n_items)
-            # u · v_j + b_j for the block, bias added inside the matrix product
             right = table[start:stop].T if columns is None else columns[:, start:stop]
-            logits = torch.addmm(model.item_bias[start:stop], user, right)
+            logits = torch.addmm(model.item_bias[start:stop], user, right)  # u · v_j + b_j
             inside = (seen_items >= start) & (seen_items < stop)
             logits[seen_rows[inside], seen_items[inside] - start] = -torch.inf
             # the normaliser block by block: log-sum-exp within, logaddexp (float64) across
@@ -175,20 +183,15 @@ def _rank_stage(
     checkpoint: Checkpoint, user: torch.Tensor, items: torch.Tensor, watch_count: np.ndarray
 ) -> torch.Tensor:
     """``(B, K)`` the ranking model's output for each user's candidates (``items`` >= 0), from
-    ``user``: the ``(B, d)`` user vectors of the features' candidate model (one per user,
-    shared by its ``K`` candidates)."""
+    ``user``: the ``(B, d)`` user vectors of the features' candidate model, one per user."""
     ranking = checkpoint.ranking
     assert ranking is not None
     features = checkpoint.ranking_candidate or checkpoint.candidate
     n_users, n_candidates = items.shape
     flat = items.reshape(-1).clamp_min(0).numpy()
-    inputs = inputs_from_user_vectors(
-        features,
-        user.repeat_interleave(n_candidates, dim=0),  # (B K, d): a copy of B vectors, no encoding
-        flat,
-        np.zeros(len(flat)),
-        watch_count[flat],
-    )  # no context at recommendation time: times shown and slot 0
+    repeated = user.repeat_interleave(n_candidates, dim=0)  # (B K, d): B vectors, no encoding
+    label = np.zeros(len(flat))  # unused; no context at recommendation time (times shown, slot 0)
+    inputs = inputs_from_user_vectors(features, repeated, flat, label, watch_count[flat])
     with torch.no_grad():
         logits = ranking(inputs.user, inputs.item, inputs.dense).double()
     output = torch.exp(logits) if ranking.config.loss == "watch-time" else torch.sigmoid(logits)
@@ -263,12 +266,10 @@ def recommend_histories(
     n_items = checkpoint.candidate.config.n_items
     two_stage = rank and checkpoint.ranking is not None
     keep = min(max(k, candidates) if two_stage else k, n_items)
-    # every window is encoded once per model: the ranking features reuse the candidate model's
-    # user vectors unless they come from a second candidate model
-    features = checkpoint.ranking_candidate if two_stage else None
-    models = [checkpoint.candidate] + (
-        [features] if features is not None and features is not checkpoint.candidate else []
-    )
+    # each window encoded once per model: the ranking features reuse these unless made by another
+    models = [checkpoint.candidate]
+    if two_stage and checkpoint.ranking_candidate not in (None, checkpoint.candidate):
+        models.append(checkpoint.ranking_candidate)
     vectors = _user_vectors(models, indptr, watched, cut_padding)
     logits, items, log_normaliser = _top_unwatched(
         checkpoint.candidate, vectors[0], indptr, watched, keep, cells, columns
