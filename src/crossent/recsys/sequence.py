@@ -70,7 +70,6 @@ class _Block(nn.Module):
         x = x + F.dropout(self.project(attended), drop, self.training)
         return x + F.dropout(self.feed_forward(self.feed_forward_norm(x)), drop, self.training)
 
-
     def last(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """The block's output at the last position only (inference: no dropout): ``x (B, L,
         d)``, ``allowed (B, 1, 1, L)`` the last query's keys -> ``(B, 1, d)``. The same
@@ -88,6 +87,7 @@ class _Block(nn.Module):
         )  # (B, heads, 1, d / heads)
         x = x[:, -1:] + self.project(attended.transpose(1, 2).reshape(batch, 1, dim))
         return x + self.feed_forward(self.feed_forward_norm(x))
+
 
 class SequenceEncoder(nn.Module):
     """``(B, L)`` right-aligned windows of item ids (pad = ``n_items``) -> ``(B, L, dim)`` states.
