@@ -287,11 +287,18 @@ def per_step(config: TrainConfig, targets: torch.Tensor) -> TrainConfig:
     return dataclasses.replace(config, batch_size=max(1, config.batch_size // positions))
 
 
-def _candidate_step(
-    model: CandidateModel, train: Interactions, config: TrainConfig
-) -> tuple[Step, torch.Tensor, torch.Generator, torch.Tensor | None]:
-    """The training step over ``train``'s examples, their targets, the negative sampler's
-    generator and the examples' lengths (for bucketing)."""
+def _train_candidate(
+    model: CandidateModel,
+    train: Interactions,
+    config: TrainConfig,
+    validate: Validate | None,
+    *,
+    label: str,
+    progress: bool,
+    console: Console | None,
+) -> TrainHistory:
+    """:func:`run_epochs` over every training example of ``train`` (its targets' mean loss per
+    step; the negative sampler's generator saved with the loop; alike lengths batched)."""
     inputs, targets = model.examples(train)
     log_q = item_log_prob(train)
     sampler = torch.Generator().manual_seed(config.seed + 1)
@@ -304,7 +311,11 @@ def _candidate_step(
         count = int((batch_targets != IGNORE).sum())
         return per_target.sum() / max(count, 1), count
 
-    return step, targets, sampler, model.example_lengths(inputs)
+    return run_epochs(
+        step, len(targets), validate, model, per_step(config, targets), label=label,
+        criterion="ndcg", progress=progress, console=console, generators=(sampler,),
+        lengths=model.example_lengths(inputs),
+    )
 
 
 def fit_candidate(
@@ -325,20 +336,10 @@ def fit_candidate(
     Args:
         valid_users: validate on these users only (default all).
     """
-    config = config or TrainConfig()
-    step, targets, sampler, lengths = _candidate_step(model, split.train, config)
-    return run_epochs(
-        step,
-        len(targets),
+    return _train_candidate(
+        model, split.train, config or TrainConfig(),
         lambda: candidate_validation(model, split, valid_users),
-        model,
-        per_step(config, targets),
-        label="retrieval",
-        criterion="ndcg",
-        progress=progress,
-        console=console,
-        generators=(sampler,),
-        lengths=lengths,
+        label="retrieval", progress=progress, console=console,
     )
 
 
@@ -366,17 +367,6 @@ def refit_candidate(
         >>> len(history.train_bits), history.best_epoch
         (2, 2)
     """
-    step, targets, sampler, lengths = _candidate_step(model, watches, config)
-    return run_epochs(
-        step,
-        len(targets),
-        None,
-        model,
-        per_step(config, targets),
-        label="refit",
-        criterion="ndcg",
-        progress=progress,
-        console=console,
-        generators=(sampler,),
-        lengths=lengths,
+    return _train_candidate(
+        model, watches, config, None, label="refit", progress=progress, console=console
     )
