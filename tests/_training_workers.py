@@ -30,10 +30,12 @@ def small_split() -> Split:
 
 def fresh_model(split: Split, model: str = "sequence") -> CandidateModel:
     """A small candidate model; no dropout, so that every rank's share of a batch sees the
-    same network as the single process does."""
+    same network as the single process does; a separate output table, which the sharded
+    softmax splits across the ranks."""
     torch.manual_seed(0)
     config = CandidateConfig(
-        n_items=split.n_items, model=model, dim=8, hidden=16, history=6, dropout=0.0
+        n_items=split.n_items, model=model, dim=8, hidden=16, history=6, dropout=0.0,
+        tie_embeddings=False,
     )
     return CandidateModel(config)
 
