@@ -25,6 +25,7 @@ Example::
     uvicorn.run(app, host="127.0.0.1", port=8000)
 """
 
+import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -141,6 +142,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # the model and catalogue live as long as the server: out of the garbage collector's
+        # reach, so its full collections do not walk them while requests wait
+        gc.collect()
+        gc.freeze()
         await batcher.start()
         try:
             yield
