@@ -7,14 +7,14 @@ as ``crossent.metrics`` and ``crossent score`` starts without importing torch an
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from crossent._runtime import prepare_environment
 
 # before anything loads torch or numba: their OpenMP pools read the wait policy at load
 prepare_environment()
 
+from crossent._lazy import lazy_names  # noqa: E402
 from crossent._validation.switch import set_validation, validation  # noqa: E402
 from crossent.errors import CrossentError, DataFileError  # noqa: E402
 from crossent.units import log_divisor  # noqa: E402
@@ -51,14 +51,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'crossent' has no attribute {name!r}")
-    module = importlib.import_module(module_name)
-    value = module if module_name == f"crossent.{name}" else getattr(module, name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names("crossent", _LAZY, globals())
 
 
 def __dir__() -> list[str]:

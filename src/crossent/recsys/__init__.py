@@ -24,8 +24,9 @@ show its defaults) imports without torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from crossent._lazy import lazy_names
 
 if TYPE_CHECKING:
     from crossent.recsys.baselines import EASE, MostPopular
@@ -83,13 +84,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'crossent.recsys' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names("crossent.recsys", _LAZY, globals())
 
 
 def __dir__() -> list[str]:
