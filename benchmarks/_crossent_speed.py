@@ -6,7 +6,8 @@ would set the peak memory; this worker calls ``train_retrieval`` with ``baseline
 instead. Training runs as ``crossent train`` does it (its own leave-last-out split of TRAIN,
 validation NDCG@10 after every epoch, then one test evaluation), at RecTools' configuration:
 d = 64, 2 blocks, 1 head, history H, dropout 0.2, Adam lr 1e-3 constant, batches of
-128 sequences (128 x H targets), no early stopping (patience > epochs).
+128 sequences (``--batch-size`` counts real targets, so 128 x the mean real targets per
+window of this split), no early stopping (patience > epochs).
 
     .venv/bin/python benchmarks/_crossent_speed.py TRAIN.txt REPORT.json --history 50 --epochs 2
 """
@@ -20,9 +21,20 @@ from pathlib import Path
 
 import torch
 
+from crossent.recsys.data import leave_last_out
 from crossent.recsys.loaders import load_sequences
+from crossent.recsys.objectives import IGNORE
 from crossent.recsys.retrieval import train_retrieval
+from crossent.recsys.sequence import sequence_examples
 from crossent.recsys.train import TrainConfig
+
+SEQUENCES_PER_BATCH = 128  # RecTools' batch_size
+
+
+def batch_targets(watches, history: int) -> int:
+    """Real targets in :data:`SEQUENCES_PER_BATCH` windows of ``watches``' training split."""
+    _, targets = sequence_examples(leave_last_out(watches).train, history)
+    return round(SEQUENCES_PER_BATCH * int((targets != IGNORE).sum()) / len(targets))
 
 
 def main() -> None:
@@ -33,13 +45,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
     watches = load_sequences(args.train)
+    batch = batch_targets(watches, args.history)
     started = time.perf_counter()
     result = train_retrieval(
         watches,
         model_config={"model": "sequence", "dim": 64, "history": args.history,
                       "dropout": 0.2, "blocks": 2, "heads": 1, "objective": "full"},
         train_config=TrainConfig(epochs=args.epochs, patience=args.epochs + 1, lr=1e-3,
-                                 lr_schedule="constant", batch_size=128 * args.history),
+                                 lr_schedule="constant", batch_size=batch),
         baselines=False,
         progress=False,
     )
@@ -48,6 +61,7 @@ def main() -> None:
         "contender": "crossent", "torch_threads": torch.get_num_threads(),
         "run_seconds": time.perf_counter() - started, "train_seconds": history.seconds,
         "epochs_run": len(history.train_bits), "valid_ndcg": history.valid_ndcg,
+        "batch_targets": batch,
     }, indent=1))
 
 

@@ -26,10 +26,11 @@ errors are std/sqrt(n). Each contender runs in its own process: its wall time an
 (``os.wait4``) are its own.
 
 ``--speed-only``: both at RecTools' configuration (d = 64, 2 blocks, 1 head, history 200 (50 on
-Video), dropout 0.2, lr 1e-3, 128 sequences per batch = crossent ``--batch-size`` 128 x
-history) for exactly ``--epochs`` epochs (default 2), validation every epoch, no early stopping;
-time per epoch and peak RSS (crossent through benchmarks/_crossent_speed.py, without the
-baselines). Target: crossent <= 0.5x RecTools' epoch time and peak memory on Video.
+Video), dropout 0.2, lr 1e-3, 128 sequences per batch = crossent ``--batch-size`` of 128 x the
+mean real targets per window) for exactly ``--epochs`` epochs (default 2), validation every
+epoch, no early stopping; time per epoch and peak RSS (crossent through
+benchmarks/_crossent_speed.py, without the baselines). Target: crossent <= 0.5x RecTools'
+epoch time and peak memory on Video.
 
     make bench-peers                                    # Video, quality (.venv-peers made first)
     .venv/bin/python benchmarks/bench_recsys_peers.py --data video --json peers-video.json

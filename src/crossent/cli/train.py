@@ -107,7 +107,8 @@ WeightDecayOption = Annotated[
 ]
 
 BatchSizeOption = Annotated[
-    int, typer.Option(help="Training targets per step (sequence: in windows of --history).")
+    int,
+    typer.Option(help="Training targets per step, padding not counted (sequence: whole windows)."),
 ]
 
 MaxExamplesOption = Annotated[

@@ -39,8 +39,9 @@ TIE_EMBEDDINGS: Final = True
 #: Adam's learning rate, and its schedule ("constant": no horizon for the run to reach).
 LR: Final = 3e-3
 LR_SCHEDULE: Final = "constant"
-#: Training targets per step, in windows of :data:`HISTORY` (16 windows of 200).
-BATCH_TARGETS: Final = 3200
+#: Training targets per step, padding not counted: as many whole windows as hold this many
+#: targets on average, so long and short histories get steps of the same weight.
+BATCH_TARGETS: Final = 1024
 #: A ceiling on the epochs; training ends at the validation plateau (:data:`PATIENCE`).
 EPOCHS: Final = 200
 #: Epochs without a better validation NDCG@10 before training stops (best epoch kept).

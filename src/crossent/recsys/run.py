@@ -118,7 +118,8 @@ def simulation_config(users: int, videos: int, seed: int) -> SimulationConfig:
 #: measurements behind each choice.
 DEMO_USERS, DEMO_VIDEOS, DEMO_EPOCHS = 10_000, 500, 5
 DEMO_MODEL = {"dim": 32, "history": 40, "dropout": 0.0, "blocks": 1, "tie_embeddings": False}
-DEMO_LR, DEMO_BATCH = 0.02, 2048
+#: the demo's schedule; 1066 real targets are 51 windows of its world (21 targets each).
+DEMO_LR, DEMO_BATCH = 0.02, 1066
 #: ``--quick``: a tiny world and 2 epochs.
 QUICK_USERS, QUICK_VIDEOS, QUICK_EPOCHS = 600, 300, 2
 

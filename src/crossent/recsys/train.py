@@ -48,7 +48,7 @@ class TrainConfig:
 
     Attributes:
         epochs: the most epochs to run.
-        batch_size: examples per step (targets, for the candidate models; see :func:`per_step`).
+        batch_size: examples per step (real targets for the candidate models: :func:`per_step`).
         lr: Adam learning rate (the peak, under a schedule).
         lr_schedule: "constant", or "cosine": step ``s`` of ``S = epochs x steps per epoch``
             uses ``lr (1 + cos(pi s / S)) / 2``. The rate is a function of the step number
@@ -278,13 +278,25 @@ def candidate_validation(
 
 
 def per_step(config: TrainConfig, targets: torch.Tensor) -> TrainConfig:
-    """``config`` with ``batch_size`` in examples: targets per step / targets per example.
+    """``config`` with ``batch_size`` in examples: targets per step / real targets per example.
 
-    A window of the sequence model holds ``L`` targets, so ``batch_size`` targets are
-    ``batch_size // L`` windows (at least 1); a bag example is one target.
+    ``batch_size`` counts real (non-padding) targets, on average over the epoch, so it means
+    the same on long and short histories: a window of the sequence model holds as many
+    targets as its user has watches in it, not its width ``L``, and a step takes
+    ``batch_size`` / (the mean real targets per window) windows (at least 1). A bag example
+    is one target.
+
+    Example:
+        >>> full = torch.tensor([[3, 4], [5, 6]])  # two windows of two targets
+        >>> short = torch.tensor([[IGNORE, 4], [IGNORE, 6]])  # one target each
+        >>> per_step(TrainConfig(batch_size=8), full).batch_size
+        4
+        >>> per_step(TrainConfig(batch_size=8), short).batch_size
+        8
     """
-    positions = targets[0].numel() if len(targets) else 1
-    return dataclasses.replace(config, batch_size=max(1, config.batch_size // positions))
+    real = int((targets != IGNORE).sum()) if len(targets) else 0
+    windows = round(config.batch_size * len(targets) / real) if real else config.batch_size
+    return dataclasses.replace(config, batch_size=max(1, windows))
 
 
 def _train_candidate(
@@ -330,8 +342,8 @@ def fit_candidate(
     """Train the candidate generator on ``split.train``; stop early on validation NDCG@10.
 
     Each step's loss is the mean over the batch's targets (every position of each sequence
-    for the sequence model; padding ignored). ``config.batch_size`` counts targets: a step of
-    the sequence model takes ``batch_size // history`` windows (:func:`per_step`).
+    for the sequence model; padding ignored). ``config.batch_size`` counts real targets: a
+    step of the sequence model takes about that many, in whole windows (:func:`per_step`).
 
     Args:
         valid_users: validate on these users only (default all).
