@@ -67,6 +67,9 @@ class EpochTimer(Callback):
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: object) -> None:
         self.train_s.append(time.perf_counter() - self._start - self.valid_s[-1])
+        loss = self.val_loss[-1] if self.val_loss else float("nan")
+        print(f"RecTools epoch {len(self.train_s)}: training {self.train_s[-1]:.1f} s, "
+              f"validation {self.valid_s[-1]:.1f} s, val_loss {loss:.4f}", flush=True)
 
 
 def get_trainer(epochs: int, patience: int, fixed: bool, checkpoints: str) -> Trainer:
