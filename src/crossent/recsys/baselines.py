@@ -26,7 +26,12 @@ class MostPopular:
     """Score every item by how often it occurs in the training rows (the same for every user).
 
     Example:
-        >>> scores = MostPopular().fit(split.train).score(users, history)  # (B, n_items)
+        >>> from crossent.recsys.data import Interactions
+        >>> train = Interactions.from_arrays([0, 0, 1, 2], ["a", "b", "a", "a"])
+        >>> popular = MostPopular().fit(train)  # items "a", "b" are 0, 1: watched 3 and 1 times
+        >>> no_history = (np.zeros(3, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        >>> popular.score(np.array([0, 1]), no_history).tolist()
+        [[3.0, 1.0], [3.0, 1.0]]
     """
 
     def __init__(self) -> None:

@@ -207,8 +207,16 @@ def evaluate_retrieval(
             wrong shape or a non-finite score (named by user and item).
 
     Example:
-        >>> split = leave_last_out(implicit(load_movielens("ml-latest-small"), 4.0))
-        >>> evaluate_retrieval(EASE(lam=200.0).fit(split.train), split, ks=(10,))
+        >>> from crossent.recsys.baselines import MostPopular
+        >>> from crossent.recsys.data import Interactions, leave_last_out
+        >>> watches = Interactions.from_arrays(
+        ...     [0, 0, 0, 1, 1, 1, 2, 2, 2], [0, 1, 2, 0, 1, 3, 0, 2, 1], [1, 2, 3] * 3
+        ... )
+        >>> split = leave_last_out(watches)
+        >>> result = evaluate_retrieval(MostPopular().fit(split.train), split, ks=(1,),
+        ...                             progress=False)
+        >>> sorted(result), result["users"]
+        (['HR@1', 'MRR', 'NDCG@1', 'Recall@1', 'users'], 3.0)
     """
     evaluated, per_user = retrieval_metrics(
         scorer,

@@ -163,7 +163,7 @@ def load_sequences(path: str | Path) -> Interactions:
     Example:
         >>> import tempfile, pathlib
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "Video.txt"
-        >>> _ = path.write_text("1 7\n1 3\n2 7\n")
+        >>> _ = path.write_text("1 7\\n1 3\\n2 7\\n")
         >>> watches = load_sequences(path)
         >>> watches.n_users, watches.n_items, watches.item_ids[watches.item].tolist()
         (2, 2, [7, 3, 7])
