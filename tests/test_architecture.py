@@ -1,4 +1,5 @@
-"""The shape of the package: no import cycles, no oversized modules (docs/ARCHITECTURE.md)."""
+"""The shape of the package (docs/ARCHITECTURE.md): no import cycles, no import from a lower
+layer to a higher one, no oversized modules."""
 
 from __future__ import annotations
 
@@ -12,6 +13,25 @@ PACKAGE = SRC / "crossent"
 MAX_LINES = 400
 # modules allowed over MAX_LINES, each with the reason; keep this empty
 LONG_MODULES: dict[str, str] = {}
+#: docs/ARCHITECTURE.md's layers ("What may import what"), by top-level name under crossent;
+#: "" is the top package (the public API), between report and the applications
+LAYERS = {
+    "errors": 10, "_lazy": 10, "_runtime": 10,
+    "_validation": 20, "units": 20,
+    "kernels": 30,
+    "losses": 40, "distributed": 40, "nn": 40,
+    "io": 50, "metrics": 50,
+    "report": 60,
+    "": 65,
+    "lab": 70, "recsys": 70, "benchmarking": 70, "_bench_support": 70,
+    "cli": 80,
+    "__main__": 90,
+}
+#: imports within one layer that the architecture rules out
+FORBIDDEN = {
+    ("crossent.distributed", "crossent.losses"): "distributed takes the kernel rules only",
+    ("crossent.kernels.cuda", "crossent.kernels.linear"): "linear loads cuda, not the reverse",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -62,6 +82,57 @@ def _top_level_imports(path: Path, name: str, known: set[str]) -> set[str]:
     return {edge for edge in edges if edge in known and edge != name}
 
 
+def _every_import(path: Path, name: str, known: set[str]) -> set[str]:
+    """The crossent modules ``name`` imports anywhere: at the top or inside functions (late
+    imports are still dependencies); only ``if TYPE_CHECKING:`` blocks are left out."""
+    is_package = path.name == "__init__.py"
+    edges: set[str] = set()
+
+    class Imports(ast.NodeVisitor):
+        def visit_If(self, node: ast.If) -> None:
+            if ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+                for statement in node.orelse:
+                    self.visit(statement)
+            else:
+                self.generic_visit(node)
+
+        def visit_Import(self, node: ast.Import) -> None:
+            edges.update(alias.name for alias in node.names)
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+            base = node.module or ""
+            if node.level:
+                package = name if is_package else name.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    package = package.rpartition(".")[0]
+                base = f"{package}.{base}" if base else package
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                edges.add(submodule if submodule in known else base)
+
+    Imports().visit(ast.parse(path.read_text(encoding="utf-8")))
+    return {edge for edge in edges if edge in known and edge != name}
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS[parts[1] if len(parts) > 1 else ""]
+
+
+def _upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every edge of ``graph`` that breaks the layer order or is in :data:`FORBIDDEN`."""
+    broken = []
+    for module, imported in sorted(graph.items()):
+        for target in sorted(imported):
+            if _layer(target) > _layer(module):
+                broken.append(f"{module} (layer {_layer(module)}) imports {target} "
+                              f"(layer {_layer(target)})")
+            for (low, high), why in FORBIDDEN.items():
+                if module.startswith(low) and target.startswith(high):
+                    broken.append(f"{module} imports {target}: {why}")
+    return broken
+
+
 def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """One cycle as a list of modules (first == last), or None (depth-first search)."""
     state: dict[str, int] = {}  # 1: on the current path, 2: finished
@@ -102,6 +173,31 @@ def test_the_import_graph_of_crossent_has_no_cycle() -> None:
     graph = {name: _top_level_imports(path, name, set(modules)) for name, path in modules.items()}
     cycle = _find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_every_package_has_a_layer() -> None:
+    tops = {name.split(".")[1] if "." in name else "" for name in _modules()}
+    assert tops <= set(LAYERS), f"no layer in LAYERS for {sorted(tops - set(LAYERS))}"
+
+
+def test_the_layer_check_sees_an_upward_import_and_a_forbidden_one() -> None:
+    graph = {
+        "crossent.kernels.cpu": {"crossent.errors", "crossent.recsys.train"},
+        "crossent.distributed.sharded": {"crossent.losses.linear"},
+        "crossent.cli.train": {"crossent.recsys.train", "crossent"},
+    }
+    assert _upward_imports(graph) == [
+        "crossent.distributed.sharded imports crossent.losses.linear: "
+        + FORBIDDEN[("crossent.distributed", "crossent.losses")],
+        "crossent.kernels.cpu (layer 30) imports crossent.recsys.train (layer 70)",
+    ]
+
+
+def test_no_import_runs_upward_in_the_layers() -> None:
+    modules = _modules()
+    graph = {name: _every_import(path, name, set(modules)) for name, path in modules.items()}
+    assert "crossent.kernels.cpu" in graph["crossent.losses._fused"]  # a late import is seen
+    assert _upward_imports(graph) == []
 
 
 @pytest.mark.parametrize("name", sorted(_modules()))

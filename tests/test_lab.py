@@ -212,9 +212,11 @@ def test_bad_config_is_an_error_naming_the_option(options: dict, message: str) -
         LabConfig(**options)
 
 
-def test_public_import_paths_reach_the_lab() -> None:
+def test_the_lab_is_reached_by_its_package_name_not_from_crossent() -> None:
     import crossent
     import crossent.lab.run
 
-    assert crossent.run_lab is crossent.lab.run_lab is crossent.lab.run.run_lab
-    assert crossent.LabConfig is LabConfig and crossent.LabResult is LabResult
+    assert crossent.lab.run_lab is crossent.lab.run.run_lab
+    assert crossent.lab.LabConfig is LabConfig and crossent.lab.LabResult is LabResult
+    for name in ("run_lab", "LabConfig", "LabResult"):
+        assert name not in crossent.__all__

@@ -1,8 +1,10 @@
 """crossent: cross-entropy done right, end to end.
 
-The public API is what this module re-exports; everything else is private. Names that need
-torch (the losses, kernels, lab, distributed) load on first use, so that NumPy-only work such
-as ``crossent.metrics`` and ``crossent score`` starts without importing torch and numba.
+The public API is what this module re-exports: the losses, ``nn``, ``metrics``,
+``distributed``, the errors and the validation switch. The applications (``crossent.lab``,
+``crossent.recsys``, ``crossent.report``, ``crossent.io``) are reached by their package names.
+Names that need torch load on first use, so that NumPy-only work such as ``crossent.metrics``
+and ``crossent score`` starts without importing torch and numba.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from crossent.units import log_divisor  # noqa: E402
 if TYPE_CHECKING:
     from crossent import distributed, metrics, nn
     from crossent.distributed import shard_range, sharded_cross_entropy
-    from crossent.lab import LabConfig, LabResult, run_lab
     from crossent.losses import (
         binary_cross_entropy,
         class_balanced_weights,
@@ -42,9 +43,6 @@ _LAZY = {
     "linear_cross_entropy": "crossent.losses.linear",
     "shard_range": "crossent.distributed",
     "sharded_cross_entropy": "crossent.distributed",
-    "LabConfig": "crossent.lab",
-    "LabResult": "crossent.lab",
-    "run_lab": "crossent.lab",
     "distributed": "crossent.distributed",
     "metrics": "crossent.metrics",
     "nn": "crossent.nn",
@@ -61,8 +59,6 @@ def __dir__() -> list[str]:
 __all__ = [
     "CrossentError",
     "DataFileError",
-    "LabConfig",
-    "LabResult",
     "__version__",
     "binary_cross_entropy",
     "class_balanced_weights",
@@ -73,7 +69,6 @@ __all__ = [
     "log_divisor",
     "metrics",
     "nn",
-    "run_lab",
     "set_validation",
     "shard_range",
     "sharded_cross_entropy",
