@@ -24,8 +24,9 @@ from crossent.recsys.data import Split, Stage, csr_rows
 
 _LABELS = {"hit": "HR", "recall": "Recall", "ndcg": "NDCG"}
 
-#: Default number of score cells (users x items) held at once: 2**24 float64 = 128 MiB.
-DEFAULT_CELLS_PER_BATCH = 2**24
+#: Default number of score cells (users x items) held at once: 2**22 float64 = 32 MiB (the
+#: ranking takes a few copies of it, so this bounds the evaluation's extra memory).
+DEFAULT_CELLS_PER_BATCH = 2**22
 
 
 class Scorer(Protocol):
