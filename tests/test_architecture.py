@@ -43,6 +43,22 @@ def _modules() -> dict[str, Path]:
     return {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
+def _imported(node: ast.Import | ast.ImportFrom, name: str, is_package: bool,
+              known: set[str]) -> set[str]:
+    """The modules one import statement of module ``name`` names: ``from a import b`` is
+    ``a.b`` when that is a module, else ``a``; relative imports resolve against the package."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    base = node.module or ""
+    if node.level:  # relative: resolve against this module's package
+        package = name if is_package else name.rpartition(".")[0]
+        for _ in range(node.level - 1):
+            package = package.rpartition(".")[0]
+        base = f"{package}.{base}" if base else package
+    return {f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+            for alias in node.names}
+
+
 def _top_level_imports(path: Path, name: str, known: set[str]) -> set[str]:
     """The crossent modules ``name`` imports when it is imported.
 
@@ -65,18 +81,8 @@ def _top_level_imports(path: Path, name: str, known: set[str]) -> set[str]:
                 visit(node.body + node.orelse + node.finalbody)
                 for handler in node.handlers:
                     visit(handler.body)
-            elif isinstance(node, ast.Import):
-                edges.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:  # relative: resolve against this module's package
-                    package = name if is_package else name.rpartition(".")[0]
-                    for _ in range(node.level - 1):
-                        package = package.rpartition(".")[0]
-                    base = f"{package}.{base}" if base else package
-                for alias in node.names:
-                    submodule = f"{base}.{alias.name}"
-                    edges.add(submodule if submodule in known else base)
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                edges.update(_imported(node, name, is_package, known))
 
     visit(ast.parse(path.read_text(encoding="utf-8")).body)
     return {edge for edge in edges if edge in known and edge != name}
@@ -97,18 +103,10 @@ def _every_import(path: Path, name: str, known: set[str]) -> set[str]:
                 self.generic_visit(node)
 
         def visit_Import(self, node: ast.Import) -> None:
-            edges.update(alias.name for alias in node.names)
+            edges.update(_imported(node, name, is_package, known))
 
         def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-            base = node.module or ""
-            if node.level:
-                package = name if is_package else name.rpartition(".")[0]
-                for _ in range(node.level - 1):
-                    package = package.rpartition(".")[0]
-                base = f"{package}.{base}" if base else package
-            for alias in node.names:
-                submodule = f"{base}.{alias.name}"
-                edges.add(submodule if submodule in known else base)
+            edges.update(_imported(node, name, is_package, known))
 
     Imports().visit(ast.parse(path.read_text(encoding="utf-8")))
     return {edge for edge in edges if edge in known and edge != name}
