@@ -202,3 +202,39 @@ def test_no_import_runs_upward_in_the_layers() -> None:
 def test_no_module_is_longer_than_400_lines(name: str) -> None:
     lines = len(_modules()[name].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES or name in LONG_MODULES, f"{name} has {lines} lines"
+
+
+#: the packages that may draw on a terminal (docs/ARCHITECTURE.md, "The library reports,
+#: the CLI renders"); the rest of the library reports through crossent.recsys.events
+RENDERERS = ("crossent.cli", "crossent.report")
+
+
+def _third_party_roots(path: Path) -> set[str]:
+    """The top-level names of every absolute import in ``path``, type-only ones included."""
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            roots.add(node.module.partition(".")[0])
+    return roots
+
+
+def test_the_rich_check_sees_a_late_and_a_type_only_import(tmp_path: Path) -> None:
+    source = tmp_path / "module.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from rich.console import "
+        "Console\ndef f():\n    import rich.progress\n", encoding="utf-8"
+    )
+    assert "rich" in _third_party_roots(source)
+    source.write_text("import richer\nfrom .rich import x\n", encoding="utf-8")
+    assert "rich" not in _third_party_roots(source)
+
+
+def test_only_the_cli_and_the_report_import_rich() -> None:
+    printing = [
+        name for name, path in _modules().items()
+        if "rich" in _third_party_roots(path)
+        and not any(name == top or name.startswith(top + ".") for top in RENDERERS)
+    ]
+    assert printing == [], f"import rich only in {RENDERERS}; these print: {printing}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table as RichTable
 
 from crossent._validation.choices import DataFormat, check_choice
 from crossent.recsys.data import Interactions, implicit
@@ -13,9 +14,20 @@ from crossent.recsys.report import (
     objective_rows,
     ranking_rows,
     retrieval_rows,
-    to_rich,
 )
 from crossent.recsys.results import RunResult
+from crossent.report import Table
+
+
+def to_rich(table: Table, title: str | None = None) -> RichTable:
+    """A rich rendering of a report :class:`~crossent.recsys.report.Table` (numbers to 4
+    significant digits)."""
+    rich = RichTable(title=title, title_justify="left")
+    for header in table.headers:
+        rich.add_column(str(header), justify="left" if header == table.headers[0] else "right")
+    for row in table.rows:
+        rich.add_row(*(f"{cell:.4g}" if isinstance(cell, float) else str(cell) for cell in row))
+    return rich
 
 
 def load_watches(data: str, format: str, min_rating: float | None) -> Interactions:

@@ -45,6 +45,7 @@ def demo(
     """
 
     from crossent._runtime import configure_threads
+    from crossent.cli._events import RichListener
     from crossent.cli._recsys_common import print_bayes_gaps, print_result
     from crossent.recsys.checkpoint import save_checkpoint
     from crossent.recsys.pipeline import run_simulated
@@ -64,7 +65,7 @@ def demo(
         model_config=request.model_config(),
         train_config=request.train,
         ranking_config=ranking_config,
-        console=console,
+        listener=RichListener(console),
     )
     print_result(console, result)
     if json_file is not None:

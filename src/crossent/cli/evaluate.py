@@ -36,6 +36,7 @@ def evaluate(
     (nats, bits), normalized entropy, AUC and ECE, beside the base rate and popularity.
     """
 
+    from crossent.cli._events import RichListener
     from crossent.cli._recsys_common import load_watches, print_result
     from crossent.recsys.checkpoint import load_checkpoint
     from crossent.recsys.reevaluate import evaluate_checkpoint
@@ -51,4 +52,6 @@ def evaluate(
     if data != "simulated":
         rating = min_rating if min_rating is not None else checkpoint.extra.get("min_rating")
         watches = load_watches(data, format, rating)
-    print_result(console, evaluate_checkpoint(checkpoint, watches))
+    print_result(
+        console, evaluate_checkpoint(checkpoint, watches, listener=RichListener(console))
+    )

@@ -112,30 +112,14 @@ def _write_all(
     checkpoint: Checkpoint, users: np.ndarray, out: Path, k: int, candidates: int, batch: int
 ) -> None:
     """Every user's rows into ``out``, with a progress bar over users (on stderr)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+    from crossent.cli._events import RichListener
     from crossent.recsys.recommend import write_recommendations
 
     console = make_console(stderr=True)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("users"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
+    rows = write_recommendations(
+        checkpoint, users, out, k, batch_users=batch, candidates=candidates,
+        listener=RichListener(console),
     )
-    with Progress(*columns, console=console, transient=True) as bar:
-        rows = write_recommendations(
-            checkpoint, users, out, k, batch_users=batch, candidates=candidates, progress=bar
-        )
     console.print(f"wrote {rows:,} rows ({len(users):,} users) to {out}")
 
 

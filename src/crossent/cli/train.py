@@ -201,6 +201,7 @@ def train(
     configure_threads(threads)
 
     from crossent._validation.choices import check_choice
+    from crossent.cli._events import RichListener
     from crossent.cli._recsys_common import load_watches, print_result
     from crossent.recsys.checkpoint import save_checkpoint
     from crossent.recsys.data import Interactions
@@ -240,7 +241,7 @@ def train(
     if isinstance(source, Interactions):
         console.print(f"loaded {source!r} from {data}")
     with stop_on_interrupt(state):  # Ctrl-C: one line naming the saved epochs
-        result = run_training(source, request, launch=launch, console=console)
+        result = run_training(source, request, launch=launch, listener=RichListener(console))
     if not launch.is_main:  # the other ranks only train; rank 0 reports and saves
         shutdown(launch)
         return

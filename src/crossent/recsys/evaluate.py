@@ -14,13 +14,12 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
-from rich import get_console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.metrics.ranking import ranking_metrics
 from crossent.recsys.data import Split, Stage, csr_rows
+from crossent.recsys.events import Listener, tracker
 
 _LABELS = {"hit": "HR", "recall": "Recall", "ndcg": "NDCG"}
 
@@ -50,17 +49,6 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     if not checked:
         raise CrossentError("ks is empty; give at least one cut-off, e.g. ks=(10,)")
     return tuple(checked)
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled or not get_console().is_terminal,  # no bar in a pipe or file
-        transient=True,
-    )
 
 
 def _check_users(split: Split, stage: Stage, users: np.ndarray | None) -> np.ndarray:
@@ -115,6 +103,7 @@ def retrieval_metrics(
     batch_size: int | None = None,
     exclude_seen: bool = True,
     progress: bool = True,
+    listener: Listener | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per-user full-catalogue retrieval metrics (see :func:`evaluate_retrieval`).
 
@@ -134,8 +123,7 @@ def retrieval_metrics(
     names["mrr"] = "MRR"
     per_user = {label: np.zeros(len(users)) for label in names.values()}
     indptr, items = split.history(stage)
-    with _progress(progress) as bar:
-        task = bar.add_task(f"ranking {stage} targets", total=len(users))
+    with tracker(listener if progress else None, f"ranking {stage} targets", len(users)) as track:
         for start in range(0, len(users), batch_size):
             batch = users[start : start + batch_size]
             history = csr_rows(indptr, items, batch)
@@ -160,7 +148,7 @@ def retrieval_metrics(
                 where = start + np.flatnonzero(reachable)
                 for name, label in names.items():
                     per_user[label][where] = batch_metrics[name]
-            bar.advance(task, len(batch))
+            track.advance(len(batch))
     return users, per_user
 
 
@@ -174,6 +162,7 @@ def evaluate_retrieval(
     batch_size: int | None = None,
     exclude_seen: bool = True,
     progress: bool = True,
+    listener: Listener | None = None,
 ) -> dict[str, float]:
     """Full-catalogue retrieval metrics of ``scorer`` on ``split``'s ``stage`` targets.
 
@@ -196,7 +185,8 @@ def evaluate_retrieval(
         users: contiguous user ids to evaluate (default: every user with a ``stage`` target).
         batch_size: users per scoring call.
         exclude_seen: remove history items from the candidates (the standard protocol).
-        progress: show a rich progress bar.
+        progress: report the users ranked so far to ``listener``.
+        listener: receives :mod:`~crossent.recsys.events` (none: nothing is reported).
 
     Returns:
         ``{"HR@K", "Recall@K", "NDCG@K"}`` for each K, ``"MRR"``, and ``"users"`` (how many
@@ -214,8 +204,7 @@ def evaluate_retrieval(
         ...     [0, 0, 0, 1, 1, 1, 2, 2, 2], [0, 1, 2, 0, 1, 3, 0, 2, 1], [1, 2, 3] * 3
         ... )
         >>> split = leave_last_out(watches)
-        >>> result = evaluate_retrieval(MostPopular().fit(split.train), split, ks=(1,),
-        ...                             progress=False)
+        >>> result = evaluate_retrieval(MostPopular().fit(split.train), split, ks=(1,))
         >>> sorted(result), result["users"]
         (['HR@1', 'MRR', 'NDCG@1', 'Recall@1', 'users'], 3.0)
     """
@@ -228,6 +217,7 @@ def evaluate_retrieval(
         batch_size=batch_size,
         exclude_seen=exclude_seen,
         progress=progress,
+        listener=listener,
     )
     if len(evaluated) == 0:
         raise CrossentError(f"no user has a {stage} target (every user has fewer than 3 events)")

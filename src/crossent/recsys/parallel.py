@@ -35,7 +35,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from rich.console import Console
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -49,6 +48,7 @@ from crossent.distributed import (
 )
 from crossent.errors import CrossentError
 from crossent.recsys.data import Split
+from crossent.recsys.events import Listener
 from crossent.recsys.models import CandidateModel
 from crossent.recsys.objectives import IGNORE, log1mexp
 from crossent.recsys.sequence import leading_padding
@@ -287,7 +287,7 @@ def fit_candidate_distributed(
     launch: Launch,
     valid_users: np.ndarray | None = None,
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> tuple[TrainHistory, CandidateModel | None]:
     """:func:`crossent.recsys.train.fit_candidate` across the ranks of ``launch``.
 
@@ -319,7 +319,7 @@ def fit_candidate_distributed(
     history = run_epochs(
         step, len(targets), validate, sharded, per_step(config, targets), label="retrieval",
         criterion="ndcg",
-        progress=progress and launch.is_main, console=console if launch.is_main else None,
+        progress=progress and launch.is_main, listener=listener if launch.is_main else None,
         lengths=model.example_lengths(inputs),
     )
     return history, sharded.gather_model()

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
 
 from crossent.errors import CrossentError
 from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.events import Listener, note
 from crossent.recsys.logged_ranking import (
     LoggedExamples,
     holdout_rows,
@@ -40,7 +40,7 @@ from crossent.recsys.ranking import (
     split_rows,
 )
 from crossent.recsys.ranking_train import calibrate_ranking, fit_ranking
-from crossent.recsys.results import RunResult, say
+from crossent.recsys.results import RunResult
 from crossent.recsys.retrieval import compare_objectives, train_retrieval
 from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
 from crossent.recsys.train import TrainConfig, fit_candidate
@@ -53,7 +53,7 @@ def train_simulated_ranking(
     loss: RankingLoss = "bce",
     train_config: TrainConfig | None = None,
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> RunResult:
     """Ranking stage on the simulator's impressions (80/10/10 split), beside the truth."""
     impressions = log.impressions
@@ -87,7 +87,7 @@ def train_simulated_ranking(
         loss=loss,
         train_config=train_config,
         progress=progress,
-        console=console,
+        listener=listener,
     )
 
 
@@ -102,23 +102,22 @@ def _fit_and_evaluate_ranking(
     loss: RankingLoss,
     train_config: TrainConfig | None,
     progress: bool,
-    console: Console | None,
+    listener: Listener | None,
 ) -> RunResult:
     """Fit the ranking model, optionally Platt-scale it on the validation rows, score the test."""
     train, valid, test = inputs.take(train_rows), inputs.take(valid_rows), inputs.take(test_rows)
-    say(
-        console,
-        f"[bold]ranking[/]: {len(train):,} training examples, "
+    note(
+        listener, "ranking", f"{len(train):,} training examples, "
         f"watch rate {float(train.label.mean()):.3f}, loss = {loss}",
     )
     model = RankingModel(
         RankingConfig(dim=result.candidate.config.dim, n_dense=len(DENSE_FEATURES), loss=loss)
     )
     result.histories["ranking"] = fit_ranking(
-        model, train, valid, train_config, progress=progress, console=console
+        model, train, valid, train_config, progress=progress, listener=listener
     )
     result.info["ranking_calibration"] = (
-        _calibrate(model, valid, console) if calibrate else "identity (not requested)"
+        _calibrate(model, valid, listener) if calibrate else "identity (not requested)"
     )
     result.ranking = model
     _score_ranking(result, model, test)
@@ -129,7 +128,7 @@ def _fit_and_evaluate_ranking(
     return result
 
 
-def _calibrate(model: RankingModel, valid: RankingInputs, console: Console | None) -> str:
+def _calibrate(model: RankingModel, valid: RankingInputs, listener: Listener | None) -> str:
     """Platt-scale ``model`` on the validation examples; returns what was done, in words.
 
     Stays the identity for "watch-time" (its odds estimate watch time, not P(watch)) and when
@@ -142,10 +141,10 @@ def _calibrate(model: RankingModel, valid: RankingInputs, console: Console | Non
         scale, shift = calibrate_ranking(model, valid)
     except CrossentError as error:
         done = f"identity ({error})"
-        say(console, f"ranking calibration: {done}")
+        note(listener, "ranking calibration", done)
         return done
     done = f"Platt scaling on {len(valid):,} validation examples: {scale:.4g} z + {shift:.4g}"
-    say(console, f"ranking calibration: {done}")
+    note(listener, "ranking calibration", done)
     return done
 
 
@@ -178,7 +177,7 @@ def train_logged_ranking(
     train_config: TrainConfig | None = None,
     candidate_train_config: TrainConfig | None = None,
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> RunResult:
     """Ranking stage on a real watch log: time-ordered positives + sampled negatives.
 
@@ -214,10 +213,9 @@ def train_logged_ranking(
                 f"holdout = {holdout}: no user has more than {holdout} training watches "
                 "(use a smaller holdout, or 0)"
             )
-        say(
-            console,
-            f"[bold]ranking features[/]: candidate generator retrained without each user's "
-            f"last {holdout} training watches",
+        note(
+            listener, "ranking features",
+            f"candidate generator retrained without each user's last {holdout} training watches",
         )
         torch.manual_seed(seed)
         candidate = CandidateModel(result.candidate.config)
@@ -226,7 +224,7 @@ def train_logged_ranking(
             holdout_split(result.split, holdout),
             candidate_train_config,
             progress=progress,
-            console=console,
+            listener=listener,
         )
         result.ranking_candidate = candidate
     used = np.concatenate([train_rows, rows[1], rows[2]])
@@ -244,7 +242,7 @@ def train_logged_ranking(
         loss=loss,
         train_config=train_config,
         progress=progress,
-        console=console,
+        listener=listener,
     )
     _logged_baselines(result, examples, rows[0], rows[2])
     result.info["ranking_examples"] = {
@@ -343,7 +341,7 @@ def run_simulated(
     ranking_loss: RankingLoss = "bce",
     stages: tuple[str, ...] = ("retrieval", "ranking"),
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
     launch: Launch | None = None,
 ) -> tuple[RunResult, SimulatedWatchLog]:
     """Simulate, train the requested stages, evaluate against baselines and the truth.
@@ -353,10 +351,10 @@ def run_simulated(
     multi-process ``launch`` the ranking stage runs on rank 0 only (see
     :func:`~crossent.recsys.retrieval.train_retrieval`).
     """
-    say(
-        console,
-        f"simulating {config.n_users:,} users x {config.n_videos:,} videos "
-        f"(seed {config.seed}) ...",
+    note(
+        listener,
+        "simulating",
+        f"{config.n_users:,} users x {config.n_videos:,} videos (seed {config.seed})",
     )
     log = simulate(config)
     truth = simulated_truth(log)
@@ -365,7 +363,7 @@ def run_simulated(
             raise CrossentError("comparing objectives runs in one process (not torchrun)")
         result = compare_objectives(
             log.interactions, objectives, model_config=model_config,
-            train_config=train_config, truth=truth, progress=progress, console=console,
+            train_config=train_config, truth=truth, progress=progress, listener=listener,
         )
     else:
         result = train_retrieval(
@@ -374,7 +372,7 @@ def run_simulated(
             train_config=train_config,
             truth=truth,
             progress=progress,
-            console=console,
+            listener=listener,
             launch=launch,
         )
     if result.retrieval and "rank" not in result.info:
@@ -389,7 +387,7 @@ def run_simulated(
             loss=ranking_loss,
             train_config=ranking_config,
             progress=progress,
-            console=console,
+            listener=listener,
         )
     result.info["simulation"] = config
     return result, log

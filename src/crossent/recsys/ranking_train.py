@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import torch
-from rich.console import Console
 
 from crossent.errors import CrossentError
 from crossent.losses import binary_cross_entropy, focal_loss
+from crossent.recsys.events import Listener
 from crossent.recsys.models import RankingModel
 from crossent.recsys.ranking import RankingInputs
 from crossent.recsys.train import RANKING_TRAIN, TrainConfig, TrainHistory, run_epochs
@@ -37,7 +37,7 @@ def fit_ranking(
     config: TrainConfig | None = None,
     *,
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> TrainHistory:
     """Train the ranking model; validation (early stopping) is the training objective in bits.
 
@@ -83,7 +83,7 @@ def fit_ranking(
         config,
         label="ranking",
         progress=progress,
-        console=console,
+        listener=listener,
     )
 
 

@@ -25,7 +25,6 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -37,11 +36,9 @@ from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.recsys.checkpoint import Checkpoint
 from crossent.recsys.data import csr_rows
+from crossent.recsys.events import Listener, tracker
 from crossent.recsys.models import CandidateModel, windows_from_csr
 from crossent.recsys.ranking import inputs_from_user_vectors
-
-if TYPE_CHECKING:  # the type only: the library (and the server) runs without rich
-    from rich.progress import Progress
 
 #: logits held at once per batch: users x catalogue block (float32: 64 MiB)
 DEFAULT_CELLS = 1 << 24
@@ -361,40 +358,37 @@ def write_recommendations(
     candidates: int = 100,
     rank: bool = True,
     cells: int = DEFAULT_CELLS,
-    progress: Progress | None = None,
+    listener: Listener | None = None,
 ) -> int:
     """Write :func:`recommendation_table` rows for ``users`` to ``out`` (``.parquet`` or
-    ``.csv``), batch by batch, so memory stays fixed; returns the number of rows."""
+    ``.csv``), batch by batch, so memory stays fixed; returns the number of rows.
+
+    ``listener`` hears the users done so far (:class:`~crossent.recsys.events.Progress`)."""
     path = Path(out)
     if path.suffix not in (".parquet", ".csv"):
         raise CrossentError(f"--out {str(path)!r}: the file name must end in .parquet or .csv")
     if not path.parent.is_dir():
         raise CrossentError(f"--out {str(path)!r}: folder {str(path.parent)!r} does not exist")
-    task = None if progress is None else progress.add_task("recommending", total=len(users))
     writer: pq.ParquetWriter | pa_csv.CSVWriter | None = None
     rows = 0
-    try:
-        for batch in recommend_batches(
-            checkpoint,
-            users,
-            k,
-            batch_users=batch_users,
-            candidates=candidates,
-            rank=rank,
-            cells=cells,
-        ):
-            table = recommendation_table(checkpoint, batch)
-            if writer is None:
-                writer = (
-                    pq.ParquetWriter(path, table.schema)
-                    if path.suffix == ".parquet"
-                    else pa_csv.CSVWriter(path, table.schema)
-                )
-            writer.write_table(table)
-            rows += len(table)
-            if progress is not None and task is not None:
-                progress.update(task, advance=len(batch.users))
-    finally:
-        if writer is not None:
-            writer.close()
+    batches = recommend_batches(
+        checkpoint, users, k, batch_users=batch_users, candidates=candidates, rank=rank,
+        cells=cells,
+    )
+    with tracker(listener, "recommending", len(users)) as track:
+        try:
+            for batch in batches:
+                table = recommendation_table(checkpoint, batch)
+                if writer is None:
+                    writer = (
+                        pq.ParquetWriter(path, table.schema)
+                        if path.suffix == ".parquet"
+                        else pa_csv.CSVWriter(path, table.schema)
+                    )
+                writer.write_table(table)
+                rows += len(table)
+                track.advance(len(batch.users))
+        finally:
+            if writer is not None:
+                writer.close()
     return rows

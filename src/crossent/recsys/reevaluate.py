@@ -17,6 +17,7 @@ from crossent.errors import CrossentError
 from crossent.recsys.checkpoint import Checkpoint
 from crossent.recsys.data import Interactions, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.events import Listener
 from crossent.recsys.next_watch import TruthFn, retrieval_cross_entropy
 from crossent.recsys.pipeline import evaluate_logged_ranking, simulated_truth
 from crossent.recsys.results import RunResult
@@ -33,7 +34,11 @@ def _simulated(checkpoint: Checkpoint) -> tuple[Interactions, TruthFn]:
 
 
 def evaluate_checkpoint(
-    checkpoint: Checkpoint, watches: Interactions | None = None, *, progress: bool = True
+    checkpoint: Checkpoint,
+    watches: Interactions | None = None,
+    *,
+    progress: bool = True,
+    listener: Listener | None = None,
 ) -> RunResult:
     """Test metrics of ``checkpoint`` on ``watches`` (``None``: its simulated log and truth).
 
@@ -62,8 +67,10 @@ def evaluate_checkpoint(
     candidate = checkpoint.candidate
     result = RunResult(watches=watches, split=split, candidate=candidate)
     result.cross_entropy = retrieval_cross_entropy(candidate, split, "test", truth=truth)
-    result.retrieval["model"] = evaluate_retrieval(candidate, split, progress=progress)
-    add_fitted_baselines(result, progress=progress)
+    result.retrieval["model"] = evaluate_retrieval(
+        candidate, split, progress=progress, listener=listener
+    )
+    add_fitted_baselines(result, progress=progress, listener=listener)
     settings = checkpoint.extra.get("ranking_examples")
     if checkpoint.ranking is not None and settings is not None:
         evaluate_logged_ranking(

@@ -13,7 +13,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from rich.table import Table as RichTable
 
 from crossent.recsys.results import PROTOCOL, RunResult
 from crossent.report import (
@@ -129,16 +128,6 @@ def ranking_rows(result: RunResult) -> Table:
 
 def _file_name(stage: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in stage).strip("_")
-
-
-def to_rich(table: Table, title: str | None = None) -> RichTable:
-    """A rich rendering of a report :class:`Table` (numbers to 4 significant digits)."""
-    rich = RichTable(title=title, title_justify="left")
-    for header in table.headers:
-        rich.add_column(str(header), justify="left" if header == table.headers[0] else "right")
-    for row in table.rows:
-        rich.add_row(*(f"{cell:.4g}" if isinstance(cell, float) else str(cell) for cell in row))
-    return rich
 
 
 def write_report(

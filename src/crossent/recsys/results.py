@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from rich.console import Console
 
 from crossent.recsys.data import Interactions, Split
 from crossent.recsys.models import CandidateModel, RankingModel
@@ -50,9 +49,3 @@ class RunResult:
     #: the test P(watch) before calibration, when the model's calibration is not the identity
     ranking_test_uncalibrated: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def say(console: Console | None, message: str) -> None:
-    """Print ``message`` on ``console`` when there is one."""
-    if console is not None:
-        console.print(message)

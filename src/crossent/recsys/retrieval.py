@@ -16,17 +16,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from rich.console import Console
 
 from crossent.benchmarking import reset_peak_rss, status_bytes
 from crossent.errors import CrossentError
 from crossent.recsys.baselines import EASE, EASE_MAX_ITEMS, MostPopular
 from crossent.recsys.data import Interactions, Split, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.events import Listener, note
 from crossent.recsys.models import CandidateConfig, CandidateModel, Objective
 from crossent.recsys.next_watch import TruthFn, retrieval_cross_entropy
 from crossent.recsys.parallel import Launch, fit_candidate_distributed
-from crossent.recsys.results import RunResult, say
+from crossent.recsys.results import RunResult
 from crossent.recsys.train import TrainConfig, TrainHistory, fit_candidate, refit_candidate
 
 #: EASE's λ grid, searched on the validation stage (Steck 2019 reports optima in the hundreds).
@@ -75,16 +75,16 @@ def _fit(
     *,
     launch: Launch | None,
     progress: bool,
-    console: Console | None,
+    listener: Listener | None,
 ) -> tuple[TrainHistory, CandidateModel | None]:
     """A freshly seeded model trained on ``split``; ``None`` on ranks other than 0."""
     torch.manual_seed(train_config.seed)
     model = CandidateModel(config)
     if launch is not None and launch.distributed:
         return fit_candidate_distributed(
-            model, split, train_config, launch=launch, progress=progress, console=console
+            model, split, train_config, launch=launch, progress=progress, listener=listener
         )
-    history = fit_candidate(model, split, train_config, progress=progress, console=console)
+    history = fit_candidate(model, split, train_config, progress=progress, listener=listener)
     return history, model
 
 
@@ -93,7 +93,7 @@ def add_fitted_baselines(
     *,
     ks: tuple[int, ...] = (10, 20),
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> None:
     """Most-popular and EASE with λ tuned on validation (:func:`tune_ease`), into ``result``.
 
@@ -103,15 +103,17 @@ def add_fitted_baselines(
     """
     split = result.split
     result.retrieval["most popular"] = evaluate_retrieval(
-        MostPopular().fit(split.train), split, ks=ks, progress=progress
+        MostPopular().fit(split.train), split, ks=ks, progress=progress, listener=listener
     )
     if split.n_items <= EASE_MAX_ITEMS:
         ease, grid = tune_ease(split)
         result.info["ease_lambda"] = ease.lam
         result.info["ease_validation_ndcg@10"] = {str(lam): v for lam, v in grid.items()}
-        say(console, f"EASE: λ = {ease.lam:g} has the best validation NDCG@10 of {list(grid)}")
+        note(
+            listener, "EASE", f"λ = {ease.lam:g} has the best validation NDCG@10 of {list(grid)}"
+        )
         result.retrieval[f"EASE (λ = {ease.lam:g}, tuned)"] = evaluate_retrieval(
-            ease, split, ks=ks, progress=progress
+            ease, split, ks=ks, progress=progress, listener=listener
         )
 
 
@@ -122,7 +124,7 @@ def add_bag_baseline(
     truth: TruthFn | None = None,
     ks: tuple[int, ...] = (10, 20),
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> None:
     """The bag model (mean of the history) trained beside a sequence model, into ``result``.
 
@@ -135,17 +137,19 @@ def add_bag_baseline(
     bag_config = dataclasses.replace(
         result.candidate.config, model="bag", objective="full", tie_embeddings=False
     )
-    say(console, "[bold]baseline[/]: the bag model (mean of the history), its own schedule")
+    note(listener, "baseline", "the bag model (mean of the history), its own schedule")
     lr, weight_decay, batch_size = BAG_SCHEDULE
     bag_train = dataclasses.replace(
         train_config, lr=lr, weight_decay=weight_decay, batch_size=batch_size
     )
     history, bag = _fit(
-        bag_config, split, bag_train, launch=None, progress=progress, console=console
+        bag_config, split, bag_train, launch=None, progress=progress, listener=listener
     )
     assert bag is not None  # a single process always returns its model
     result.histories["retrieval (bag)"] = history
-    result.retrieval["bag model"] = evaluate_retrieval(bag, split, ks=ks, progress=progress)
+    result.retrieval["bag model"] = evaluate_retrieval(
+        bag, split, ks=ks, progress=progress, listener=listener
+    )
     result.baseline_cross_entropy["bag model"] = retrieval_cross_entropy(
         bag, split, "test", truth=truth
     )
@@ -158,13 +162,13 @@ def add_baselines(
     truth: TruthFn | None = None,
     ks: tuple[int, ...] = (10, 20),
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> None:
     """Most-popular, tuned EASE (:func:`add_fitted_baselines`) and, for a sequence model, the
     bag model (:func:`add_bag_baseline`), into ``result``."""
-    add_fitted_baselines(result, ks=ks, progress=progress, console=console)
+    add_fitted_baselines(result, ks=ks, progress=progress, listener=listener)
     add_bag_baseline(
-        result, train_config=train_config, truth=truth, ks=ks, progress=progress, console=console
+        result, train_config=train_config, truth=truth, ks=ks, progress=progress, listener=listener
     )
 
 
@@ -177,7 +181,7 @@ def train_retrieval(
     baselines: bool = True,
     ks: tuple[int, ...] = (10, 20),
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
     launch: Launch | None = None,
 ) -> RunResult:
     """Leave-last-out split, candidate generation training, evaluation beside baselines.
@@ -189,14 +193,14 @@ def train_retrieval(
     split = _split(watches)
     train_config = train_config or TrainConfig()
     config = CandidateConfig(n_items=split.n_items, **(model_config or {}))
-    say(
-        console,
-        f"[bold]candidate generation[/]: {split.n_users:,} users, {split.n_items:,} videos, "
+    note(
+        listener, "candidate generation",
+        f"{split.n_users:,} users, {split.n_items:,} videos, "
         f"{len(split.train):,} training watches, model = {config.model}, "
         f"objective = {config.objective}",
     )
     history, candidate = _fit(
-        config, split, train_config, launch=launch, progress=progress, console=console
+        config, split, train_config, launch=launch, progress=progress, listener=listener
     )
     if candidate is None:  # not rank 0: training done; rank 0 evaluates and reports
         return RunResult(
@@ -210,11 +214,13 @@ def train_retrieval(
         watches=watches, split=split, candidate=candidate, histories={"retrieval": history}
     )
     result.cross_entropy = retrieval_cross_entropy(candidate, split, "test", truth=truth)
-    result.retrieval["model"] = evaluate_retrieval(candidate, split, ks=ks, progress=progress)
+    result.retrieval["model"] = evaluate_retrieval(
+        candidate, split, ks=ks, progress=progress, listener=listener
+    )
     if baselines:
         add_baselines(
             result, train_config=train_config, truth=truth, ks=ks, progress=progress,
-            console=console,
+            listener=listener,
         )
     return result
 
@@ -224,7 +230,7 @@ def refit_on_all_watches(
     train_config: TrainConfig,
     *,
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> None:
     """Replace ``result.candidate`` by the same model trained on every watch of the run.
 
@@ -235,12 +241,12 @@ def refit_on_all_watches(
     the test watches; ``result.info["refit_epochs"]`` records the refit.
     """
     epochs = max(result.histories["retrieval"].best_epoch, 1)
-    say(console, f"[bold]refit[/]: {epochs} epochs on all {len(result.watches):,} watches")
+    note(listener, "refit", f"{epochs} epochs on all {len(result.watches):,} watches")
     config = dataclasses.replace(train_config, epochs=epochs, resume=None)
     torch.manual_seed(config.seed)
     model = CandidateModel(result.candidate.config)
     result.histories["refit"] = refit_candidate(
-        model, result.watches, config, progress=progress, console=console
+        model, result.watches, config, progress=progress, listener=listener
     )
     result.candidate = model
     result.info["refit_epochs"] = epochs
@@ -254,7 +260,7 @@ def compare_objectives(
     train_config: TrainConfig | None = None,
     truth: TruthFn | None = None,
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> RunResult:
     """Train the same model (same seed, data and schedule) under each objective.
 
@@ -272,17 +278,19 @@ def compare_objectives(
     for objective in objectives:
         options = {**(model_config or {}), "objective": objective}
         config = CandidateConfig(n_items=split.n_items, **options)
-        say(console, f"[bold]objective {objective}[/]: model = {config.model}")
+        note(listener, f"objective {objective}", f"model = {config.model}")
         baseline_rss = status_bytes("VmRSS") or 0
         can_measure = reset_peak_rss()
         start = time.perf_counter()
         history, model = _fit(
-            config, split, train_config, launch=None, progress=progress, console=console
+            config, split, train_config, launch=None, progress=progress, listener=listener
         )
         seconds = time.perf_counter() - start
         peak = max(0, (status_bytes("VmHWM") or 0) - baseline_rss) if can_measure else 0
         assert model is not None  # a single process always returns its model
-        metrics = evaluate_retrieval(model, split, ks=(10, 20), progress=progress)
+        metrics = evaluate_retrieval(
+            model, split, ks=(10, 20), progress=progress, listener=listener
+        )
         cross_entropy = retrieval_cross_entropy(model, split, "test", truth=truth)
         if result is None:
             result = RunResult(watches=watches, split=split, candidate=model)
@@ -298,6 +306,6 @@ def compare_objectives(
         }
     assert result is not None
     add_baselines(
-        result, train_config=train_config, truth=truth, progress=progress, console=console
+        result, train_config=train_config, truth=truth, progress=progress, listener=listener
     )
     return result

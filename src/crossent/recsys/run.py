@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from rich.console import Console
-
 from crossent._validation.choices import StageName
 from crossent.errors import CrossentError
 from crossent.recsys import defaults
 from crossent.recsys.data import Interactions
+from crossent.recsys.events import Listener
 from crossent.recsys.models import CandidateKind, Objective, RankingLoss
 from crossent.recsys.parallel import Launch
 from crossent.recsys.pipeline import run_simulated, train_logged_ranking
@@ -166,7 +165,7 @@ def run_training(
     request: TrainRequest,
     *,
     launch: Launch,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> RunResult:
     """Train and evaluate what ``request`` asks for on a watch log or a simulated world."""
     ranking = request.stage == "ranking"
@@ -185,25 +184,25 @@ def run_training(
             ranking_config=request.ranking_train_config(),
             ranking_loss=request.ranking_loss,
             stages=("retrieval", "ranking") if ranking else ("retrieval",),
-            console=console,
+            listener=listener,
             launch=launch,
         )
         return result
     if several:
         return compare_objectives(
             source, request.objectives, model_config=request.model_config(),
-            train_config=request.train, console=console,
+            train_config=request.train, listener=listener,
         )
     objective = "full" if ranking else request.objectives[0]
     result = train_retrieval(
         source,
         model_config={**request.model_config(), "objective": objective},
         train_config=request.train,
-        console=console,
+        listener=listener,
         launch=launch,
     )
     if request.refit and not ranking and not launch.distributed:
-        refit_on_all_watches(result, request.train, console=console)
+        refit_on_all_watches(result, request.train, listener=listener)
     if ranking:
         train_logged_ranking(
             result,
@@ -213,6 +212,6 @@ def run_training(
             loss=request.ranking_loss,
             train_config=request.ranking_train_config(),
             candidate_train_config=request.train,
-            console=console,
+            listener=listener,
         )
     return result

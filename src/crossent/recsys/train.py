@@ -18,15 +18,13 @@ from typing import Literal
 
 import numpy as np
 import torch
-from rich import get_console
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from crossent._validation.choices import LrSchedule, check_choice
 from crossent.errors import CrossentError
 from crossent.recsys import defaults
 from crossent.recsys.data import Interactions, Split
 from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.events import EpochEnded, Listener, Tracker, epoch_ended, tracker
 from crossent.recsys.models import CandidateModel
 from crossent.recsys.next_watch import retrieval_cross_entropy
 from crossent.recsys.objectives import IGNORE
@@ -122,21 +120,6 @@ def item_log_prob(train: Interactions) -> torch.Tensor:
         return torch.from_numpy(np.log(counts / counts.sum())).float()
 
 
-def _progress(console: Console | None, enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("loss {task.fields[bits]:.3f} bits"),
-        TextColumn("{task.fields[rate]:,.0f} ex/s"),
-        TimeElapsedColumn(),
-        console=console,
-        # a pipe or file gets the one line per epoch that run_epochs prints, not a bar
-        disable=not enabled or not (console or get_console()).is_terminal,
-        transient=True,
-    )
-
-
 #: One training step on the example indices it is given: (mean loss in nats, its weight).
 Step = Callable[[torch.Tensor], tuple[torch.Tensor, int]]
 #: Validation metrics after an epoch: "bits" always, "ndcg" when it is the stopping criterion.
@@ -149,13 +132,11 @@ def _train_one_epoch(
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
     epoch: int,
-    bar: Progress,
-    description: str,
+    track: Tracker,
 ) -> tuple[float, float]:
     """Steps over ``order`` in batches; returns (mean training bits, examples per second)."""
     batch_size = config.batch_size
     steps = math.ceil(len(order) / batch_size)
-    task = bar.add_task(description, total=steps, bits=0.0, rate=0.0)
     total_nats, seen, start = 0.0, 0, time.perf_counter()
     for number, first in enumerate(range(0, len(order), batch_size)):
         rows = order[first : first + batch_size]
@@ -168,7 +149,7 @@ def _train_one_epoch(
         total_nats += loss.item() * weight
         seen += weight
         rate = (first + len(rows)) / max(time.perf_counter() - start, 1e-9)
-        bar.update(task, advance=1, bits=total_nats / max(seen, 1) / LN2, rate=rate)
+        track.advance(1, **{"loss (bits)": total_nats / max(seen, 1) / LN2, "ex/s": rate})
     return total_nats / max(seen, 1) / LN2, len(order) / max(time.perf_counter() - start, 1e-9)
 
 
@@ -182,7 +163,7 @@ def run_epochs(
     label: str,
     criterion: Criterion = "bits",
     progress: bool,
-    console: Console | None,
+    listener: Listener | None,
     generators: tuple[torch.Generator, ...] = (),
     lengths: torch.Tensor | None = None,
 ) -> TrainHistory:
@@ -216,10 +197,9 @@ def run_epochs(
         order = torch.randperm(n_examples, generator=generator)[:per_epoch]
         if lengths is not None and config.bucket:
             order = bucketed(order, lengths, config.batch_size, generator)
-        with _progress(console, progress) as bar:
-            train_bits, rate = _train_one_epoch(
-                step, order, optimizer, config, epoch, bar, f"{label} epoch {epoch}"
-            )
+        steps = math.ceil(len(order) / config.batch_size)
+        with tracker(listener if progress else None, f"{label} epoch {epoch}", steps) as track:
+            train_bits, rate = _train_one_epoch(step, order, optimizer, config, epoch, track)
         history.train_bits.append(train_bits)
         history.examples_per_second.append(rate)
         parameters.eval()
@@ -228,7 +208,9 @@ def run_epochs(
         history.valid_bits.append(metrics["bits"])
         if "ndcg" in metrics:
             history.valid_ndcg.append(metrics["ndcg"])
-        _say_epoch(console, label, epoch, history)
+        epoch_ended(listener, EpochEnded(
+            label, epoch, train_bits, metrics["bits"], metrics.get("ndcg"), rate
+        ))
         # the criterion as a score to maximise; without validation every epoch is the best
         score = math.inf if validate is None else (
             metrics["ndcg"] if criterion == "ndcg" else -metrics["bits"]
@@ -254,18 +236,6 @@ def run_epochs(
         parameters.load_state_dict(best_state)
     parameters.eval()
     return history
-
-
-def _say_epoch(console: Console | None, label: str, epoch: int, history: TrainHistory) -> None:
-    if console is None:
-        return
-    ndcg = f", NDCG@10 {history.valid_ndcg[-1]:.4f}" if history.valid_ndcg else ""
-    valid = history.valid_bits[-1]
-    validation = "" if math.isnan(valid) else f", validation {valid:.4f} bits{ndcg}"
-    console.print(
-        f"{label} epoch {epoch}: train {history.train_bits[-1]:.4f} bits{validation}, "
-        f"{history.examples_per_second[-1]:,.0f} ex/s"
-    )
 
 
 def candidate_validation(
@@ -307,7 +277,7 @@ def _train_candidate(
     *,
     label: str,
     progress: bool,
-    console: Console | None,
+    listener: Listener | None,
 ) -> TrainHistory:
     """:func:`run_epochs` over every training example of ``train`` (its targets' mean loss per
     step; the negative sampler's generator saved with the loop; alike lengths batched)."""
@@ -325,7 +295,7 @@ def _train_candidate(
 
     return run_epochs(
         step, len(targets), validate, model, per_step(config, targets), label=label,
-        criterion="ndcg", progress=progress, console=console, generators=(sampler,),
+        criterion="ndcg", progress=progress, listener=listener, generators=(sampler,),
         lengths=model.example_lengths(inputs),
     )
 
@@ -337,7 +307,7 @@ def fit_candidate(
     *,
     valid_users: np.ndarray | None = None,
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> TrainHistory:
     """Train the candidate generator on ``split.train``; stop early on validation NDCG@10.
 
@@ -351,7 +321,7 @@ def fit_candidate(
     return _train_candidate(
         model, split.train, config or TrainConfig(),
         lambda: candidate_validation(model, split, valid_users),
-        label="retrieval", progress=progress, console=console,
+        label="retrieval", progress=progress, listener=listener,
     )
 
 
@@ -361,7 +331,7 @@ def refit_candidate(
     config: TrainConfig,
     *,
     progress: bool = True,
-    console: Console | None = None,
+    listener: Listener | None = None,
 ) -> TrainHistory:
     """Train ``model`` on every watch of ``watches`` for exactly ``config.epochs`` epochs.
 
@@ -380,5 +350,5 @@ def refit_candidate(
         (2, 2)
     """
     return _train_candidate(
-        model, watches, config, None, label="refit", progress=progress, console=console
+        model, watches, config, None, label="refit", progress=progress, listener=listener
     )
