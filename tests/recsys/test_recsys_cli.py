@@ -190,6 +190,16 @@ def test_train_with_several_losses_writes_one_table_of_objectives_beside_the_bas
         (["--dropout", "1"], "--dropout = 1.0 is outside [0, 1)"),
         (["--lr", "0"], "--lr = 0.0 must be"),
         (["--weight-decay", "-1"], "--weight-decay = -1.0"),
+        (["--blocks", "0"], "--blocks = 0 must be an integer >= 1"),
+        (["--users", "0"], "--users = 0 must be an integer >= 1"),
+        (["--videos", "0"], "--videos = 0 must be an integer >= 1"),
+        (["--seed", "-1"], "--seed = -1 must be an integer >= 0"),
+        (["--min-rating", "nan"], "--min-rating = nan must be a finite number"),
+        (["--threads", "0"], "--threads 0 must be an integer >= 1"),
+        (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of constant, cosine"),
+        (["--model", "mlp"], "--model 'mlp' is not one of sequence, bag"),
+        (["--format", "xml"], "--format 'xml' is not one of"),
+        (["--loss", "hinge"], "--loss 'hinge' is not one of"),
     ],
 )
 def test_a_bad_number_is_named_as_typed_before_any_data_is_read(tmp_path, arguments, message):

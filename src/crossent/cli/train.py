@@ -281,6 +281,9 @@ def _check_numbers(options: dict[str, object]) -> None:
                  "videos", "negatives"):
         check_int(options[name], f"--{name.replace('_', '-')}", low=1)
     check_int(options["holdout"], "--holdout", low=0)
+    check_int(options["seed"], "--seed", low=0)
+    if options["min_rating"] is not None:
+        check_number(options["min_rating"], "--min-rating")
     if options["max_examples"] is not None:
         check_int(options["max_examples"], "--max-examples", low=1, none_ok=True)
     check_number(options["dropout"], "--dropout", low=0.0, high=1.0, high_open=True)
