@@ -178,19 +178,18 @@ def run_epochs(
     random sources) is saved after every epoch and restored first. With ``lengths`` (the
     cost of each example) batches group examples of alike length (:func:`bucketed`).
     """
-    history = TrainHistory()
+    history, stopping = TrainHistory(), _Stopping()
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(  # fused: one kernel, not ~10 small ops per parameter
         parameters.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
     )
-    best, best_state, bad_epochs, first_epoch = -math.inf, None, 0, 1
-    per_epoch = min(n_examples, config.max_examples or n_examples)
+    first_epoch, per_epoch = 1, min(n_examples, config.max_examples or n_examples)
     generators = (generator, *generators)
     loop = None if config.resume is None else config.resume.loop(label)
     saved = None if loop is None else loop.restore(parameters, optimizer, generators)
     if saved is not None:
-        history, best, bad_epochs = TrainHistory(**saved.history), saved.best, saved.bad_epochs
-        best_state, first_epoch = saved.best_state, saved.next_epoch
+        history, first_epoch = TrainHistory(**saved.history), saved.next_epoch
+        stopping = _Stopping(saved.best, saved.best_state, saved.bad_epochs)
     started = time.perf_counter() - history.seconds  # a resumed loop counts its saved time
     for epoch in range(first_epoch, config.epochs + 1):
         parameters.train()
@@ -200,42 +199,71 @@ def run_epochs(
         steps = math.ceil(len(order) / config.batch_size)
         with tracker(listener if progress else None, f"{label} epoch {epoch}", steps) as track:
             train_bits, rate = _train_one_epoch(step, order, optimizer, config, epoch, track)
-        history.train_bits.append(train_bits)
-        history.examples_per_second.append(rate)
         parameters.eval()
         with torch.no_grad():
             metrics = {"bits": math.nan} if validate is None else validate()
-        history.valid_bits.append(metrics["bits"])
-        if "ndcg" in metrics:
-            history.valid_ndcg.append(metrics["ndcg"])
-        epoch_ended(listener, EpochEnded(
-            label, epoch, train_bits, metrics["bits"], metrics.get("ndcg"), rate
-        ))
-        # the criterion as a score to maximise; without validation every epoch is the best
-        score = math.inf if validate is None else (
-            metrics["ndcg"] if criterion == "ndcg" else -metrics["bits"]
-        )
-        margin = 0.0 if criterion == "ndcg" else config.min_delta_bits
-        if validate is None or score > best + margin:
-            best, bad_epochs, history.best_epoch = score, 0, epoch
-            best_state = {k: v.detach().clone() for k, v in parameters.state_dict().items()}
-        else:
-            bad_epochs += 1
-        stop = bad_epochs >= config.patience
+        event = EpochEnded(label, epoch, train_bits, metrics["bits"], metrics.get("ndcg"), rate)
+        _record(history, event)
+        epoch_ended(listener, event)
+        stopping.update(_score(metrics, validate, criterion, config), epoch, history, parameters)
+        stop = stopping.bad_epochs >= config.patience
         history.stopped_early = stop and epoch < config.epochs
         history.seconds = time.perf_counter() - started
         if loop is not None:
             loop.save(
-                epoch, asdict(history), best, bad_epochs, best_state, parameters, optimizer,
-                generators, finished=stop or epoch == config.epochs,
+                epoch, asdict(history), stopping.best, stopping.bad_epochs, stopping.best_state,
+                parameters, optimizer, generators, finished=stop or epoch == config.epochs,
             )
         if stop:
             break
     history.seconds = time.perf_counter() - started
-    if best_state is not None:
-        parameters.load_state_dict(best_state)
+    if stopping.best_state is not None:
+        parameters.load_state_dict(stopping.best_state)
     parameters.eval()
     return history
+
+
+@dataclass
+class _Stopping:
+    """Early stopping's state: the best score so far, its weights, the epochs since."""
+
+    best: float = -math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+
+    def update(
+        self, score: tuple[float, float], epoch: int, history: TrainHistory,
+        parameters: torch.nn.Module,
+    ) -> None:
+        """An epoch scored ``(value, margin)``: a new best when ``value > best + margin``, or
+        always when ``value`` is infinite (no validation: the last epoch is kept)."""
+        value, margin = score
+        if value == math.inf or value > self.best + margin:
+            self.best, self.bad_epochs, history.best_epoch = value, 0, epoch
+            self.best_state = {k: v.detach().clone() for k, v in parameters.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+
+
+def _score(
+    metrics: dict[str, float], validate: Validate | None, criterion: Criterion,
+    config: TrainConfig,
+) -> tuple[float, float]:
+    """The epoch's criterion as (a score to maximise, the margin a better one must clear);
+    without validation every epoch is the best."""
+    if validate is None:
+        return math.inf, 0.0
+    if criterion == "ndcg":
+        return metrics["ndcg"], 0.0
+    return -metrics["bits"], config.min_delta_bits
+
+
+def _record(history: TrainHistory, event: EpochEnded) -> None:
+    history.train_bits.append(event.train_bits)
+    history.examples_per_second.append(event.examples_per_second)
+    history.valid_bits.append(event.valid_bits)
+    if event.valid_ndcg is not None:
+        history.valid_ndcg.append(event.valid_ndcg)
 
 
 def candidate_validation(
