@@ -28,6 +28,7 @@ Example::
 import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -138,7 +139,6 @@ def create_app(
     batcher: Batcher[Question, list[dict[str, Any]]] = Batcher(
         engine.answer, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_limit=queue_limit
     )
-    page = resources.files("crossent.recsys.serving").joinpath("page.html").read_bytes()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -166,6 +166,24 @@ def create_app(
             CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
             allow_headers=["content-type"],
         )  # fmt: skip
+    _add_error_handlers(app)
+    _add_recommend_routes(app, _Limits(max_history, max_body, recent))
+    _add_lookup_routes(app)
+    _add_page_routes(app)
+    return app
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What one request may ask: history items and body bytes; watches an answer lists."""
+
+    max_history: int
+    max_body: int
+    recent: int
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """The one error shape for validation errors, refused inputs and our own bugs."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, problem: RequestValidationError) -> Response:
@@ -184,6 +202,13 @@ def create_app(
         # a bug of ours, not the client's: JSON without the traceback (uvicorn logs it)
         return error(500, f"internal error ({type(problem).__name__})")
 
+
+def _add_recommend_routes(app: FastAPI, limits: _Limits) -> None:
+    """``GET /recommend`` (a known user) and ``POST /recommend`` (a posted history)."""
+    catalogue: Catalogue = app.state.catalogue
+    engine: Engine = app.state.engine
+    batcher: Batcher[Question, list[dict[str, Any]]] = app.state.batcher
+
     async def answer(question: Question, history: np.ndarray, head: dict[str, Any]) -> Response:
         try:
             rows = await batcher.submit(question)
@@ -191,7 +216,7 @@ def create_app(
             return Response(BUSY, 503, {"Retry-After": "1"}, media_type="application/json")
         except ShuttingDown as stopping:
             return json_response({"detail": str(stopping)}, 503, {"Retry-After": "1"})
-        shown = history[::-1][:recent].tolist()
+        shown = history[::-1][: limits.recent].tolist()
         return json_response(
             head | {"history": [catalogue.item(item) for item in shown], "recommendations": rows}
         )
@@ -212,11 +237,13 @@ def create_app(
     @app.post(
         "/recommend",
         summary="Top-k for a watch history given in the request",
-        openapi_extra={"requestBody": recommend_body(engine.max_k, max_history)},
+        openapi_extra={"requestBody": recommend_body(engine.max_k, limits.max_history)},
     )
     async def recommend_history(request: Request) -> Response:
         try:
-            entries, k = await read_body(request, max_body, max_history, engine.max_k)
+            entries, k = await read_body(
+                request, limits.max_body, limits.max_history, engine.max_k
+            )
         except RequestError as problem:
             return error(problem.status, problem.detail)
         history, unknown = catalogue.resolve(entries)
@@ -229,6 +256,13 @@ def create_app(
                 unknown=unknown,
             )
         return await answer(Question(history, k), history, {})
+
+
+def _add_lookup_routes(app: FastAPI) -> None:
+    """Title search, user ids, and the liveness and readiness probes."""
+    catalogue: Catalogue = app.state.catalogue
+    engine: Engine = app.state.engine
+    batcher: Batcher[Question, list[dict[str, Any]]] = app.state.batcher
 
     @app.get("/items", summary="Title search (for autocomplete)")
     async def items(
@@ -264,6 +298,11 @@ def create_app(
         }
         return json_response(body, 200 if batcher.running else 503)
 
+
+def _add_page_routes(app: FastAPI) -> None:
+    """The page and the API's /docs, both from in-memory files (no CDN, no path from a
+    request)."""
+    page = resources.files("crossent.recsys.serving").joinpath("page.html").read_bytes()
     docs_assets = _docs_assets()
 
     @app.get("/docs", include_in_schema=False)
@@ -287,5 +326,3 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def index() -> Response:
         return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY})
-
-    return app
