@@ -13,8 +13,8 @@ from crossent.errors import CrossentError
 from crossent.recsys.checkpoint import load_checkpoint, save_checkpoint
 from crossent.recsys.data import Interactions
 from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
-from crossent.recsys.pipeline import _calibrate
 from crossent.recsys.ranking import RankingInputs
+from crossent.recsys.ranking_stage import _calibrate
 from crossent.recsys.ranking_train import calibrate_ranking, fit_ranking, platt_scaling
 from crossent.recsys.train import TrainConfig
 

@@ -21,7 +21,7 @@ from crossent.recsys.logged_ranking import (
     holdout_split,
     logged_examples,
 )
-from crossent.recsys.pipeline import evaluate_logged_ranking
+from crossent.recsys.ranking_stage import evaluate_logged_ranking
 
 runner = CliRunner()
 
@@ -195,7 +195,7 @@ def test_logged_ranking_is_platt_scaled_on_the_validation_examples(tmp_path):
 
     from crossent.recsys.loaders import load_interactions
     from crossent.recsys.logged_ranking import logged_ranking_inputs
-    from crossent.recsys.pipeline import train_logged_ranking
+    from crossent.recsys.ranking_stage import train_logged_ranking
     from crossent.recsys.retrieval import train_retrieval
     from crossent.recsys.train import TrainConfig
 

@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss
 
-from crossent.recsys.pipeline import run_simulated, train_simulated_ranking
+from crossent.recsys.pipeline import run_simulated
 from crossent.recsys.ranking import split_rows
+from crossent.recsys.ranking_stage import train_simulated_ranking
 from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig
 from crossent.recsys.train import TrainConfig
 

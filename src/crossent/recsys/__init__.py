@@ -13,7 +13,8 @@ log with known truth), :mod:`~crossent.recsys.models` (candidate generation and 
 :mod:`~crossent.recsys.logged_ranking` (ranking examples from a real watch log: positives and
 popularity-sampled negatives in time order), :mod:`~crossent.recsys.retrieval` (candidate
 generation beside tuned baselines, and the objectives comparison),
-:mod:`~crossent.recsys.pipeline` (the ranking stage and whole simulated runs) and
+:mod:`~crossent.recsys.ranking_stage` (the ranking stage), :mod:`~crossent.recsys.pipeline`
+(whole simulated runs) and
 :mod:`~crossent.recsys.run` (what ``crossent train`` runs); :mod:`~crossent.recsys.defaults`
 holds the one definition of the sequence model's and its training's defaults.
 

@@ -66,7 +66,7 @@ def save_checkpoint(
     """Write a checkpoint folder: weights, configs, id maps, titles and every user's watches.
 
     ``ranking_candidate``: the candidate generator that makes ``ranking``'s features, when it
-    is not ``candidate`` (see :func:`crossent.recsys.pipeline.train_logged_ranking`).
+    is not ``candidate`` (see :func:`crossent.recsys.ranking_stage.train_logged_ranking`).
     ``titles``: ``(n_items,)`` a title per contiguous item id (``None`` where unknown; see
     :mod:`crossent.recsys.titles`).
 

@@ -6,7 +6,7 @@ candidate model beside the baselines training fits in closed form, most-popular 
 that training runs beside a sequence model is not trained again), and on simulated data
 against the same truth (:func:`crossent.recsys.pipeline.simulated_truth`); a stored ranking
 model is scored on the ranking examples its training used
-(:func:`crossent.recsys.pipeline.evaluate_logged_ranking`).
+(:func:`crossent.recsys.ranking_stage.evaluate_logged_ranking`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from crossent.recsys.data import Interactions, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.events import Listener
 from crossent.recsys.next_watch import TruthFn, retrieval_cross_entropy
-from crossent.recsys.pipeline import evaluate_logged_ranking, simulated_truth
+from crossent.recsys.pipeline import simulated_truth
+from crossent.recsys.ranking_stage import evaluate_logged_ranking
 from crossent.recsys.results import RunResult
 from crossent.recsys.retrieval import add_fitted_baselines
 from crossent.recsys.simulate import SimulationConfig, simulate

@@ -17,7 +17,8 @@ from crossent.recsys.data import Interactions
 from crossent.recsys.events import Listener
 from crossent.recsys.models import CandidateKind, Objective, RankingLoss
 from crossent.recsys.parallel import Launch
-from crossent.recsys.pipeline import run_simulated, train_logged_ranking
+from crossent.recsys.pipeline import run_simulated
+from crossent.recsys.ranking_stage import train_logged_ranking
 from crossent.recsys.results import RunResult
 from crossent.recsys.retrieval import compare_objectives, refit_on_all_watches, train_retrieval
 from crossent.recsys.simulate import SimulationConfig
