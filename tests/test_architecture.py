@@ -16,7 +16,7 @@ LONG_MODULES: dict[str, str] = {}
 #: docs/ARCHITECTURE.md's layers ("What may import what"), by top-level name under crossent;
 #: "" is the top package (the public API), between report and the applications
 LAYERS = {
-    "errors": 10, "_lazy": 10, "_runtime": 10,
+    "errors": 10, "_lazy": 10, "_runtime": 10, "_memory": 10,
     "_validation": 20, "units": 20,
     "kernels": 30,
     "losses": 40, "distributed": 40, "nn": 40,

@@ -43,6 +43,8 @@ from typing import Any
 
 import torch
 
+from crossent._memory import reset_peak_rss, status_bytes
+
 Step = Callable[[], None]
 
 
@@ -59,28 +61,6 @@ class Result:
 
 #: Steps measured for memory after the warm-up step.
 MEMORY_STEPS = 3
-
-
-def status_bytes(field: str) -> int | None:
-    """A memory field of /proc/self/status (``VmRSS``, ``VmHWM``) in bytes; None without /proc."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Restart the peak-RSS counter (Linux: VmHWM) at the current RSS; False where impossible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")  # resets VmHWM to the current RSS
-        return True
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from crossent.benchmarking import reset_peak_rss, status_bytes
+from crossent._memory import reset_peak_rss, status_bytes
 from crossent.errors import CrossentError
 from crossent.recsys.baselines import EASE, EASE_MAX_ITEMS, MostPopular
 from crossent.recsys.data import Interactions, Split, leave_last_out
