@@ -238,3 +238,51 @@ def test_only_the_cli_and_the_report_import_rich() -> None:
         and not any(name == top or name.startswith(top + ".") for top in RENDERERS)
     ]
     assert printing == [], f"import rich only in {RENDERERS}; these print: {printing}"
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _test_layout_problems(tests: Path, package: Path) -> list[str]:
+    """Test files that break docs/ARCHITECTURE.md's layout: ``tests/<package>/`` mirrors
+    ``src/crossent/<package>/`` and its files are ``test_<last part>_<topic>.py`` (or
+    ``test_<last part>.py``); at the top, ``test_<module>.py`` for a top-level module or a
+    whole-tree check."""
+    problems = []
+    for path in sorted(tests.rglob("test_*.py")):
+        folder = path.parent.relative_to(tests)
+        if folder.parts:
+            if not (package / folder).is_dir():
+                problems.append(f"{path.relative_to(tests)}: no package crossent/{folder}")
+                continue
+            prefix = "test_" + folder.parts[-1].lstrip("_")
+            if path.stem != prefix and not path.stem.startswith(prefix + "_"):
+                problems.append(f"{path.relative_to(tests)}: not named {prefix}_<topic>.py")
+        elif path.stem.removeprefix("test_") not in WHOLE_TREE_CHECKS and not (
+            package / (path.stem.removeprefix("test_") + ".py")
+        ).exists() and not (package / ("_" + path.stem.removeprefix("test_") + ".py")).exists():
+            problems.append(f"{path.name}: no top-level module for it")
+    return problems
+
+
+#: top-level test files that check the whole tree rather than one module
+WHOLE_TREE_CHECKS = ("architecture", "imports")
+
+
+def test_the_layout_check_names_a_misplaced_test(tmp_path: Path) -> None:
+    (tmp_path / "src" / "pkg" / "losses").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "units.py").write_text("")
+    tests = tmp_path / "tests"
+    for name in ("losses/test_losses_dispatch.py", "losses/test_grad.py", "nope/test_nope.py",
+                 "test_units.py", "test_misc.py"):
+        (tests / name).parent.mkdir(parents=True, exist_ok=True)
+        (tests / name).write_text("")
+    assert _test_layout_problems(tests, tmp_path / "src" / "pkg") == [
+        "losses/test_grad.py: not named test_losses_<topic>.py",
+        "nope/test_nope.py: no package crossent/nope",
+        "test_misc.py: no top-level module for it",
+    ]
+
+
+def test_tests_mirror_the_packages_with_one_naming_scheme() -> None:
+    assert _test_layout_problems(TESTS, PACKAGE) == []

@@ -63,7 +63,7 @@ def _small_world(seed: int) -> dict[str, float]:
 
 
 def _bayes_monte_carlo(seed: int) -> dict[str, float]:
-    module = _load("tests/test_lab_data.py")
+    module = _load("tests/lab/test_lab_data.py")
     values = {}
     for priors, noise in (((0.5, 0.5), 0.05), ((0.8, 0.2), 0.1)):
         for name, value in module.measure_bayes_monte_carlo(priors, noise, seed).items():
@@ -73,11 +73,11 @@ def _bayes_monte_carlo(seed: int) -> dict[str, float]:
 
 def _movielens(seed: int) -> dict[str, float]:
     data = _load("tests/recsys/conftest.py").MOVIELENS_SMALL
-    return _load("tests/recsys/test_movielens.py").measure_movielens_sequence(data, seed)
+    return _load("tests/recsys/test_recsys_movielens.py").measure_movielens_sequence(data, seed)
 
 
 SIMULATE = "tests/recsys/test_recsys_simulate.py"
-DEMO = "tests/recsys/test_demo_world.py"
+DEMO = "tests/recsys/test_recsys_demo_world.py"
 
 #: case -> (measure(seed) -> quantities, the test(s) it stands for, the bounds they assert)
 CASES: dict[str, tuple[Callable[[int], dict[str, float]], str, Bounds]] = {
@@ -134,7 +134,7 @@ CASES: dict[str, tuple[Callable[[int], dict[str, float]], str, Bounds]] = {
     ),
     "bayes-monte-carlo": (
         _bayes_monte_carlo,
-        "tests/test_lab_data.py::test_bayes_error_and_cross_entropy_match_monte_carlo",
+        "tests/lab/test_lab_data.py::test_bayes_error_and_cross_entropy_match_monte_carlo",
         {
             f"{name}, priors {priors}, noise {noise}": ("abs<", 5.0)
             for priors, noise in (((0.5, 0.5), 0.05), ((0.8, 0.2), 0.1))
@@ -162,8 +162,8 @@ CASES: dict[str, tuple[Callable[[int], dict[str, float]], str, Bounds]] = {
         },
     ),
     "lab-synthetic": (
-        _module_measure("tests/test_lab.py", "measure_synthetic_lab"),
-        "tests/test_lab.py::test_cross_entropy_beats_mse_on_log_loss_on_the_synthetic_set",
+        _module_measure("tests/lab/test_lab.py", "measure_synthetic_lab"),
+        "tests/lab/test_lab.py::test_cross_entropy_beats_mse_on_log_loss_on_the_synthetic_set",
         {"mse - ce log loss (bits)": (">", 0.0), "|ce - Bayes| (bits)": ("<", 0.1)},
     ),
     "demo-world": (
@@ -181,7 +181,7 @@ CASES: dict[str, tuple[Callable[[int], dict[str, float]], str, Bounds]] = {
     ),
     "movielens": (
         _movielens,
-        "tests/recsys/test_movielens.py::test_the_sequence_model_ranks_with_most_popular",
+        "tests/recsys/test_recsys_movielens.py::test_the_sequence_model_ranks_with_most_popular",
         {"HR@10 model / most popular": (">", 0.8), "NDCG@10 model / most popular": (">", 0.65)},
     ),
 }

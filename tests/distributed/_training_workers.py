@@ -1,4 +1,4 @@
-"""Workers for the multi-process training tests in tests/test_distributed.py (not a test module).
+"""Workers for the multi-process training tests of tests/distributed/test_distributed.py.
 
 Every rank trains the candidate generator on the same small simulated log with the same seed
 through ``fit_candidate_distributed``; rank 0 also returns the gathered model's state and its
@@ -11,8 +11,8 @@ import os
 from typing import Any
 
 import torch
-
 from _sharded_workers import equivalence_worker
+
 from crossent.recsys.data import Split, leave_last_out
 from crossent.recsys.models import CandidateConfig, CandidateModel
 from crossent.recsys.next_watch import retrieval_cross_entropy

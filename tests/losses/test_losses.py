@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import _numpy_losses as ref
 import numpy as np
 import pytest
 import torch
@@ -17,7 +18,6 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import _numpy_losses as ref
 import crossent
 from crossent.kernels import cpu, ops
 

@@ -1,4 +1,4 @@
-"""Worker processes for tests/test_distributed.py (spawned; not a test module itself).
+"""Worker processes for tests/distributed/test_distributed.py (spawned; not a test module itself).
 
 Each rank builds the same full problem from a seed, keeps only its shard of the weight, runs
 ``sharded_cross_entropy`` and compares loss and gradients with the materialised-logits reference
@@ -357,7 +357,7 @@ def error_messages(rank: int, world_size: int) -> dict[str, str]:
     return messages
 
 
-if __name__ == "__main__":  # pragma: no cover - manual run: python tests/_sharded_workers.py
+if __name__ == "__main__":  # pragma: no cover - by hand: tests/distributed/_sharded_workers.py
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:

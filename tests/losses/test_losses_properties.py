@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
+import _numpy_losses as ref
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import _numpy_losses as ref
 import crossent
 
 IMPLEMENTATIONS = ["reference", "auto"]
