@@ -112,8 +112,8 @@ print(json.dumps({"rows": len(frame), "log_loss": value, "seconds": time.perf_co
 
 _CROSSENT_PREFIX_SCRIPT = """
 import json, sys
-from crossent.metrics.file_columns import Columns
-from crossent.metrics.files import FileScorer
+from crossent.scoring.columns import Columns
+from crossent.scoring.files import FileScorer
 scorer = FileScorer(Columns("label", prob="prob"))
 scorer.add_file(sys.argv[1])
 print(json.dumps({"rows": scorer.rows, "log_loss": scorer.result().log_loss}))

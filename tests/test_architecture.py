@@ -21,6 +21,7 @@ LAYERS = {
     "kernels": 30,
     "losses": 40, "distributed": 40, "nn": 40,
     "io": 50, "metrics": 50,
+    "scoring": 55,
     "report": 60,
     "": 65,
     "lab": 70, "recsys": 70, "benchmarking": 70, "_bench_support": 70,

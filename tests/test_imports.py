@@ -16,6 +16,11 @@ def test_metrics_and_the_cli_start_without_torch_or_numba() -> None:
     assert _loaded_after("import crossent.metrics; import crossent.cli") == set()
 
 
+def test_scoring_a_file_loads_neither_torch_nor_numba() -> None:
+    modules = "files, columns, labels, result, segments, ranking_files"
+    assert _loaded_after(f"from crossent.scoring import {modules}") == set()
+
+
 def test_a_loss_name_loads_torch_on_first_use() -> None:
     assert "torch" in _loaded_after("import crossent; crossent.cross_entropy")
 

@@ -15,8 +15,8 @@ from crossent.units import Base
 
 if TYPE_CHECKING:
     from crossent.io import Source
-    from crossent.metrics.file_columns import Columns
-    from crossent.metrics.files import FileScorer
+    from crossent.scoring.columns import Columns
+    from crossent.scoring.files import FileScorer
 
 PROGRESS_BYTES = 4 << 20  # files larger than this get a progress bar
 
@@ -130,8 +130,8 @@ def _score_files(
     console: Any,
 ) -> tuple[Any, str]:
     from crossent import io
-    from crossent.metrics.file_columns import guess_columns
-    from crossent.metrics.files import FileScorer, merge_in_order, score_file
+    from crossent.scoring.columns import guess_columns
+    from crossent.scoring.files import FileScorer, merge_in_order, score_file
 
     sources = io.expand(files)
     columns, guesses = guess_columns(io.source_columns(sources[0]), **options)
@@ -140,7 +140,7 @@ def _score_files(
     name = str(sources[0].path) if len(sources) == 1 else f"{len(sources)} files"
     FileScorer(columns, **settings)  # bad settings fail here, before any file is read
     if scheduler is not None:
-        from crossent.metrics import dask as on_dask
+        from crossent.scoring import dask as on_dask
 
         with on_dask.connect(scheduler):
             return on_dask.score_sources(sources, columns, settings, unit), name
@@ -169,7 +169,7 @@ def _score_with_progress(
         TransferSpeedColumn,
     )
 
-    from crossent.metrics.files import merge_in_order, score_file
+    from crossent.scoring.files import merge_in_order, score_file
 
     with Progress(
         TextColumn("{task.description}"),
@@ -237,7 +237,7 @@ def _score_ranking(
 ) -> None:
 
     from crossent.cli._score_tables import print_ranking
-    from crossent.metrics.ranking_files import score_ranking_file
+    from crossent.scoring.ranking_files import score_ranking_file
 
     if ranking is None or truth is None:
         raise CrossentError("--ranking and --truth go together: pass both files")

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from crossent.cli import app
 from crossent.errors import CrossentError
-from crossent.metrics.file_columns import guess_columns
-from crossent.metrics.files import Columns, FileScorer
+from crossent.scoring.columns import guess_columns
+from crossent.scoring.files import Columns, FileScorer
 
 
 def _invoke(*args: str):  # type: ignore[no-untyped-def]

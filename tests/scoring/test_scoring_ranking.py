@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from crossent.cli import app
 from crossent.errors import CrossentError
-from crossent.metrics.ranking_files import score_ranking_file
 from crossent.recsys.baselines import EASE
 from crossent.recsys.data import Interactions, csr_rows, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.scoring.ranking_files import score_ranking_file
 
 
 def _invoke(*args: str):  # type: ignore[no-untyped-def]

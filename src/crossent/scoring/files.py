@@ -2,7 +2,7 @@
 
 :class:`FileScorer` reads files with :mod:`crossent.io` block by block, checks every row, and
 feeds the valid rows to the streaming accumulators of :mod:`crossent.metrics.streaming` (and,
-with ``by``, to the per-segment sums of :mod:`crossent.metrics.segments`), so memory stays
+with ``by``, to the per-segment sums of :mod:`crossent.scoring.segments`), so memory stays
 fixed. A bad row (missing or non-numeric value, probability outside [0, 1], non-finite logit,
 unknown label, negative weight, unparseable line; the masks of :mod:`crossent._validation.masks`)
 stops scoring with a
@@ -11,7 +11,7 @@ stops scoring with a
 few were. Nothing is dropped silently.
 
 Several files are scored one scorer per file (:func:`score_file`), merged left to right in the
-files' order (:func:`merge_in_order`). :mod:`crossent.metrics.dask` runs the same units on
+files' order (:func:`merge_in_order`). :mod:`crossent.scoring.dask` runs the same units on
 workers and merges them in the same order, so both runs add the same floats in the same order
 and their numbers are equal bit for bit (float addition is not associative: any other grouping
 could move the last digit).
@@ -29,12 +29,12 @@ from numpy.typing import NDArray
 from crossent import io
 from crossent._validation import masks
 from crossent.errors import CrossentError, DataFileError
-from crossent.metrics.file_columns import Columns
-from crossent.metrics.file_labels import LabelMap, shown_value
-from crossent.metrics.file_result import ScoreResult, Skipped, Totals, build_result
 from crossent.metrics.probabilistic import Prepared, probs_from_logits
-from crossent.metrics.segments import DEFAULT_MAX_SEGMENTS, DICTIONARY, SegmentKeys, SegmentSums
 from crossent.metrics.streaming import BrierScore, Calibration, LogLoss, RocAuc
+from crossent.scoring.columns import Columns
+from crossent.scoring.labels import LabelMap, shown_value
+from crossent.scoring.result import ScoreResult, Skipped, Totals, build_result
+from crossent.scoring.segments import DEFAULT_MAX_SEGMENTS, DICTIONARY, SegmentKeys, SegmentSums
 from crossent.units import Base
 
 MAX_EXAMPLES = 5
@@ -47,9 +47,9 @@ class FileScorer:
     """Accumulate metrics over prediction files, one block at a time.
 
     Args:
-        columns: which columns to read (see :func:`~crossent.metrics.file_columns.guess_columns`).
+        columns: which columns to read (see :func:`~crossent.scoring.columns.guess_columns`).
         labels: the declared target values, one per class (see
-            :class:`~crossent.metrics.file_labels.LabelMap`).
+            :class:`~crossent.scoring.labels.LabelMap`).
         positive: binary files: the target value of the positive class.
         by: columns whose values define segments, scored separately too.
         max_segments: the most segments ``by`` may create.

@@ -10,8 +10,8 @@ import numpy as np
 from crossent.errors import CrossentError, DataFileError
 from crossent.metrics.calibration import ReliabilityCurve
 from crossent.metrics.probabilistic import normalized_from
-from crossent.metrics.segments import SegmentResult
 from crossent.metrics.streaming import BrierScore, Calibration, LogLoss, RocAuc
+from crossent.scoring.segments import SegmentResult
 from crossent.units import Base, log_divisor, unit_name
 
 

@@ -1,4 +1,4 @@
-"""crossent.metrics.dask on a real 2-worker LocalCluster: the single-process numbers bit for bit.
+"""crossent.scoring.dask on a real 2-worker LocalCluster: the single-process numbers bit for bit.
 
 Seven files (and seven partitions) for two workers, so tasks finish out of order; every number
 of the result, segments and reliability curves included, is compared with ``==``. The log loss
@@ -29,9 +29,9 @@ import psutil  # noqa: E402  (a dependency of distributed)
 from crossent import io  # noqa: E402
 from crossent.cli import app  # noqa: E402
 from crossent.errors import CrossentError, DataFileError  # noqa: E402
-from crossent.metrics import dask as on_dask  # noqa: E402
-from crossent.metrics.file_columns import Columns  # noqa: E402
-from crossent.metrics.files import ScoreResult, merge_in_order, score_file  # noqa: E402
+from crossent.scoring import dask as on_dask  # noqa: E402
+from crossent.scoring.columns import Columns  # noqa: E402
+from crossent.scoring.files import ScoreResult, merge_in_order, score_file  # noqa: E402
 
 FILES = 7  # more than the 2 workers: tasks run, and finish, out of order
 COLUMNS = Columns("outcome", prob="prob", weight="w")

@@ -1,10 +1,10 @@
 """Score predictions on a Dask cluster with the streaming accumulators, merged in a fixed order.
 
-The unit of work is one :class:`~crossent.metrics.files.FileScorer` per file (``--dask``,
+The unit of work is one :class:`~crossent.scoring.files.FileScorer` per file (``--dask``,
 :func:`score_sources`) or per partition (:func:`score`), fed by the same reader in the same
 blocks as in a single process. The workers score the units in parallel, in any order; the
 client takes their scorers in the units' order and merges them left to right
-(:func:`~crossent.metrics.files.merge_in_order`), never in a tree. So the run performs the
+(:func:`~crossent.scoring.files.merge_in_order`), never in a tree. So the run performs the
 same float operations, in the same order, as the single-process run of the same units:
 
 - ``crossent score FILES --dask ADDRESS`` equals ``crossent score FILES`` bit for bit (every
@@ -22,11 +22,11 @@ the same kind of CPU (a ``LocalCluster`` always does); NumPy may pick other SIMD
 
     import dask.dataframe as dd
     from distributed import Client
-    import crossent.metrics.dask
+    import crossent.scoring.dask
 
     client = Client("tcp://10.0.0.5:8786")  # the scheduler's address, or Client(LocalCluster())
     ddf = dd.read_parquet("s3://bucket/preds/")
-    result = crossent.metrics.dask.score(ddf, target="label", prob="prob", by=["country"])
+    result = crossent.scoring.dask.score(ddf, target="label", prob="prob", by=["country"])
     result.log_loss, result.segments[0].normalized_entropy
 
 A scorer is about 1 MiB of sums (the AUC histogram; 64 KiB more per segment). Needs the
@@ -46,8 +46,8 @@ import pyarrow as pa
 from crossent import io
 from crossent.errors import CrossentError
 from crossent.io.blocks import RowBatch, single_chunk
-from crossent.metrics.file_columns import Columns, guess_columns
-from crossent.metrics.files import FileScorer, ScoreResult, merge_in_order, score_file
+from crossent.scoring.columns import Columns, guess_columns
+from crossent.scoring.files import FileScorer, ScoreResult, merge_in_order, score_file
 from crossent.units import Base
 
 ROWS_PER_BATCH = 1 << 19
@@ -167,8 +167,8 @@ def score_sources(
 ) -> ScoreResult:
     """Score files on the current Dask scheduler, one task per file (read by a worker).
 
-    Equal bit for bit to :func:`crossent.metrics.files.score_file` on each file in turn merged
-    by :func:`~crossent.metrics.files.merge_in_order`, which is what ``crossent score`` does.
+    Equal bit for bit to :func:`crossent.scoring.files.score_file` on each file in turn merged
+    by :func:`~crossent.scoring.files.merge_in_order`, which is what ``crossent score`` does.
     """
     dask = _require_dask()
     tasks = [dask.delayed(score_file)(source, columns, settings) for source in sources]
