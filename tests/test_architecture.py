@@ -4,6 +4,7 @@ layer to a higher one, no oversized modules."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,8 @@ LONG_MODULES: dict[str, str] = {}
 #: docs/ARCHITECTURE.md's layers ("What may import what"), by top-level name under crossent;
 #: "" is the top package (the public API), between report and the applications
 LAYERS = {
-    "errors": 10, "_lazy": 10, "_runtime": 10, "_memory": 10,
-    "_validation": 20, "units": 20,
+    "errors": 10, "_lazy": 10, "_memory": 10,
+    "_validation": 20, "units": 20, "_runtime": 20,
     "kernels": 30,
     "losses": 40, "distributed": 40, "nn": 40,
     "io": 50, "metrics": 50,
@@ -287,3 +288,46 @@ def test_the_layout_check_names_a_misplaced_test(tmp_path: Path) -> None:
 
 def test_tests_mirror_the_packages_with_one_naming_scheme() -> None:
     assert _test_layout_problems(TESTS, PACKAGE) == []
+
+
+#: the wordings of a bad option that only crossent._validation may write (check_int,
+#: check_number, check_bool, check_choice, not_a_choice); a message about a data value at a
+#: position (``target[2] = 10 is outside [0, 10)``) is not an option check and may be local
+BOUNDS_OR_CHOICE = re.compile(
+    r"\bmust be (?:one of|an integer|a finite number|a number|in [\[(]|>=|>|<=|<|True or False"
+    r"|positive|non-negative)|\bis not one of\b(?! the known labels)"
+)
+
+
+def _option_messages(path: Path) -> list[str]:
+    """``path:line`` of each string (f-string parts included, docstrings not) with a bounds or
+    choice wording."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value) for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        f"{path.name}:{node.lineno}" for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and id(node) not in docstrings and BOUNDS_OR_CHOICE.search(node.value)
+    ]
+
+
+def test_the_message_check_sees_an_f_string_and_skips_a_docstring(tmp_path: Path) -> None:
+    source = tmp_path / "module.py"
+    source.write_text(
+        'def f(k):\n    """k must be an integer >= 1."""\n'
+        '    raise ValueError(f"k = {k} must be >= 1")\n', encoding="utf-8"
+    )
+    assert _option_messages(source) == ["module.py:3"]
+
+
+def test_only_validation_writes_bounds_and_choice_messages() -> None:
+    written = [
+        message for name, path in _modules().items()
+        if not name.startswith("crossent._validation") for message in _option_messages(path)
+    ]
+    assert written == [], f"use crossent._validation's checks instead: {written}"

@@ -47,7 +47,7 @@ def test_thread_count_prefers_the_option_then_crossent_then_omp(
 
 def test_a_bad_thread_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROSSENT_THREADS", "two")
-    with pytest.raises(CrossentError, match="CROSSENT_THREADS='two' must be an integer >= 1"):
+    with pytest.raises(CrossentError, match="CROSSENT_THREADS = 'two' must be an integer >= 1"):
         _runtime.thread_count()
 
 
@@ -71,4 +71,4 @@ def test_threads_below_one_is_one_line_naming_the_option(command: list[str]) -> 
     result = CliRunner().invoke(app, [*command, "--threads", "0"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "error: --threads 0 must be an integer >= 1"]
+        "error: --threads = 0 must be an integer >= 1"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from crossent.errors import CrossentError
+from crossent._validation.numbers import check_int
 
 #: Variables that already decide how OpenMP threads wait; any of them set means "leave it".
 _WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
@@ -48,9 +48,7 @@ def _from_variable(name: str) -> int | None:
         return None
     # OMP_NUM_THREADS may be a list for nested regions ("4,2"): the first level is ours
     first = text.split(",")[0].strip()
-    if not first.isdigit() or int(first) < 1:
-        raise CrossentError(f"{name}={text!r} must be an integer >= 1")
-    return int(first)
+    return check_int(int(first) if first.isdigit() else text, name, low=1)
 
 
 def thread_count(threads: int | None = None) -> int:
@@ -61,9 +59,7 @@ def thread_count(threads: int | None = None) -> int:
         CrossentError: ``threads`` below 1, or one of the variables not an integer >= 1.
     """
     if threads is not None:
-        if threads < 1:
-            raise CrossentError(f"--threads {threads} must be an integer >= 1")
-        return threads
+        return check_int(threads, "--threads", low=1)
     for name in ("CROSSENT_THREADS", "OMP_NUM_THREADS"):
         value = _from_variable(name)
         if value is not None:

@@ -62,5 +62,5 @@ def test_bench_suite_accepts_the_underscore_spelling(calls: list) -> None:  # ty
 def test_bench_rejects_zero_reps_with_exit_2(calls: list) -> None:  # type: ignore[type-arg]
     result = CliRunner().invoke(app, ["bench", "--reps", "0"])
     assert result.exit_code == 2
-    assert "--reps 0 must be >= 1" in result.output
+    assert "--reps = 0 must be an integer >= 1" in result.output
     assert calls == []

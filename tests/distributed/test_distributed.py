@@ -63,9 +63,9 @@ def test_shard_range_tiles_the_catalogue_with_sizes_differing_by_at_most_one() -
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ((0, 0, 1), r"num_classes = 0 must be >= 1"),
-        ((10, 0, 0), r"world_size = 0 must be >= 1"),
-        ((10, 3, 3), r"rank = 3 is outside \[0, 3\)"),
+        ((0, 0, 1), r"num_classes = 0 must be an integer >= 1"),
+        ((10, 0, 0), r"world_size = 0 must be an integer >= 1"),
+        ((10, 3, 3), r"rank = 3 must be an integer in \[0, 2\]"),
         ((10, 1.0, 3), r"rank = 1.0 must be an integer"),
     ],
 )
@@ -192,7 +192,7 @@ _Y = torch.tensor([0, 1, 3])
     [
         ({"target": torch.tensor([0, 4, 1])}, r"target\[1\] = 4 is outside \[0, 4\)"),
         ({"target": torch.tensor([0, -2, 1])}, r"target\[1\] = -2 is outside \[0, 4\)"),
-        ({"target": torch.tensor([0.0, 1.0, 2.0])}, r"target must be an integer tensor"),
+        ({"target": torch.tensor([0.0, 1.0, 2.0])}, r"target must hold class indices in an"),
         ({"target": torch.tensor([0, 1])}, r"target has shape \(2,\) but hidden has shape"),
         ({"weight_shard": torch.zeros(4, 3)}, r"weight_shard has shape \(4, 3\) but hidden has D"),
         ({"weight_shard": torch.zeros(4)}, r"weight_shard must be a 2-D tensor"),

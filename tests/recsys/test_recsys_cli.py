@@ -117,7 +117,7 @@ def test_unknown_user_exits_2_with_one_line_naming_the_id(trained_dir):
     [
         (["--stage", "ranking", "--loss", "watch-time"], "a watch log has none"),
         (["--stage", "rank"], "--stage 'rank' is not one of retrieval, ranking"),
-        (["--loss", "focal"], "--loss 'focal' must be one of full, sampled, bce, gbce"),
+        (["--loss", "focal"], "--loss 'focal' is not one of full, sampled, bce, gbce"),
         (["--loss", "full,nope"], "--loss 'nope' is not one of full, sampled"),
         (["--model", "rnn"], "--model 'rnn' is not one of sequence, bag"),
         (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of constant, cosine"),
@@ -195,7 +195,7 @@ def test_train_with_several_losses_writes_one_table_of_objectives_beside_the_bas
         (["--videos", "0"], "--videos = 0 must be an integer >= 1"),
         (["--seed", "-1"], "--seed = -1 must be an integer >= 0"),
         (["--min-rating", "nan"], "--min-rating = nan must be a finite number"),
-        (["--threads", "0"], "--threads 0 must be an integer >= 1"),
+        (["--threads", "0"], "--threads = 0 must be an integer >= 1"),
         (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of constant, cosine"),
         (["--model", "mlp"], "--model 'mlp' is not one of sequence, bag"),
         (["--format", "xml"], "--format 'xml' is not one of"),

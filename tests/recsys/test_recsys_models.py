@@ -159,8 +159,8 @@ def test_ranking_model_maps_features_to_one_logit_per_row():
     ("build", "message"),
     [
         (lambda: CandidateConfig(n_items=0), "n_items = 0"),
-        (lambda: CandidateConfig(n_items=5, objective="neg"), "objective = 'neg' must be one"),
-        (lambda: CandidateConfig(n_items=5, model="rnn"), "model = 'rnn' must be one of"),
+        (lambda: CandidateConfig(n_items=5, objective="neg"), "objective = 'neg' is not one of"),
+        (lambda: CandidateConfig(n_items=5, model="rnn"), "model = 'rnn' is not one of"),
         (lambda: CandidateConfig(n_items=5, dim=10, heads=3), "multiple of heads = 3"),
         (lambda: CandidateConfig(n_items=5, dropout=1.0), "dropout = 1.0"),
         (lambda: RankingConfig(dim=4, n_dense=2, loss="mse"), "loss = 'mse'"),

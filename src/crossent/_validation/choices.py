@@ -7,6 +7,7 @@ annotation, the check and the message cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, TypeVar, get_args
 
 from crossent.errors import CrossentError
@@ -36,13 +37,30 @@ def choices_of(literal: Any) -> tuple[str, ...]:
     return tuple(get_args(literal))
 
 
+def not_a_choice(name: str, value: object, choices: Sequence[str]) -> CrossentError:
+    """The one wording of "not a valid choice", for a keyword or a command-line option.
+
+    A keyword shows Python literals; an option (a name starting with ``--``) shows the values
+    as they are typed on a command line.
+
+    Example:
+        >>> print(not_a_choice("reduction", "avg", ("none", "sum", "mean")))
+        reduction = 'avg' is not one of 'none', 'sum', 'mean'
+        >>> print(not_a_choice("--model", "tree", ("mlp", "linear")))
+        --model 'tree' is not one of mlp, linear
+    """
+    if name.startswith("--"):
+        return CrossentError(f"{name} {value!r} is not one of {', '.join(choices)}")
+    listed = ", ".join(repr(choice) for choice in choices)
+    return CrossentError(f"{name} = {value!r} is not one of {listed}")
+
+
 def check_choice(value: object, name: str, literal: Any) -> Any:
-    """``value`` if it is one of the values of ``literal``; otherwise an error listing them.
+    """``value`` if it is one of the values of ``literal``; otherwise :func:`not_a_choice`.
 
     Message: ``reduction = 'avg' is not one of 'none', 'sum', 'mean'``.
     """
     choices = choices_of(literal)
     if not isinstance(value, str) or value not in choices:
-        listed = ", ".join(repr(choice) for choice in choices)
-        raise CrossentError(f"{name} = {value!r} is not one of {listed}")
+        raise not_a_choice(name, value, choices)
     return value

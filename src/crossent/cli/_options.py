@@ -22,7 +22,8 @@ from typing import Annotated, Any
 import typer
 
 from crossent._validation.choices import choices_of as literal_values
-from crossent.errors import CrossentError
+from crossent._validation.choices import not_a_choice
+from crossent._validation.numbers import check_int
 
 Callback = Callable[[typer.CallbackParam, Any], Any]
 
@@ -54,9 +55,7 @@ def _canonical(choices: Any) -> Callable[[typer.CallbackParam, str], str]:
         try:
             return by_key[_key(text)]
         except KeyError:
-            raise CrossentError(
-                f"{_option_name(param)} {text!r} is not one of {', '.join(values)}"
-            ) from None
+            raise not_a_choice(_option_name(param), text, values) from None
 
     return canonical
 
@@ -91,8 +90,8 @@ def each_of(choices: Any) -> Callback:
 
 
 def _threads(param: typer.CallbackParam, value: int | None) -> int | None:
-    if value is not None and value < 1:
-        raise CrossentError(f"{_option_name(param)} {value} must be an integer >= 1")
+    if value is not None:
+        check_int(value, _option_name(param), low=1)
     return value
 
 

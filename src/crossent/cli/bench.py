@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from crossent._validation.numbers import check_int
 from crossent.cli._console import make_console
 from crossent.cli._options import listed, one_of
-from crossent.errors import CrossentError
 
 if TYPE_CHECKING:  # torch loads only when the benchmark runs
     from rich.console import Console
@@ -68,7 +68,7 @@ def bench(
     from crossent import benchmarking
 
     if reps < 1:
-        raise CrossentError(f"--reps {reps} must be >= 1")
+        check_int(reps, "--reps", low=1)
     console = make_console()
     console.print(benchmarking.machine_load())
     for title, name, sizes in _runs(suite, quick):

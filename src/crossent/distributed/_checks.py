@@ -122,7 +122,7 @@ def check_local_inputs(
         or target.is_complex()
         or target.dtype == torch.bool
     ):
-        return f"target must be an integer tensor of class indices, got {_describe(target)}"
+        return f"target must hold class indices in an integer tensor, got {_describe(target)}"
     if tuple(target.shape) != tuple(hidden.shape[:-1]):
         return (
             f"target has shape {tuple(target.shape)} but hidden has shape "

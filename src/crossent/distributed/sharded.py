@@ -33,6 +33,7 @@ from torch import Tensor
 
 from crossent._validation.choices import Reduction, Smoothing
 from crossent._validation.fused_options import check_fused_options
+from crossent._validation.numbers import check_int
 from crossent.distributed._checks import check_layout, check_local_inputs, check_options
 from crossent.distributed._function import ShardedCrossEntropyFunction, ShardPlan
 from crossent.errors import CrossentError
@@ -62,15 +63,9 @@ def shard_range(num_classes: int, rank: int, world_size: int) -> tuple[int, int]
     >>> [shard_range(10, r, 3) for r in range(3)]
     [(0, 4), (4, 7), (7, 10)]
     """
-    for name, value in (("num_classes", num_classes), ("rank", rank), ("world_size", world_size)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CrossentError(f"{name} = {value!r} must be an integer")
-    if num_classes < 1:
-        raise CrossentError(f"num_classes = {num_classes} must be >= 1")
-    if world_size < 1:
-        raise CrossentError(f"world_size = {world_size} must be >= 1")
-    if not 0 <= rank < world_size:
-        raise CrossentError(f"rank = {rank} is outside [0, {world_size}) (world_size)")
+    check_int(num_classes, "num_classes", low=1)
+    check_int(world_size, "world_size", low=1)
+    check_int(rank, "rank", low=0, high=world_size - 1)
     size, extra = divmod(num_classes, world_size)
     start = rank * size + min(rank, extra)
     return start, start + size + (1 if rank < extra else 0)

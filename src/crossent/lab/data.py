@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crossent import io
+from crossent._validation.numbers import check_number
 from crossent.errors import CrossentError, DataFileError
 from crossent.io import tables
 
@@ -185,7 +186,7 @@ def synthetic_gaussians(
     Bayes error and Bayes cross-entropy are computed exactly for these priors and this noise.
     """
     if not 0.0 <= label_noise < 0.5:
-        raise CrossentError(f"label_noise = {label_noise!r} must be in [0, 0.5)")
+        check_number(label_noise, "label_noise", low=0.0, high=0.5, high_open=True)
     n1 = per_class
     if imbalance is not None:
         check_imbalance(imbalance)

@@ -247,7 +247,7 @@ def _check_broadcast_weight(
             f"shape {tuple(input.shape)}"
         )
     if validate:
-        rules.check_nonnegative(weight, name, hint="; weights must be >= 0")
+        rules.check_nonnegative(weight, name, hint="; weights cannot be negative")
 
 
 def prepare_binary(

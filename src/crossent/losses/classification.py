@@ -344,23 +344,23 @@ def focal_loss(
     gamma_value = check_number(gamma, "gamma", low=0.0)
     checked = resolve(validate)
     if mode == "binary":
-        if input_kind not in ("logits", "probs"):
-            raise CrossentError(
-                f'input_kind = "{input_kind}" is not one of "logits", "probs" for mode="binary"'
-            )
+        binary_kind: BinaryInputKind = check_choice(
+            input_kind, "input_kind (with mode='binary')", BinaryInputKind
+        )
         prepared_binary = prepare_binary(
             input, target, weight=None, pos_weight=None, reduction=reduction,
-            label_smoothing=label_smoothing, input_kind=input_kind, base=base, eps=eps,
+            label_smoothing=label_smoothing, input_kind=binary_kind, base=base, eps=eps,
             validate=checked,
         )
         if alpha is not None:
             if isinstance(alpha, torch.Tensor):
-                raise CrossentError("alpha must be a number in [0, 1] for mode='binary'")
+                raise CrossentError("alpha: a tensor of class weights needs mode='multiclass'; "
+                                    "mode='binary' takes a number in [0, 1]")
             alpha = check_number(alpha, "alpha", low=0.0, high=1.0)
         return reference.binary_focal_loss(
             input, prepared_binary.target, gamma=gamma_value, alpha=alpha,
             label_smoothing=prepared_binary.label_smoothing, reduction=reduction,
-            divisor=prepared_binary.divisor, input_kind=input_kind, eps=prepared_binary.eps,
+            divisor=prepared_binary.divisor, input_kind=binary_kind, eps=prepared_binary.eps,
         )
     prepared = prepare_multiclass(
         input, target, weight=None, ignore_index=ignore_index, reduction=reduction,

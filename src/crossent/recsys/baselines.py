@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse
 from scipy.linalg import lapack
 
+from crossent._validation.numbers import check_number
 from crossent.errors import CrossentError
 from crossent.recsys.data import Interactions
 
@@ -93,8 +94,7 @@ class EASE:
         max_items: int = EASE_MAX_ITEMS,
         dtype: type[np.floating] = np.float64,
     ) -> None:
-        if not np.isfinite(lam) or lam <= 0:
-            raise CrossentError(f"lam = {lam!r} must be a finite number > 0")
+        check_number(lam, "lam", low=0.0, low_open=True)
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise CrossentError(f"dtype = {dtype!r} must be numpy.float32 or numpy.float64")
         self.lam = float(lam)

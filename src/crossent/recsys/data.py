@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from crossent._validation.numbers import check_int
+from crossent._validation.numbers import check_int, check_number
 from crossent.errors import CrossentError
 
 Stage = Literal["valid", "test"]
@@ -214,8 +214,7 @@ def implicit(inter: Interactions, min_rating: float = 4.0) -> Interactions:
     """
     if inter.rating is None:
         raise CrossentError("implicit() needs a rating column; this table has none")
-    if not np.isfinite(min_rating):
-        raise CrossentError(f"min_rating = {min_rating} must be a finite number")
+    check_number(min_rating, "min_rating")
     return inter.take(inter.rating >= min_rating)
 
 

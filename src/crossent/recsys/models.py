@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crossent._validation.choices import CandidateKind, Objective, RankingLoss
-from crossent._validation.numbers import check_int
+from crossent._validation.choices import CandidateKind, Objective, RankingLoss, check_choice
+from crossent._validation.numbers import check_int, check_number
 from crossent.errors import CrossentError
 from crossent.recsys import defaults, objectives
 from crossent.recsys.data import Interactions
@@ -95,20 +95,14 @@ class CandidateConfig:
             object.__setattr__(self, "tie_embeddings", tied)
         for name in ("n_items", "dim", "hidden", "history", "blocks", "heads", "n_negatives"):
             check_int(getattr(self, name), name, low=1)
-        for name, kind in (("model", CandidateKind), ("objective", Objective)):
-            choices = get_args(kind)
-            if getattr(self, name) not in choices:
-                raise CrossentError(
-                    f"{name} = {getattr(self, name)!r} must be one of {', '.join(choices)}"
-                )
+        check_choice(self.model, "model", CandidateKind)
+        check_choice(self.objective, "objective", Objective)
         if self.dim % self.heads:
             raise CrossentError(f"dim = {self.dim} must be a multiple of heads = {self.heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise CrossentError(f"dropout = {self.dropout!r} must be in [0, 1)")
+        check_number(self.dropout, "dropout", low=0.0, high=1.0, high_open=True)
         if self.tie_embeddings and self.model != "sequence":
             raise CrossentError("tie_embeddings needs model = 'sequence'")
-        if not 0.0 <= self.gbce_t <= 1.0:
-            raise CrossentError(f"gbce_t = {self.gbce_t!r} must be in [0, 1]")
+        check_number(self.gbce_t, "gbce_t", low=0.0, high=1.0)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CandidateConfig:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from crossent._validation.choices import StageName
+from crossent._validation.choices import StageName, not_a_choice
 from crossent.errors import CrossentError
 from crossent.recsys import defaults
 from crossent.recsys.data import Interactions
@@ -37,7 +37,7 @@ def parse_choices(text: str, kind: Any, option: str) -> tuple[str, ...]:
         raise CrossentError(f"{option} is empty; give one of {', '.join(allowed)}")
     for name in names:
         if name not in allowed:
-            raise CrossentError(f"{option} {name!r} must be one of {', '.join(allowed)}")
+            raise not_a_choice(option, name, allowed)
     return names
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from crossent._validation.numbers import check_int
+from crossent._validation.numbers import check_int, check_number
 from crossent.errors import CrossentError
 from crossent.recsys.data import Interactions
 from crossent.recsys.impressions import Impressions, sample_without_replacement
@@ -97,12 +97,9 @@ class SimulationConfig:
                 f"max_watches = {self.n_videos - self.max_watches} (impressions show distinct "
                 "unwatched videos)"
             )
-        if self.impressions_per_user < 0:
-            raise CrossentError(f"impressions_per_user = {self.impressions_per_user} must be >= 0")
+        check_int(self.impressions_per_user, "impressions_per_user", low=0)
         for name in ("taste_scale", "transition_scale", "zipf_exponent"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise CrossentError(f"{name} = {value!r} must be a finite number >= 0")
+            check_number(getattr(self, name), name, low=0.0)
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from crossent._validation.choices import LrSchedule, check_choice
-from crossent.errors import CrossentError
+from crossent._validation.numbers import check_bool, check_int, check_number
 from crossent.recsys import defaults
 from crossent.recsys.data import Interactions, Split
 from crossent.recsys.evaluate import evaluate_retrieval
@@ -77,14 +77,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CrossentError(f"{name} = {value!r} must be an integer >= 1")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise CrossentError(f"lr = {self.lr!r} must be a finite number > 0")
+            check_int(getattr(self, name), name, low=1)
+        check_number(self.lr, "lr", low=0.0, low_open=True)
         check_choice(self.lr_schedule, "lr_schedule", LrSchedule)
-        if not isinstance(self.bucket, bool):
-            raise CrossentError(f"bucket = {self.bucket!r} must be True or False")
+        check_bool(self.bucket, "bucket")
 
     def lr_at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
         """The learning rate of ``step`` (0-based) of ``epoch`` (1-based)."""

@@ -19,6 +19,9 @@ from typing import Any
 import orjson
 from starlette.requests import ClientDisconnect, Request
 
+from crossent._validation.numbers import check_int
+from crossent.errors import CrossentError
+
 DEFAULT_K = 10
 
 
@@ -80,8 +83,10 @@ async def read_body(
                 422, f"history[{position}] = {_shown(entry)}: must be an item id or a title"
             )
     k = body.get("k", DEFAULT_K)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_k:
-        raise RequestError(422, f"k = {_shown(k)}: must be an integer from 1 to {max_k}")
+    try:
+        check_int(k, "k", low=1, high=max_k)
+    except CrossentError as problem:
+        raise RequestError(422, str(problem)) from None
     return history, k
 
 
