@@ -93,10 +93,30 @@ def test_recommend_lists_unwatched_items_with_original_ids(trained_dir):
     assert recommended <= set(range(100, 125)) and not recommended & watched
 
 
-def test_evaluate_reports_stored_and_recomputed_metrics(trained_dir):
-    data, out, _ = trained_dir
+def test_the_default_run_catches_up_on_every_watch_and_evaluate_refuses_to_rescore_it(
+    trained_dir,
+):
+    data, out, output = trained_dir
+    assert "catch-up epoch 1" in output and "catch-up epoch 2" in output
+    assert "catch-up epoch 3" not in output
     stored = runner.invoke(app, ["evaluate", "--model", str(out)])
     assert stored.exit_code == 0 and "cross_entropy" in stored.output
+    again = runner.invoke(
+        app, ["evaluate", "--model", str(out), "--data", str(data), "--min-rating", "3"]
+    )
+    assert again.exit_code == 2
+    assert "--catch-up 0" in again.output
+
+
+def test_evaluate_recomputes_the_metrics_of_a_model_saved_without_catch_up(tmp_path):
+    data = _ratings_file(tmp_path / "ratings.csv")
+    out = tmp_path / "m"
+    trained = runner.invoke(
+        app, ["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--dim", "8",
+              "--min-rating", "3", "--catch-up", "0"],
+    )
+    assert trained.exit_code == 0, trained.output
+    assert "catch-up" not in trained.output
     again = runner.invoke(
         app, ["evaluate", "--model", str(out), "--data", str(data), "--min-rating", "3"]
     )
@@ -187,6 +207,7 @@ def test_train_with_several_losses_writes_one_table_of_objectives_beside_the_bas
         (["--max-examples", "0"], "--max-examples = 0 must be an integer >= 1"),
         (["--negatives", "0"], "--negatives = 0 must be an integer >= 1"),
         (["--holdout", "-1"], "--holdout = -1 must be an integer >= 0"),
+        (["--catch-up", "-1"], "--catch-up = -1 must be an integer >= 0"),
         (["--dropout", "1"], "--dropout = 1.0 is outside [0, 1)"),
         (["--lr", "0"], "--lr = 0.0 must be"),
         (["--weight-decay", "-1"], "--weight-decay = -1.0"),

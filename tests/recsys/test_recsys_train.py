@@ -255,3 +255,37 @@ def test_refit_runs_exactly_its_epochs_on_every_watch() -> None:
     # every watch but each user's first is a training target: none is held out
     _, targets = model.examples(log)
     assert int((targets != IGNORE).sum()) == len(log) - len(np.unique(log.user))
+
+
+def test_catch_up_continues_the_kept_model_on_every_watch_with_a_decaying_rate(monkeypatch):
+    from crossent.recsys import retrieval
+    from crossent.recsys.retrieval import catch_up_on_all_watches, train_retrieval
+
+    log = simulate(SimulationConfig(n_users=40, n_videos=60, seed=1)).interactions
+    config = TrainConfig(epochs=2, batch_size=64, patience=2)
+    result = train_retrieval(
+        log, model_config={"dim": 8, "history": 8}, train_config=config, baselines=False
+    )
+    kept = result.candidate
+    before = {k: v.clone() for k, v in kept.state_dict().items()}
+    reported = dict(result.retrieval["model"])
+    seen: list[tuple[int, float]] = []
+    original = retrieval.refit_candidate
+
+    def spy(model, watches, train_config, **kwargs):
+        seen.append((len(watches), train_config.lr_at(2, 10**9, 1)))
+        assert train_config.lr_schedule == "cosine" and train_config.epochs == 3
+        return original(model, watches, train_config, **kwargs)
+
+    monkeypatch.setattr(retrieval, "refit_candidate", spy)
+    catch_up_on_all_watches(result, config, 3)
+    # every watch of the run, the held-out validation and test ones included
+    assert seen[0][0] == len(log) > len(result.split.train)
+    assert seen[0][1] == pytest.approx(0.0, abs=1e-12)  # cos decay reaches 0 at its horizon
+    assert result.info["catch_up_epochs"] == 3
+    assert len(result.histories["catch-up"].train_bits) == 3
+    assert result.retrieval["model"] == reported  # the table keeps the model that never saw test
+    # the kept model is left as it was; the saved one went on from its weights
+    assert all(torch.equal(before[k], v) for k, v in kept.state_dict().items())
+    assert result.candidate is not kept
+    assert any(not torch.equal(before[k], v) for k, v in result.candidate.state_dict().items())

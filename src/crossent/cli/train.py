@@ -148,6 +148,17 @@ RefitOption = Annotated[
     ),
 ]
 
+CatchUpOption = Annotated[
+    int,
+    typer.Option(
+        "--catch-up",
+        help="Retrieval on a file: after early stopping, train the kept model this many more "
+        "epochs on every watch, the validation and test ones included, the learning rate "
+        "decaying to 0, and save that one (0: save the early-stopped model; the tables report "
+        "it either way). Ignored with --refit.",
+    ),
+]
+
 ResumeOption = Annotated[
     bool,
     typer.Option(
@@ -178,6 +189,7 @@ def train(
     batch_size: BatchSizeOption = defaults.BATCH_TARGETS,
     max_examples: MaxExamplesOption = None,
     refit: RefitOption = False,
+    catch_up: CatchUpOption = defaults.CATCH_UP,
     users: UsersOption = 4000,
     videos: VideosOption = 1000,
     seed: SeedOption = 0,
@@ -229,7 +241,7 @@ def train(
         stage, loss, model, dim=dim, history=history, dropout=dropout, blocks=blocks,
         tie_embeddings=not launch.distributed if tie_embeddings is None else tie_embeddings,
         train=train_config,
-        negatives=negatives, holdout=holdout, refit=refit,
+        negatives=negatives, holdout=holdout, refit=refit, catch_up=catch_up,
     )
     extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}
     source: Interactions | SimulationConfig
@@ -250,8 +262,9 @@ def train(
         write_tables_json(result, json_file)
     report = write_report(result, out, title=f"crossent train: {data}")
     console.print(f"report: {report}")
-    if "refit_epochs" in result.info:
-        extra["refit_epochs"] = result.info["refit_epochs"]
+    for key in ("refit_epochs", "catch_up_epochs"):
+        if key in result.info:
+            extra[key] = result.info[key]
     if "ranking_examples" in result.info:
         extra["ranking_examples"] = result.info["ranking_examples"]
     path = save_checkpoint(
@@ -281,6 +294,7 @@ def _check_numbers(options: dict[str, object]) -> None:
                  "videos", "negatives"):
         check_int(options[name], f"--{name.replace('_', '-')}", low=1)
     check_int(options["holdout"], "--holdout", low=0)
+    check_int(options["catch_up"], "--catch-up", low=0)
     check_int(options["seed"], "--seed", low=0)
     if options["min_rating"] is not None:
         check_number(options["min_rating"], "--min-rating")

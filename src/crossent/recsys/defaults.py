@@ -46,3 +46,7 @@ BATCH_TARGETS: Final = 1024
 EPOCHS: Final = 200
 #: Epochs without a better validation NDCG@10 before training stops (best epoch kept).
 PATIENCE: Final = 10
+#: Epochs the early-stopped model then trains on every watch, the held-out validation and test
+#: watches included, its learning rate decaying to 0 ("catch-up"; 0: none), so the model
+#: that is saved has learnt each user's most recent watches.
+CATCH_UP: Final = 2

@@ -53,6 +53,14 @@ def evaluate_checkpoint(
             "watches included, so a test score would be meaningless; the report saved beside "
             "it holds the scores of the model that never saw them"
         )
+    if checkpoint.extra.get("catch_up_epochs"):
+        raise CrossentError(
+            f"this model trained {checkpoint.extra['catch_up_epochs']} more epochs on every "
+            "watch after early stopping (crossent train --catch-up), its test watches "
+            "included, so a test score would be meaningless; the report saved beside it holds "
+            "the scores of the model that never saw them (train with --catch-up 0 to evaluate "
+            "again)"
+        )
     truth = None
     if watches is None:
         watches, truth = _simulated(checkpoint)

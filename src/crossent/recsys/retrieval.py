@@ -10,6 +10,7 @@ the peak memory.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -250,6 +251,39 @@ def refit_on_all_watches(
     )
     result.candidate = model
     result.info["refit_epochs"] = epochs
+
+
+def catch_up_on_all_watches(
+    result: RunResult,
+    train_config: TrainConfig,
+    epochs: int,
+    *,
+    progress: bool = True,
+    listener: Listener | None = None,
+) -> None:
+    """Train the early-stopped ``result.candidate`` ``epochs`` more epochs on every watch.
+
+    The held-out validation and test watches are each user's most recent ones; on short
+    histories they are a large share of what a user did, and the model that serves should have
+    learnt them. The model early stopping kept goes on, with its weights, on all of
+    ``result.watches`` while the learning rate decays from ``train_config.lr`` to 0 (cosine
+    over the ``epochs``), so it ends settled rather than at an arbitrary step. Unlike a refit
+    from scratch (:func:`refit_on_all_watches`) it keeps the epoch that validation chose. The
+    metrics already in ``result`` stay those of the model that never saw the test watches;
+    ``result.info["catch_up_epochs"]`` records the catch-up.
+    """
+    note(
+        listener, "catch-up",
+        f"{epochs} epochs on all {len(result.watches):,} watches (held-out ones included), "
+        "the learning rate decaying to 0",
+    )
+    config = dataclasses.replace(train_config, epochs=epochs, lr_schedule="cosine", resume=None)
+    model = copy.deepcopy(result.candidate)
+    result.histories["catch-up"] = refit_candidate(
+        model, result.watches, config, label="catch-up", progress=progress, listener=listener
+    )
+    result.candidate = model
+    result.info["catch_up_epochs"] = epochs
 
 
 def compare_objectives(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from crossent._validation.choices import StageName, not_a_choice
+from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.recsys import defaults
 from crossent.recsys.data import Interactions
@@ -20,7 +21,12 @@ from crossent.recsys.parallel import Launch
 from crossent.recsys.pipeline import run_simulated
 from crossent.recsys.ranking_stage import train_logged_ranking
 from crossent.recsys.results import RunResult
-from crossent.recsys.retrieval import compare_objectives, refit_on_all_watches, train_retrieval
+from crossent.recsys.retrieval import (
+    catch_up_on_all_watches,
+    compare_objectives,
+    refit_on_all_watches,
+    train_retrieval,
+)
 from crossent.recsys.simulate import SimulationConfig
 from crossent.recsys.train import TrainConfig
 
@@ -59,6 +65,11 @@ class TrainRequest:
     holdout: int = 5
     #: retrain the saved retrieval model on every watch for the epochs early stopping chose
     refit: bool = False
+    #: then train the early-stopped model this many epochs on every watch (without --refit)
+    catch_up: int = defaults.CATCH_UP
+
+    def __post_init__(self) -> None:
+        check_int(self.catch_up, "catch_up", low=0)
 
     @classmethod
     def parse(cls, stage: str, loss: str, model: str, **options: Any) -> TrainRequest:
@@ -202,8 +213,11 @@ def run_training(
         listener=listener,
         launch=launch,
     )
-    if request.refit and not ranking and not launch.distributed:
-        refit_on_all_watches(result, request.train, listener=listener)
+    if not ranking and not launch.distributed:
+        if request.refit:
+            refit_on_all_watches(result, request.train, listener=listener)
+        elif request.catch_up:
+            catch_up_on_all_watches(result, request.train, request.catch_up, listener=listener)
     if ranking:
         train_logged_ranking(
             result,

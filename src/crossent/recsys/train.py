@@ -354,6 +354,7 @@ def refit_candidate(
     watches: Interactions,
     config: TrainConfig,
     *,
+    label: str = "refit",
     progress: bool = True,
     listener: Listener | None = None,
 ) -> TrainHistory:
@@ -374,5 +375,5 @@ def refit_candidate(
         (2, 2)
     """
     return _train_candidate(
-        model, watches, config, None, label="refit", progress=progress, listener=listener
+        model, watches, config, None, label=label, progress=progress, listener=listener
     )
