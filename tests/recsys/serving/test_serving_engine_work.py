@@ -67,3 +67,14 @@ def test_length_groups_cover_every_row_once_at_its_longest_history() -> None:
     for group, width in groups:
         assert width == max(1, min(200, int(lengths[group].max())))
     assert recommend._groups(lengths, 200, cut_padding=False)[0][1] == 200
+
+
+def test_the_mmap_threshold_can_be_pinned_on_glibc() -> None:
+    import platform
+
+    from crossent.recsys.serving.engine import MMAP_THRESHOLD, fix_mmap_threshold
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip(f"mallopt is glibc's; this C library is {platform.libc_ver()[0] or 'unknown'}")
+    assert MMAP_THRESHOLD == 256 * 1024
+    assert fix_mmap_threshold() is True

@@ -66,6 +66,30 @@ def release_freed_heap() -> None:
         return
 
 
+#: glibc's ``M_MMAP_THRESHOLD`` for a serving process: blocks of this size or more are mapped
+#: on their own and unmapped when freed (see :func:`fix_mmap_threshold`).
+MMAP_THRESHOLD = 256 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+
+
+def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
+    """Pin glibc's mmap threshold at ``size`` bytes; False where there is no glibc.
+
+    By default glibc raises the threshold to the size of each mapped block it frees, so after
+    a few batches a server's score and top-k buffers (hundreds of KiB, a different size for
+    every batch size and history length) come from the heap instead, and the heap fragments:
+    resident memory creeps up with no more data held. Pinning the threshold keeps those
+    buffers mapped, each returned to the system when freed; the cost is a fresh mapping per
+    large buffer, once per batch rather than per request. The README's ``crossent serve``
+    section has the measurement.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, size))
+    except (OSError, AttributeError):
+        return False
+
+
 class Engine:
     """Answers batches of :class:`Question` from one checkpoint (see the module docstring).
 
