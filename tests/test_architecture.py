@@ -331,3 +331,36 @@ def test_only_validation_writes_bounds_and_choice_messages() -> None:
         if not name.startswith("crossent._validation") for message in _option_messages(path)
     ]
     assert written == [], f"use crossent._validation's checks instead: {written}"
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def _long_functions(path: Path, limit: int) -> list[str]:
+    """``name (lines)`` of each function in ``path`` longer than ``limit`` lines, its docstring
+    not counted (a long example is welcome; long logic is not)."""
+    long = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                lines -= (first.end_lineno or first.lineno) - first.lineno + 1
+            if lines >= limit:
+                long.append(f"{node.name} ({lines})")
+    return long
+
+
+def test_the_function_check_counts_code_not_docstrings(tmp_path: Path) -> None:
+    source = tmp_path / "module.py"
+    body = "\n".join(f"    x{i} = {i}" for i in range(8))
+    source.write_text(f'def f():\n    """One.\n\n    Two.\n    """\n{body}\n', encoding="utf-8")
+    assert _long_functions(source, 9) == ["f (9)"] and _long_functions(source, 10) == []
+
+
+def test_no_recsys_function_reaches_60_lines() -> None:
+    long = {
+        name: found for name, path in _modules().items()
+        if name.startswith("crossent.recsys") and (found := _long_functions(path, 60))
+    }
+    assert long == {}
