@@ -81,10 +81,8 @@ def serve(
     import uvicorn
 
     from crossent.recsys.serving.app import create_app
-    from crossent.recsys.serving.engine import fix_mmap_threshold
 
     torch.set_num_threads(threads)
-    fix_mmap_threshold()  # a long-running process: large buffers mapped, not fragmenting the heap
     app = create_app(
         model,
         max_batch=max_batch,
