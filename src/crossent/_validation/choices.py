@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar, get_args
 
-from crossent.errors import CrossentError
+from crossent.errors import OptionError
 
 Reduction = Literal["none", "sum", "mean"]
 Smoothing = Literal["uniform", "off_target"]
@@ -37,7 +37,7 @@ def choices_of(literal: Any) -> tuple[str, ...]:
     return tuple(get_args(literal))
 
 
-def not_a_choice(name: str, value: object, choices: Sequence[str]) -> CrossentError:
+def not_a_choice(name: str, value: object, choices: Sequence[str]) -> OptionError:
     """The one wording of "not a valid choice", for a keyword or a command-line option.
 
     A keyword shows Python literals; an option (a name starting with ``--``) shows the values
@@ -49,10 +49,14 @@ def not_a_choice(name: str, value: object, choices: Sequence[str]) -> CrossentEr
         >>> print(not_a_choice("--model", "tree", ("mlp", "linear")))
         --model 'tree' is not one of mlp, linear
     """
-    if name.startswith("--"):
-        return CrossentError(f"{name} {value!r} is not one of {', '.join(choices)}")
-    listed = ", ".join(repr(choice) for choice in choices)
-    return CrossentError(f"{name} = {value!r} is not one of {listed}")
+
+    def describe(name: str) -> str:
+        if name.startswith("--"):
+            return f"{name} {value!r} is not one of {', '.join(choices)}"
+        listed = ", ".join(repr(choice) for choice in choices)
+        return f"{name} = {value!r} is not one of {listed}"
+
+    return OptionError(name, describe)
 
 
 def check_choice(value: object, name: str, literal: Any) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from crossent.errors import CrossentError
+from crossent.errors import OptionError
 
 
 def _is_int(value: object) -> bool:
@@ -42,8 +42,8 @@ def check_int(
         if (low is None or number >= low) and (high is None or number <= high):
             return number
     alternative = " or None" if none_ok else ""
-    raise CrossentError(
-        f"{name} = {value!r} must be an integer{_bound_text(low, high)}{alternative}"
+    raise OptionError(
+        name, lambda n: f"{n} = {value!r} must be an integer{_bound_text(low, high)}{alternative}"
     )
 
 
@@ -79,16 +79,21 @@ def check_number(
     bound = _bound_text(low, high, low_open, high_open)
     if low is not None and high is not None:
         if not _is_real(value):
-            raise CrossentError(f"{name} = {value!r} must be a number{bound}{alternative}")
+            raise OptionError(
+                name, lambda n: f"{n} = {value!r} must be a number{bound}{alternative}"
+            )
         number = float(value)  # type: ignore[arg-type]
         if not _inside(number, low, high, low_open, high_open):
-            raise CrossentError(f"{name} = {value!r} is outside{bound.removeprefix(' in')}")
+            outside = bound.removeprefix(" in")
+            raise OptionError(name, lambda n: f"{n} = {value!r} is outside{outside}")
         return number
     if _is_real(value):
         number = float(value)  # type: ignore[arg-type]
         if math.isfinite(number) and _inside(number, low, high, low_open, high_open):
             return number
-    raise CrossentError(f"{name} = {value!r} must be a finite number{bound}{alternative}")
+    raise OptionError(
+        name, lambda n: f"{n} = {value!r} must be a finite number{bound}{alternative}"
+    )
 
 
 def _inside(
@@ -105,5 +110,5 @@ def _inside(
 def check_bool(value: object, name: str) -> bool:
     """``value`` if it is ``True`` or ``False``."""
     if not isinstance(value, bool):
-        raise CrossentError(f"{name} = {value!r} must be True or False")
+        raise OptionError(name, lambda n: f"{n} = {value!r} must be True or False")
     return value
