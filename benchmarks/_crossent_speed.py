@@ -26,6 +26,7 @@ from crossent.recsys.loaders import load_sequences
 from crossent.recsys.objectives import IGNORE
 from crossent.recsys.retrieval import train_retrieval
 from crossent.recsys.sequence import sequence_examples
+from crossent.recsys.spec import ModelSpec
 from crossent.recsys.train import TrainConfig
 
 SEQUENCES_PER_BATCH = 128  # RecTools' batch_size
@@ -49,8 +50,8 @@ def main() -> None:
     started = time.perf_counter()
     result = train_retrieval(
         watches,
-        model_config={"model": "sequence", "dim": 64, "history": args.history,
-                      "dropout": 0.2, "blocks": 2, "heads": 1, "objective": "full"},
+        model=ModelSpec(dim=64, history=args.history, dropout=0.2, blocks=2, heads=1),
+        objective="full",
         train_config=TrainConfig(epochs=args.epochs, patience=args.epochs + 1, lr=1e-3,
                                  lr_schedule="constant", batch_size=batch),
         baselines=False,

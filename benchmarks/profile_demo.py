@@ -28,7 +28,7 @@ PHASES = {
     "EASE: λ grid + test": ("recsys/retrieval.py", "add_fitted_baselines"),
     "bag baseline (training + test)": ("recsys/retrieval.py", "add_bag_baseline"),
     "every retrieval evaluation (all of the above)": ("recsys/evaluate.py", "evaluate_retrieval"),
-    "ranking stage": ("recsys/pipeline.py", "train_simulated_ranking"),
+    "ranking stage": ("recsys/ranking_stage.py", "train_simulated_ranking"),
     "simulation": ("recsys/simulate.py", "simulate"),
     "report figures": ("recsys/report.py", "write_report"),
     "checkpoint": ("recsys/checkpoint.py", "save_checkpoint"),

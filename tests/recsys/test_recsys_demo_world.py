@@ -7,23 +7,17 @@ ranking is the oracle.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from crossent.recsys.pipeline import run_simulated
-from crossent.recsys.run import demo_setup
+from crossent.recsys.run import demo_setup, run
 
 
 def measure_demo_world(seed: int) -> dict[str, float]:
     """The demo's world and retrieval schedule (``demo_setup``), world and training seeded."""
-    config, request, _ = demo_setup(seed=seed)
-    result, _ = run_simulated(
-        config,
-        objectives=request.objectives,
-        model_config=request.model_config(),
-        train_config=request.train,
-        stages=("retrieval",),
-        progress=False,
-    )
+    config, spec = demo_setup(seed=seed)
+    result = run(dataclasses.replace(spec, stage="retrieval"), config, progress=False)
     model, bag = result.cross_entropy, result.baseline_cross_entropy["bag model"]
     bayes = model["bayes_nats"]
     ease = next(value for name, value in result.retrieval.items() if name.startswith("EASE"))

@@ -12,6 +12,7 @@ from crossent.cli._events import RichListener
 from crossent.recsys import events
 from crossent.recsys.data import Interactions
 from crossent.recsys.retrieval import train_retrieval
+from crossent.recsys.spec import ModelSpec
 from crossent.recsys.train import TrainConfig
 
 
@@ -25,7 +26,7 @@ def _watches() -> Interactions:
 def _train(listener: events.Listener | None):
     torch.manual_seed(0)
     return train_retrieval(
-        _watches(), model_config={"model": "bag", "dim": 8, "history": 4},
+        _watches(), model=ModelSpec(kind="bag", dim=8, history=4),
         train_config=TrainConfig(epochs=2, patience=2, batch_size=8), listener=listener,
     )
 

@@ -197,12 +197,13 @@ def test_logged_ranking_is_platt_scaled_on_the_validation_examples(tmp_path):
     from crossent.recsys.logged_ranking import logged_ranking_inputs
     from crossent.recsys.ranking_stage import train_logged_ranking
     from crossent.recsys.retrieval import train_retrieval
+    from crossent.recsys.spec import ModelSpec
     from crossent.recsys.train import TrainConfig
 
     watches = load_interactions(_two_tastes_file(tmp_path / "ratings.csv"))
     result = train_retrieval(
         watches,
-        model_config={"dim": 8},
+        model=ModelSpec(dim=8),
         train_config=TrainConfig(epochs=5, lr=0.01, weight_decay=0.1, batch_size=512),
         baselines=False,
         progress=False,
@@ -211,7 +212,7 @@ def test_logged_ranking_is_platt_scaled_on_the_validation_examples(tmp_path):
     for bad, message in ((-1, "holdout = -1 must be an integer >= 0"), (8, "more than 8")):
         with pytest.raises(CrossentError, match=message):  # 8 training watches per user
             train_logged_ranking(result, holdout=bad, negatives=2, progress=False)
-    train_logged_ranking(
+    result = train_logged_ranking(
         result,
         negatives=2,
         holdout=3,
@@ -240,7 +241,7 @@ def test_logged_ranking_is_platt_scaled_on_the_validation_examples(tmp_path):
     assert metrics["model"]["auc"] == pytest.approx(metrics["model, uncalibrated"]["auc"])
     # evaluating the trained model again, with the features' generator, gives the same numbers
     trained = dict(metrics)
-    evaluate_logged_ranking(result, model, negatives=2, seed=0, candidate=features)
+    result = evaluate_logged_ranking(result, model, negatives=2, seed=0, candidate=features)
     for name in ("model", "model, uncalibrated"):
         assert result.ranking_metrics[name] == pytest.approx(trained[name], rel=1e-9)
 

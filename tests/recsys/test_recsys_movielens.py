@@ -17,6 +17,7 @@ from crossent.recsys.baselines import EASE, MostPopular
 from crossent.recsys.data import implicit, k_core, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.loaders import load_movielens
+from crossent.recsys.spec import ModelSpec
 
 
 def test_loader_reads_every_rating(movielens_small: Path) -> None:
@@ -88,7 +89,7 @@ def measure_movielens_sequence(data: Path, seed: int) -> dict[str, float]:
     watches = implicit(load_movielens(data), 4.0)
     result = train_retrieval(
         watches,
-        model_config=MOVIELENS_MODEL,
+        model=MOVIELENS_MODEL,
         train_config=TrainConfig(**{**MOVIELENS_TRAIN, "epochs": 10, "seed": seed}),
         baselines=False,
         progress=False,
@@ -113,10 +114,7 @@ def test_the_sequence_model_ranks_with_most_popular(movielens_small: Path) -> No
 
 
 #: the settings the bounds above were measured with (1092 real targets: 16 windows here)
-MOVIELENS_MODEL = {
-    "model": "sequence", "dim": 64, "history": 200, "dropout": 0.3, "blocks": 2,
-    "tie_embeddings": True,
-}
+MOVIELENS_MODEL = ModelSpec(dim=64, history=200, dropout=0.3, blocks=2, tie_embeddings=True)
 MOVIELENS_TRAIN = {
     "lr": 5e-3, "lr_schedule": "cosine", "batch_size": 1092, "epochs": 25, "patience": 10,
     "seed": 0,

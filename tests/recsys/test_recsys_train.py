@@ -15,10 +15,11 @@ from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.models import CandidateConfig, CandidateModel, bag_examples
 from crossent.recsys.next_watch import retrieval_cross_entropy
 from crossent.recsys.objectives import IGNORE
-from crossent.recsys.pipeline import run_simulated
 from crossent.recsys.recommend import recommend_users
+from crossent.recsys.run import run
 from crossent.recsys.sequence import bucketed
 from crossent.recsys.simulate import SimulationConfig, simulate
+from crossent.recsys.spec import ModelSpec, RunSpec, TrainingSpec
 from crossent.recsys.train import TrainConfig, fit_candidate, refit_candidate
 
 
@@ -79,16 +80,18 @@ def train_small_world(seed: int):
     config = SimulationConfig(
         n_users=300, n_videos=40, max_watches=12, taste_scale=8.0, seed=seed
     )
-    return run_simulated(
-        config,
-        # 14 real targets: 2 windows of this world's 7 on average, as the bounds were measured
-        train_config=TrainConfig(epochs=12, lr=0.01, batch_size=14, patience=3, seed=seed),
-        ranking_config=TrainConfig(epochs=4, lr=0.01, batch_size=256, seed=seed),
+    spec = RunSpec(
+        stage="ranking",
         # pinned, not the defaults: the bounds below were measured with this model
-        model_config={"dim": 16, "hidden": 32, "history": 12, "dropout": 0.2,
-                      "tie_embeddings": False},
-        progress=False,
+        model=ModelSpec(dim=16, hidden=32, history=12, dropout=0.2, tie_embeddings=False),
+        training=TrainingSpec(
+            # 14 real targets: 2 windows of this world's 7 on average, as the bounds were
+            # measured
+            schedule=TrainConfig(epochs=12, lr=0.01, batch_size=14, patience=3, seed=seed),
+            ranking=TrainConfig(epochs=4, lr=0.01, batch_size=256, seed=seed),
+        ),
     )
+    return run(spec, config, progress=False), simulate(config)
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +267,7 @@ def test_catch_up_continues_the_kept_model_on_every_watch_with_a_decaying_rate(m
     log = simulate(SimulationConfig(n_users=40, n_videos=60, seed=1)).interactions
     config = TrainConfig(epochs=2, batch_size=64, patience=2)
     result = train_retrieval(
-        log, model_config={"dim": 8, "history": 8}, train_config=config, baselines=False
+        log, model=ModelSpec(dim=8, history=8), train_config=config, baselines=False
     )
     kept = result.candidate
     before = {k: v.clone() for k, v in kept.state_dict().items()}
@@ -278,7 +281,9 @@ def test_catch_up_continues_the_kept_model_on_every_watch_with_a_decaying_rate(m
         return original(model, watches, train_config, **kwargs)
 
     monkeypatch.setattr(retrieval, "refit_candidate", spy)
-    catch_up_on_all_watches(result, config, 3)
+    kept_result = result
+    result = catch_up_on_all_watches(result, config, 3)
+    assert "catch-up" not in kept_result.histories  # a new result; the first is unchanged
     # every watch of the run, the held-out validation and test ones included
     assert seen[0][0] == len(log) > len(result.split.train)
     assert seen[0][1] == pytest.approx(0.0, abs=1e-12)  # cos decay reaches 0 at its horizon

@@ -48,25 +48,17 @@ def demo(
     from crossent.cli._events import RichListener
     from crossent.cli._recsys_common import print_bayes_gaps, print_result
     from crossent.recsys.checkpoint import save_checkpoint
-    from crossent.recsys.pipeline import run_simulated
     from crossent.recsys.report import write_report, write_tables_json
-    from crossent.recsys.run import demo_setup
+    from crossent.recsys.run import demo_setup, run
 
     configure_threads(threads)
     console = make_console()
     start = time.perf_counter()
-    config, request, ranking_config = demo_setup(
+    config, spec = demo_setup(
         quick=quick, users=users, videos=videos, epochs=epochs, loss=loss, model=model,
         seed=seed,
     )
-    result, _ = run_simulated(
-        config,
-        objectives=request.objectives,
-        model_config=request.model_config(),
-        train_config=request.train,
-        ranking_config=ranking_config,
-        listener=RichListener(console),
-    )
+    result = run(spec, config, listener=RichListener(console))
     print_result(console, result)
     if json_file is not None:
         write_tables_json(result, json_file)

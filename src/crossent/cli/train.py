@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -212,7 +213,6 @@ def train(
 
     configure_threads(threads)
 
-    from crossent._validation.choices import check_choice
     from crossent.cli._events import RichListener
     from crossent.cli._recsys_common import load_watches, print_result
     from crossent.recsys.checkpoint import save_checkpoint
@@ -220,40 +220,41 @@ def train(
     from crossent.recsys.parallel import launch_from_env, shutdown
     from crossent.recsys.report import write_report, write_tables_json
     from crossent.recsys.resume import stop_on_interrupt, training_state
-    from crossent.recsys.run import TrainRequest, run_training, simulation_config
+    from crossent.recsys.run import run
     from crossent.recsys.simulate import SimulationConfig
+    from crossent.recsys.spec import RunSpec
     from crossent.recsys.titles import titles_for
-    from crossent.recsys.train import TrainConfig
 
-    _check_numbers(locals())  # before any data is read, naming the options as typed
+    # every option checked, naming it as typed, before any data is read
+    spec = RunSpec.from_options(
+        stage=stage, loss=loss, model=model, dim=dim, history=history, dropout=dropout,
+        blocks=blocks, tie_embeddings=defaults.TIE_EMBEDDINGS if tie_embeddings is None
+        else tie_embeddings, epochs=epochs, lr=lr, lr_schedule=lr_schedule,
+        weight_decay=weight_decay, batch_size=batch_size, max_examples=max_examples, seed=seed,
+        patience=patience, refit=refit, catch_up=catch_up, data=data, format=format,
+        min_rating=min_rating, users=users, videos=videos, negatives=negatives, holdout=holdout,
+    )
     launch = launch_from_env()  # joins torchrun's process group, if launched by torchrun
+    if launch.distributed and tie_embeddings is None:
+        # the sharded softmax splits a separate output table across the ranks
+        spec = replace(spec, model=replace(spec.model, tie_embeddings=False))
     console = make_console(quiet=not launch.is_main)
     state = training_state(
         out, settings, resume=resume, distributed=launch.distributed, say=console.print
     )
-    train_config = TrainConfig(
-        epochs=epochs, lr=lr, lr_schedule=check_choice(lr_schedule, "--lr-schedule", LrSchedule),
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        max_examples=max_examples, seed=seed, patience=patience, resume=state,
-    )
-    request = TrainRequest.parse(
-        stage, loss, model, dim=dim, history=history, dropout=dropout, blocks=blocks,
-        tie_embeddings=not launch.distributed if tie_embeddings is None else tie_embeddings,
-        train=train_config,
-        negatives=negatives, holdout=holdout, refit=refit, catch_up=catch_up,
-    )
+    schedule = replace(spec.training.schedule, resume=state)
+    spec = replace(spec, training=replace(spec.training, schedule=schedule))
     extra: dict[str, object] = {"data": data, "format": format, "min_rating": min_rating}
     source: Interactions | SimulationConfig
-    if data == "simulated":
-        source = simulation_config(users, videos, seed)
+    if spec.data.simulated:
+        source = spec.data.simulation(seed)
         extra["simulation"] = vars(source)
     else:
         source = load_watches(data, format, min_rating)
     if isinstance(source, Interactions):
         console.print(f"loaded {source!r} from {data}")
     with stop_on_interrupt(state):  # Ctrl-C: one line naming the saved epochs
-        result = run_training(source, request, launch=launch, listener=RichListener(console))
+        result = run(spec, source, launch=launch, listener=RichListener(console))
     if not launch.is_main:  # the other ranks only train; rank 0 reports and saves
         shutdown(launch)
         return
@@ -285,21 +286,3 @@ def train(
     console.print(f"saved {path}")
     shutdown(launch)
 
-
-def _check_numbers(options: dict[str, object]) -> None:
-    """Each numeric option in range, named as typed (``--history 0 must be ...``)."""
-    from crossent._validation.numbers import check_int, check_number
-
-    for name in ("epochs", "patience", "dim", "history", "blocks", "batch_size", "users",
-                 "videos", "negatives"):
-        check_int(options[name], f"--{name.replace('_', '-')}", low=1)
-    check_int(options["holdout"], "--holdout", low=0)
-    check_int(options["catch_up"], "--catch-up", low=0)
-    check_int(options["seed"], "--seed", low=0)
-    if options["min_rating"] is not None:
-        check_number(options["min_rating"], "--min-rating")
-    if options["max_examples"] is not None:
-        check_int(options["max_examples"], "--max-examples", low=1, none_ok=True)
-    check_number(options["dropout"], "--dropout", low=0.0, high=1.0, high_open=True)
-    check_number(options["lr"], "--lr", low=0.0, low_open=True)
-    check_number(options["weight_decay"], "--weight-decay", low=0.0)

@@ -13,10 +13,11 @@ log with known truth), :mod:`~crossent.recsys.models` (candidate generation and 
 :mod:`~crossent.recsys.logged_ranking` (ranking examples from a real watch log: positives and
 popularity-sampled negatives in time order), :mod:`~crossent.recsys.retrieval` (candidate
 generation beside tuned baselines, and the objectives comparison),
-:mod:`~crossent.recsys.ranking_stage` (the ranking stage), :mod:`~crossent.recsys.pipeline`
-(whole simulated runs) and
-:mod:`~crossent.recsys.run` (what ``crossent train`` runs); :mod:`~crossent.recsys.defaults`
-holds the one definition of the sequence model's and its training's defaults.
+:mod:`~crossent.recsys.ranking_stage` (the ranking stage), :mod:`~crossent.recsys.spec` (a
+run's frozen, validated :class:`RunSpec`) and :mod:`~crossent.recsys.run` (:func:`run`: a spec
+on a watch log or a simulated world, to an immutable :class:`RunResult`);
+:mod:`~crossent.recsys.defaults` holds the one definition of the sequence model's and its
+training's defaults.
 
 The names below load on first use, so ``crossent.recsys.defaults`` (read by the command line to
 show its defaults) imports without torch.
@@ -45,7 +46,10 @@ if TYPE_CHECKING:
     from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
     from crossent.recsys.next_watch import retrieval_cross_entropy
     from crossent.recsys.ranking_train import fit_ranking
+    from crossent.recsys.results import RunResult
+    from crossent.recsys.run import run
     from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
+    from crossent.recsys.spec import DataSpec, ModelSpec, ObjectiveSpec, RunSpec, TrainingSpec
     from crossent.recsys.train import TrainConfig, fit_candidate, refit_candidate
 
 # public name -> the submodule that defines it
@@ -53,6 +57,13 @@ _LAZY = {
     "CandidateConfig": "crossent.recsys.models",
     "CandidateModel": "crossent.recsys.models",
     "csr_rows": "crossent.recsys.data",
+    "DataSpec": "crossent.recsys.spec",
+    "ModelSpec": "crossent.recsys.spec",
+    "ObjectiveSpec": "crossent.recsys.spec",
+    "run": "crossent.recsys.run",
+    "RunResult": "crossent.recsys.results",
+    "RunSpec": "crossent.recsys.spec",
+    "TrainingSpec": "crossent.recsys.spec",
     "EASE": "crossent.recsys.baselines",
     "evaluate_retrieval": "crossent.recsys.evaluate",
     "fit_candidate": "crossent.recsys.train",
@@ -96,16 +107,22 @@ __all__ = [
     "EASE",
     "CandidateConfig",
     "CandidateModel",
+    "DataSpec",
     "Interactions",
     "LoggedExamples",
+    "ModelSpec",
     "MostPopular",
+    "ObjectiveSpec",
     "RankingConfig",
     "RankingModel",
+    "RunResult",
+    "RunSpec",
     "Scorer",
     "SimulatedWatchLog",
     "SimulationConfig",
     "Split",
     "TrainConfig",
+    "TrainingSpec",
     "csr_rows",
     "evaluate_retrieval",
     "fit_candidate",
@@ -123,6 +140,7 @@ __all__ = [
     "refit_candidate",
     "retrieval_cross_entropy",
     "retrieval_metrics",
+    "run",
     "save_checkpoint",
     "simulate",
 ]

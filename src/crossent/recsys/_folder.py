@@ -36,7 +36,10 @@ FORMAT = "crossent-checkpoint"
 
 
 def _json_default(value: Any) -> Any:
-    """JSON for the few non-JSON values configs and metrics hold (numpy scalars, paths)."""
+    """JSON for the few non-JSON values configs and metrics hold (numpy scalars, paths, the
+    read-only mappings of a run's result)."""
+    if isinstance(value, Mapping):
+        return dict(value)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

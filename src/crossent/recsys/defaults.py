@@ -35,6 +35,10 @@ HEADS: Final = 1
 DROPOUT: Final = 0.2
 #: Score items with the input embeddings (SASRec) rather than a separate output table.
 TIE_EMBEDDINGS: Final = True
+#: Width of the bag model's hidden layer.
+HIDDEN: Final = 128
+#: Negatives per step of the "sampled" and "gbce" objectives.
+N_NEGATIVES: Final = 256
 
 #: Adam's learning rate, and its schedule ("constant": no horizon for the run to reach).
 LR: Final = 3e-3

@@ -78,13 +78,13 @@ class CandidateConfig:
     n_items: int
     model: CandidateKind = "sequence"
     dim: int = defaults.DIM
-    hidden: int = 128
+    hidden: int = defaults.HIDDEN
     history: int = defaults.HISTORY
     blocks: int = defaults.BLOCKS
     heads: int = defaults.HEADS
     dropout: float = defaults.DROPOUT
     objective: Objective = "full"
-    n_negatives: int = 256
+    n_negatives: int = defaults.N_NEGATIVES
     gbce_t: float = objectives.GBCE_T
     mask_history: bool = True
     tie_embeddings: bool | None = None

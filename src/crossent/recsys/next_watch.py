@@ -19,11 +19,37 @@ import torch
 from crossent.losses import cross_entropy
 from crossent.recsys.data import Split, Stage, csr_rows
 from crossent.recsys.models import CandidateModel, windows_from_csr
+from crossent.recsys.simulate import SimulatedWatchLog
 
 LN2 = math.log(2.0)
 
 #: The true next-watch log-probabilities ``(B, n_items)`` of a batch of users, when known.
 TruthFn = Callable[[np.ndarray], torch.Tensor]
+
+
+
+def simulated_truth(log: SimulatedWatchLog) -> TruthFn:
+    """The true next-watch log-probabilities ``(B, n_items)`` of each user's test watch."""
+    lengths = (log.watches >= 0).sum(1).numpy()
+
+    def truth(users: np.ndarray) -> torch.Tensor:
+        # test target = each user's last watch; its distribution depends on the earlier ones
+        return log.next_watch_log_probs(users, lengths[users] - 1).double()
+
+    return truth
+
+
+class TruthScorer:
+    """The simulator's true next-watch log-probabilities as a retrieval scorer (test stage):
+    the oracle, what a perfect model ranks."""
+
+    def __init__(self, truth: TruthFn) -> None:
+        self.truth = truth
+
+    def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        # watched videos have log-probability -inf; the evaluator excludes them anyway
+        return self.truth(users).clamp_min(-1e30).numpy()
+
 
 #: Stands in for -inf on masked logits: exp() of it is 0, yet it is finite for the checks.
 _MASKED = -1e30

@@ -105,17 +105,17 @@ def _fit_and_evaluate_ranking(
     model = RankingModel(
         RankingConfig(dim=result.candidate.config.dim, n_dense=len(DENSE_FEATURES), loss=loss)
     )
-    result.histories["ranking"] = fit_ranking(
-        model, train, valid, train_config, progress=progress, listener=listener
-    )
-    result.info["ranking_calibration"] = (
-        _calibrate(model, valid, listener) if calibrate else "identity (not requested)"
-    )
-    result.ranking = model
-    _score_ranking(result, model, test)
+    history = fit_ranking(model, train, valid, train_config, progress=progress, listener=listener)
+    calibration = _calibrate(model, valid, listener) if calibrate else "identity (not requested)"
     base_rate = float(train.label.mean())
-    result.ranking_metrics["watch rate (constant)"] = evaluate_ranking(
-        np.full(len(test), base_rate), test.label.numpy()
+    result = _score_ranking(result, model, test).adding(
+        histories={"ranking": history},
+        info={"ranking_calibration": calibration},
+        ranking_metrics={
+            "watch rate (constant)": evaluate_ranking(
+                np.full(len(test), base_rate), test.label.numpy()
+            )
+        },
     )
     return result
 
@@ -140,23 +140,26 @@ def _calibrate(model: RankingModel, valid: RankingInputs, listener: Listener | N
     return done
 
 
-def _score_ranking(result: RunResult, model: RankingModel, test: RankingInputs) -> None:
-    """Test metrics of ``model`` into ``result``; "model, uncalibrated" beside a calibration."""
+def _score_ranking(result: RunResult, model: RankingModel, test: RankingInputs) -> RunResult:
+    """``result`` with ``model`` as its ranker and its test metrics; "model, uncalibrated"
+    beside them when the model is calibrated."""
     with torch.no_grad():
         raw_logits = model.uncalibrated_logits(test.user, test.item, test.dense).double()
     scale, shift = float(model.calibration_scale), float(model.calibration_shift)
     # the calibrated logit in float64, as platt_scaling fitted it
     probs = torch.sigmoid(scale * raw_logits + shift).numpy()
     label = test.label.numpy()
-    result.ranking_metrics["model"] = evaluate_ranking(probs, label, true_prob=test.true_prob)
-    result.ranking_test = (probs, label, test.true_prob)
-    result.ranking_test_uncalibrated = None
+    metrics = {"model": evaluate_ranking(probs, label, true_prob=test.true_prob)}
+    raw_probs = None
     if (scale, shift) != (1.0, 0.0):
         raw_probs = torch.sigmoid(raw_logits).numpy()
-        result.ranking_metrics["model, uncalibrated"] = evaluate_ranking(
+        metrics["model, uncalibrated"] = evaluate_ranking(
             raw_probs, label, true_prob=test.true_prob
         )
-        result.ranking_test_uncalibrated = raw_probs
+    return result.replacing(
+        ranking=model, ranking_test=(probs, label, test.true_prob),
+        ranking_test_uncalibrated=raw_probs,
+    ).adding(ranking_metrics=metrics)
 
 
 def train_logged_ranking(
@@ -197,15 +200,17 @@ def train_logged_ranking(
         raise CrossentError("no user has 3 or more watches; leave-last-out ranking needs 3")
     candidate, train_rows = result.candidate, rows[0]
     if holdout > 0:
-        candidate, train_rows = _holdout_features(
+        result, train_rows = _holdout_features(
             result, examples, holdout, seed, candidate_train_config, progress, listener
         )
+        assert result.ranking_candidate is not None
+        candidate = result.ranking_candidate
     used = np.concatenate([train_rows, rows[1], rows[2]])
     inputs = logged_ranking_inputs(candidate, result.watches, examples, used)
     ends = np.cumsum([len(train_rows), len(rows[1]), len(rows[2])])
     # validation examples are distributed like test ones: Platt scaling on them corrects what
     # the ranker's training examples still get wrong about unseen ones
-    _fit_and_evaluate_ranking(
+    result = _fit_and_evaluate_ranking(
         result,
         inputs,
         np.arange(ends[0]),
@@ -217,17 +222,17 @@ def train_logged_ranking(
         progress=progress,
         listener=listener,
     )
-    _logged_baselines(result, examples, rows[0], rows[2])
-    result.info["ranking_examples"] = {
-        "negatives": negatives,
-        "seed": seed,
-        "holdout": holdout,
-        **{
-            f"{stage}_examples": len(r)
-            for stage, r in zip(("train", "valid", "test"), [train_rows, *rows[1:]], strict=True)
-        },
+    counts = {
+        f"{stage}_examples": len(r)
+        for stage, r in zip(("train", "valid", "test"), [train_rows, *rows[1:]], strict=True)
     }
-    return result
+    return _logged_baselines(result, examples, rows[0], rows[2]).adding(
+        info={
+            "ranking_examples": {
+                "negatives": negatives, "seed": seed, "holdout": holdout, **counts
+            }
+        }
+    )
 
 
 def _holdout_features(
@@ -238,9 +243,9 @@ def _holdout_features(
     train_config: TrainConfig | None,
     progress: bool,
     listener: Listener | None,
-) -> tuple[CandidateModel, np.ndarray]:
-    """The candidate generator retrained without each user's last ``holdout`` training
-    watches (kept as ``result.ranking_candidate``), and the training examples at those
+) -> tuple[RunResult, np.ndarray]:
+    """``result`` with the candidate generator retrained without each user's last ``holdout``
+    training watches as its ``ranking_candidate``, and the training examples at those
     positions, which it never saw."""
     train_rows = holdout_rows(examples, holdout)
     if len(train_rows) == 0:
@@ -254,12 +259,12 @@ def _holdout_features(
     )
     torch.manual_seed(seed)
     candidate = CandidateModel(result.candidate.config)
-    result.histories["ranking_features"] = fit_candidate(
+    history = fit_candidate(
         candidate, holdout_split(result.split, holdout), train_config, progress=progress,
         listener=listener,
     )
-    result.ranking_candidate = candidate
-    return candidate, train_rows
+    result = result.replacing(ranking_candidate=candidate)
+    return result.adding(histories={"ranking_features": history}), train_rows
 
 
 def evaluate_logged_ranking(
@@ -282,26 +287,28 @@ def evaluate_logged_ranking(
         raise CrossentError("no user has 3 or more watches; leave-last-out ranking needs 3")
     features = candidate if candidate is not None else result.candidate
     test = logged_ranking_inputs(features, result.watches, examples, test_rows)
-    result.ranking = model
-    _score_ranking(result, model, test)
-    _logged_baselines(result, examples, train_rows, test_rows)
-    return result
+    return _logged_baselines(
+        _score_ranking(result, model, test), examples, train_rows, test_rows
+    )
 
 
 def _logged_baselines(
     result: RunResult, examples: LoggedExamples, train_rows: np.ndarray, test_rows: np.ndarray
-) -> None:
-    """The training base rate and a logistic fit on popularity, scored on the test rows."""
+) -> RunResult:
+    """``result`` with the training base rate and a logistic fit on popularity, scored on the
+    test rows."""
     label = examples.label[test_rows]
     base_rate = float(examples.label[train_rows].mean())
-    result.ranking_metrics["watch rate (constant)"] = evaluate_ranking(
-        np.full(len(label), base_rate), label
-    )
     popularity = np.log1p(examples.earlier_watches.astype(np.float64))
     probs = _popularity_probs(
         popularity[train_rows], examples.label[train_rows], popularity[test_rows]
     )
-    result.ranking_metrics["popularity (logistic)"] = evaluate_ranking(probs, label)
+    return result.adding(
+        ranking_metrics={
+            "watch rate (constant)": evaluate_ranking(np.full(len(label), base_rate), label),
+            "popularity (logistic)": evaluate_ranking(probs, label),
+        }
+    )
 
 
 def _popularity_probs(

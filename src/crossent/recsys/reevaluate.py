@@ -4,7 +4,7 @@
 candidate model beside the baselines training fits in closed form, most-popular and EASE with
 λ tuned on validation (:func:`crossent.recsys.retrieval.add_fitted_baselines`; the bag model
 that training runs beside a sequence model is not trained again), and on simulated data
-against the same truth (:func:`crossent.recsys.pipeline.simulated_truth`); a stored ranking
+against the same truth (:func:`crossent.recsys.next_watch.simulated_truth`); a stored ranking
 model is scored on the ranking examples its training used
 (:func:`crossent.recsys.ranking_stage.evaluate_logged_ranking`).
 """
@@ -18,8 +18,7 @@ from crossent.recsys.checkpoint import Checkpoint
 from crossent.recsys.data import Interactions, leave_last_out
 from crossent.recsys.evaluate import evaluate_retrieval
 from crossent.recsys.events import Listener
-from crossent.recsys.next_watch import TruthFn, retrieval_cross_entropy
-from crossent.recsys.pipeline import simulated_truth
+from crossent.recsys.next_watch import TruthFn, retrieval_cross_entropy, simulated_truth
 from crossent.recsys.ranking_stage import evaluate_logged_ranking
 from crossent.recsys.results import RunResult
 from crossent.recsys.retrieval import add_fitted_baselines
@@ -74,15 +73,17 @@ def evaluate_checkpoint(
         )
     split = leave_last_out(watches)
     candidate = checkpoint.candidate
-    result = RunResult(watches=watches, split=split, candidate=candidate)
-    result.cross_entropy = retrieval_cross_entropy(candidate, split, "test", truth=truth)
-    result.retrieval["model"] = evaluate_retrieval(
-        candidate, split, progress=progress, listener=listener
+    result = RunResult(
+        watches=watches, split=split, candidate=candidate,
+        cross_entropy=retrieval_cross_entropy(candidate, split, "test", truth=truth),
+        retrieval={
+            "model": evaluate_retrieval(candidate, split, progress=progress, listener=listener)
+        },
     )
-    add_fitted_baselines(result, progress=progress, listener=listener)
+    result = add_fitted_baselines(result, progress=progress, listener=listener)
     settings = checkpoint.extra.get("ranking_examples")
     if checkpoint.ranking is not None and settings is not None:
-        evaluate_logged_ranking(
+        result = evaluate_logged_ranking(
             result,
             checkpoint.ranking,
             negatives=settings["negatives"],

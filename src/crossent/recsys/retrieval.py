@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
@@ -28,6 +27,7 @@ from crossent.recsys.models import CandidateConfig, CandidateModel, Objective
 from crossent.recsys.next_watch import TruthFn, retrieval_cross_entropy
 from crossent.recsys.parallel import Launch, fit_candidate_distributed
 from crossent.recsys.results import RunResult
+from crossent.recsys.spec import ModelSpec
 from crossent.recsys.train import TrainConfig, TrainHistory, fit_candidate, refit_candidate
 
 #: EASE's λ grid, searched on the validation stage (Steck 2019 reports optima in the hundreds).
@@ -95,27 +95,33 @@ def add_fitted_baselines(
     ks: tuple[int, ...] = (10, 20),
     progress: bool = True,
     listener: Listener | None = None,
-) -> None:
-    """Most-popular and EASE with λ tuned on validation (:func:`tune_ease`), into ``result``.
+) -> RunResult:
+    """``result`` with most-popular and EASE with λ tuned on validation (:func:`tune_ease`).
 
     Both are fitted in closed form (no training loop), so evaluating a saved model again
     (:mod:`crossent.recsys.reevaluate`) reproduces them. EASE is skipped above
     :data:`~crossent.recsys.baselines.EASE_MAX_ITEMS` items.
     """
     split = result.split
-    result.retrieval["most popular"] = evaluate_retrieval(
+    popular = evaluate_retrieval(
         MostPopular().fit(split.train), split, ks=ks, progress=progress, listener=listener
     )
-    if split.n_items <= EASE_MAX_ITEMS:
-        ease, grid = tune_ease(split)
-        result.info["ease_lambda"] = ease.lam
-        result.info["ease_validation_ndcg@10"] = {str(lam): v for lam, v in grid.items()}
-        note(
-            listener, "EASE", f"λ = {ease.lam:g} has the best validation NDCG@10 of {list(grid)}"
-        )
-        result.retrieval[f"EASE (λ = {ease.lam:g}, tuned)"] = evaluate_retrieval(
-            ease, split, ks=ks, progress=progress, listener=listener
-        )
+    result = result.adding(retrieval={"most popular": popular})
+    if split.n_items > EASE_MAX_ITEMS:
+        return result
+    ease, grid = tune_ease(split)
+    note(listener, "EASE", f"λ = {ease.lam:g} has the best validation NDCG@10 of {list(grid)}")
+    return result.adding(
+        retrieval={
+            f"EASE (λ = {ease.lam:g}, tuned)": evaluate_retrieval(
+                ease, split, ks=ks, progress=progress, listener=listener
+            )
+        },
+        info={
+            "ease_lambda": ease.lam,
+            "ease_validation_ndcg@10": {str(lam): v for lam, v in grid.items()},
+        },
+    )
 
 
 def add_bag_baseline(
@@ -126,14 +132,14 @@ def add_bag_baseline(
     ks: tuple[int, ...] = (10, 20),
     progress: bool = True,
     listener: Listener | None = None,
-) -> None:
-    """The bag model (mean of the history) trained beside a sequence model, into ``result``.
+) -> RunResult:
+    """``result`` with the bag model (mean of the history) trained beside a sequence model.
 
     It trains with the full softmax, its own optimiser settings (:data:`BAG_SCHEDULE`) and
     ``train_config``'s epochs, patience and seed. Nothing is added for a bag model.
     """
     if result.candidate.config.model != "sequence":
-        return
+        return result
     split = result.split
     bag_config = dataclasses.replace(
         result.candidate.config, model="bag", objective="full", tie_embeddings=False
@@ -147,12 +153,14 @@ def add_bag_baseline(
         bag_config, split, bag_train, launch=None, progress=progress, listener=listener
     )
     assert bag is not None  # a single process always returns its model
-    result.histories["retrieval (bag)"] = history
-    result.retrieval["bag model"] = evaluate_retrieval(
-        bag, split, ks=ks, progress=progress, listener=listener
-    )
-    result.baseline_cross_entropy["bag model"] = retrieval_cross_entropy(
-        bag, split, "test", truth=truth
+    return result.adding(
+        histories={"retrieval (bag)": history},
+        retrieval={
+            "bag model": evaluate_retrieval(bag, split, ks=ks, progress=progress, listener=listener)
+        },
+        baseline_cross_entropy={
+            "bag model": retrieval_cross_entropy(bag, split, "test", truth=truth)
+        },
     )
 
 
@@ -164,11 +172,11 @@ def add_baselines(
     ks: tuple[int, ...] = (10, 20),
     progress: bool = True,
     listener: Listener | None = None,
-) -> None:
-    """Most-popular, tuned EASE (:func:`add_fitted_baselines`) and, for a sequence model, the
-    bag model (:func:`add_bag_baseline`), into ``result``."""
-    add_fitted_baselines(result, ks=ks, progress=progress, listener=listener)
-    add_bag_baseline(
+) -> RunResult:
+    """``result`` with most-popular, tuned EASE (:func:`add_fitted_baselines`) and, for a
+    sequence model, the bag model (:func:`add_bag_baseline`)."""
+    result = add_fitted_baselines(result, ks=ks, progress=progress, listener=listener)
+    return add_bag_baseline(
         result, train_config=train_config, truth=truth, ks=ks, progress=progress, listener=listener
     )
 
@@ -176,7 +184,8 @@ def add_baselines(
 def train_retrieval(
     watches: Interactions,
     *,
-    model_config: dict[str, Any] | None = None,
+    model: ModelSpec | None = None,
+    objective: Objective = "full",
     train_config: TrainConfig | None = None,
     truth: TruthFn | None = None,
     baselines: bool = True,
@@ -189,11 +198,11 @@ def train_retrieval(
 
     With a multi-process ``launch`` (torchrun) every rank trains its shard of the catalogue;
     rank 0 gets the gathered model and evaluates, the other ranks return after training with
-    ``info["rank"]`` set and no metrics.
+    no metrics.
     """
     split = _split(watches)
     train_config = train_config or TrainConfig()
-    config = CandidateConfig(n_items=split.n_items, **(model_config or {}))
+    config = (model or ModelSpec()).candidate(split.n_items, objective)
     note(
         listener, "candidate generation",
         f"{split.n_users:,} users, {split.n_items:,} videos, "
@@ -204,26 +213,22 @@ def train_retrieval(
         config, split, train_config, launch=launch, progress=progress, listener=listener
     )
     if candidate is None:  # not rank 0: training done; rank 0 evaluates and reports
-        return RunResult(
-            watches=watches,
-            split=split,
-            candidate=CandidateModel(config),
-            histories={"retrieval": history},
-            info={"rank": launch.rank if launch else 0},
-        )
+        return RunResult(watches, split, CandidateModel(config), histories={"retrieval": history})
     result = RunResult(
-        watches=watches, split=split, candidate=candidate, histories={"retrieval": history}
+        watches=watches, split=split, candidate=candidate, histories={"retrieval": history},
+        cross_entropy=retrieval_cross_entropy(candidate, split, "test", truth=truth),
+        retrieval={
+            "model": evaluate_retrieval(
+                candidate, split, ks=ks, progress=progress, listener=listener
+            )
+        },
     )
-    result.cross_entropy = retrieval_cross_entropy(candidate, split, "test", truth=truth)
-    result.retrieval["model"] = evaluate_retrieval(
-        candidate, split, ks=ks, progress=progress, listener=listener
+    if not baselines:
+        return result
+    return add_baselines(
+        result, train_config=train_config, truth=truth, ks=ks, progress=progress,
+        listener=listener,
     )
-    if baselines:
-        add_baselines(
-            result, train_config=train_config, truth=truth, ks=ks, progress=progress,
-            listener=listener,
-        )
-    return result
 
 
 def refit_on_all_watches(
@@ -232,25 +237,24 @@ def refit_on_all_watches(
     *,
     progress: bool = True,
     listener: Listener | None = None,
-) -> None:
-    """Replace ``result.candidate`` by the same model trained on every watch of the run.
+) -> RunResult:
+    """``result`` with its candidate replaced by the same model trained on every watch.
 
     Early stopping chose ``best_epoch`` epochs on the validation watches; a fresh model with
     the same seed and schedule trains that many epochs on all of ``result.watches`` (the
     validation and test watches included), so the model that serves has seen each user's
-    latest watches. The metrics already in ``result`` stay those of the model that never saw
-    the test watches; ``result.info["refit_epochs"]`` records the refit.
+    latest watches. The metrics in ``result`` stay those of the model that never saw the test
+    watches; ``info["refit_epochs"]`` records the refit.
     """
     epochs = max(result.histories["retrieval"].best_epoch, 1)
     note(listener, "refit", f"{epochs} epochs on all {len(result.watches):,} watches")
     config = dataclasses.replace(train_config, epochs=epochs, resume=None)
     torch.manual_seed(config.seed)
     model = CandidateModel(result.candidate.config)
-    result.histories["refit"] = refit_candidate(
-        model, result.watches, config, progress=progress, listener=listener
+    history = refit_candidate(model, result.watches, config, progress=progress, listener=listener)
+    return result.replacing(candidate=model).adding(
+        histories={"refit": history}, info={"refit_epochs": epochs}
     )
-    result.candidate = model
-    result.info["refit_epochs"] = epochs
 
 
 def catch_up_on_all_watches(
@@ -260,17 +264,17 @@ def catch_up_on_all_watches(
     *,
     progress: bool = True,
     listener: Listener | None = None,
-) -> None:
-    """Train the early-stopped ``result.candidate`` ``epochs`` more epochs on every watch.
+) -> RunResult:
+    """``result`` with its early-stopped candidate trained ``epochs`` more epochs on every watch.
 
     The held-out validation and test watches are each user's most recent ones; on short
     histories they are a large share of what a user did, and the model that serves should have
-    learnt them. The model early stopping kept goes on, with its weights, on all of
+    learnt them. A copy of the model early stopping kept goes on, with its weights, on all of
     ``result.watches`` while the learning rate decays from ``train_config.lr`` to 0 (cosine
     over the ``epochs``), so it ends settled rather than at an arbitrary step. Unlike a refit
     from scratch (:func:`refit_on_all_watches`) it keeps the epoch that validation chose. The
-    metrics already in ``result`` stay those of the model that never saw the test watches;
-    ``result.info["catch_up_epochs"]`` records the catch-up.
+    metrics in ``result`` stay those of the model that never saw the test watches;
+    ``info["catch_up_epochs"]`` records the catch-up.
     """
     note(
         listener, "catch-up",
@@ -279,18 +283,52 @@ def catch_up_on_all_watches(
     )
     config = dataclasses.replace(train_config, epochs=epochs, lr_schedule="cosine", resume=None)
     model = copy.deepcopy(result.candidate)
-    result.histories["catch-up"] = refit_candidate(
+    history = refit_candidate(
         model, result.watches, config, label="catch-up", progress=progress, listener=listener
     )
-    result.candidate = model
-    result.info["catch_up_epochs"] = epochs
+    return result.replacing(candidate=model).adding(
+        histories={"catch-up": history}, info={"catch_up_epochs": epochs}
+    )
+
+
+def _train_objective(
+    config: CandidateConfig,
+    split: Split,
+    train_config: TrainConfig,
+    truth: TruthFn | None,
+    *,
+    progress: bool,
+    listener: Listener | None,
+) -> tuple[CandidateModel, TrainHistory, dict[str, float], dict[str, float], dict[str, float]]:
+    """One objective of :func:`compare_objectives`: the model, its history, its test metrics,
+    its row of the objectives table and its test cross-entropy."""
+    note(listener, f"objective {config.objective}", f"model = {config.model}")
+    baseline_rss = status_bytes("VmRSS") or 0
+    can_measure = reset_peak_rss()
+    start = time.perf_counter()
+    history, model = _fit(
+        config, split, train_config, launch=None, progress=progress, listener=listener
+    )
+    seconds = time.perf_counter() - start
+    peak = max(0, (status_bytes("VmHWM") or 0) - baseline_rss) if can_measure else 0
+    assert model is not None  # a single process always returns its model
+    metrics = evaluate_retrieval(model, split, ks=(10, 20), progress=progress, listener=listener)
+    cross_entropy = retrieval_cross_entropy(model, split, "test", truth=truth)
+    row = {
+        **metrics,
+        "test_bits": cross_entropy["bits"],
+        "train_seconds": seconds,
+        "peak_bytes": float(peak),
+        "epochs": float(len(history.train_bits)),
+    }
+    return model, history, metrics, row, cross_entropy
 
 
 def compare_objectives(
     watches: Interactions,
     objectives: Sequence[Objective],
     *,
-    model_config: dict[str, Any] | None = None,
+    model: ModelSpec | None = None,
     train_config: TrainConfig | None = None,
     truth: TruthFn | None = None,
     progress: bool = True,
@@ -308,38 +346,21 @@ def compare_objectives(
         raise CrossentError("objectives is empty; give at least one, e.g. ('full',)")
     split = _split(watches)
     train_config = train_config or TrainConfig()
+    spec = model or ModelSpec()
     result: RunResult | None = None
     for objective in objectives:
-        options = {**(model_config or {}), "objective": objective}
-        config = CandidateConfig(n_items=split.n_items, **options)
-        note(listener, f"objective {objective}", f"model = {config.model}")
-        baseline_rss = status_bytes("VmRSS") or 0
-        can_measure = reset_peak_rss()
-        start = time.perf_counter()
-        history, model = _fit(
-            config, split, train_config, launch=None, progress=progress, listener=listener
+        trained, history, metrics, row, cross_entropy = _train_objective(
+            spec.candidate(split.n_items, objective), split, train_config, truth,
+            progress=progress, listener=listener,
         )
-        seconds = time.perf_counter() - start
-        peak = max(0, (status_bytes("VmHWM") or 0) - baseline_rss) if can_measure else 0
-        assert model is not None  # a single process always returns its model
-        metrics = evaluate_retrieval(
-            model, split, ks=(10, 20), progress=progress, listener=listener
-        )
-        cross_entropy = retrieval_cross_entropy(model, split, "test", truth=truth)
         if result is None:
-            result = RunResult(watches=watches, split=split, candidate=model)
-            result.cross_entropy = cross_entropy
-        result.histories[f"retrieval ({objective})"] = history
-        result.retrieval[f"model ({objective})"] = metrics
-        result.objectives[objective] = {
-            **metrics,
-            "test_bits": cross_entropy["bits"],
-            "train_seconds": seconds,
-            "peak_bytes": float(peak),
-            "epochs": float(len(history.train_bits)),
-        }
+            result = RunResult(watches, split, trained, cross_entropy=cross_entropy)
+        result = result.adding(
+            histories={f"retrieval ({objective})": history},
+            retrieval={f"model ({objective})": metrics},
+            objectives={objective: row},
+        )
     assert result is not None
-    add_baselines(
+    return add_baselines(
         result, train_config=train_config, truth=truth, progress=progress, listener=listener
     )
-    return result

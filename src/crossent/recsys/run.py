@@ -1,25 +1,26 @@
-"""One training run as ``crossent train`` describes it: a :class:`TrainRequest` in, a
-:class:`~crossent.recsys.results.RunResult` out.
+"""One recommender run: :func:`run` carries a :class:`~crossent.recsys.spec.RunSpec` out on a
+watch log or a simulated world and returns an immutable
+:class:`~crossent.recsys.results.RunResult`.
 
-The command parses its options into a request, loads the data, calls :func:`run_training` and
-renders the result; every decision about what to train lives here.
+Each stage is a function from a result to a new result, composed here in one place: candidate
+generation (one objective, or several compared: :mod:`crossent.recsys.retrieval`) with its
+baselines; on a simulated world the oracle; on a watch log what is saved after early stopping
+(the catch-up or the refit); then, if asked, the ranking stage
+(:mod:`crossent.recsys.ranking_stage`). ``crossent train`` and ``crossent demo`` parse their
+options into a spec and render what this returns.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, get_args
+import dataclasses
 
-from crossent._validation.choices import StageName, not_a_choice
-from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
-from crossent.recsys import defaults
 from crossent.recsys.data import Interactions
-from crossent.recsys.events import Listener
-from crossent.recsys.models import CandidateKind, Objective, RankingLoss
+from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.events import Listener, note
+from crossent.recsys.next_watch import TruthFn, TruthScorer, simulated_truth
 from crossent.recsys.parallel import Launch
-from crossent.recsys.pipeline import run_simulated
-from crossent.recsys.ranking_stage import train_logged_ranking
+from crossent.recsys.ranking_stage import train_logged_ranking, train_simulated_ranking
 from crossent.recsys.results import RunResult
 from crossent.recsys.retrieval import (
     catch_up_on_all_watches,
@@ -27,95 +28,127 @@ from crossent.recsys.retrieval import (
     refit_on_all_watches,
     train_retrieval,
 )
-from crossent.recsys.simulate import SimulationConfig
+from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
+from crossent.recsys.spec import RunSpec, TrainingSpec
 from crossent.recsys.train import TrainConfig
 
 
-def parse_choices(text: str, kind: Any, option: str) -> tuple[str, ...]:
-    """``"a,b"`` -> ``("a", "b")``, each one of the ``Literal`` type ``kind``'s values.
+def run(
+    spec: RunSpec,
+    source: Interactions | SimulationConfig,
+    *,
+    launch: Launch | None = None,
+    progress: bool = True,
+    listener: Listener | None = None,
+) -> RunResult:
+    """Train and evaluate what ``spec`` asks for on a watch log or a simulated world.
 
-    Raises:
-        CrossentError: an empty list or a value outside ``kind``, naming ``option``.
+    With a multi-process ``launch`` (torchrun) only retrieval with one objective runs; the
+    ranks other than 0 return after training, with no metrics.
     """
-    allowed = get_args(kind)
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    if not names:
-        raise CrossentError(f"{option} is empty; give one of {', '.join(allowed)}")
-    for name in names:
-        if name not in allowed:
-            raise not_a_choice(option, name, allowed)
-    return names
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    """What to train: the parsed options of ``crossent train`` (see its ``--help``)."""
-
-    stage: StageName = "retrieval"
-    model: CandidateKind = "sequence"
-    objectives: tuple[Objective, ...] = ("full",)
-    ranking_loss: RankingLoss = "bce"
-    dim: int = defaults.DIM
-    history: int = defaults.HISTORY
-    dropout: float = defaults.DROPOUT
-    blocks: int = defaults.BLOCKS
-    tie_embeddings: bool = defaults.TIE_EMBEDDINGS
-    train: TrainConfig = field(default_factory=TrainConfig)
-    negatives: int = 4
-    holdout: int = 5
-    #: retrain the saved retrieval model on every watch for the epochs early stopping chose
-    refit: bool = False
-    #: then train the early-stopped model this many epochs on every watch (without --refit)
-    catch_up: int = defaults.CATCH_UP
-
-    def __post_init__(self) -> None:
-        check_int(self.catch_up, "catch_up", low=0)
-
-    @classmethod
-    def parse(cls, stage: str, loss: str, model: str, **options: Any) -> TrainRequest:
-        """Check and narrow the command's text options (``loss`` is a comma list)."""
-        (stage_name,) = _narrow(parse_choices(stage, StageName, "--stage"), StageName)
-        (model_name,) = _narrow(parse_choices(model, CandidateKind, "--model"), CandidateKind)
-        if stage_name == "ranking":
-            (ranking,) = _narrow(parse_choices(loss or "bce", RankingLoss, "--loss"), RankingLoss)
-            return cls(stage="ranking", model=model_name, ranking_loss=ranking, **options)
-        objectives = _narrow(parse_choices(loss or "full", Objective, "--loss"), Objective)
-        return cls(model=model_name, objectives=objectives, **options)
-
-    def model_config(self) -> dict[str, Any]:
-        return {
-            "model": self.model, "dim": self.dim, "history": self.history,
-            "dropout": self.dropout, "blocks": self.blocks,
-            "tie_embeddings": self.tie_embeddings and self.model == "sequence",
-        }
-
-    def ranking_train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.train.epochs, lr=3e-3, batch_size=1024, seed=self.train.seed,
-            resume=self.train.resume,
-        )
-
-
-def _narrow(names: tuple[str, ...], kind: Any) -> tuple[Any, ...]:
-    """``names`` as values of the ``Literal`` ``kind`` (already checked by parse_choices)."""
-    return tuple(choice for name in names for choice in get_args(kind) if choice == name)
-
-
-def simulation_config(users: int, videos: int, seed: int) -> SimulationConfig:
-    """The simulated world of ``crossent train --data simulated``."""
-    if videos < 6:
+    distributed = launch is not None and launch.distributed
+    ranking = spec.stage == "ranking"
+    several = len(spec.objective.retrieval) > 1
+    if distributed and (several or (ranking and isinstance(source, Interactions))):
         raise CrossentError(
-            f"--videos {videos} is too small: the simulated log needs at least 6 videos "
-            "(3 watches per user for leave-last-out, and as many unwatched to show)"
+            "comparing objectives, and --stage ranking on a file, run in one process "
+            "(not torchrun)"
         )
-    # every user keeps at least impressions_per_user unwatched videos to be shown
-    return SimulationConfig(
-        n_users=users,
-        n_videos=videos,
-        seed=seed,
-        min_watches=min(8, videos // 2),
-        max_watches=min(40, videos // 2),
-        impressions_per_user=min(20, videos // 2),
+    log = None
+    if isinstance(source, SimulationConfig):
+        note(
+            listener, "simulating",
+            f"{source.n_users:,} users x {source.n_videos:,} videos (seed {source.seed})",
+        )
+        log = simulate(source)
+    watches = log.interactions if log is not None else source
+    assert isinstance(watches, Interactions)
+    truth = simulated_truth(log) if log is not None else None
+    result = _candidates(spec, watches, truth, launch, progress, listener)
+    if launch is not None and not launch.is_main:
+        return result
+    if log is not None:
+        result = _with_oracle(result, log, truth, progress)
+    elif not ranking and not distributed:
+        result = _saved_model(spec.training, result, progress, listener)
+    if ranking:
+        result = _ranking_stage(spec, result, log, progress, listener)
+    return result
+
+
+def _candidates(
+    spec: RunSpec,
+    watches: Interactions,
+    truth: TruthFn | None,
+    launch: Launch | None,
+    progress: bool,
+    listener: Listener | None,
+) -> RunResult:
+    """Candidate generation beside its baselines: one objective, or several compared (the
+    ranking stage, if any, takes its features from the first)."""
+    objectives = spec.objective.retrieval
+    schedule = spec.training.schedule
+    if len(objectives) > 1:
+        return compare_objectives(
+            watches, objectives, model=spec.model, train_config=schedule, truth=truth,
+            progress=progress, listener=listener,
+        )
+    return train_retrieval(
+        watches, model=spec.model, objective=objectives[0], train_config=schedule,
+        truth=truth, progress=progress, listener=listener, launch=launch,
+    )
+
+
+def _with_oracle(
+    result: RunResult, log: SimulatedWatchLog, truth: TruthFn | None, progress: bool
+) -> RunResult:
+    """The simulated world's oracle row (ranking by the true next-watch distribution) and its
+    settings."""
+    assert truth is not None
+    oracle = evaluate_retrieval(TruthScorer(truth), result.split, progress=progress)
+    return result.adding(retrieval={"truth (oracle)": oracle}, info={"simulation": log.config})
+
+
+def _saved_model(
+    training: TrainingSpec, result: RunResult, progress: bool, listener: Listener | None
+) -> RunResult:
+    """The model that is saved once early stopping has chosen: refitted, caught up or as is."""
+    if training.refit:
+        return refit_on_all_watches(
+            result, training.schedule, progress=progress, listener=listener
+        )
+    if training.catch_up:
+        return catch_up_on_all_watches(
+            result, training.schedule, training.catch_up, progress=progress, listener=listener
+        )
+    return result
+
+
+def _ranking_stage(
+    spec: RunSpec,
+    result: RunResult,
+    log: SimulatedWatchLog | None,
+    progress: bool,
+    listener: Listener | None,
+) -> RunResult:
+    """P(watch) on the simulator's impressions, or on a watch log's watches and sampled
+    unwatched videos."""
+    schedule = spec.training.ranking_schedule()
+    if log is not None:
+        return train_simulated_ranking(
+            result, log, loss=spec.objective.ranking, train_config=schedule,
+            progress=progress, listener=listener,
+        )
+    return train_logged_ranking(
+        result,
+        negatives=spec.data.negatives,
+        seed=spec.training.schedule.seed,
+        holdout=spec.data.holdout,
+        loss=spec.objective.ranking,
+        train_config=schedule,
+        candidate_train_config=spec.training.schedule,
+        progress=progress,
+        listener=listener,
     )
 
 
@@ -144,10 +177,15 @@ def demo_setup(
     loss: str = "full",
     model: str = "sequence",
     seed: int = 0,
-) -> tuple[SimulationConfig, TrainRequest, TrainConfig]:
-    """``crossent demo``'s simulated world, its retrieval request and the ranking schedule.
+) -> tuple[SimulationConfig, RunSpec]:
+    """``crossent demo``'s simulated world and the run it makes there (both stages).
 
     ``users``, ``videos`` and ``epochs`` override the defaults (:data:`DEMO_USERS`, ...).
+
+    Example:
+        >>> world, spec = demo_setup(quick=True)
+        >>> world.n_users, spec.model.blocks, spec.training.schedule.lr_schedule
+        (600, 1, 'cosine')
     """
     sizes = (
         (QUICK_USERS, QUICK_VIDEOS, QUICK_EPOCHS) if quick
@@ -161,72 +199,12 @@ def demo_setup(
         max_watches=min(40, n_videos // 2),
         impressions_per_user=min(20, n_videos // 2),
     )
-    request = TrainRequest.parse(
-        "retrieval", loss, model, **DEMO_MODEL,
-        train=TrainConfig(
-            epochs=n_epochs, seed=seed, lr=DEMO_LR, lr_schedule="cosine",
-            batch_size=DEMO_BATCH, bucket=False, patience=2,
-        ),
+    schedule = TrainConfig(
+        epochs=n_epochs, seed=seed, lr=DEMO_LR, lr_schedule="cosine", batch_size=DEMO_BATCH,
+        bucket=False, patience=2,
     )
     ranking = TrainConfig(epochs=n_epochs, seed=seed, lr=1e-2, batch_size=1024, patience=1)
-    return config, request, ranking
-
-
-def run_training(
-    source: Interactions | SimulationConfig,
-    request: TrainRequest,
-    *,
-    launch: Launch,
-    listener: Listener | None = None,
-) -> RunResult:
-    """Train and evaluate what ``request`` asks for on a watch log or a simulated world."""
-    ranking = request.stage == "ranking"
-    several = len(request.objectives) > 1
-    if launch.distributed and (several or (ranking and isinstance(source, Interactions))):
-        raise CrossentError(
-            "comparing objectives, and --stage ranking on a file, run in one process "
-            "(not torchrun)"
-        )
-    if isinstance(source, SimulationConfig):
-        result, _ = run_simulated(
-            source,
-            objectives=("full",) if ranking else request.objectives,
-            model_config=request.model_config(),
-            train_config=request.train,
-            ranking_config=request.ranking_train_config(),
-            ranking_loss=request.ranking_loss,
-            stages=("retrieval", "ranking") if ranking else ("retrieval",),
-            listener=listener,
-            launch=launch,
-        )
-        return result
-    if several:
-        return compare_objectives(
-            source, request.objectives, model_config=request.model_config(),
-            train_config=request.train, listener=listener,
-        )
-    objective = "full" if ranking else request.objectives[0]
-    result = train_retrieval(
-        source,
-        model_config={**request.model_config(), "objective": objective},
-        train_config=request.train,
-        listener=listener,
-        launch=launch,
+    spec = RunSpec.from_options(loss=loss, model=model, **DEMO_MODEL)
+    return config, dataclasses.replace(
+        spec, stage="ranking", training=TrainingSpec(schedule, ranking=ranking, catch_up=0)
     )
-    if not ranking and not launch.distributed:
-        if request.refit:
-            refit_on_all_watches(result, request.train, listener=listener)
-        elif request.catch_up:
-            catch_up_on_all_watches(result, request.train, request.catch_up, listener=listener)
-    if ranking:
-        train_logged_ranking(
-            result,
-            negatives=request.negatives,
-            seed=request.train.seed,
-            holdout=request.holdout,
-            loss=request.ranking_loss,
-            train_config=request.ranking_train_config(),
-            candidate_train_config=request.train,
-            listener=listener,
-        )
-    return result

@@ -80,7 +80,12 @@ class TrainConfig:
             check_int(getattr(self, name), name, low=1)
         check_number(self.lr, "lr", low=0.0, low_open=True)
         check_choice(self.lr_schedule, "lr_schedule", LrSchedule)
+        check_number(self.weight_decay, "weight_decay", low=0.0)
         check_bool(self.bucket, "bucket")
+        check_number(self.min_delta_bits, "min_delta_bits", low=0.0)
+        if self.max_examples is not None:
+            check_int(self.max_examples, "max_examples", low=1, none_ok=True)
+        check_int(self.seed, "seed", low=0)
 
     def lr_at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
         """The learning rate of ``step`` (0-based) of ``epoch`` (1-based)."""
