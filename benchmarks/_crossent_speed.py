@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from crossent.recsys.data import leave_last_out
-from crossent.recsys.loaders import load_sequences
-from crossent.recsys.objectives import IGNORE
+from crossent.recsys.data.interactions import leave_last_out
+from crossent.recsys.data.loaders import load_sequences
+from crossent.recsys.models.objectives import IGNORE
+from crossent.recsys.models.sequence import sequence_examples
 from crossent.recsys.retrieval import train_retrieval
-from crossent.recsys.sequence import sequence_examples
 from crossent.recsys.spec import ModelSpec
-from crossent.recsys.train import TrainConfig
+from crossent.recsys.training.loop import TrainConfig
 
 SEQUENCES_PER_BATCH = 128  # RecTools' batch_size
 
@@ -57,7 +57,7 @@ def main() -> None:
         baselines=False,
         progress=False,
     )
-    history = result.histories["retrieval"]
+    history = result.curves["retrieval"]
     Path(args.report).write_text(json.dumps({
         "contender": "crossent", "torch_threads": torch.get_num_threads(),
         "run_seconds": time.perf_counter() - started, "train_seconds": history.seconds,

@@ -34,11 +34,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crossent.recsys.checkpoint import save_checkpoint
-from crossent.recsys.data import Interactions, implicit
-from crossent.recsys.loaders import load_movielens
-from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
-from crossent.recsys.ranking import DENSE_FEATURES
+from crossent.recsys.data.interactions import Interactions, implicit
+from crossent.recsys.data.loaders import load_movielens
+from crossent.recsys.models.networks import (
+    CandidateConfig,
+    CandidateModel,
+    RankingConfig,
+    RankingModel,
+)
+from crossent.recsys.models.ranking_inputs import DENSE_FEATURES
+from crossent.recsys.serving.checkpoint import save_checkpoint
 
 RSS_TARGET_GIB = 2.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +51,8 @@ MOVIELENS = ROOT / ".." / "shared" / "data" / "ml-latest-small" / "ratings.csv"
 
 NAIVE = """
 import sys, time, numpy as np, torch
-from crossent.recsys.checkpoint import load_checkpoint
-from crossent.recsys.models import windows_from_csr
+from crossent.recsys.serving.checkpoint import load_checkpoint
+from crossent.recsys.models.networks import windows_from_csr
 c = load_checkpoint(sys.argv[1]); k = 10
 start = time.perf_counter()
 m = c.candidate

@@ -17,9 +17,9 @@ import time
 import numpy as np
 import torch
 
-from crossent.recsys.data import Interactions, leave_last_out
-from crossent.recsys.models import CandidateConfig, CandidateModel
-from crossent.recsys.train import TrainConfig, fit_candidate
+from crossent.recsys.data.interactions import Interactions, leave_last_out
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.training.loop import TrainConfig, fit_candidate
 
 
 def main() -> None:

@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from crossent import benchmarking as _benchmarks
-from crossent.recsys.data import leave_last_out
-from crossent.recsys.models import CandidateConfig, CandidateModel
-from crossent.recsys.objectives import IGNORE
-from crossent.recsys.sequence import leading_padding
-from crossent.recsys.simulate import SimulationConfig, simulate
+from crossent.recsys.data.interactions import leave_last_out
+from crossent.recsys.data.simulate import SimulationConfig, simulate
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.models.objectives import IGNORE
+from crossent.recsys.models.sequence import leading_padding
 
 Loss = Callable[[CandidateModel, torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -13,7 +13,7 @@ for random users, for a bounded number of requests and a bounded time. Four meas
 3. **overload**: a server with ``--queue-limit 8`` hit by a burst of 200 requests at once:
    the extra requests get 503 within 50 ms and every accepted one is answered;
 4. **million**: a simulated 1,000,000-item two-stage checkpoint (random weights, written by
-   :func:`crossent.recsys.checkpoint.save_checkpoint`) at 8 clients: p99 (target <= 300 ms)
+   :func:`crossent.recsys.serving.checkpoint.save_checkpoint`) at 8 clients: p99 (target <= 300 ms)
    and the server's peak RSS (target < 2 GiB).
 
 The ml-latest-small model is ``--model DIR``, or trained once (``crossent train --stage
@@ -263,10 +263,15 @@ def million_model(items: int, users: int) -> Path:
         return folder
     import torch
 
-    from crossent.recsys.checkpoint import save_checkpoint
-    from crossent.recsys.data import Interactions
-    from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
-    from crossent.recsys.ranking import DENSE_FEATURES
+    from crossent.recsys.data.interactions import Interactions
+    from crossent.recsys.models.networks import (
+        CandidateConfig,
+        CandidateModel,
+        RankingConfig,
+        RankingModel,
+    )
+    from crossent.recsys.models.ranking_inputs import DENSE_FEATURES
+    from crossent.recsys.serving.checkpoint import save_checkpoint
 
     rng = np.random.default_rng(0)
     weights = np.arange(1, items + 1, dtype=np.float64) ** -0.8  # Zipf popularity

@@ -23,15 +23,16 @@ import time
 
 #: phase -> the function whose cumulative time it is (file suffix, function name)
 PHASES = {
-    "sequence model: training epochs": ("recsys/train.py", "fit_candidate"),
-    "  of which validation (bits + NDCG@10)": ("recsys/train.py", "candidate_validation"),
+    "sequence model: training epochs": ("recsys/training/loop.py", "fit_candidate"),
+    "  of which validation (bits + NDCG@10)": ("recsys/training/loop.py", "candidate_validation"),
     "EASE: λ grid + test": ("recsys/retrieval.py", "add_fitted_baselines"),
     "bag baseline (training + test)": ("recsys/retrieval.py", "add_bag_baseline"),
-    "every retrieval evaluation (all of the above)": ("recsys/evaluate.py", "evaluate_retrieval"),
+    "every retrieval evaluation (all of the above)": ("recsys/evaluation/protocol.py",
+        "evaluate_retrieval"),
     "ranking stage": ("recsys/ranking_stage.py", "train_simulated_ranking"),
-    "simulation": ("recsys/simulate.py", "simulate"),
+    "simulation": ("recsys/data/simulate.py", "simulate"),
     "report figures": ("recsys/report.py", "write_report"),
-    "checkpoint": ("recsys/checkpoint.py", "save_checkpoint"),
+    "checkpoint": ("recsys/serving/checkpoint.py", "save_checkpoint"),
     "whole demo command": ("cli/demo.py", "demo"),
 }
 

@@ -182,14 +182,14 @@ def test_every_package_has_a_layer() -> None:
 
 def test_the_layer_check_sees_an_upward_import_and_a_forbidden_one() -> None:
     graph = {
-        "crossent.kernels.cpu": {"crossent.errors", "crossent.recsys.train"},
+        "crossent.kernels.cpu": {"crossent.errors", "crossent.recsys.training.loop"},
         "crossent.distributed.sharded": {"crossent.losses.linear"},
-        "crossent.cli.train": {"crossent.recsys.train", "crossent"},
+        "crossent.cli.train": {"crossent.recsys.training.loop", "crossent"},
     }
     assert _upward_imports(graph) == [
         "crossent.distributed.sharded imports crossent.losses.linear: "
         + FORBIDDEN[("crossent.distributed", "crossent.losses")],
-        "crossent.kernels.cpu (layer 30) imports crossent.recsys.train (layer 70)",
+        "crossent.kernels.cpu (layer 30) imports crossent.recsys.training.loop (layer 70)",
     ]
 
 
@@ -198,6 +198,48 @@ def test_no_import_runs_upward_in_the_layers() -> None:
     graph = {name: _every_import(path, name, set(modules)) for name, path in modules.items()}
     assert "crossent.kernels.cpu" in graph["crossent.losses._fused"]  # a late import is seen
     assert _upward_imports(graph) == []
+
+
+#: docs/ARCHITECTURE.md's order inside crossent.recsys (the "recsys/" section): a watch goes
+#: data -> models -> evaluation -> training -> serving; the run that composes them (spec,
+#: retrieval, ranking_stage, run, results, reevaluate, report, the package) sits on top, and
+#: the defaults, the events and the folder format sit below everything
+RECSYS_LAYERS = {
+    "defaults": 1, "events": 1, "_folder": 1,
+    "data": 2, "models": 3, "evaluation": 4, "training": 5, "serving": 6,
+}
+RECSYS_TOP = 7
+
+
+def _recsys_layer(module: str) -> int:
+    parts = module.split(".")
+    return RECSYS_LAYERS.get(parts[2], RECSYS_TOP) if len(parts) > 2 else RECSYS_TOP
+
+
+def _recsys_upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return [
+        f"{module} imports {target}"
+        for module, imported in sorted(graph.items()) if module.startswith("crossent.recsys.")
+        for target in sorted(imported)
+        if target.startswith("crossent.recsys") and _recsys_layer(target) > _recsys_layer(module)
+    ]
+
+
+def test_the_recsys_order_check_sees_a_sub_package_importing_a_later_one() -> None:
+    graph = {
+        "crossent.recsys.data.loaders": {"crossent.recsys.models.networks"},
+        "crossent.recsys.training.loop": {"crossent.recsys.evaluation.protocol"},
+        "crossent.recsys.run": {"crossent.recsys.serving.checkpoint"},
+    }
+    assert _recsys_upward_imports(graph) == [
+        "crossent.recsys.data.loaders imports crossent.recsys.models.networks"
+    ]
+
+
+def test_recsys_sub_packages_import_only_earlier_stages() -> None:
+    modules = _modules()
+    graph = {name: _every_import(path, name, set(modules)) for name, path in modules.items()}
+    assert _recsys_upward_imports(graph) == []
 
 
 @pytest.mark.parametrize("name", sorted(_modules()))

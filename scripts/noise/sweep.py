@@ -57,7 +57,7 @@ def _module_measure(path: str, name: str, *args: Any) -> Callable[[int], dict[st
 
 
 def _small_world(seed: int) -> dict[str, float]:
-    module = _load("tests/recsys/test_recsys_train.py")
+    module = _load("tests/recsys/training/test_training_loop.py")
     result, _ = module.train_small_world(seed)
     return module.measure_training(result)
 
@@ -76,7 +76,7 @@ def _movielens(seed: int) -> dict[str, float]:
     return _load("tests/recsys/test_recsys_movielens.py").measure_movielens_sequence(data, seed)
 
 
-SIMULATE = "tests/recsys/test_recsys_simulate.py"
+SIMULATE = "tests/recsys/data/test_data_simulate.py"
 DEMO = "tests/recsys/test_recsys_demo_world.py"
 
 #: case -> (measure(seed) -> quantities, the test(s) it stands for, the bounds they assert)
@@ -110,14 +110,15 @@ CASES: dict[str, tuple[Callable[[int], dict[str, float]], str, Bounds]] = {
         {"watch count z": ("abs<", 5.0)},
     ),
     "negatives": (
-        _module_measure("tests/recsys/test_recsys_logged_ranking.py", "measure_negatives"),
-        "tests/recsys/test_recsys_logged_ranking.py::test_negatives_are_seeded_and_drawn_by_"
+        _module_measure("tests/recsys/models/test_models_logged_ranking.py", "measure_negatives"),
+        "tests/recsys/models/test_models_logged_ranking.py::test_negatives_are_seeded_and_drawn_by_"
         "popularity_among_unwatched_videos",
         {"chi-square p": (">", 1e-6)},
     ),
     "platt": (
-        _module_measure("tests/recsys/test_recsys_calibration.py", "measure_platt_recovery"),
-        "tests/recsys/test_recsys_calibration.py::test_a_known_distortion_of_the_logit_is_"
+        _module_measure("tests/recsys/training/test_training_calibration.py",
+            "measure_platt_recovery"),
+        "tests/recsys/training/test_training_calibration.py::test_a_known_distortion_of_the_logit_is_"
         "recovered, ::test_calibrated_logits_of_a_calibrated_model_fit_the_identity",
         {
             "distorted: scale - 2": ("abs<", 0.05),
@@ -142,14 +143,14 @@ CASES: dict[str, tuple[Callable[[int], dict[str, float]], str, Bounds]] = {
         },
     ),
     "bucketing": (
-        _module_measure("tests/recsys/test_recsys_train.py", "measure_bucketing"),
-        "tests/recsys/test_recsys_train.py::test_bucketed_batches_hold_every_example_once_"
+        _module_measure("tests/recsys/training/test_training_loop.py", "measure_bucketing"),
+        "tests/recsys/training/test_training_loop.py::test_bucketed_batches_hold_every_example_once_"
         "among_alike_lengths",
         {"bucketed / random spread": ("<", 0.03)},
     ),
     "small-world": (
         _small_world,
-        "tests/recsys/test_recsys_train.py::test_training_lowers_the_loss_and_approaches_the_"
+        "tests/recsys/training/test_training_loop.py::test_training_lowers_the_loss_and_approaches_the_"
         "bayes_limit",
         {
             "best / first valid bits": ("<", 1.0),

@@ -13,12 +13,12 @@ from typing import Any
 import torch
 from _sharded_workers import equivalence_worker
 
-from crossent.recsys.data import Split, leave_last_out
-from crossent.recsys.models import CandidateConfig, CandidateModel
-from crossent.recsys.next_watch import retrieval_cross_entropy
-from crossent.recsys.parallel import fit_candidate_distributed, launch_from_env
-from crossent.recsys.simulate import SimulationConfig, simulate
-from crossent.recsys.train import TrainConfig
+from crossent.recsys.data.interactions import Split, leave_last_out
+from crossent.recsys.data.simulate import SimulationConfig, simulate
+from crossent.recsys.evaluation.next_watch import retrieval_cross_entropy
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.training.loop import TrainConfig
+from crossent.recsys.training.parallel import fit_candidate_distributed, launch_from_env
 
 TRAIN = TrainConfig(epochs=2, batch_size=50, lr=1e-2, patience=5, seed=3)
 

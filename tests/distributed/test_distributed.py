@@ -24,11 +24,11 @@ import crossent
 from crossent.cli import app
 from crossent.distributed import gather_shards, shard_range, sharded_cross_entropy
 from crossent.errors import CrossentError
-from crossent.recsys.checkpoint import load_checkpoint
-from crossent.recsys.models import CandidateConfig, CandidateModel
-from crossent.recsys.next_watch import retrieval_cross_entropy
-from crossent.recsys.parallel import Launch, ShardedCandidate
-from crossent.recsys.train import fit_candidate
+from crossent.recsys.evaluation.next_watch import retrieval_cross_entropy
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.serving.checkpoint import load_checkpoint
+from crossent.recsys.training.loop import fit_candidate
+from crossent.recsys.training.parallel import Launch, ShardedCandidate
 
 from _sharded_workers import (  # isort: skip
     CASES,

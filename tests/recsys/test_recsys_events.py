@@ -10,10 +10,10 @@ from rich.console import Console
 
 from crossent.cli._events import RichListener
 from crossent.recsys import events
-from crossent.recsys.data import Interactions
+from crossent.recsys.data.interactions import Interactions
 from crossent.recsys.retrieval import train_retrieval
 from crossent.recsys.spec import ModelSpec
-from crossent.recsys.train import TrainConfig
+from crossent.recsys.training.loop import TrainConfig
 
 
 def _watches() -> Interactions:
@@ -42,7 +42,7 @@ def test_a_listener_hears_notes_progress_and_every_epoch(capfd) -> None:
     result = _train(heard.append)
     assert capfd.readouterr() == ("", "")  # the listener decides what is shown: here nothing
     epochs = [e for e in heard if isinstance(e, events.EpochEnded) and e.label == "retrieval"]
-    history = result.histories["retrieval"]
+    history = result.curves["retrieval"]
     assert [e.epoch for e in epochs] == [1, 2]
     assert [e.train_bits for e in epochs] == history.train_bits
     assert [e.valid_ndcg for e in epochs] == history.valid_ndcg

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crossent.recsys.baselines import EASE, MostPopular
-from crossent.recsys.data import implicit, k_core, leave_last_out
-from crossent.recsys.evaluate import evaluate_retrieval
-from crossent.recsys.loaders import load_movielens
+from crossent.recsys.data.interactions import implicit, k_core, leave_last_out
+from crossent.recsys.data.loaders import load_movielens
+from crossent.recsys.evaluation.protocol import evaluate_retrieval
+from crossent.recsys.models.baselines import EASE, MostPopular
 from crossent.recsys.spec import ModelSpec
 
 
@@ -84,7 +84,7 @@ def measure_movielens_sequence(data: Path, seed: int) -> dict[str, float]:
     test stays short (the README's table has the full 25-epoch runs beside tuned EASE and the
     bag, over three seeds), evaluated by the same protocol as most-popular."""
     from crossent.recsys.retrieval import train_retrieval
-    from crossent.recsys.train import TrainConfig
+    from crossent.recsys.training.loop import TrainConfig
 
     watches = implicit(load_movielens(data), 4.0)
     result = train_retrieval(

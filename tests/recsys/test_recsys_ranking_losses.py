@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss
 
-from crossent.recsys.ranking import split_rows
+from crossent.recsys.data.simulate import SimulatedWatchLog, SimulationConfig, simulate
+from crossent.recsys.models.ranking_inputs import split_rows
 from crossent.recsys.ranking_stage import train_simulated_ranking
 from crossent.recsys.retrieval import train_retrieval
-from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
 from crossent.recsys.spec import ModelSpec
-from crossent.recsys.train import TrainConfig
+from crossent.recsys.training.loop import TrainConfig
 
 SEED = 0
 #: pinned, not crossent train's defaults: the bounds below were measured with this model

@@ -10,11 +10,11 @@ import typer.main
 from crossent.cli import app
 from crossent.errors import CrossentError, OptionError
 from crossent.recsys import defaults
-from crossent.recsys.data import Interactions, leave_last_out
-from crossent.recsys.models import CandidateConfig, CandidateModel
+from crossent.recsys.data.interactions import Interactions, leave_last_out
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
 from crossent.recsys.results import RunResult
 from crossent.recsys.spec import OPTION_NAMES, DataSpec, ModelSpec, RunSpec, TrainingSpec
-from crossent.recsys.train import TrainConfig
+from crossent.recsys.training.loop import TrainConfig
 
 
 def _train_options() -> set[str]:

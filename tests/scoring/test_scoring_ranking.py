@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from crossent.cli import app
 from crossent.errors import CrossentError
-from crossent.recsys.baselines import EASE
-from crossent.recsys.data import Interactions, csr_rows, leave_last_out
-from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.data.interactions import Interactions, csr_rows, leave_last_out
+from crossent.recsys.evaluation.protocol import evaluate_retrieval
+from crossent.recsys.models.baselines import EASE
 from crossent.scoring.ranking_files import score_ranking_file
 
 

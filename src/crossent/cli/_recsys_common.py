@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from crossent._validation.choices import DataFormat, check_choice
-from crossent.recsys.data import Interactions, implicit
+from crossent.recsys.data.interactions import Interactions, implicit
 from crossent.recsys.report import (
     cross_entropy_rows,
     objective_rows,
@@ -32,7 +32,7 @@ def to_rich(table: Table, title: str | None = None) -> RichTable:
 
 def load_watches(data: str, format: str, min_rating: float | None) -> Interactions:
     """Load an interaction file; keep rows with ``rating >= min_rating`` when it has ratings."""
-    from crossent.recsys.loaders import load_interactions
+    from crossent.recsys.data.loaders import load_interactions
 
     check_choice(format, "--format", DataFormat)
     watches = load_interactions(Path(data), format)  # type: ignore[arg-type]

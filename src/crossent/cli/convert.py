@@ -31,7 +31,7 @@ def convert(
     model.pt is left in place: delete it once the converted folder works.
     """
 
-    from crossent.recsys.convert import RISK, convert_legacy
+    from crossent.recsys.serving.convert import RISK, convert_legacy
 
     console = make_console(stderr=True)
     if trust_pickle:

@@ -47,9 +47,9 @@ def demo(
     from crossent._runtime import configure_threads
     from crossent.cli._events import RichListener
     from crossent.cli._recsys_common import print_bayes_gaps, print_result
-    from crossent.recsys.checkpoint import save_checkpoint
     from crossent.recsys.report import write_report, write_tables_json
     from crossent.recsys.run import demo_setup, run
+    from crossent.recsys.serving.checkpoint import save_checkpoint
 
     configure_threads(threads)
     console = make_console()
@@ -68,7 +68,7 @@ def demo(
         result.candidate,
         result.watches,
         ranking=result.ranking,
-        history=result.histories,
+        curves=result.curves,
         metrics={"cross_entropy": result.cross_entropy, **result.retrieval},
         extra={"data": "simulated", "simulation": vars(config)},
     )

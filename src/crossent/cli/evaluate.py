@@ -38,8 +38,8 @@ def evaluate(
 
     from crossent.cli._events import RichListener
     from crossent.cli._recsys_common import load_watches, print_result
-    from crossent.recsys.checkpoint import load_checkpoint
     from crossent.recsys.reevaluate import evaluate_checkpoint
+    from crossent.recsys.serving.checkpoint import load_checkpoint
 
     console = make_console()
     checkpoint = load_checkpoint(model)

@@ -16,7 +16,7 @@ from crossent.cli._console import make_console
 from crossent.errors import CrossentError
 
 if TYPE_CHECKING:
-    from crossent.recsys.checkpoint import Checkpoint
+    from crossent.recsys.serving.checkpoint import Checkpoint
 
 
 def _users_from_file(checkpoint: Checkpoint, path: Path) -> np.ndarray:
@@ -49,7 +49,11 @@ def _show_one(
     history: int,
     as_json: bool,
 ) -> None:
-    from crossent.recsys.recommend import recent_watches, recommend_users, recommendation_table
+    from crossent.recsys.serving.recommend import (
+        recent_watches,
+        recommend_users,
+        recommendation_table,
+    )
 
     index = checkpoint.user_index(user)
     batch = recommend_users(checkpoint, np.array([index]), k, candidates=candidates)
@@ -97,7 +101,7 @@ def _show_one(
 
 
 def _replace_titles(checkpoint: Checkpoint, items: Path) -> None:
-    from crossent.recsys.titles import align_titles, read_titles
+    from crossent.recsys.data.titles import align_titles, read_titles
 
     found = align_titles(read_titles(items), checkpoint.item_ids)
     if found is None:
@@ -113,7 +117,7 @@ def _write_all(
 ) -> None:
     """Every user's rows into ``out``, with a progress bar over users (on stderr)."""
     from crossent.cli._events import RichListener
-    from crossent.recsys.recommend import write_recommendations
+    from crossent.recsys.serving.recommend import write_recommendations
 
     console = make_console(stderr=True)
     rows = write_recommendations(
@@ -157,7 +161,7 @@ def recommend(
     P(watch) is shown. --all / --users write one row per (user, rank) to --out, batched in
     fixed memory: user, rank, item, score (logit), probability, p_watch, title.
     """
-    from crossent.recsys.checkpoint import load_checkpoint
+    from crossent.recsys.serving.checkpoint import load_checkpoint
 
     if sum((user is not None, all_users, users is not None)) != 1:
         raise CrossentError("give exactly one of --user, --all or --users")

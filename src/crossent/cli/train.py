@@ -215,15 +215,15 @@ def train(
 
     from crossent.cli._events import RichListener
     from crossent.cli._recsys_common import load_watches, print_result
-    from crossent.recsys.checkpoint import save_checkpoint
-    from crossent.recsys.data import Interactions
-    from crossent.recsys.parallel import launch_from_env, shutdown
+    from crossent.recsys.data.interactions import Interactions
+    from crossent.recsys.data.simulate import SimulationConfig
+    from crossent.recsys.data.titles import titles_for
     from crossent.recsys.report import write_report, write_tables_json
-    from crossent.recsys.resume import stop_on_interrupt, training_state
     from crossent.recsys.run import run
-    from crossent.recsys.simulate import SimulationConfig
+    from crossent.recsys.serving.checkpoint import save_checkpoint
     from crossent.recsys.spec import RunSpec
-    from crossent.recsys.titles import titles_for
+    from crossent.recsys.training.parallel import launch_from_env, shutdown
+    from crossent.recsys.training.resume import stop_on_interrupt, training_state
 
     # every option checked, naming it as typed, before any data is read
     spec = RunSpec.from_options(
@@ -274,7 +274,7 @@ def train(
         result.watches,
         ranking=result.ranking,
         ranking_candidate=result.ranking_candidate,
-        history=result.histories,
+        curves=result.curves,
         metrics={
             "cross_entropy": result.cross_entropy,
             **result.retrieval,

@@ -1,23 +1,22 @@
-"""The watch-prediction recommender: data, baselines, models, training and evaluation.
+"""The watch-prediction recommender, in the order a watch goes through it.
 
-Submodules: :mod:`~crossent.recsys.data` (the :class:`Interactions` table, filters, the
-leave-last-out split), :mod:`~crossent.recsys.loaders` (MovieLens, RecBole, CSV/Parquet),
-:mod:`~crossent.recsys.baselines` (most popular, EASE) and :mod:`~crossent.recsys.evaluate`
-(full-catalogue retrieval metrics), :mod:`~crossent.recsys.simulate` (the simulated watch
-log with known truth), :mod:`~crossent.recsys.models` (candidate generation and ranking),
-:mod:`~crossent.recsys.sequence` (the self-attentive history encoder),
-:mod:`~crossent.recsys.objectives` (full, sampled, BCE and gBCE training objectives),
-:mod:`~crossent.recsys.train` (the training loop), :mod:`~crossent.recsys.ranking_train`
-(ranking training and calibration), :mod:`~crossent.recsys.checkpoint` (saving and loading),
-:mod:`~crossent.recsys.ranking` (ranking-stage features and metrics),
-:mod:`~crossent.recsys.logged_ranking` (ranking examples from a real watch log: positives and
-popularity-sampled negatives in time order), :mod:`~crossent.recsys.retrieval` (candidate
-generation beside tuned baselines, and the objectives comparison),
-:mod:`~crossent.recsys.ranking_stage` (the ranking stage), :mod:`~crossent.recsys.spec` (a
-run's frozen, validated :class:`RunSpec`) and :mod:`~crossent.recsys.run` (:func:`run`: a spec
-on a watch log or a simulated world, to an immutable :class:`RunResult`);
-:mod:`~crossent.recsys.defaults` holds the one definition of the sequence model's and its
-training's defaults.
+- :mod:`~crossent.recsys.data`: the interaction table and its leave-last-out split, file
+  loaders, titles, the simulated watch log with known truth, a real log's ranking examples;
+- :mod:`~crossent.recsys.models`: the candidate and ranking networks, the sequence encoder,
+  the training objectives, the ranking stage's inputs, the baselines (most popular, EASE);
+- :mod:`~crossent.recsys.training`: the epoch loop with early stopping, ranking fit and
+  calibration, resumable training state, the sharded softmax under torchrun;
+- :mod:`~crossent.recsys.evaluation`: the retrieval protocol, next-watch cross-entropy and the
+  Bayes limit, a saved model scored again, the report;
+- :mod:`~crossent.recsys.serving`: model files (checkpoints, the safe folder format,
+  conversion), recommendations, and the HTTP server of ``crossent serve``.
+
+The run itself sits at the top: :mod:`~crossent.recsys.defaults` (the one definition of the
+defaults), :mod:`~crossent.recsys.spec` (a run's frozen, validated :class:`RunSpec`),
+:mod:`~crossent.recsys.retrieval` and :mod:`~crossent.recsys.ranking_stage` (the two stages,
+each from a result to a new one), :mod:`~crossent.recsys.run` (:func:`run`: a spec on a watch
+log or a simulated world, to an immutable :class:`RunResult`), :mod:`~crossent.recsys.results`
+and :mod:`~crossent.recsys.events` (what long work reports to its caller).
 
 The names below load on first use, so ``crossent.recsys.defaults`` (read by the command line to
 show its defaults) imports without torch.
@@ -31,32 +30,44 @@ from typing import TYPE_CHECKING
 from crossent._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from crossent.recsys.baselines import EASE, MostPopular
-    from crossent.recsys.checkpoint import load_checkpoint, save_checkpoint
-    from crossent.recsys.data import Interactions, Split, csr_rows, implicit, k_core, leave_last_out
-    from crossent.recsys.evaluate import Scorer, evaluate_retrieval, retrieval_metrics
-    from crossent.recsys.loaders import (
+    from crossent.recsys.data.interactions import (
+        Interactions,
+        Split,
+        csr_rows,
+        implicit,
+        k_core,
+        leave_last_out,
+    )
+    from crossent.recsys.data.loaders import (
         load_interactions,
         load_movielens,
         load_recbole,
         load_sequences,
         load_table,
     )
-    from crossent.recsys.logged_ranking import LoggedExamples, logged_examples
-    from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
-    from crossent.recsys.next_watch import retrieval_cross_entropy
-    from crossent.recsys.ranking_train import fit_ranking
+    from crossent.recsys.data.simulate import SimulatedWatchLog, SimulationConfig, simulate
+    from crossent.recsys.evaluation.next_watch import retrieval_cross_entropy
+    from crossent.recsys.evaluation.protocol import Scorer, evaluate_retrieval, retrieval_metrics
+    from crossent.recsys.models.baselines import EASE, MostPopular
+    from crossent.recsys.models.logged_ranking import LoggedExamples, logged_examples
+    from crossent.recsys.models.networks import (
+        CandidateConfig,
+        CandidateModel,
+        RankingConfig,
+        RankingModel,
+    )
     from crossent.recsys.results import RunResult
     from crossent.recsys.run import run
-    from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
+    from crossent.recsys.serving.checkpoint import load_checkpoint, save_checkpoint
     from crossent.recsys.spec import DataSpec, ModelSpec, ObjectiveSpec, RunSpec, TrainingSpec
-    from crossent.recsys.train import TrainConfig, fit_candidate, refit_candidate
+    from crossent.recsys.training.loop import TrainConfig, fit_candidate, refit_candidate
+    from crossent.recsys.training.ranking import fit_ranking
 
 # public name -> the submodule that defines it
 _LAZY = {
-    "CandidateConfig": "crossent.recsys.models",
-    "CandidateModel": "crossent.recsys.models",
-    "csr_rows": "crossent.recsys.data",
+    "CandidateConfig": "crossent.recsys.models.networks",
+    "CandidateModel": "crossent.recsys.models.networks",
+    "csr_rows": "crossent.recsys.data.interactions",
     "DataSpec": "crossent.recsys.spec",
     "ModelSpec": "crossent.recsys.spec",
     "ObjectiveSpec": "crossent.recsys.spec",
@@ -64,35 +75,35 @@ _LAZY = {
     "RunResult": "crossent.recsys.results",
     "RunSpec": "crossent.recsys.spec",
     "TrainingSpec": "crossent.recsys.spec",
-    "EASE": "crossent.recsys.baselines",
-    "evaluate_retrieval": "crossent.recsys.evaluate",
-    "fit_candidate": "crossent.recsys.train",
-    "fit_ranking": "crossent.recsys.ranking_train",
-    "implicit": "crossent.recsys.data",
-    "Interactions": "crossent.recsys.data",
-    "k_core": "crossent.recsys.data",
-    "leave_last_out": "crossent.recsys.data",
-    "load_checkpoint": "crossent.recsys.checkpoint",
-    "load_interactions": "crossent.recsys.loaders",
-    "load_movielens": "crossent.recsys.loaders",
-    "load_recbole": "crossent.recsys.loaders",
-    "load_sequences": "crossent.recsys.loaders",
-    "load_table": "crossent.recsys.loaders",
-    "logged_examples": "crossent.recsys.logged_ranking",
-    "LoggedExamples": "crossent.recsys.logged_ranking",
-    "MostPopular": "crossent.recsys.baselines",
-    "RankingConfig": "crossent.recsys.models",
-    "RankingModel": "crossent.recsys.models",
-    "refit_candidate": "crossent.recsys.train",
-    "retrieval_cross_entropy": "crossent.recsys.next_watch",
-    "retrieval_metrics": "crossent.recsys.evaluate",
-    "save_checkpoint": "crossent.recsys.checkpoint",
-    "Scorer": "crossent.recsys.evaluate",
-    "simulate": "crossent.recsys.simulate",
-    "SimulatedWatchLog": "crossent.recsys.simulate",
-    "SimulationConfig": "crossent.recsys.simulate",
-    "Split": "crossent.recsys.data",
-    "TrainConfig": "crossent.recsys.train",
+    "EASE": "crossent.recsys.models.baselines",
+    "evaluate_retrieval": "crossent.recsys.evaluation.protocol",
+    "fit_candidate": "crossent.recsys.training.loop",
+    "fit_ranking": "crossent.recsys.training.ranking",
+    "implicit": "crossent.recsys.data.interactions",
+    "Interactions": "crossent.recsys.data.interactions",
+    "k_core": "crossent.recsys.data.interactions",
+    "leave_last_out": "crossent.recsys.data.interactions",
+    "load_checkpoint": "crossent.recsys.serving.checkpoint",
+    "load_interactions": "crossent.recsys.data.loaders",
+    "load_movielens": "crossent.recsys.data.loaders",
+    "load_recbole": "crossent.recsys.data.loaders",
+    "load_sequences": "crossent.recsys.data.loaders",
+    "load_table": "crossent.recsys.data.loaders",
+    "logged_examples": "crossent.recsys.models.logged_ranking",
+    "LoggedExamples": "crossent.recsys.models.logged_ranking",
+    "MostPopular": "crossent.recsys.models.baselines",
+    "RankingConfig": "crossent.recsys.models.networks",
+    "RankingModel": "crossent.recsys.models.networks",
+    "refit_candidate": "crossent.recsys.training.loop",
+    "retrieval_cross_entropy": "crossent.recsys.evaluation.next_watch",
+    "retrieval_metrics": "crossent.recsys.evaluation.protocol",
+    "save_checkpoint": "crossent.recsys.serving.checkpoint",
+    "Scorer": "crossent.recsys.evaluation.protocol",
+    "simulate": "crossent.recsys.data.simulate",
+    "SimulatedWatchLog": "crossent.recsys.data.simulate",
+    "SimulationConfig": "crossent.recsys.data.simulate",
+    "Split": "crossent.recsys.data.interactions",
+    "TrainConfig": "crossent.recsys.training.loop",
 }
 
 

@@ -1,6 +1,7 @@
 """The one definition of the sequence recommender's defaults, for the library and the CLI alike.
 
-:class:`~crossent.recsys.models.CandidateConfig`, :class:`~crossent.recsys.train.TrainConfig`,
+:class:`~crossent.recsys.models.networks.CandidateConfig`,
+:class:`~crossent.recsys.training.loop.TrainConfig`,
 ``crossent train``'s options and its ``--help`` all read their defaults from here, so a Python
 user and a command-line user train the same model. This module imports nothing heavy (the
 command line reads it to build its options without loading torch).

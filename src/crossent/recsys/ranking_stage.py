@@ -3,9 +3,10 @@ scored beside honest baselines.
 
 On the simulated log (:func:`train_simulated_ranking`) the impressions and their labels come
 from the simulator; on a real watch log (:func:`train_logged_ranking`) the positives are the
-time-ordered watches and the negatives are sampled (:mod:`crossent.recsys.logged_ranking`).
-Either way the model is fitted by :func:`~crossent.recsys.ranking_train.fit_ranking`, Platt-scaled
-on the validation examples (:func:`~crossent.recsys.ranking_train.calibrate_ranking`) and
+time-ordered watches and the negatives are sampled (:mod:`crossent.recsys.models.logged_ranking`).
+Either way the model is fitted by :func:`~crossent.recsys.training.ranking.fit_ranking`,
+Platt-scaled
+on the validation examples (:func:`~crossent.recsys.training.ranking.calibrate_ranking`) and
 scored on the test examples beside the base rate and popularity.
 """
 
@@ -16,26 +17,26 @@ import torch
 
 from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
+from crossent.recsys.data.simulate import SimulatedWatchLog
 from crossent.recsys.events import Listener, note
-from crossent.recsys.logged_ranking import (
+from crossent.recsys.models.logged_ranking import (
     LoggedExamples,
     holdout_rows,
     holdout_split,
     logged_examples,
     logged_ranking_inputs,
 )
-from crossent.recsys.models import CandidateModel, RankingConfig, RankingLoss, RankingModel
-from crossent.recsys.ranking import (
+from crossent.recsys.models.networks import CandidateModel, RankingConfig, RankingLoss, RankingModel
+from crossent.recsys.models.ranking_inputs import (
     DENSE_FEATURES,
     RankingInputs,
     evaluate_ranking,
     ranking_inputs,
     split_rows,
 )
-from crossent.recsys.ranking_train import calibrate_ranking, fit_ranking
 from crossent.recsys.results import RunResult
-from crossent.recsys.simulate import SimulatedWatchLog
-from crossent.recsys.train import TrainConfig, fit_candidate
+from crossent.recsys.training.loop import TrainConfig, fit_candidate
+from crossent.recsys.training.ranking import calibrate_ranking, fit_ranking
 
 
 def train_simulated_ranking(
@@ -105,11 +106,11 @@ def _fit_and_evaluate_ranking(
     model = RankingModel(
         RankingConfig(dim=result.candidate.config.dim, n_dense=len(DENSE_FEATURES), loss=loss)
     )
-    history = fit_ranking(model, train, valid, train_config, progress=progress, listener=listener)
+    curves = fit_ranking(model, train, valid, train_config, progress=progress, listener=listener)
     calibration = _calibrate(model, valid, listener) if calibrate else "identity (not requested)"
     base_rate = float(train.label.mean())
     result = _score_ranking(result, model, test).adding(
-        histories={"ranking": history},
+        curves={"ranking": curves},
         info={"ranking_calibration": calibration},
         ranking_metrics={
             "watch rate (constant)": evaluate_ranking(
@@ -124,7 +125,8 @@ def _calibrate(model: RankingModel, valid: RankingInputs, listener: Listener | N
     """Platt-scale ``model`` on the validation examples; returns what was done, in words.
 
     Stays the identity for "watch-time" (its odds estimate watch time, not P(watch)) and when
-    no calibration can be fitted (:func:`~crossent.recsys.ranking_train.calibrate_ranking` raises:
+    no calibration can be fitted (:func:`~crossent.recsys.training.ranking.calibrate_ranking`
+    raises:
     the validation examples hold a single class, or the fit's scale is not positive).
     """
     if model.config.loss == "watch-time":
@@ -176,15 +178,15 @@ def train_logged_ranking(
 ) -> RunResult:
     """Ranking stage on a real watch log: time-ordered positives + sampled negatives.
 
-    Examples come from :func:`crossent.recsys.logged_ranking.logged_examples` (leave-last-out
+    Examples come from :func:`crossent.recsys.models.logged_ranking.logged_examples` (leave-last-out
     stages, features from strictly earlier watches). With ``holdout > 0`` the features come
     from a second candidate generator (``result.ranking_candidate``, trained with
     ``candidate_train_config``) that never saw each user's last ``holdout`` training watches,
     and the ranker trains on the examples at those positions only, so that its training
     features are as sharp as the validation and test ones (see
-    :mod:`crossent.recsys.logged_ranking`); ``holdout = 0`` trains on every training example
+    :mod:`crossent.recsys.models.logged_ranking`); ``holdout = 0`` trains on every training example
     with ``result.candidate``'s features. The model is then Platt-scaled on the validation
-    examples (:func:`~crossent.recsys.ranking_train.calibrate_ranking`); the metrics show it as
+    examples (:func:`~crossent.recsys.training.ranking.calibrate_ranking`); the metrics show it as
     "model" beside "model, uncalibrated", the training base rate (a constant) and popularity (a
     logistic fit of the label on ``log(1 + earlier watches)``).
     """
@@ -259,12 +261,12 @@ def _holdout_features(
     )
     torch.manual_seed(seed)
     candidate = CandidateModel(result.candidate.config)
-    history = fit_candidate(
+    curves = fit_candidate(
         candidate, holdout_split(result.split, holdout), train_config, progress=progress,
         listener=listener,
     )
     result = result.replacing(ranking_candidate=candidate)
-    return result.adding(histories={"ranking_features": history}), train_rows
+    return result.adding(curves={"ranking_features": curves}), train_rows
 
 
 def evaluate_logged_ranking(

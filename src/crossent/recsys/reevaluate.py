@@ -4,7 +4,8 @@
 candidate model beside the baselines training fits in closed form, most-popular and EASE with
 λ tuned on validation (:func:`crossent.recsys.retrieval.add_fitted_baselines`; the bag model
 that training runs beside a sequence model is not trained again), and on simulated data
-against the same truth (:func:`crossent.recsys.next_watch.simulated_truth`); a stored ranking
+against the same truth (:func:`crossent.recsys.evaluation.next_watch.simulated_truth`); a stored
+ranking
 model is scored on the ranking examples its training used
 (:func:`crossent.recsys.ranking_stage.evaluate_logged_ranking`).
 """
@@ -14,15 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from crossent.errors import CrossentError
-from crossent.recsys.checkpoint import Checkpoint
-from crossent.recsys.data import Interactions, leave_last_out
-from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.data.interactions import Interactions, leave_last_out
+from crossent.recsys.data.simulate import SimulationConfig, simulate
+from crossent.recsys.evaluation.next_watch import TruthFn, retrieval_cross_entropy, simulated_truth
+from crossent.recsys.evaluation.protocol import evaluate_retrieval
 from crossent.recsys.events import Listener
-from crossent.recsys.next_watch import TruthFn, retrieval_cross_entropy, simulated_truth
 from crossent.recsys.ranking_stage import evaluate_logged_ranking
 from crossent.recsys.results import RunResult
 from crossent.recsys.retrieval import add_fitted_baselines
-from crossent.recsys.simulate import SimulationConfig, simulate
+from crossent.recsys.serving.checkpoint import Checkpoint
 
 
 def _simulated(checkpoint: Checkpoint) -> tuple[Interactions, TruthFn]:

@@ -141,15 +141,15 @@ def write_report(
         "ranking": ("log loss (bits)", "Ranking: P(watch)"),
     }
     pngs: list[Path] = []
-    for stage, history in result.histories.items():
+    for stage, curves in result.curves.items():
         ylabel, heading = titles.get(stage, ("loss (bits)", stage))
         # keys avoid "val" inside the stage name: the figure dashes names containing "val"
-        curves = {"train": history.train_bits, "validation": history.valid_bits}
+        drawn = {"train": curves.train_bits, "validation": curves.valid_bits}
         name = "loss_curves.png" if stage == "retrieval" else f"{_file_name(stage)}_loss.png"
-        pngs.append(save_figure(curves_figure(curves, ylabel=ylabel, title=heading), out / name))
+        pngs.append(save_figure(curves_figure(drawn, ylabel=ylabel, title=heading), out / name))
     ndcg = {
         stage.replace("retrieval", "").strip(" ()") or result.candidate.config.model: h.valid_ndcg
-        for stage, h in result.histories.items()
+        for stage, h in result.curves.items()
         if h.valid_ndcg
     }
     if ndcg:

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from crossent.recsys.data import Interactions, Split
-from crossent.recsys.models import CandidateModel, RankingModel
-from crossent.recsys.train import TrainHistory
+from crossent.recsys.data.interactions import Interactions, Split
+from crossent.recsys.models.networks import CandidateModel, RankingModel
+from crossent.recsys.training.loop import TrainingCurves
 
 #: One line stating the retrieval protocol, printed under every retrieval table.
 PROTOCOL = (
@@ -23,14 +23,14 @@ PROTOCOL = (
 
 
 _MAPPINGS = (
-    "histories", "retrieval", "cross_entropy", "baseline_cross_entropy", "objectives",
+    "curves", "retrieval", "cross_entropy", "baseline_cross_entropy", "objectives",
     "ranking_metrics", "info",
 )
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """Everything a run produced: models, histories and metrics (name -> metric -> value).
+    """Everything a run produced: models, training curves and metrics (name -> metric -> value).
 
     Immutable: each stage of a run returns a new result (:meth:`adding`, :meth:`replacing`)
     instead of filling one in, so what a function returns is all it did. The mapping fields are
@@ -39,15 +39,15 @@ class RunResult:
     Attributes:
         retrieval: test HR/NDCG/MRR of the model and every baseline, by name.
         cross_entropy: the model's test next-watch cross-entropy (and, on simulated data, the
-            Bayes limit; see :func:`crossent.recsys.next_watch.retrieval_cross_entropy`).
+            Bayes limit; see :func:`crossent.recsys.evaluation.next_watch.retrieval_cross_entropy`).
         baseline_cross_entropy: the same for the other trained candidate models (the bag).
         objectives: one row per training objective of the same model (``compare_objectives``):
             test metrics, ``test_bits``, ``train_seconds`` and ``peak_bytes``.
         info: the chosen EASE λ (``ease_lambda``) and its validation grid, and more.
 
     Example:
-        >>> from crossent.recsys.data import Interactions, leave_last_out
-        >>> from crossent.recsys.models import CandidateConfig, CandidateModel
+        >>> from crossent.recsys.data.interactions import Interactions, leave_last_out
+        >>> from crossent.recsys.models.networks import CandidateConfig, CandidateModel
         >>> watches = Interactions.from_arrays([0, 0, 0], [0, 1, 2])
         >>> model = CandidateModel(CandidateConfig(n_items=3, dim=4, history=2))
         >>> first = RunResult(watches, leave_last_out(watches), model)
@@ -62,7 +62,7 @@ class RunResult:
     ranking: RankingModel | None = None
     #: the candidate generator that makes the ranking features, when not ``candidate``
     ranking_candidate: CandidateModel | None = None
-    histories: Mapping[str, TrainHistory] = field(default_factory=dict)
+    curves: Mapping[str, TrainingCurves] = field(default_factory=dict)
     retrieval: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     cross_entropy: Mapping[str, float] = field(default_factory=dict)
     baseline_cross_entropy: Mapping[str, Mapping[str, float]] = field(default_factory=dict)

@@ -19,16 +19,21 @@ import torch
 
 from crossent._memory import reset_peak_rss, status_bytes
 from crossent.errors import CrossentError
-from crossent.recsys.baselines import EASE, EASE_MAX_ITEMS, MostPopular
-from crossent.recsys.data import Interactions, Split, leave_last_out
-from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.data.interactions import Interactions, Split, leave_last_out
+from crossent.recsys.evaluation.next_watch import TruthFn, retrieval_cross_entropy
+from crossent.recsys.evaluation.protocol import evaluate_retrieval
 from crossent.recsys.events import Listener, note
-from crossent.recsys.models import CandidateConfig, CandidateModel, Objective
-from crossent.recsys.next_watch import TruthFn, retrieval_cross_entropy
-from crossent.recsys.parallel import Launch, fit_candidate_distributed
+from crossent.recsys.models.baselines import EASE, EASE_MAX_ITEMS, MostPopular
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel, Objective
 from crossent.recsys.results import RunResult
 from crossent.recsys.spec import ModelSpec
-from crossent.recsys.train import TrainConfig, TrainHistory, fit_candidate, refit_candidate
+from crossent.recsys.training.loop import (
+    TrainConfig,
+    TrainingCurves,
+    fit_candidate,
+    refit_candidate,
+)
+from crossent.recsys.training.parallel import Launch, fit_candidate_distributed
 
 #: EASE's λ grid, searched on the validation stage (Steck 2019 reports optima in the hundreds).
 EASE_GRID = (20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
@@ -77,7 +82,7 @@ def _fit(
     launch: Launch | None,
     progress: bool,
     listener: Listener | None,
-) -> tuple[TrainHistory, CandidateModel | None]:
+) -> tuple[TrainingCurves, CandidateModel | None]:
     """A freshly seeded model trained on ``split``; ``None`` on ranks other than 0."""
     torch.manual_seed(train_config.seed)
     model = CandidateModel(config)
@@ -85,8 +90,8 @@ def _fit(
         return fit_candidate_distributed(
             model, split, train_config, launch=launch, progress=progress, listener=listener
         )
-    history = fit_candidate(model, split, train_config, progress=progress, listener=listener)
-    return history, model
+    curves = fit_candidate(model, split, train_config, progress=progress, listener=listener)
+    return curves, model
 
 
 def add_fitted_baselines(
@@ -100,7 +105,7 @@ def add_fitted_baselines(
 
     Both are fitted in closed form (no training loop), so evaluating a saved model again
     (:mod:`crossent.recsys.reevaluate`) reproduces them. EASE is skipped above
-    :data:`~crossent.recsys.baselines.EASE_MAX_ITEMS` items.
+    :data:`~crossent.recsys.models.baselines.EASE_MAX_ITEMS` items.
     """
     split = result.split
     popular = evaluate_retrieval(
@@ -149,12 +154,12 @@ def add_bag_baseline(
     bag_train = dataclasses.replace(
         train_config, lr=lr, weight_decay=weight_decay, batch_size=batch_size
     )
-    history, bag = _fit(
+    curves, bag = _fit(
         bag_config, split, bag_train, launch=None, progress=progress, listener=listener
     )
     assert bag is not None  # a single process always returns its model
     return result.adding(
-        histories={"retrieval (bag)": history},
+        curves={"retrieval (bag)": curves},
         retrieval={
             "bag model": evaluate_retrieval(bag, split, ks=ks, progress=progress, listener=listener)
         },
@@ -209,13 +214,13 @@ def train_retrieval(
         f"{len(split.train):,} training watches, model = {config.model}, "
         f"objective = {config.objective}",
     )
-    history, candidate = _fit(
+    curves, candidate = _fit(
         config, split, train_config, launch=launch, progress=progress, listener=listener
     )
     if candidate is None:  # not rank 0: training done; rank 0 evaluates and reports
-        return RunResult(watches, split, CandidateModel(config), histories={"retrieval": history})
+        return RunResult(watches, split, CandidateModel(config), curves={"retrieval": curves})
     result = RunResult(
-        watches=watches, split=split, candidate=candidate, histories={"retrieval": history},
+        watches=watches, split=split, candidate=candidate, curves={"retrieval": curves},
         cross_entropy=retrieval_cross_entropy(candidate, split, "test", truth=truth),
         retrieval={
             "model": evaluate_retrieval(
@@ -246,14 +251,14 @@ def refit_on_all_watches(
     latest watches. The metrics in ``result`` stay those of the model that never saw the test
     watches; ``info["refit_epochs"]`` records the refit.
     """
-    epochs = max(result.histories["retrieval"].best_epoch, 1)
+    epochs = max(result.curves["retrieval"].best_epoch, 1)
     note(listener, "refit", f"{epochs} epochs on all {len(result.watches):,} watches")
     config = dataclasses.replace(train_config, epochs=epochs, resume=None)
     torch.manual_seed(config.seed)
     model = CandidateModel(result.candidate.config)
-    history = refit_candidate(model, result.watches, config, progress=progress, listener=listener)
+    curves = refit_candidate(model, result.watches, config, progress=progress, listener=listener)
     return result.replacing(candidate=model).adding(
-        histories={"refit": history}, info={"refit_epochs": epochs}
+        curves={"refit": curves}, info={"refit_epochs": epochs}
     )
 
 
@@ -283,11 +288,11 @@ def catch_up_on_all_watches(
     )
     config = dataclasses.replace(train_config, epochs=epochs, lr_schedule="cosine", resume=None)
     model = copy.deepcopy(result.candidate)
-    history = refit_candidate(
+    curves = refit_candidate(
         model, result.watches, config, label="catch-up", progress=progress, listener=listener
     )
     return result.replacing(candidate=model).adding(
-        histories={"catch-up": history}, info={"catch_up_epochs": epochs}
+        curves={"catch-up": curves}, info={"catch_up_epochs": epochs}
     )
 
 
@@ -299,14 +304,14 @@ def _train_objective(
     *,
     progress: bool,
     listener: Listener | None,
-) -> tuple[CandidateModel, TrainHistory, dict[str, float], dict[str, float], dict[str, float]]:
-    """One objective of :func:`compare_objectives`: the model, its history, its test metrics,
+) -> tuple[CandidateModel, TrainingCurves, dict[str, float], dict[str, float], dict[str, float]]:
+    """One objective of :func:`compare_objectives`: the model, its curves, its test metrics,
     its row of the objectives table and its test cross-entropy."""
     note(listener, f"objective {config.objective}", f"model = {config.model}")
     baseline_rss = status_bytes("VmRSS") or 0
     can_measure = reset_peak_rss()
     start = time.perf_counter()
-    history, model = _fit(
+    curves, model = _fit(
         config, split, train_config, launch=None, progress=progress, listener=listener
     )
     seconds = time.perf_counter() - start
@@ -319,9 +324,9 @@ def _train_objective(
         "test_bits": cross_entropy["bits"],
         "train_seconds": seconds,
         "peak_bytes": float(peak),
-        "epochs": float(len(history.train_bits)),
+        "epochs": float(len(curves.train_bits)),
     }
-    return model, history, metrics, row, cross_entropy
+    return model, curves, metrics, row, cross_entropy
 
 
 def compare_objectives(
@@ -349,14 +354,14 @@ def compare_objectives(
     spec = model or ModelSpec()
     result: RunResult | None = None
     for objective in objectives:
-        trained, history, metrics, row, cross_entropy = _train_objective(
+        trained, curves, metrics, row, cross_entropy = _train_objective(
             spec.candidate(split.n_items, objective), split, train_config, truth,
             progress=progress, listener=listener,
         )
         if result is None:
             result = RunResult(watches, split, trained, cross_entropy=cross_entropy)
         result = result.adding(
-            histories={f"retrieval ({objective})": history},
+            curves={f"retrieval ({objective})": curves},
             retrieval={f"model ({objective})": metrics},
             objectives={objective: row},
         )

@@ -15,11 +15,11 @@ from __future__ import annotations
 import dataclasses
 
 from crossent.errors import CrossentError
-from crossent.recsys.data import Interactions
-from crossent.recsys.evaluate import evaluate_retrieval
+from crossent.recsys.data.interactions import Interactions
+from crossent.recsys.data.simulate import SimulatedWatchLog, SimulationConfig, simulate
+from crossent.recsys.evaluation.next_watch import TruthFn, TruthScorer, simulated_truth
+from crossent.recsys.evaluation.protocol import evaluate_retrieval
 from crossent.recsys.events import Listener, note
-from crossent.recsys.next_watch import TruthFn, TruthScorer, simulated_truth
-from crossent.recsys.parallel import Launch
 from crossent.recsys.ranking_stage import train_logged_ranking, train_simulated_ranking
 from crossent.recsys.results import RunResult
 from crossent.recsys.retrieval import (
@@ -28,9 +28,9 @@ from crossent.recsys.retrieval import (
     refit_on_all_watches,
     train_retrieval,
 )
-from crossent.recsys.simulate import SimulatedWatchLog, SimulationConfig, simulate
 from crossent.recsys.spec import RunSpec, TrainingSpec
-from crossent.recsys.train import TrainConfig
+from crossent.recsys.training.loop import TrainConfig
+from crossent.recsys.training.parallel import Launch
 
 
 def run(

@@ -37,10 +37,11 @@ from crossent._validation.choices import (
 )
 from crossent._validation.numbers import check_bool, check_int, check_number
 from crossent.errors import OptionError
-from crossent.recsys import defaults, objectives
-from crossent.recsys.models import CandidateConfig
-from crossent.recsys.simulate import SimulationConfig
-from crossent.recsys.train import TrainConfig
+from crossent.recsys import defaults
+from crossent.recsys.data.simulate import SimulationConfig
+from crossent.recsys.models import objectives
+from crossent.recsys.models.networks import CandidateConfig
+from crossent.recsys.training.loop import TrainConfig
 
 #: The keyword a section checks -> the ``crossent train`` option that sets it.
 OPTION_NAMES: Mapping[str, str] = MappingProxyType({
@@ -58,7 +59,8 @@ OPTION_NAMES: Mapping[str, str] = MappingProxyType({
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """The candidate model's shape: :class:`~crossent.recsys.models.CandidateConfig` without
+    """The candidate model's shape: :class:`~crossent.recsys.models.networks.CandidateConfig`
+    without
     the catalogue size and the objective, which the data and :class:`ObjectiveSpec` give.
 
     ``tie_embeddings`` applies to the sequence model only (the bag always has its own output

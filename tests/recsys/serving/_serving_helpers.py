@@ -8,10 +8,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crossent.recsys.checkpoint import save_checkpoint
-from crossent.recsys.data import Interactions
-from crossent.recsys.models import CandidateConfig, CandidateModel, RankingConfig, RankingModel
-from crossent.recsys.ranking import DENSE_FEATURES
+from crossent.recsys.data.interactions import Interactions
+from crossent.recsys.models.networks import (
+    CandidateConfig,
+    CandidateModel,
+    RankingConfig,
+    RankingModel,
+)
+from crossent.recsys.models.ranking_inputs import DENSE_FEATURES
+from crossent.recsys.serving.checkpoint import save_checkpoint
 
 N_USERS, N_ITEMS = 30, 60
 

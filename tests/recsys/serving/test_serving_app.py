@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from crossent.cli import app as cli
-from crossent.recsys.checkpoint import load_checkpoint
-from crossent.recsys.recommend import recommend_histories, recommend_users
 from crossent.recsys.serving.app import create_app
+from crossent.recsys.serving.checkpoint import load_checkpoint
+from crossent.recsys.serving.recommend import recommend_histories, recommend_users
 
 runner = CliRunner()
 

@@ -17,8 +17,8 @@ from _serving_helpers import free_port
 from typer.testing import CliRunner
 
 from crossent.cli import app as cli
-from crossent.recsys.checkpoint import load_checkpoint
-from crossent.recsys.recommend import recommend_users
+from crossent.recsys.serving.checkpoint import load_checkpoint
+from crossent.recsys.serving.recommend import recommend_users
 
 runner = CliRunner()
 

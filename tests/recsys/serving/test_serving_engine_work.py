@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from crossent.recsys import recommend
-from crossent.recsys.sequence import SequenceEncoder
+from crossent.recsys.models.sequence import SequenceEncoder
+from crossent.recsys.serving import recommend
 
 
 @pytest.mark.parametrize("blocks", [1, 2, 3])

@@ -18,9 +18,9 @@ import pytest
 import uvicorn
 from _serving_helpers import free_port
 
-from crossent.recsys.checkpoint import load_checkpoint
-from crossent.recsys.recommend import recommend_histories, recommend_users
 from crossent.recsys.serving.app import create_app
+from crossent.recsys.serving.checkpoint import load_checkpoint
+from crossent.recsys.serving.recommend import recommend_histories, recommend_users
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"

@@ -45,11 +45,11 @@ from swagger_ui_bundle import swagger_ui_path
 
 from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
-from crossent.recsys.checkpoint import load_checkpoint
-from crossent.recsys.recommend import DEFAULT_CELLS
 from crossent.recsys.serving.batcher import Batcher, Overloaded, ShuttingDown
 from crossent.recsys.serving.catalogue import Catalogue
+from crossent.recsys.serving.checkpoint import load_checkpoint
 from crossent.recsys.serving.engine import Engine, Question
+from crossent.recsys.serving.recommend import DEFAULT_CELLS
 from crossent.recsys.serving.requests import RequestError, read_body, recommend_body
 
 #: the page's Content-Security-Policy: its own inline script and style, requests to itself

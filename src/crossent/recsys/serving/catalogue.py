@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from crossent.recsys.checkpoint import Checkpoint
+from crossent.recsys.serving.checkpoint import Checkpoint
 
 
 class _IdIndex:

@@ -3,7 +3,8 @@
 Each request becomes a :class:`Question`: a watch history (contiguous item ids, oldest first:
 a checkpoint user's own watches, or the ones posted for someone new) and its ``k``. A batch of
 questions is one CSR of histories, answered by
-:func:`crossent.recsys.recommend.recommend_histories` at the batch's largest ``k``: one encoder
+:func:`crossent.recsys.serving.recommend.recommend_histories` at the batch's largest ``k``: one
+encoder
 pass and one blocked catalogue sweep, already-watched items excluded. Each question then takes
 its first ``k`` rows. That is exactly its own answer: with a ranking stage the ranking model
 re-ranks the same ``candidates`` shortlist whatever ``k`` (``k`` is capped at ``candidates``),
@@ -31,8 +32,8 @@ import numpy as np
 import torch
 
 from crossent._validation.numbers import check_int
-from crossent.recsys.recommend import DEFAULT_CELLS, recommend_histories
 from crossent.recsys.serving.catalogue import Catalogue, _plain
+from crossent.recsys.serving.recommend import DEFAULT_CELLS, recommend_histories
 
 #: the largest k a request may ask for (and never more than the ranking shortlist)
 MAX_K = 100
@@ -120,7 +121,7 @@ class Engine:
     def answer(self, questions: Sequence[Question]) -> list[list[dict[str, Any]]]:
         """The rows of each question, best first (fewer than ``k`` when fewer are unwatched).
 
-        One :func:`~crossent.recsys.recommend.recommend_histories` call for the batch: its
+        One :func:`~crossent.recsys.serving.recommend.recommend_histories` call for the batch: its
         windows are encoded in groups of similar length (``cut_padding``), once per model,
         and the catalogue is swept once for all of them."""
         if not questions:

@@ -1,0 +1,396 @@
+"""The two stages of a YouTube-style recommender (Covington et al., RecSys 2016).
+
+**Candidate generation** (:class:`CandidateModel`) treats "which video is watched next" as a
+softmax over the whole catalogue: the score of video ``j`` for user vector ``u`` is
+``u · w_j + b_j`` (output table ``item_out``, bias ``item_bias``). Two user encoders:
+
+- ``"sequence"``: a causal self-attention encoder of the last ``history`` watches
+  (:mod:`crossent.recsys.models.sequence`, SASRec-style); trained at every position of every
+  training sequence, each predicting the watch that follows it.
+- ``"bag"``: the mean of the input embeddings of the last ``history`` watches through an MLP
+  tower (Covington et al.), blind to order; trained on every watch from the window before it.
+
+Both train with any objective of :mod:`crossent.recsys.models.objectives`; ``"full"`` is the exact
+softmax through :func:`crossent.linear_cross_entropy`, so the ``(N, V)`` logits never exist.
+Already-watched videos can be removed from the softmax's normaliser (the masked softmax the
+evaluation uses).
+
+**Ranking** (:class:`RankingModel`) predicts P(watch | user, video, context) with an MLP on the
+user vector, the video embedding, their element-wise product and dense interaction features,
+plus a linear ("wide") path on the dense features; trained with binary cross-entropy.
+
+References:
+    Covington, Adams, Sargin. Deep Neural Networks for YouTube Recommendations. RecSys 2016.
+    Kang, McAuley. Self-Attentive Sequential Recommendation. ICDM 2018.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crossent._validation.choices import CandidateKind, Objective, RankingLoss, check_choice
+from crossent._validation.numbers import check_int, check_number
+from crossent.errors import CrossentError
+from crossent.recsys import defaults
+from crossent.recsys.data.interactions import Interactions
+from crossent.recsys.models import objectives
+from crossent.recsys.models.sequence import (
+    SequenceEncoder,
+    example_lengths,
+    leading_padding,
+    seen_before,
+    sequence_examples,
+)
+
+
+@dataclass(frozen=True)
+class CandidateConfig:
+    """Shape and training objective of :class:`CandidateModel` (plain JSON-able fields).
+
+    Attributes:
+        n_items: catalogue size.
+        model: "sequence" (self-attention over the ordered history) or "bag" (mean of the
+            history's embeddings through an MLP tower).
+        dim: embedding dimension (input and output embeddings, user vector).
+        hidden: width of the bag tower's hidden layer.
+        history: how many recent watches the user vector sees.
+        blocks, heads, dropout: the sequence encoder's depth, attention heads and dropout.
+        objective: "full" (exact softmax), "sampled" (``n_negatives`` shared unigram
+            negatives, log Q corrected), "bce" (one uniform negative per position), "gbce"
+            (``n_negatives`` uniform negatives, gSASRec) or "in-batch" (log Q corrected).
+        n_negatives: negatives per step for "sampled" and "gbce".
+        gbce_t: gSASRec's calibration parameter ``t`` for "gbce".
+        mask_history: in the full softmax, leave the already-watched items of the window out of
+            the normaliser (they are never the next watch; evaluation excludes them too).
+        tie_embeddings: the sequence model scores items with its input embeddings (as SASRec
+            does) instead of a separate output table; ``None``: tied for the sequence model
+            (:data:`~crossent.recsys.defaults.TIE_EMBEDDINGS`), separate for the bag.
+
+    Defaults come from :mod:`crossent.recsys.defaults`, as ``crossent train``'s do.
+    """
+
+    n_items: int
+    model: CandidateKind = "sequence"
+    dim: int = defaults.DIM
+    hidden: int = defaults.HIDDEN
+    history: int = defaults.HISTORY
+    blocks: int = defaults.BLOCKS
+    heads: int = defaults.HEADS
+    dropout: float = defaults.DROPOUT
+    objective: Objective = "full"
+    n_negatives: int = defaults.N_NEGATIVES
+    gbce_t: float = objectives.GBCE_T
+    mask_history: bool = True
+    tie_embeddings: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.tie_embeddings is None:  # the sequence model's default; the bag has no choice
+            tied = defaults.TIE_EMBEDDINGS and self.model == "sequence"
+            object.__setattr__(self, "tie_embeddings", tied)
+        for name in ("n_items", "dim", "hidden", "history", "blocks", "heads", "n_negatives"):
+            check_int(getattr(self, name), name, low=1)
+        check_choice(self.model, "model", CandidateKind)
+        check_choice(self.objective, "objective", Objective)
+        if self.dim % self.heads:
+            raise CrossentError(f"dim = {self.dim} must be a multiple of heads = {self.heads}")
+        check_number(self.dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        if self.tie_embeddings and self.model != "sequence":
+            raise CrossentError("tie_embeddings needs model = 'sequence'")
+        check_number(self.gbce_t, "gbce_t", low=0.0, high=1.0)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CandidateConfig:
+        """The config from its ``dataclasses.asdict`` form, older field names included.
+
+        Configs saved before the sequence model existed describe a bag model and call the
+        objective ``negatives`` and its sample size ``n_sampled``.
+        """
+        values = dict(values)
+        if "model" not in values:
+            values["model"] = "bag"
+        if "negatives" in values:
+            values["objective"] = values.pop("negatives")
+        if "n_sampled" in values:
+            values["n_negatives"] = values.pop("n_sampled")
+        values.setdefault("tie_embeddings", False)  # saved before tying existed
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise CrossentError(f"candidate config has unknown fields {unknown}")
+        return cls(**values)
+
+
+class CandidateModel(nn.Module):
+    """Next-watch softmax over the catalogue from a user's recent watches.
+
+    Inputs are *windows*: ``(N, history)`` int64 item ids of the last watches, oldest first,
+    padded with ``n_items`` (:func:`windows_from_csr` right-aligns them; the sequence encoder
+    needs that, the bag ignores order).
+    """
+
+    def __init__(self, config: CandidateConfig) -> None:
+        super().__init__()
+        self.config = config
+        n, d = config.n_items, config.dim
+        if config.model == "sequence":
+            self.encoder = SequenceEncoder(
+                n, d, config.history, config.blocks, config.heads, config.dropout
+            )
+        else:
+            self.item_in = nn.Embedding(n + 1, d, padding_idx=n)  # row n = padding
+            self.empty = nn.Parameter(torch.zeros(d))  # the input when there is no history yet
+            self.tower = nn.Sequential(
+                nn.Linear(d, config.hidden), nn.ReLU(), nn.Linear(config.hidden, d)
+            )
+            self.skip = nn.Linear(d, d, bias=False)  # a linear path: the tower need not learn it
+            nn.init.normal_(self.item_in.weight, std=1.0 / math.sqrt(d))
+            with torch.no_grad():
+                self.item_in.weight[n].zero_()
+        if not config.tie_embeddings:
+            self.item_out = nn.Parameter(torch.randn(n, d) * (1.0 / math.sqrt(d)))
+        self.item_bias = nn.Parameter(torch.zeros(n))
+
+    def output_table(self) -> torch.Tensor:
+        """``(n_items, dim)`` the output embeddings ``w_j`` (the input ones when tied)."""
+        if self.config.tie_embeddings:
+            return self.encoder.item_in.weight[: self.config.n_items]
+        return self.item_out
+
+    def _bag_vector(self, window: torch.Tensor) -> torch.Tensor:
+        valid = (window < self.config.n_items).float()  # (N, H)
+        count = valid.sum(1, keepdim=True)  # (N, 1)
+        summed = self.item_in(window).sum(1)  # (N, H, d) -> (N, d); padding rows are zero
+        mean = torch.where(count > 0, summed / count.clamp_min(1.0), self.empty)
+        return self.tower(mean) + self.skip(mean)
+
+    def user_vector(self, window: torch.Tensor) -> torch.Tensor:
+        """``(N, history)`` right-aligned padded windows -> ``(N, dim)`` user vectors."""
+        if self.config.model == "sequence":
+            return self.encoder(window[:, -self.config.history :])[:, -1]
+        return self._bag_vector(window)
+
+    def examples(self, train: Interactions) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training inputs and targets: ``(n, L)`` and ``(n, L)`` sequences, or for the bag
+        ``(n, history)`` windows and ``(n,)`` next watches (every watch from the ones before)."""
+        if self.config.model == "sequence":
+            return sequence_examples(train, self.config.history)
+        return bag_examples(train, self.config.history)
+
+    def states(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The vectors that predict each target: ``(n, L, d)`` (sequence) or ``(n, d)`` (bag)."""
+        if self.config.model == "sequence":
+            return self.encoder(inputs)
+        return self._bag_vector(inputs)
+
+    def seen_keys(
+        self, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items to leave out of each position's softmax: ``keys (n, K)``, ``keep (n, Q, K)``.
+
+        Sequence: the watches at or before the position; bag: the window. Each distinct item
+        once, never the position's own target (a re-watch).
+        """
+        targets = targets.reshape(len(targets), -1)
+        if self.config.model == "sequence":
+            return inputs, seen_before(inputs, targets, self.config.n_items)
+        keys, _ = inputs.sort(1)  # (N, H); duplicates become neighbours
+        duplicate = torch.zeros_like(keys, dtype=torch.bool)
+        duplicate[:, 1:] = keys[:, 1:] == keys[:, :-1]
+        keep = (keys < self.config.n_items) & ~duplicate & (keys != targets)
+        return keys, keep[:, None, :]
+
+    def scores(self, window: torch.Tensor) -> torch.Tensor:
+        """``(N, n_items)`` logits ``u · w_j + b_j`` (materialised: use for small batches)."""
+        return self.user_vector(window) @ self.output_table().T + self.item_bias
+
+    def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """The :class:`~crossent.recsys.evaluation.protocol.Scorer` protocol: ``(B, n_items)``
+        logits.
+
+        ``history`` is the CSR of each user's earlier watches; its last ``history`` items make
+        the user vector.
+        """
+        window = windows_from_csr(history[0], history[1], self.config.history, self.config.n_items)
+        with torch.no_grad():
+            return self.scores(window).numpy()
+
+    def loss(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        *,
+        item_log_prob: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Per-target loss (nats) of the configured objective, shaped like ``targets``.
+
+        Sequence windows are first cut to the batch's longest history
+        (:func:`~crossent.recsys.models.sequence.leading_padding`); the cut columns get loss 0, as
+        padding does.
+
+        Args:
+            inputs, targets: from :meth:`examples` (padded targets are
+                :data:`~crossent.recsys.models.objectives.IGNORE` and give 0).
+            item_log_prob: ``(n_items,)`` log unigram probabilities (the sampling
+                distribution and log Q of "sampled" and "in-batch").
+            generator: random source of the negatives.
+        """
+        shape, skip = targets.shape, 0
+        if self.config.model == "sequence":
+            skip = leading_padding(inputs, self.config.n_items)
+            inputs, targets = inputs[:, skip:], targets[:, skip:]
+        states = self.states(inputs)
+        grid = targets.reshape(len(targets), -1)  # (N, Q)
+        states = states.reshape(*grid.shape, -1)  # (N, Q, d)
+        per_position = self.objective_loss(states, grid, item_log_prob, generator)
+        if self.config.objective == "full" and self.config.mask_history:
+            keys, keep = self.seen_keys(inputs, grid)
+            per_position = objectives.mask_seen(
+                states, grid, per_position, keys, keep, self.output_table(), self.item_bias
+            )
+        return F.pad(per_position, (skip, 0)).reshape(shape)
+
+    def example_lengths(self, inputs: torch.Tensor) -> torch.Tensor | None:
+        """``(n,)`` real inputs per training window (sequence model), to batch alike lengths
+        together; ``None`` for the bag, whose examples all cost the same."""
+        if self.config.model == "sequence":
+            return example_lengths(inputs, self.config.n_items)
+        return None
+
+    def objective_loss(
+        self,
+        states: torch.Tensor,
+        targets: torch.Tensor,
+        item_log_prob: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """``(N, Q)`` loss of ``states (N, Q, d)`` by the configured objective (unmasked)."""
+        config, weight, bias = self.config, self.output_table(), self.item_bias
+        if config.objective == "full":
+            return objectives.full_softmax(states, targets, weight, bias)
+        if config.objective == "bce":
+            return objectives.bce_one_negative(states, targets, weight, bias, generator=generator)
+        if config.objective == "gbce":
+            return objectives.gbce(
+                states, targets, weight, bias, k=config.n_negatives, t=config.gbce_t,
+                generator=generator,
+            )
+        if item_log_prob is None:
+            raise CrossentError(f'objective = "{config.objective}" needs item_log_prob (log Q)')
+        if config.objective == "sampled":
+            return objectives.sampled_softmax(
+                states, targets, weight, bias, item_log_prob=item_log_prob,
+                k=config.n_negatives, generator=generator,
+            )
+        return objectives.in_batch_softmax(
+            states, targets, weight, bias, item_log_prob=item_log_prob
+        )
+
+
+def bag_examples(train: Interactions, history: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every training watch as ``(window, target)``: the ``history`` watches before it.
+
+    Returns ``windows (n, history)`` int64 padded with ``n_items`` (oldest first, left-
+    aligned) and ``targets (n,)``. Row ``i``'s window holds only watches of the same user that
+    come strictly earlier in time, so no example sees its own target or the future.
+    """
+    indptr, items = train.sequences()
+    n = len(items)
+    user_start = np.repeat(indptr[:-1], np.diff(indptr))  # (n,) first position of its user
+    position = np.arange(n)
+    first = np.maximum(user_start, position - history)  # (n,)
+    columns = first[:, None] + np.arange(history)[None, :]  # (n, H) candidate positions
+    valid = columns < position[:, None]
+    windows = np.where(valid, items[np.minimum(columns, max(n - 1, 0))], train.n_items)
+    return torch.from_numpy(windows.astype(np.int64)), torch.from_numpy(items.astype(np.int64))
+
+
+def windows_from_csr(indptr: np.ndarray, items: np.ndarray, history: int, pad: int) -> torch.Tensor:
+    """The last ``history`` items of every CSR row, ``(rows, history)``, oldest first and
+    right-aligned: a shorter row is padded with ``pad`` at the front."""
+    counts = np.diff(indptr)
+    take = np.minimum(counts, history)
+    out = np.full((len(counts), history), pad, dtype=np.int64)
+    rows = np.repeat(np.arange(len(counts)), take)
+    offsets = np.arange(take.sum()) - np.repeat(np.cumsum(take) - take, take)
+    columns = history - np.repeat(take, take) + offsets
+    out[rows, columns] = items[np.repeat(indptr[1:] - take, take) + offsets]
+    return torch.from_numpy(out)
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """Shape and loss of :class:`RankingModel`.
+
+    Attributes:
+        dim: size of the user and video vectors fed in (the candidate model's ``dim``).
+        n_dense: number of dense features.
+        hidden: widths of the MLP's hidden layers.
+        loss: "bce" (binary cross-entropy), "focal" (focal loss) or "watch-time"
+            (positives weighted by watch time: Covington's weighted logistic regression,
+            whose odds estimate expected watch time, so its probabilities are not P(watch)).
+        focal_gamma: focusing parameter for "focal".
+    """
+
+    dim: int
+    n_dense: int
+    hidden: tuple[int, ...] = (64, 32)
+    loss: RankingLoss = "bce"
+    focal_gamma: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("bce", "focal", "watch-time"):
+            raise CrossentError(f'loss = {self.loss!r} must be "bce", "focal" or "watch-time"')
+
+
+class RankingModel(nn.Module):
+    """P(watch) logit from user vector, video vector and dense features (wide & deep).
+
+    The network's logit ``z`` (:meth:`uncalibrated_logits`, what training fits) goes through
+    a post-hoc calibration ``calibration_scale * z + calibration_shift`` (Platt scaling, fitted
+    on validation examples by :func:`crossent.recsys.training.ranking.calibrate_ranking`) to give
+    the
+    logit of P(watch) (:meth:`forward`). Both buffers start at the identity (1, 0).
+    """
+
+    def __init__(self, config: RankingConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = 3 * config.dim + config.n_dense
+        layers: list[nn.Module] = []
+        for size in config.hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, 1))
+        self.deep = nn.Sequential(*layers)
+        self.wide = nn.Linear(config.n_dense, 1)
+        # dense features are standardised with statistics of the training set
+        self.dense_mean: torch.Tensor
+        self.dense_std: torch.Tensor
+        self.register_buffer("dense_mean", torch.zeros(config.n_dense))
+        self.register_buffer("dense_std", torch.ones(config.n_dense))
+        # Platt scaling of the logit; checkpoints written before it existed load as identity
+        self.calibration_scale: torch.Tensor
+        self.calibration_shift: torch.Tensor
+        self.register_buffer("calibration_scale", torch.tensor(1.0))
+        self.register_buffer("calibration_shift", torch.tensor(0.0))
+
+    def uncalibrated_logits(
+        self, user: torch.Tensor, item: torch.Tensor, dense: torch.Tensor
+    ) -> torch.Tensor:
+        """``(N, dim), (N, dim), (N, n_dense)`` -> ``(N,)`` the network's logits (training)."""
+        dense = (dense - self.dense_mean) / self.dense_std
+        features = torch.cat([user, item, user * item, dense], dim=1)  # (N, 3 dim + n_dense)
+        return self.deep(features)[:, 0] + self.wide(dense)[:, 0]
+
+    def forward(self, user: torch.Tensor, item: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        """``(N, dim), (N, dim), (N, n_dense)`` -> ``(N,)`` calibrated logits of P(watch)."""
+        logits = self.uncalibrated_logits(user, item, dense)
+        return self.calibration_scale * logits + self.calibration_shift
