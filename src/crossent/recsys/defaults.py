@@ -51,6 +51,8 @@ BATCH_TARGETS: Final = 1024
 EPOCHS: Final = 200
 #: Epochs without a better validation NDCG@10 before training stops (best epoch kept).
 PATIENCE: Final = 10
+#: A better validation NDCG@10 must beat the best by this fraction of it to count (0.5%).
+MIN_GAIN_NDCG: Final = 0.005
 #: Epochs the early-stopped model then trains on every watch, the held-out validation and test
 #: watches included, its learning rate decaying to 0 ("catch-up"; 0: none), so the model
 #: that is saved has learnt each user's most recent watches.

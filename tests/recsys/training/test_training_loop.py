@@ -295,3 +295,33 @@ def test_catch_up_continues_the_kept_model_on_every_watch_with_a_decaying_rate(m
     assert result.candidate is not kept
     assert any(not torch.equal(before[k], v) for k, v in result.candidate.state_dict().items())
 
+
+@pytest.mark.parametrize(
+    ("curve", "gain", "best", "epochs_run"),
+    [
+        # a 0.1% gain is no improvement at a 0.5% margin: patience 2 ends the run at epoch 4
+        ([0.040, 0.050, 0.05005, 0.0501, 0.06], 0.005, 2, 4),
+        # without a margin the same gains restart the patience, and epoch 5's 0.06 is reached
+        ([0.040, 0.050, 0.05005, 0.0501, 0.06], 0.0, 5, 5),
+        # a gain above the margin (0.050 -> 0.0503 is 0.6%) counts
+        ([0.040, 0.050, 0.0503, 0.0400, 0.0400], 0.005, 3, 5),
+    ],
+)
+def test_early_stopping_counts_only_ndcg_gains_above_the_margin(curve, gain, best, epochs_run):
+    from crossent.recsys.training.loop import run_epochs
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    module = torch.nn.Module()
+    module.register_parameter("w", weight)
+    scores = iter(curve)
+
+    def step(rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+        return (weight - 1.0).pow(2).sum(), len(rows)
+
+    config = TrainConfig(epochs=len(curve), patience=2, batch_size=4, min_gain_ndcg=gain)
+    curves = run_epochs(
+        step, 8, lambda: {"bits": 1.0, "ndcg": next(scores)}, module, config,
+        label="test", criterion="ndcg", progress=False, listener=None,
+    )
+    assert curves.best_epoch == best
+    assert len(curves.valid_ndcg) == epochs_run

@@ -57,6 +57,9 @@ class TrainConfig:
             uniformly at random.
         patience: stop after this many epochs without a validation improvement.
         min_delta_bits: an improvement smaller than this (bits) does not count.
+        min_gain_ndcg: a validation NDCG@10 must beat the best by this fraction of it to count
+            as an improvement (so that a gain of 0.0001 on 0.04, far inside the noise, does not
+            restart the patience); the best weights are those of the last counted epoch.
         max_examples: use at most this many (random) training examples per epoch.
         seed: shuffling and sampling seed.
         resume: where the loops save their state after each epoch and resume from.
@@ -70,6 +73,7 @@ class TrainConfig:
     bucket: bool = True
     patience: int = defaults.PATIENCE
     min_delta_bits: float = 1e-3
+    min_gain_ndcg: float = defaults.MIN_GAIN_NDCG
     max_examples: int | None = None
     seed: int = 0
     #: save every epoch's state there, and continue from it (see crossent.recsys.training.resume)
@@ -83,6 +87,7 @@ class TrainConfig:
         check_number(self.weight_decay, "weight_decay", low=0.0)
         check_bool(self.bucket, "bucket")
         check_number(self.min_delta_bits, "min_delta_bits", low=0.0)
+        check_number(self.min_gain_ndcg, "min_gain_ndcg", low=0.0)
         if self.max_examples is not None:
             check_int(self.max_examples, "max_examples", low=1, none_ok=True)
         check_int(self.seed, "seed", low=0)
@@ -172,7 +177,8 @@ def run_epochs(
 
     After each epoch ``validate()`` gives the validation metrics (``validate=None``: no
     validation, every epoch runs and the last one's weights are kept); the epoch is an improvement
-    when ``criterion`` ("bits": lower by more than ``min_delta_bits``; "ndcg": higher) beats
+    when ``criterion`` ("bits": lower by more than ``min_delta_bits``; "ndcg": higher by more
+    than the fraction ``min_gain_ndcg`` of the best) beats
     the best so far. Training stops after ``patience`` epochs without one, and the best
     epoch's weights are restored. With ``config.resume`` the loop's state (weights,
     optimizer, early stopping, the data-order generator and ``generators``, the step's own
@@ -256,7 +262,7 @@ def _score(
     if validate is None:
         return math.inf, 0.0
     if criterion == "ndcg":
-        return metrics["ndcg"], 0.0
+        return metrics["ndcg"], config.min_gain_ndcg * max(best, 0.0)
     return -metrics["bits"], config.min_delta_bits
 
 
