@@ -18,7 +18,7 @@ prepare_environment()
 
 from crossent._lazy import lazy_names  # noqa: E402
 from crossent._validation.switch import set_validation, validation  # noqa: E402
-from crossent.errors import CrossentError, DataFileError  # noqa: E402
+from crossent.errors import CrossentError, DataFileError, OptionError  # noqa: E402
 from crossent.units import log_divisor  # noqa: E402
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "CrossentError",
     "DataFileError",
+    "OptionError",
     "__version__",
     "binary_cross_entropy",
     "class_balanced_weights",
