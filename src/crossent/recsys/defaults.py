@@ -9,7 +9,7 @@ command line reads it to build its options without loading torch).
 The model is SASRec's shape (Kang & McAuley 2018) trained with the full-catalogue softmax
 (Klenitskiy & Vasilev 2023): 64-wide embeddings, two pre-LayerNorm attention blocks with one
 head, the input embeddings reused as the output table, dropout 0.2. Training runs Adam at a
-constant 3e-3 until validation NDCG@10 has not improved for :data:`PATIENCE` epochs, with
+constant 1e-3 until validation NDCG@10 has not improved for :data:`PATIENCE` epochs, with
 :data:`EPOCHS` only a ceiling: a constant rate has no horizon, so the run cannot end before
 the plateau, on a small data set or a large one. The README's "Choosing the defaults" section
 has the measurements behind each value.
@@ -17,7 +17,7 @@ has the measurements behind each value.
 Example:
     >>> from crossent.recsys import defaults
     >>> defaults.HISTORY, defaults.LR, defaults.LR_SCHEDULE
-    (200, 0.003, 'constant')
+    (200, 0.001, 'constant')
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ HIDDEN: Final = 128
 N_NEGATIVES: Final = 256
 
 #: Adam's learning rate, and its schedule ("constant": no horizon for the run to reach).
-LR: Final = 3e-3
+LR: Final = 1e-3
 LR_SCHEDULE: Final = "constant"
 #: Training targets per step, padding not counted: as many whole windows as hold this many
 #: targets on average, so long and short histories get steps of the same weight.
@@ -56,4 +56,4 @@ MIN_GAIN_NDCG: Final = 0.005
 #: Epochs the early-stopped model then trains on every watch, the held-out validation and test
 #: watches included, its learning rate decaying to 0 ("catch-up"; 0: none), so the model
 #: that is saved has learnt each user's most recent watches.
-CATCH_UP: Final = 2
+CATCH_UP: Final = 4
