@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_contention.py                 # crossent's defaults
     .venv/bin/python benchmarks/bench_contention.py --spin          # libgomp's spinning default
+    .venv/bin/python benchmarks/bench_contention.py --spin 0        # threads sleep at once
     .venv/bin/python benchmarks/bench_contention.py --epochs 3 --users 2000   # a longer run
 
 Runs ``crossent train --data simulated`` (wall time of the whole process, start-up included)
@@ -12,10 +13,11 @@ in three settings, one after another:
 3. one beside a busy loop (``python -c "while True: pass"``) on the same cores.
 
 With fair sharing, two runs together or one beside a busy loop take about 2x the time of one
-alone on a machine whose cores they fill (target: at most 2x). ``--spin`` runs the trainings
-with ``GOMP_SPINCOUNT=300000`` (libgomp's own default when no wait policy is set, which
-crossent leaves alone when the user sets it): the behaviour before crossent made its OpenMP
-threads sleep when idle. Run it on an otherwise idle machine; the header prints the load.
+alone on a machine whose cores they fill (target: at most 2x). ``--spin N`` runs the trainings
+with ``GOMP_SPINCOUNT=N`` (crossent leaves it alone when the user sets it); ``--spin`` alone
+is ``300000``, libgomp's own default when no wait policy is set, the behaviour before crossent
+chose a short spin, and ``--spin 0`` is a passive wait (threads sleep at once). Run it on an
+otherwise idle machine; the header prints the load.
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ def _train_command(args: argparse.Namespace, out: str) -> list[str]:
     return command + (["--threads", str(args.threads)] if args.threads else [])
 
 
-def _environment(spin: bool) -> dict[str, str]:
+def _environment(spin: int | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
-    if spin:
-        env["GOMP_SPINCOUNT"] = "300000"
+    if spin is not None:
+        env["GOMP_SPINCOUNT"] = str(spin)
     return env
 
 
@@ -70,14 +72,15 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="--threads of each run (0: default)")
-    parser.add_argument("--spin", action="store_true",
-                        help="GOMP_SPINCOUNT=300000: the trainings' threads spin when idle")
+    parser.add_argument("--spin", type=int, nargs="?", const=300000, default=None,
+                        metavar="N", help="GOMP_SPINCOUNT=N for the trainings (without N: "
+                        "300000, libgomp's own default)")
     args = parser.parse_args()
     env = _environment(args.spin)
     print(machine_header())
     print(f"# crossent train --data simulated --users {args.users} --videos {args.videos} "
           f"--epochs {args.epochs}; "
-          + ("GOMP_SPINCOUNT=300000 (spinning)" if args.spin else "crossent's defaults"),
+          + (f"GOMP_SPINCOUNT={args.spin}" if args.spin is not None else "crossent's defaults"),
           flush=True)
     with tempfile.TemporaryDirectory() as folder:
         def out(name: str) -> str:

@@ -44,7 +44,7 @@ def demo(
     Writes OUT/report.html with loss and validation NDCG curves and a reliability diagram.
     """
 
-    from crossent._runtime import configure_threads
+    from crossent._runtime import configure_threads, keep_freed_memory
     from crossent.cli._events import RichListener
     from crossent.cli._recsys_common import print_bayes_gaps, print_result
     from crossent.recsys.report import write_report, write_tables_json
@@ -52,6 +52,7 @@ def demo(
     from crossent.recsys.serving.checkpoint import save_checkpoint
 
     configure_threads(threads)
+    keep_freed_memory()
     console = make_console()
     start = time.perf_counter()
     config, spec = demo_setup(

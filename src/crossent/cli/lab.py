@@ -68,12 +68,13 @@ def lab(
     reliability diagrams and per-class recall bars.
     """
 
-    from crossent._runtime import configure_threads
+    from crossent._runtime import configure_threads, keep_freed_memory
     from crossent.lab.config import parse_losses
     from crossent.lab.report import to_jsonable, write_lab_report
     from crossent.lab.run import load_lab_data
 
     configure_threads(threads)
+    keep_freed_memory()
     if data is not None and dataset is not None:
         raise CrossentError("give --dataset or --data, not both")
     if target is not None and data is None:

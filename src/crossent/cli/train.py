@@ -209,9 +209,10 @@ def train(
     # the options a resumed run must repeat (threads and the JSON copy may change between runs)
     unchecked = ("out", "resume", "threads", "json_file")
     settings = {k: v for k, v in locals().items() if k not in unchecked}
-    from crossent._runtime import configure_threads
+    from crossent._runtime import configure_threads, keep_freed_memory
 
     configure_threads(threads)
+    keep_freed_memory()
 
     from crossent.cli._events import RichListener
     from crossent.cli._recsys_common import load_watches, print_result

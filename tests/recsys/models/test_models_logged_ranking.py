@@ -240,10 +240,11 @@ def test_logged_ranking_is_platt_scaled_on_the_validation_examples(tmp_path):
     metrics = result.ranking_metrics
     assert metrics["model"]["auc"] == pytest.approx(metrics["model, uncalibrated"]["auc"])
     # evaluating the trained model again, with the features' generator, gives the same numbers
+    # (to float32 rounding: user vectors are encoded in groups that need not be the same)
     trained = dict(metrics)
     result = evaluate_logged_ranking(result, model, negatives=2, seed=0, candidate=features)
     for name in ("model", "model, uncalibrated"):
-        assert result.ranking_metrics[name] == pytest.approx(trained[name], rel=1e-9)
+        assert result.ranking_metrics[name] == pytest.approx(trained[name], rel=1e-6)
 
 
 def test_holdout_removes_each_users_last_training_watches_and_ranks_exactly_those():

@@ -218,3 +218,20 @@ def test_dropping_shared_padding_leaves_every_loss_unchanged(masked: bool):
     assert got.shape == targets.shape
     torch.testing.assert_close(got, expected)
     assert torch.all(got[:, :2] == 0)
+
+
+def test_user_vectors_of_many_windows_are_the_last_states_of_one_forward_pass(monkeypatch):
+    """Inference encodes windows in length-sorted groups, each cut to its longest history;
+    every user vector must still be the full forward pass's last state, row for row."""
+    import crossent.recsys.models.sequence as sequence
+
+    monkeypatch.setattr(sequence, "INFERENCE_ROWS", 3)  # several groups from 11 rows
+    model = _model()
+    generator = torch.Generator().manual_seed(5)
+    window = torch.randint(0, N_ITEMS, (11, LENGTH), generator=generator)
+    for row, length in enumerate([0, 1, 6, 2, 6, 3, 1, 5, 4, 0, 2]):
+        window[row, : LENGTH - length] = N_ITEMS  # right-aligned histories of mixed lengths
+    expected = model.encoder(window)[:, -1]
+    torch.testing.assert_close(model.user_vector(window), expected)
+    model.train()  # training mode: the plain forward pass (dropout would differ per group)
+    assert model.user_vector(window).shape == expected.shape

@@ -42,6 +42,7 @@ from crossent.recsys import defaults
 from crossent.recsys.data.interactions import Interactions
 from crossent.recsys.models import objectives
 from crossent.recsys.models.sequence import (
+    INFERENCE_ROWS,
     SequenceEncoder,
     example_lengths,
     leading_padding,
@@ -173,8 +174,11 @@ class CandidateModel(nn.Module):
     def user_vector(self, window: torch.Tensor) -> torch.Tensor:
         """``(N, history)`` right-aligned padded windows -> ``(N, dim)`` user vectors."""
         if self.config.model == "sequence":
-            return self.encoder(window[:, -self.config.history :])[:, -1]
-        return self._bag_vector(window)
+            return self.encoder.user_states(window[:, -self.config.history :])
+        if self.training or len(window) <= INFERENCE_ROWS:
+            return self._bag_vector(window)
+        # inference on many users: small (rows, history, d) embedding blocks, as user_states
+        return torch.cat([self._bag_vector(part) for part in window.split(INFERENCE_ROWS)])
 
     def examples(self, train: Interactions) -> tuple[torch.Tensor, torch.Tensor]:
         """Training inputs and targets: ``(n, L)`` and ``(n, L)`` sequences, or for the bag
