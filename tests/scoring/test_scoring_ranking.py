@@ -37,7 +37,7 @@ def test_model_output_file_equals_in_memory_evaluation(tmp_path: Path) -> None:
     split = leave_last_out(_watches())
     model = EASE(lam=20.0).fit(split.train)
     users = split.users("test")
-    indptr, items = csr_rows(*split.history("test"), users)
+    indptr, items = csr_rows(*split.watched("test"), users)
     scores = np.asarray(model.score(users, (indptr, items)))
     truth = split.target("test")[users]
     lines, held = ["user,item,score\n"], ["user,item\n"]

@@ -146,9 +146,9 @@ def test_leave_last_out_on_a_hand_example() -> None:
     assert split.valid_target[user["w"]] == item["a"]
     assert split.test_target[user["w"]] == item["b"]
     assert split.test_time[user["u"]] == 9 and split.valid_time[user["u"]] == 3
-    indptr, items = split.history("valid")
+    indptr, items = split.watched("valid")
     assert _per_user(split.train, indptr, items) == {"u": ["b", "c"], "v": ["a", "b"], "w": ["c"]}
-    indptr, items = split.history("test")
+    indptr, items = split.watched("test")
     assert _per_user(split.train, indptr, items) == {
         "u": ["b", "c", "a"],
         "v": ["a", "b"],
@@ -161,7 +161,7 @@ def test_leave_last_out_on_a_hand_example() -> None:
 def test_split_rejects_unknown_stage_and_empty_table() -> None:
     split = leave_last_out(_table([("u", "a", 0)]))
     with pytest.raises(CrossentError, match=r'stage = \'train\' must be "valid" or "test"'):
-        split.history("train")  # type: ignore[arg-type]
+        split.watched("train")  # type: ignore[arg-type]
     empty = Interactions.from_arrays(np.array([], dtype=np.int64), np.array([], dtype=np.int64))
     with pytest.raises(CrossentError, match="empty"):
         leave_last_out(empty)
@@ -183,7 +183,7 @@ def test_leave_last_out_never_lets_the_future_in(rows: list[tuple[int, int, int]
     inter = Interactions.from_arrays(*map(list, zip(*rows, strict=True)))
     split = leave_last_out(inter)
     for stage in ("valid", "test"):
-        indptr, items = split.history(stage)
+        indptr, items = split.watched(stage)
         for u, original_user in enumerate(inter.user_ids):
             # independent reference: this user's events by (time, row number)
             events = sorted(

@@ -19,7 +19,7 @@ class FixedScores:
         self.table = table
         self.batch_sizes: list[int] = []
 
-    def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    def score(self, users: np.ndarray, watched: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         self.batch_sizes.append(len(users))
         return self.table[users]
 
@@ -37,7 +37,7 @@ def _split(seed: int, n_users: int = 12, n_items: int = 15, n: int = 90) -> Spli
 
 def _reference_ranks(split: Split, stage: str, table: np.ndarray) -> tuple[list, list]:
     """Per user, by the definition: candidates = all items not in the allowed history."""
-    indptr, items = split.history(stage)  # type: ignore[arg-type]
+    indptr, items = split.watched(stage)  # type: ignore[arg-type]
     target = split.target(stage)  # type: ignore[arg-type]
     users, ranks = [], []
     for u in range(split.n_users):
@@ -77,7 +77,7 @@ def test_ndcg_agrees_with_scikit_learn_without_ties() -> None:
     split = _split(5)
     table = np.random.default_rng(7).standard_normal((split.n_users, split.n_items))
     result = evaluate_retrieval(FixedScores(table), split, ks=(4,), progress=False)
-    indptr, items = split.history("test")
+    indptr, items = split.watched("test")
     per_user = []
     for u in split.users("test"):
         seen = set(items[indptr[u] : indptr[u + 1]].tolist())

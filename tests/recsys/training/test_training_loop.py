@@ -58,7 +58,7 @@ def test_test_cross_entropy_matches_a_direct_masked_softmax():
     torch.manual_seed(0)
     config = CandidateConfig(n_items=log.n_items, model="bag", dim=4, hidden=8, history=2)
     model = CandidateModel(config)
-    indptr, items = split.history("test")
+    indptr, items = split.watched("test")
     users = split.users("test")
     losses = []
     for user in users:

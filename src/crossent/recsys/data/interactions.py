@@ -280,7 +280,7 @@ class Split:
         """Contiguous ids of the users that have a ``stage`` target."""
         return np.flatnonzero(self.target(stage) >= 0)
 
-    def history(self, stage: Stage) -> tuple[np.ndarray, np.ndarray]:
+    def watched(self, stage: Stage) -> tuple[np.ndarray, np.ndarray]:
         """The events a model may use to predict the ``stage`` target, as CSR in time order.
 
         "valid": the training events only. "test": the training events followed by the
@@ -350,7 +350,7 @@ def csr_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gather rows of a CSR ``(indptr, items)`` into a new CSR, in the order of ``rows``.
 
-    Used to hand a batch of users' histories to a scorer: ``csr_rows(*split.history("test"),
+    Used to hand a batch of users' histories to a scorer: ``csr_rows(*split.watched("test"),
     users)``.
     """
     rows = np.asarray(rows, dtype=np.int64)

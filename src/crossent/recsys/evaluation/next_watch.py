@@ -46,7 +46,7 @@ class TruthScorer:
     def __init__(self, truth: TruthFn) -> None:
         self.truth = truth
 
-    def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    def score(self, users: np.ndarray, watched: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         # watched videos have log-probability -inf; the evaluator excludes them anyway
         return self.truth(users).clamp_min(-1e30).numpy()
 
@@ -66,7 +66,7 @@ def retrieval_cross_entropy(
 ) -> dict[str, float]:
     """Cross-entropy of the ``stage`` watch under the model's softmax over unwatched videos.
 
-    The history items (except the target itself, should it be a re-watch) are removed from
+    The past watches (except the target itself, should it be a re-watch) are removed from
     the softmax, as the retrieval metrics remove them from the ranking. With ``truth`` (the
     true next-watch log-probabilities, e.g. from the simulator) the result also has the
     Bayes limit — the mean entropy of the truth, the lowest expected cross-entropy any model
@@ -79,7 +79,7 @@ def retrieval_cross_entropy(
     """
     users = split.users(stage) if users is None else np.asarray(users, dtype=np.int64)
     target = torch.from_numpy(split.target(stage)[users])
-    indptr, items = split.history(stage)
+    indptr, items = split.watched(stage)
     batch = max(1, cells_per_batch // split.n_items)
     sums = {"nats": 0.0, "bayes_nats": 0.0, "truth_nats": 0.0, "expected_nats": 0.0}
     with torch.no_grad():

@@ -1,11 +1,11 @@
 """Evaluation over the full catalogue, the same way for every model and baseline.
 
 Retrieval (candidate generation): for each evaluated user, the scorer scores *every* item; the
-items in the user's allowed history (see :meth:`Split.history`) are excluded; the rank of the
+items the user watched before (see :meth:`Split.watched`) are excluded; the rank of the
 held-out target among the remaining items gives HR@K, Recall@K, NDCG@K and MRR, computed by
 :func:`crossent.metrics.ranking_metrics` (pessimistic ties: a constant scorer gets no credit).
 
-A model takes part by implementing :class:`Scorer`: ``score(users, history) -> (B, n_items)``.
+A model takes part by implementing :class:`Scorer`: ``score(users, watched) -> (B, n_items)``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ DEFAULT_CELLS_PER_BATCH = 2**22
 class Scorer(Protocol):
     """Anything that scores the whole catalogue for a batch of users.
 
-    ``score(users, history)``: ``users`` is ``(B,)`` int64 contiguous user ids; ``history`` is a
+    ``score(users, watched)``: ``users`` is ``(B,)`` int64 contiguous user ids; ``watched`` is a
     CSR ``(indptr (B + 1,), items)`` holding, for row ``b``, the items user ``users[b]`` may be
     conditioned on, oldest first (it never includes the target or anything after it). Returns a
     ``(B, n_items)`` array of finite scores (NumPy, or anything ``np.asarray`` accepts, e.g. a
@@ -39,7 +39,7 @@ class Scorer(Protocol):
     items is the evaluator's job, not the scorer's.
     """
 
-    def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray: ...
+    def score(self, users: np.ndarray, watched: tuple[np.ndarray, np.ndarray]) -> np.ndarray: ...
 
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
@@ -70,9 +70,9 @@ def _check_users(split: Split, stage: Stage, users: np.ndarray | None) -> np.nda
 
 
 def _batch_scores(
-    scorer: Scorer, batch: np.ndarray, history: tuple[np.ndarray, np.ndarray], n_items: int
+    scorer: Scorer, batch: np.ndarray, watched: tuple[np.ndarray, np.ndarray], n_items: int
 ) -> np.ndarray:
-    raw = scorer.score(batch, history)
+    raw = scorer.score(batch, watched)
     if hasattr(raw, "detach"):  # a torch tensor: leave autograd, come to host memory
         raw = raw.detach().cpu().numpy()
     scores = np.asarray(raw)
@@ -122,19 +122,19 @@ def retrieval_metrics(
     names = {f"{metric}@{k}": f"{label}@{k}" for k in ks for metric, label in _LABELS.items()}
     names["mrr"] = "MRR"
     per_user = {label: np.zeros(len(users)) for label in names.values()}
-    indptr, items = split.history(stage)
+    indptr, items = split.watched(stage)
     with tracker(listener if progress else None, f"ranking {stage} targets", len(users)) as track:
         for start in range(0, len(users), batch_size):
             batch = users[start : start + batch_size]
-            history = csr_rows(indptr, items, batch)
-            scores = _batch_scores(scorer, batch, history, n_items)
+            watched = csr_rows(indptr, items, batch)
+            scores = _batch_scores(scorer, batch, watched, n_items)
             rows = np.arange(len(batch))
             seen = None
             reachable = np.ones(len(batch), dtype=bool)
             if exclude_seen:
                 seen = np.zeros((len(batch), n_items), dtype=bool)  # (B, n_items)
-                seen[np.repeat(rows, np.diff(history[0])), history[1]] = True
-                # a re-watched target was excluded with the history: it cannot be hit
+                seen[np.repeat(rows, np.diff(watched[0])), watched[1]] = True
+                # a re-watched target was excluded with the past watches: it cannot be hit
                 reachable = ~seen[rows, target[batch]]
                 seen = seen[reachable]
             if reachable.any():
@@ -167,12 +167,12 @@ def evaluate_retrieval(
     """Full-catalogue retrieval metrics of ``scorer`` on ``split``'s ``stage`` targets.
 
     For each evaluated user the scorer scores every item; with ``exclude_seen`` the items in
-    the user's allowed history (:meth:`Split.history`: train for "valid", train + validation
+    the user's past watches (:meth:`Split.watched`: train for "valid", train + validation
     item for "test") are removed from the candidates, and the target's 0-based rank ``r``
     among the rest (ties counted against it) gives ``HR@K = Recall@K = [r < K]`` (one
     held-out item), ``NDCG@K = [r < K] / log2(r + 2)`` and ``MRR = 1 / (r + 1)`` (untruncated),
     averaged over users by :func:`crossent.metrics.ranking_metrics`. A target the user already
-    watched (a re-watch) is excluded with the history and counts as a miss.
+    watched (a re-watch) is excluded with the past watches and counts as a miss.
 
     Scoring is batched over users, so memory stays bounded for any catalogue: by default
     ``batch_size * n_items`` is ``2**24`` score cells (16 users for 1,000,000 items).
@@ -184,7 +184,7 @@ def evaluate_retrieval(
         ks: cut-offs K.
         users: contiguous user ids to evaluate (default: every user with a ``stage`` target).
         batch_size: users per scoring call.
-        exclude_seen: remove history items from the candidates (the standard protocol).
+        exclude_seen: remove past watches from the candidates (the standard protocol).
         progress: report the users ranked so far to ``listener``.
         listener: receives :mod:`~crossent.recsys.events` (none: nothing is reported).
 

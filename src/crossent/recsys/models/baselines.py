@@ -2,7 +2,7 @@
 
 Both follow the :class:`~crossent.recsys.evaluation.protocol.Scorer` protocol: ``fit(train)``
 returns the
-fitted object and ``score(users, history)`` gives ``(B, n_items)`` scores.
+fitted object and ``score(users, watched)`` gives ``(B, n_items)`` scores.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ class MostPopular:
         >>> from crossent.recsys.data.interactions import Interactions
         >>> train = Interactions.from_arrays([0, 0, 1, 2], ["a", "b", "a", "a"])
         >>> popular = MostPopular().fit(train)  # items "a", "b" are 0, 1: watched 3 and 1 times
-        >>> no_history = (np.zeros(3, dtype=np.int64), np.zeros(0, dtype=np.int64))
-        >>> popular.score(np.array([0, 1]), no_history).tolist()
+        >>> no_watches = (np.zeros(3, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        >>> popular.score(np.array([0, 1]), no_watches).tolist()
         [[3.0, 1.0], [3.0, 1.0]]
     """
 
@@ -43,7 +43,7 @@ class MostPopular:
         self.counts = np.bincount(train.item, minlength=train.n_items).astype(np.float64)
         return self
 
-    def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    def score(self, users: np.ndarray, watched: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """``(B, n_items)`` training counts, one identical row per user (a read-only view)."""
         if self.counts is None:
             raise _not_fitted("MostPopular")
@@ -51,7 +51,7 @@ class MostPopular:
 
 
 def _binary_matrix(indptr: np.ndarray, items: np.ndarray, n_items: int) -> scipy.sparse.csr_matrix:
-    """The 0/1 user x item matrix of a CSR history (repeats collapse to 1)."""
+    """The 0/1 user x item matrix of CSR past watches (repeats collapse to 1)."""
     data = np.ones(len(items), dtype=np.float64)
     matrix = scipy.sparse.csr_matrix((data, items, indptr), shape=(len(indptr) - 1, n_items))
     matrix.sum_duplicates()
@@ -69,7 +69,7 @@ class EASE:
 
     whose solution is ``B = I - P diagMat(1 / diag(P))`` with ``P = (X^T X + lambda I)^{-1}``,
     i.e. ``B_ij = -P_ij / P_jj`` off the diagonal. A user's scores are ``x_u B`` where ``x_u``
-    is the 0/1 vector of the items in their history.
+    is the 0/1 vector of the items they watched.
 
     Memory and time: the fit builds the dense ``n_items x n_items`` Gram matrix and inverts it in
     place (Cholesky, LAPACK ``potrf`` + ``potri``): ``8 n_items^2`` bytes and ``O(n_items^3)``
@@ -133,11 +133,11 @@ class EASE:
         self.weights = inverse
         return self
 
-    def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """``(B, n_items)`` scores ``x_u B`` for the batch's histories."""
+    def score(self, users: np.ndarray, watched: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """``(B, n_items)`` scores ``x_u B`` for the batch's past watches."""
         if self.weights is None:
             raise _not_fitted("EASE")
-        indptr, items = history
+        indptr, items = watched
         matrix = _binary_matrix(indptr, items, self.weights.shape[0])
         return np.asarray(matrix @ self.weights)
 

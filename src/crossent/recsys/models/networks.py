@@ -214,14 +214,14 @@ class CandidateModel(nn.Module):
         """``(N, n_items)`` logits ``u · w_j + b_j`` (materialised: use for small batches)."""
         return self.user_vector(window) @ self.output_table().T + self.item_bias
 
-    def score(self, users: np.ndarray, history: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    def score(self, users: np.ndarray, watched: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """The :class:`~crossent.recsys.evaluation.protocol.Scorer` protocol: ``(B, n_items)``
         logits.
 
-        ``history`` is the CSR of each user's earlier watches; its last ``history`` items make
-        the user vector.
+        ``watched`` is the CSR of each user's earlier watches; its last ``config.history`` items
+        make the user vector.
         """
-        window = windows_from_csr(history[0], history[1], self.config.history, self.config.n_items)
+        window = windows_from_csr(watched[0], watched[1], self.config.history, self.config.n_items)
         with torch.no_grad():
             return self.scores(window).numpy()
 
