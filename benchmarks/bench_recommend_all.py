@@ -36,12 +36,8 @@ import torch
 
 from crossent.recsys.data.interactions import Interactions, implicit
 from crossent.recsys.data.loaders import load_movielens
-from crossent.recsys.models.networks import (
-    CandidateConfig,
-    CandidateModel,
-    RankingConfig,
-    RankingModel,
-)
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.models.ranker import RankingConfig, RankingModel
 from crossent.recsys.models.ranking_inputs import DENSE_FEATURES
 from crossent.recsys.serving.checkpoint import save_checkpoint
 

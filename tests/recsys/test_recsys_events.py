@@ -26,7 +26,7 @@ def _watches() -> Interactions:
 def _train(listener: events.Listener | None):
     torch.manual_seed(0)
     return train_retrieval(
-        _watches(), model=ModelSpec(kind="bag", dim=8, history=4),
+        _watches(), model=ModelSpec(model="bag", dim=8, history=4),
         train_config=TrainConfig(epochs=2, patience=2, batch_size=8), listener=listener,
     )
 

@@ -229,8 +229,7 @@ def train(
     # every option checked, naming it as typed, before any data is read
     spec = RunSpec.from_options(
         stage=stage, loss=loss, model=model, dim=dim, history=history, dropout=dropout,
-        blocks=blocks, tie_embeddings=defaults.TIE_EMBEDDINGS if tie_embeddings is None
-        else tie_embeddings, epochs=epochs, lr=lr, lr_schedule=lr_schedule,
+        blocks=blocks, tie_embeddings=tie_embeddings, epochs=epochs, lr=lr, lr_schedule=lr_schedule,
         weight_decay=weight_decay, batch_size=batch_size, max_examples=max_examples, seed=seed,
         patience=patience, refit=refit, catch_up=catch_up, data=data, format=format,
         min_rating=min_rating, users=users, videos=videos, negatives=negatives, holdout=holdout,

@@ -50,12 +50,8 @@ if TYPE_CHECKING:
     from crossent.recsys.evaluation.protocol import Scorer, evaluate_retrieval, retrieval_metrics
     from crossent.recsys.models.baselines import EASE, MostPopular
     from crossent.recsys.models.logged_ranking import LoggedExamples, logged_examples
-    from crossent.recsys.models.networks import (
-        CandidateConfig,
-        CandidateModel,
-        RankingConfig,
-        RankingModel,
-    )
+    from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+    from crossent.recsys.models.ranker import RankingConfig, RankingModel
     from crossent.recsys.results import RunResult
     from crossent.recsys.run import run
     from crossent.recsys.serving.checkpoint import load_checkpoint, save_checkpoint
@@ -92,8 +88,8 @@ _LAZY = {
     "logged_examples": "crossent.recsys.models.logged_ranking",
     "LoggedExamples": "crossent.recsys.models.logged_ranking",
     "MostPopular": "crossent.recsys.models.baselines",
-    "RankingConfig": "crossent.recsys.models.networks",
-    "RankingModel": "crossent.recsys.models.networks",
+    "RankingConfig": "crossent.recsys.models.ranker",
+    "RankingModel": "crossent.recsys.models.ranker",
     "refit_candidate": "crossent.recsys.training.loop",
     "retrieval_cross_entropy": "crossent.recsys.evaluation.next_watch",
     "retrieval_metrics": "crossent.recsys.evaluation.protocol",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from crossent._validation.choices import RankingLoss
 from crossent._validation.numbers import check_int
 from crossent.errors import CrossentError
 from crossent.recsys.data.simulate import SimulatedWatchLog
@@ -26,7 +27,8 @@ from crossent.recsys.models.logged_ranking import (
     logged_examples,
     logged_ranking_inputs,
 )
-from crossent.recsys.models.networks import CandidateModel, RankingConfig, RankingLoss, RankingModel
+from crossent.recsys.models.networks import CandidateModel
+from crossent.recsys.models.ranker import RankingConfig, RankingModel
 from crossent.recsys.models.ranking_inputs import (
     DENSE_FEATURES,
     RankingInputs,

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from crossent.recsys.data.interactions import Interactions, Split
-from crossent.recsys.models.networks import CandidateModel, RankingModel
+from crossent.recsys.models.networks import CandidateModel
+from crossent.recsys.models.ranker import RankingModel
 from crossent.recsys.training.loop import TrainingCurves
 
 #: One line stating the retrieval protocol, printed under every retrieval table.

@@ -28,7 +28,6 @@ from types import MappingProxyType
 from typing import Any, get_args
 
 from crossent._validation.choices import (
-    CandidateKind,
     DataFormat,
     Objective,
     RankingLoss,
@@ -39,13 +38,12 @@ from crossent._validation.numbers import check_bool, check_int, check_number
 from crossent.errors import OptionError
 from crossent.recsys import defaults
 from crossent.recsys.data.simulate import SimulationConfig
-from crossent.recsys.models import objectives
-from crossent.recsys.models.networks import CandidateConfig
+from crossent.recsys.models.networks import CandidateShape
 from crossent.recsys.training.loop import TrainConfig
 
 #: The keyword a section checks -> the ``crossent train`` option that sets it.
 OPTION_NAMES: Mapping[str, str] = MappingProxyType({
-    "stage": "--stage", "kind": "--model", "model": "--model", "objective": "--loss",
+    "stage": "--stage", "model": "--model", "objective": "--loss",
     "ranking_loss": "--loss", "dim": "--dim", "history": "--history", "dropout": "--dropout",
     "blocks": "--blocks", "tie_embeddings": "--tie-embeddings", "epochs": "--epochs",
     "batch_size": "--batch-size", "lr": "--lr", "lr_schedule": "--lr-schedule",
@@ -57,41 +55,9 @@ OPTION_NAMES: Mapping[str, str] = MappingProxyType({
 })
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """The candidate model's shape: :class:`~crossent.recsys.models.networks.CandidateConfig`
-    without
-    the catalogue size and the objective, which the data and :class:`ObjectiveSpec` give.
-
-    ``tie_embeddings`` applies to the sequence model only (the bag always has its own output
-    table). The values are checked by ``CandidateConfig`` itself, the one place its rules live.
-    """
-
-    kind: CandidateKind = "sequence"
-    dim: int = defaults.DIM
-    hidden: int = defaults.HIDDEN
-    history: int = defaults.HISTORY
-    blocks: int = defaults.BLOCKS
-    heads: int = defaults.HEADS
-    dropout: float = defaults.DROPOUT
-    tie_embeddings: bool = defaults.TIE_EMBEDDINGS
-    n_negatives: int = defaults.N_NEGATIVES
-    gbce_t: float = objectives.GBCE_T
-    mask_history: bool = True
-
-    def __post_init__(self) -> None:
-        check_bool(self.tie_embeddings, "tie_embeddings")
-        self.candidate(n_items=1, objective="full")
-
-    def candidate(self, n_items: int, objective: Objective) -> CandidateConfig:
-        """The model's config for a catalogue of ``n_items``, trained with ``objective``."""
-        return CandidateConfig(
-            n_items=n_items, model=self.kind, dim=self.dim, hidden=self.hidden,
-            history=self.history, blocks=self.blocks, heads=self.heads, dropout=self.dropout,
-            objective=objective, n_negatives=self.n_negatives, gbce_t=self.gbce_t,
-            mask_history=self.mask_history,
-            tie_embeddings=self.tie_embeddings and self.kind == "sequence",
-        )
+#: The model section: the candidate model's shape, checked by its own rules (the catalogue size
+#: and the objective come later, from the data and :class:`ObjectiveSpec`).
+ModelSpec = CandidateShape
 
 
 @dataclass(frozen=True)
@@ -221,7 +187,7 @@ class RunSpec:
             objective = ObjectiveSpec()
         else:
             objective = ObjectiveSpec(retrieval=names)  # type: ignore[arg-type]
-        model = ModelSpec(**_take(options, ModelSpec, kind="model"))
+        model = ModelSpec(**_take(options, ModelSpec))
         data = DataSpec(**_take(options, DataSpec, source="data"))
         schedule = TrainConfig(**_take(options, TrainConfig))
         training = TrainingSpec(schedule=schedule, **_take(options, TrainingSpec))

@@ -10,13 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from crossent.errors import CrossentError
-from crossent.recsys.models.networks import (
-    CandidateConfig,
-    CandidateModel,
-    RankingConfig,
-    RankingModel,
-    windows_from_csr,
-)
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel, windows_from_csr
+from crossent.recsys.models.ranker import RankingConfig, RankingModel
 
 N_ITEMS = 40
 

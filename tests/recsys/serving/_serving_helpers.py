@@ -9,12 +9,8 @@ import numpy as np
 import torch
 
 from crossent.recsys.data.interactions import Interactions
-from crossent.recsys.models.networks import (
-    CandidateConfig,
-    CandidateModel,
-    RankingConfig,
-    RankingModel,
-)
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.models.ranker import RankingConfig, RankingModel
 from crossent.recsys.models.ranking_inputs import DENSE_FEATURES
 from crossent.recsys.serving.checkpoint import save_checkpoint
 

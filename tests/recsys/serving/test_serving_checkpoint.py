@@ -17,12 +17,8 @@ from crossent.cli import app
 from crossent.errors import CrossentError
 from crossent.recsys import _folder
 from crossent.recsys.data.interactions import Interactions
-from crossent.recsys.models.networks import (
-    CandidateConfig,
-    CandidateModel,
-    RankingConfig,
-    RankingModel,
-)
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.models.ranker import RankingConfig, RankingModel
 from crossent.recsys.models.ranking_inputs import DENSE_FEATURES
 from crossent.recsys.serving.checkpoint import LEGACY_FILE, load_checkpoint, save_checkpoint
 from crossent.recsys.serving.convert import convert_legacy

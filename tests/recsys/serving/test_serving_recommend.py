@@ -16,12 +16,8 @@ from crossent.cli import app
 from crossent.errors import CrossentError
 from crossent.recsys.data.interactions import Interactions
 from crossent.recsys.data.titles import read_titles, titles_near
-from crossent.recsys.models.networks import (
-    CandidateConfig,
-    CandidateModel,
-    RankingConfig,
-    RankingModel,
-)
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.models.ranker import RankingConfig, RankingModel
 from crossent.recsys.models.ranking_inputs import DENSE_FEATURES, inputs_from_windows
 from crossent.recsys.serving.checkpoint import load_checkpoint, save_checkpoint
 from crossent.recsys.serving.recommend import recommend_users

@@ -11,12 +11,8 @@ from sklearn.linear_model import LogisticRegression
 
 from crossent.errors import CrossentError
 from crossent.recsys.data.interactions import Interactions
-from crossent.recsys.models.networks import (
-    CandidateConfig,
-    CandidateModel,
-    RankingConfig,
-    RankingModel,
-)
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.models.ranker import RankingConfig, RankingModel
 from crossent.recsys.models.ranking_inputs import RankingInputs
 from crossent.recsys.ranking_stage import _calibrate
 from crossent.recsys.serving.checkpoint import load_checkpoint, save_checkpoint

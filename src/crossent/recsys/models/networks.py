@@ -15,9 +15,7 @@ softmax through :func:`crossent.linear_cross_entropy`, so the ``(N, V)`` logits 
 Already-watched videos can be removed from the softmax's normaliser (the masked softmax the
 evaluation uses).
 
-**Ranking** (:class:`RankingModel`) predicts P(watch | user, video, context) with an MLP on the
-user vector, the video embedding, their element-wise product and dense interaction features,
-plus a linear ("wide") path on the dense features; trained with binary cross-entropy.
+**Ranking** is the second stage, :mod:`crossent.recsys.models.ranker`.
 
 References:
     Covington, Adams, Sargin. Deep Neural Networks for YouTube Recommendations. RecSys 2016.
@@ -35,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crossent._validation.choices import CandidateKind, Objective, RankingLoss, check_choice
-from crossent._validation.numbers import check_int, check_number
+from crossent._validation.choices import CandidateKind, Objective, check_choice
+from crossent._validation.numbers import check_bool, check_int, check_number
 from crossent.errors import CrossentError
 from crossent.recsys import defaults
 from crossent.recsys.data.interactions import Interactions
@@ -52,21 +50,22 @@ from crossent.recsys.models.sequence import (
 
 
 @dataclass(frozen=True)
-class CandidateConfig:
-    """Shape and training objective of :class:`CandidateModel` (plain JSON-able fields).
+class CandidateShape:
+    """The candidate model's shape: everything of :class:`CandidateConfig` but the catalogue
+    size, which the data gives, and the objective, which the run chooses.
+
+    A run is specified before its data is read, so its model section is a shape
+    (``crossent.recsys.spec.ModelSpec`` is this class); :meth:`candidate` completes it. The
+    rules of every field are checked here, once, for both.
 
     Attributes:
-        n_items: catalogue size.
         model: "sequence" (self-attention over the ordered history) or "bag" (mean of the
             history's embeddings through an MLP tower).
         dim: embedding dimension (input and output embeddings, user vector).
         hidden: width of the bag tower's hidden layer.
         history: how many recent watches the user vector sees.
         blocks, heads, dropout: the sequence encoder's depth, attention heads and dropout.
-        objective: "full" (exact softmax), "sampled" (``n_negatives`` shared unigram
-            negatives, log Q corrected), "bce" (one uniform negative per position), "gbce"
-            (``n_negatives`` uniform negatives, gSASRec) or "in-batch" (log Q corrected).
-        n_negatives: negatives per step for "sampled" and "gbce".
+        n_negatives: negatives per step for the "sampled" and "gbce" objectives.
         gbce_t: gSASRec's calibration parameter ``t`` for "gbce".
         mask_history: in the full softmax, leave the already-watched items of the window out of
             the normaliser (they are never the next watch; evaluation excludes them too).
@@ -75,9 +74,15 @@ class CandidateConfig:
             (:data:`~crossent.recsys.defaults.TIE_EMBEDDINGS`), separate for the bag.
 
     Defaults come from :mod:`crossent.recsys.defaults`, as ``crossent train``'s do.
+
+    Example:
+        >>> shape = CandidateShape(history=50)
+        >>> shape.tie_embeddings, CandidateShape(model="bag").tie_embeddings
+        (True, False)
+        >>> shape.candidate(n_items=100, objective="full").history
+        50
     """
 
-    n_items: int
     model: CandidateKind = "sequence"
     dim: int = defaults.DIM
     hidden: int = defaults.HIDDEN
@@ -85,7 +90,6 @@ class CandidateConfig:
     blocks: int = defaults.BLOCKS
     heads: int = defaults.HEADS
     dropout: float = defaults.DROPOUT
-    objective: Objective = "full"
     n_negatives: int = defaults.N_NEGATIVES
     gbce_t: float = objectives.GBCE_T
     mask_history: bool = True
@@ -95,16 +99,47 @@ class CandidateConfig:
         if self.tie_embeddings is None:  # the sequence model's default; the bag has no choice
             tied = defaults.TIE_EMBEDDINGS and self.model == "sequence"
             object.__setattr__(self, "tie_embeddings", tied)
-        for name in ("n_items", "dim", "hidden", "history", "blocks", "heads", "n_negatives"):
+        for name in ("dim", "hidden", "history", "blocks", "heads", "n_negatives"):
             check_int(getattr(self, name), name, low=1)
         check_choice(self.model, "model", CandidateKind)
-        check_choice(self.objective, "objective", Objective)
         if self.dim % self.heads:
             raise CrossentError(f"dim = {self.dim} must be a multiple of heads = {self.heads}")
         check_number(self.dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        check_bool(self.tie_embeddings, "tie_embeddings")
+        check_bool(self.mask_history, "mask_history")
         if self.tie_embeddings and self.model != "sequence":
             raise CrossentError("tie_embeddings needs model = 'sequence'")
         check_number(self.gbce_t, "gbce_t", low=0.0, high=1.0)
+
+    def candidate(self, n_items: int, objective: Objective) -> CandidateConfig:
+        """The model's config for a catalogue of ``n_items``, trained with ``objective``."""
+        shape = {each.name: getattr(self, each.name) for each in fields(CandidateShape)}
+        return CandidateConfig(n_items=n_items, objective=objective, **shape)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CandidateConfig(CandidateShape):
+    """Shape, catalogue size and training objective of :class:`CandidateModel` (plain
+    JSON-able fields): a :class:`CandidateShape` and
+
+    Attributes:
+        n_items: catalogue size.
+        objective: "full" (exact softmax), "sampled" (``n_negatives`` shared unigram
+            negatives, log Q corrected), "bce" (one uniform negative per position), "gbce"
+            (``n_negatives`` uniform negatives, gSASRec) or "in-batch" (log Q corrected).
+
+    Example:
+        >>> CandidateConfig(n_items=100, history=50).objective
+        'full'
+    """
+
+    n_items: int
+    objective: Objective = "full"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int(self.n_items, "n_items", low=1)
+        check_choice(self.objective, "objective", Objective)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CandidateConfig:
@@ -327,74 +362,3 @@ def windows_from_csr(indptr: np.ndarray, items: np.ndarray, history: int, pad: i
     columns = history - np.repeat(take, take) + offsets
     out[rows, columns] = items[np.repeat(indptr[1:] - take, take) + offsets]
     return torch.from_numpy(out)
-
-
-@dataclass(frozen=True)
-class RankingConfig:
-    """Shape and loss of :class:`RankingModel`.
-
-    Attributes:
-        dim: size of the user and video vectors fed in (the candidate model's ``dim``).
-        n_dense: number of dense features.
-        hidden: widths of the MLP's hidden layers.
-        loss: "bce" (binary cross-entropy), "focal" (focal loss) or "watch-time"
-            (positives weighted by watch time: Covington's weighted logistic regression,
-            whose odds estimate expected watch time, so its probabilities are not P(watch)).
-        focal_gamma: focusing parameter for "focal".
-    """
-
-    dim: int
-    n_dense: int
-    hidden: tuple[int, ...] = (64, 32)
-    loss: RankingLoss = "bce"
-    focal_gamma: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.loss not in ("bce", "focal", "watch-time"):
-            raise CrossentError(f'loss = {self.loss!r} must be "bce", "focal" or "watch-time"')
-
-
-class RankingModel(nn.Module):
-    """P(watch) logit from user vector, video vector and dense features (wide & deep).
-
-    The network's logit ``z`` (:meth:`uncalibrated_logits`, what training fits) goes through
-    a post-hoc calibration ``calibration_scale * z + calibration_shift`` (Platt scaling, fitted
-    on validation examples by :func:`crossent.recsys.training.ranking.calibrate_ranking`) to give
-    the
-    logit of P(watch) (:meth:`forward`). Both buffers start at the identity (1, 0).
-    """
-
-    def __init__(self, config: RankingConfig) -> None:
-        super().__init__()
-        self.config = config
-        width = 3 * config.dim + config.n_dense
-        layers: list[nn.Module] = []
-        for size in config.hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            width = size
-        layers.append(nn.Linear(width, 1))
-        self.deep = nn.Sequential(*layers)
-        self.wide = nn.Linear(config.n_dense, 1)
-        # dense features are standardised with statistics of the training set
-        self.dense_mean: torch.Tensor
-        self.dense_std: torch.Tensor
-        self.register_buffer("dense_mean", torch.zeros(config.n_dense))
-        self.register_buffer("dense_std", torch.ones(config.n_dense))
-        # Platt scaling of the logit; checkpoints written before it existed load as identity
-        self.calibration_scale: torch.Tensor
-        self.calibration_shift: torch.Tensor
-        self.register_buffer("calibration_scale", torch.tensor(1.0))
-        self.register_buffer("calibration_shift", torch.tensor(0.0))
-
-    def uncalibrated_logits(
-        self, user: torch.Tensor, item: torch.Tensor, dense: torch.Tensor
-    ) -> torch.Tensor:
-        """``(N, dim), (N, dim), (N, n_dense)`` -> ``(N,)`` the network's logits (training)."""
-        dense = (dense - self.dense_mean) / self.dense_std
-        features = torch.cat([user, item, user * item, dense], dim=1)  # (N, 3 dim + n_dense)
-        return self.deep(features)[:, 0] + self.wide(dense)[:, 0]
-
-    def forward(self, user: torch.Tensor, item: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        """``(N, dim), (N, dim), (N, n_dense)`` -> ``(N,)`` calibrated logits of P(watch)."""
-        logits = self.uncalibrated_logits(user, item, dense)
-        return self.calibration_scale * logits + self.calibration_shift

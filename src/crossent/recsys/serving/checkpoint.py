@@ -26,12 +26,8 @@ import torch
 from crossent.errors import CrossentError
 from crossent.recsys._folder import MANIFEST, read_folder, write_folder
 from crossent.recsys.data.interactions import Interactions
-from crossent.recsys.models.networks import (
-    CandidateConfig,
-    CandidateModel,
-    RankingConfig,
-    RankingModel,
-)
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.models.ranker import RankingConfig, RankingModel
 
 if TYPE_CHECKING:
     from crossent.recsys.training.loop import TrainingCurves

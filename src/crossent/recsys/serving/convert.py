@@ -20,12 +20,8 @@ import torch
 
 from crossent.errors import CrossentError
 from crossent.recsys.data.interactions import Interactions
-from crossent.recsys.models.networks import (
-    CandidateConfig,
-    CandidateModel,
-    RankingConfig,
-    RankingModel,
-)
+from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.models.ranker import RankingConfig, RankingModel
 from crossent.recsys.serving.checkpoint import LEGACY_FILE, save_checkpoint
 
 RISK = (

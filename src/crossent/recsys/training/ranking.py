@@ -10,7 +10,7 @@ import torch
 from crossent.errors import CrossentError
 from crossent.losses import binary_cross_entropy, focal_loss
 from crossent.recsys.events import Listener
-from crossent.recsys.models.networks import RankingModel
+from crossent.recsys.models.ranker import RankingModel
 from crossent.recsys.models.ranking_inputs import RankingInputs
 from crossent.recsys.training.loop import RANKING_TRAIN, TrainConfig, TrainingCurves, run_epochs
 
