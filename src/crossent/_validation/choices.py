@@ -23,6 +23,7 @@ TargetKind = Literal["index", "probs"]
 
 # the recommender's vocabularies (here, not in crossent.recsys, so the CLI reads them without torch)
 CandidateKind = Literal["sequence", "bag"]
+EncoderBlock = Literal["sasrec", "pre-norm"]
 Objective = Literal["full", "sampled", "bce", "gbce", "in-batch"]
 RankingLoss = Literal["bce", "focal", "watch-time"]
 DataFormat = Literal["auto", "movielens", "recbole", "sasrec", "csv", "parquet"]

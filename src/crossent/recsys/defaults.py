@@ -6,9 +6,10 @@
 user and a command-line user train the same model. This module imports nothing heavy (the
 command line reads it to build its options without loading torch).
 
-The model is SASRec's shape (Kang & McAuley 2018) trained with the full-catalogue softmax
-(Klenitskiy & Vasilev 2023): 64-wide embeddings, two pre-LayerNorm attention blocks with one
-head, the input embeddings reused as the output table, dropout 0.2. Training runs Adam at a
+The model is SASRec (Kang & McAuley 2018) trained with the full-catalogue softmax
+(Klenitskiy & Vasilev 2023): 64-wide embeddings, two attention blocks of the reference
+implementation's form with one head, Xavier-normal initialisation, the input embeddings
+reused as the output table and no item bias, dropout 0.2. Training runs Adam at a
 constant 1e-3 until validation NDCG@10 has not improved for :data:`PATIENCE` epochs, with
 :data:`EPOCHS` only a ceiling: a constant rate has no horizon, so the run cannot end before
 the plateau, on a small data set or a large one. The README's "Choosing the defaults" section
@@ -36,6 +37,8 @@ HEADS: Final = 1
 DROPOUT: Final = 0.2
 #: Score items with the input embeddings (SASRec) rather than a separate output table.
 TIE_EMBEDDINGS: Final = True
+#: Learn a per-item bias in the sequence model's softmax (SASRec has none; the bag keeps one).
+ITEM_BIAS: Final = False
 #: Width of the bag model's hidden layer.
 HIDDEN: Final = 128
 #: Negatives per step of the "sampled" and "gbce" objectives.

@@ -147,7 +147,8 @@ def add_bag_baseline(
         return result
     split = result.split
     bag_config = dataclasses.replace(
-        result.candidate.config, model="bag", objective="full", tie_embeddings=False
+        result.candidate.config, model="bag", objective="full", tie_embeddings=False,
+        item_bias=True,
     )
     note(listener, "baseline", "the bag model (mean of the history), its own schedule")
     lr, weight_decay, batch_size = BAG_SCHEDULE

@@ -183,14 +183,15 @@ def test_configs_saved_before_the_sequence_model_load_as_bag_models(tmp_path):
     bag = CandidateModel(CandidateConfig(n_items=watches.n_items, model="bag", dim=8, history=4))
     old = {k: v for k, v in vars(bag.config).items() if k not in ("model", "objective")}
     old |= {"negatives": "sampled", "n_sampled": old.pop("n_negatives")}
-    for name in ("blocks", "heads", "dropout", "gbce_t", "tie_embeddings"):  # newer fields
+    newer = ("blocks", "heads", "dropout", "gbce_t", "tie_embeddings", "block", "item_bias")
+    for name in newer:
         del old[name]
     payload = _legacy_payload()
     payload |= {"candidate_config": old, "candidate_state": bag.state_dict()}
     payload |= {"ranking_config": None, "ranking_candidate_config": None}
     torch.save(payload, tmp_path / LEGACY_FILE)
     convert_legacy(tmp_path, trust_pickle=True, out=tmp_path / "new")
-    expected = dataclasses.replace(bag.config, objective="sampled")
+    expected = dataclasses.replace(bag.config, objective="sampled", block="pre-norm")
     assert load_checkpoint(tmp_path / "new").candidate.config == expected
     # a folder whose JSON holds the old field names loads the same
     tensors, meta = _folder.read_folder(tmp_path / "new", "recommender", 2)
@@ -301,3 +302,29 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypa
     save_checkpoint(tmp_path, other, watches)
     assert len(list(tmp_path.iterdir())) == 3  # manifest.json and its two parts
     assert load_checkpoint(tmp_path).ranking is None
+
+
+def test_a_sequence_model_saved_before_the_sasrec_block_loads_and_scores_as_trained(tmp_path):
+    """Files written before the SASRec block hold a pre-LayerNorm encoder with a learnt item
+    bias, and a config without ``block`` or ``item_bias``: they load as that encoder."""
+    watches = _watches()
+    torch.manual_seed(0)
+    config = CandidateConfig(
+        n_items=watches.n_items, dim=8, history=4, block="pre-norm", item_bias=True
+    )
+    old_model = CandidateModel(config)
+    with torch.no_grad():
+        old_model.item_bias.normal_()
+    save_checkpoint(tmp_path, old_model.eval(), watches)
+    tensors, meta = _folder.read_folder(tmp_path, "recommender", 2)
+    saved = {k: v for k, v in meta["candidate_config"].items() if k not in ("block", "item_bias")}
+    _folder.write_folder(tmp_path, "recommender", 2, tensors, meta | {"candidate_config": saved})
+    loaded = load_checkpoint(tmp_path).candidate
+    assert loaded.config == config
+    users = np.arange(watches.n_users)
+    watched = watches.sequences()
+    np.testing.assert_array_equal(loaded.score(users, watched), old_model.score(users, watched))
+    # the new default is a different network: its state does not fit the old encoder
+    assert set(CandidateModel(CandidateConfig(n_items=5, dim=8, history=4)).state_dict()) != set(
+        old_model.state_dict()
+    )

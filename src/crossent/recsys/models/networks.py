@@ -2,7 +2,8 @@
 
 **Candidate generation** (:class:`CandidateModel`) treats "which video is watched next" as a
 softmax over the whole catalogue: the score of video ``j`` for user vector ``u`` is
-``u · w_j + b_j`` (output table ``item_out``, bias ``item_bias``). Two user encoders:
+``u · w_j + b_j`` (output table ``item_out``, bias ``item_bias``, 0 unless learnt). Two user
+encoders:
 
 - ``"sequence"``: a causal self-attention encoder of the last ``history`` watches
   (:mod:`crossent.recsys.models.sequence`, SASRec-style); trained at every position of every
@@ -33,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crossent._validation.choices import CandidateKind, Objective, check_choice
+from crossent._validation.choices import CandidateKind, EncoderBlock, Objective, check_choice
 from crossent._validation.numbers import check_bool, check_int, check_number
 from crossent.errors import CrossentError
 from crossent.recsys import defaults
@@ -72,6 +73,11 @@ class CandidateShape:
         tie_embeddings: the sequence model scores items with its input embeddings (as SASRec
             does) instead of a separate output table; ``None``: tied for the sequence model
             (:data:`~crossent.recsys.defaults.TIE_EMBEDDINGS`), separate for the bag.
+        block: the sequence encoder's block, "sasrec" (the reference implementation's form,
+            initialisation and input scale) or "pre-norm" (the encoder of older files).
+        item_bias: learn a bias ``b_j`` per item; off, it stays 0 (as in SASRec). ``None``: off
+            for the sequence model (:data:`~crossent.recsys.defaults.ITEM_BIAS`), on for the
+            bag.
 
     Defaults come from :mod:`crossent.recsys.defaults`, as ``crossent train``'s do.
 
@@ -94,14 +100,21 @@ class CandidateShape:
     gbce_t: float = objectives.GBCE_T
     mask_history: bool = True
     tie_embeddings: bool | None = None
+    block: EncoderBlock = "sasrec"
+    item_bias: bool | None = None
 
     def __post_init__(self) -> None:
         if self.tie_embeddings is None:  # the sequence model's default; the bag has no choice
             tied = defaults.TIE_EMBEDDINGS and self.model == "sequence"
             object.__setattr__(self, "tie_embeddings", tied)
+        if self.item_bias is None:
+            biased = defaults.ITEM_BIAS if self.model == "sequence" else True
+            object.__setattr__(self, "item_bias", biased)
+        check_bool(self.item_bias, "item_bias")
         for name in ("dim", "hidden", "history", "blocks", "heads", "n_negatives"):
             check_int(getattr(self, name), name, low=1)
         check_choice(self.model, "model", CandidateKind)
+        check_choice(self.block, "block", EncoderBlock)
         if self.dim % self.heads:
             raise CrossentError(f"dim = {self.dim} must be a multiple of heads = {self.heads}")
         check_number(self.dropout, "dropout", low=0.0, high=1.0, high_open=True)
@@ -156,6 +169,8 @@ class CandidateConfig(CandidateShape):
         if "n_sampled" in values:
             values["n_negatives"] = values.pop("n_sampled")
         values.setdefault("tie_embeddings", False)  # saved before tying existed
+        values.setdefault("item_bias", True)  # saved when every model learnt one
+        values.setdefault("block", "pre-norm")  # saved before the SASRec block
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -177,7 +192,7 @@ class CandidateModel(nn.Module):
         n, d = config.n_items, config.dim
         if config.model == "sequence":
             self.encoder = SequenceEncoder(
-                n, d, config.history, config.blocks, config.heads, config.dropout
+                n, d, config.history, config.blocks, config.heads, config.dropout, config.block
             )
         else:
             self.item_in = nn.Embedding(n + 1, d, padding_idx=n)  # row n = padding
@@ -191,7 +206,10 @@ class CandidateModel(nn.Module):
                 self.item_in.weight[n].zero_()
         if not config.tie_embeddings:
             self.item_out = nn.Parameter(torch.randn(n, d) * (1.0 / math.sqrt(d)))
-        self.item_bias = nn.Parameter(torch.zeros(n))
+        if config.item_bias:
+            self.item_bias = nn.Parameter(torch.zeros(n))
+        else:  # saved and loaded like the parameter, never trained
+            self.register_buffer("item_bias", torch.zeros(n))
 
     def output_table(self) -> torch.Tensor:
         """``(n_items, dim)`` the output embeddings ``w_j`` (the input ones when tied)."""

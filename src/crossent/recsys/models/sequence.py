@@ -1,14 +1,20 @@
-"""The self-attentive watch-history encoder of the sequence candidate model (SASRec-style).
+r"""The self-attentive watch-history encoder of the sequence candidate model (SASRec-style).
 
 A user's last ``L = history`` watches, oldest first and *right-aligned* (padding, the id
 ``n_items``, fills the front of a short window), become ``L`` states:
 
 .. math::
-    x_t = E_{i_t} + P_t, \\qquad
-    x \\leftarrow x + \\mathrm{Drop}(\\mathrm{Attn}(\\mathrm{LN}(x))), \\qquad
-    x \\leftarrow x + \\mathrm{Drop}(\\mathrm{FFN}(\\mathrm{LN}(x)))
+    x_t = \sqrt{d}\,E_{i_t} + P_t, \qquad
+    q = \mathrm{LN}(x), \quad x \leftarrow q + \mathrm{Attn}(q;\ x, x), \qquad
+    y = \mathrm{LN}(x), \quad x \leftarrow y + \mathrm{Drop}(\mathrm{FFN}(y))
 
-repeated for each block (pre-LayerNorm), then a final LayerNorm. Attention is causal: the state
+repeated for each block, then a final LayerNorm: the block of Kang & McAuley's reference
+implementation (the query and the residual are the normalised stream; keys and values read it
+before normalisation; the feed-forward is ``d`` wide with a ReLU), with dropout on the
+embeddings, the attention weights and the feed-forward. Every embedding and weight matrix
+starts Xavier-normal, as there: the item table's rows start small (their scale falls with the
+catalogue), so Adam's first steps move them by a large fraction of their size; the README's
+"Amazon Video: the encoder" has the measurement that chose this form. Attention is causal: the state
 at position ``t`` sees watches ``<= t`` only, and never padding (a padded position attends to
 itself alone, so no row of the attention is empty). The state at position ``t`` predicts the
 watch after ``i_t``; the user vector is the state at the last position.
@@ -32,61 +38,122 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crossent._validation.choices import EncoderBlock
 from crossent.recsys.data.interactions import Interactions
 from crossent.recsys.models.objectives import IGNORE
 
 
-class _Block(nn.Module):
-    """One pre-LayerNorm transformer block: causal self-attention, then a GELU feed-forward."""
+class _SASRecBlock(nn.Module):
+    """One SASRec block: causal self-attention whose query (and residual) is the normalised
+    stream, then a normalised point-wise ReLU feed-forward of the same width, with its
+    residual.
+
+    The keys and values read the stream before normalisation, as in Kang & McAuley's
+    reference implementation; the stream is normalised again before the feed-forward, so no
+    block's output grows with depth.
+    """
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
         self.heads = heads
         self.dropout = dropout
         self.attention_norm = nn.LayerNorm(dim)
+        self.query = nn.Linear(dim, dim)
         # no key bias: q · b_k is the same for every key of a query, so the softmax ignores it;
         # its gradient would be pure rounding noise, which Adam scales up to full-size steps
-        self.query_value = nn.Linear(dim, 2 * dim)
         self.key = nn.Linear(dim, dim, bias=False)
+        self.value = nn.Linear(dim, dim)
+        self.project = nn.Linear(dim, dim)
+        self.feed_forward_norm = nn.LayerNorm(dim)
+        self.feed_forward = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+
+    def _attend(
+        self, query: torch.Tensor, x: torch.Tensor, allowed: torch.Tensor, drop: float
+    ) -> torch.Tensor:
+        """``query (B, Q, d)`` normalised queries over the keys and values of ``x (B, L, d)``
+        -> ``(B, Q, d)``, projected."""
+        batch, length, dim = x.shape
+        size = dim // self.heads
+        q = self.query(query).view(batch, -1, self.heads, size).transpose(1, 2)
+        k = self.key(x).view(batch, length, self.heads, size).transpose(1, 2)
+        v = self.value(x).view(batch, length, self.heads, size).transpose(1, 2)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=drop)
+        return self.project(attended.transpose(1, 2).reshape(batch, -1, dim))
+
+    def _feed(self, x: torch.Tensor, drop: float) -> torch.Tensor:
+        normed = self.feed_forward_norm(x)
+        first, relu, second = self.feed_forward
+        hidden = F.dropout(relu(first(normed)), drop, self.training)
+        return normed + F.dropout(second(hidden), drop, self.training)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """``x (B, L, d)``, ``allowed (B, 1, L, L)`` bool (query, key) -> ``(B, L, d)``."""
+        drop = self.dropout if self.training else 0.0
+        normed = self.attention_norm(x)
+        return self._feed(normed + self._attend(normed, x, allowed, drop), drop)
+
+    def last(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """The block's output at the last position only (inference: no dropout): ``x (B, L,
+        d)``, ``allowed (B, 1, 1, L)`` the last query's keys -> ``(B, 1, d)``. The same
+        arithmetic as :meth:`forward`'s last row, without the other positions' queries and
+        feed-forward, which nothing after the last block reads."""
+        normed = self.attention_norm(x[:, -1:])
+        return self._feed(normed + self._attend(normed, x, allowed, 0.0), 0.0)
+
+
+class _PreNormBlock(nn.Module):
+    """One pre-LayerNorm transformer block: causal self-attention, then a 4d-wide GELU
+    feed-forward, each added to the stream (``"pre-norm"``: the encoder of crossent's files
+    saved before the SASRec block was the default; they load and score as they were trained).
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.attention_norm = nn.LayerNorm(dim)
+        self.query_value = nn.Linear(dim, 2 * dim)
+        self.key = nn.Linear(dim, dim, bias=False)  # no key bias, as in _SASRecBlock
         self.project = nn.Linear(dim, dim)
         self.feed_forward_norm = nn.LayerNorm(dim)
         self.feed_forward = nn.Sequential(
             nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
         )
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """``x (B, L, d)``, ``allowed (B, 1, L, L)`` bool (query, key) -> ``(B, L, d)``."""
-        batch, length, dim = x.shape
-        drop = self.dropout if self.training else 0.0
-        normed = self.attention_norm(x)
-        query_value = self.query_value(normed)  # (B, L, 2d)
-        q, v = query_value.view(batch, length, 2, self.heads, dim // self.heads).unbind(2)
-        k = self.key(normed).view(batch, length, self.heads, dim // self.heads)
-        attended = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=allowed,
-            dropout_p=drop,
-        )  # (B, heads, L, d / heads)
-        attended = attended.transpose(1, 2).reshape(batch, length, dim)
-        x = x + F.dropout(self.project(attended), drop, self.training)
-        return x + F.dropout(self.feed_forward(self.feed_forward_norm(x)), drop, self.training)
-
-    def last(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """The block's output at the last position only (inference: no dropout): ``x (B, L,
-        d)``, ``allowed (B, 1, 1, L)`` the last query's keys -> ``(B, 1, d)``. The same
-        arithmetic as :meth:`forward`'s last row, without the other positions' queries,
-        projection and feed-forward, which nothing after the last block reads."""
-        batch, length, dim = x.shape
+    def _attend(
+        self, normed: torch.Tensor, queries: torch.Tensor, allowed: torch.Tensor, drop: float
+    ) -> torch.Tensor:
+        """``queries (B, Q, d)`` over the keys and values of ``normed (B, L, d)`` -> ``(B, Q,
+        d)``, projected."""
+        batch, length, dim = normed.shape
         size = dim // self.heads
-        normed = self.attention_norm(x)
         weight, bias = self.query_value.weight, self.query_value.bias  # rows: queries, values
-        q = F.linear(normed[:, -1:], weight[:dim], bias[:dim]).view(batch, 1, self.heads, size)
+        q = F.linear(queries, weight[:dim], bias[:dim]).view(batch, -1, self.heads, size)
         v = F.linear(normed, weight[dim:], bias[dim:]).view(batch, length, self.heads, size)
         k = self.key(normed).view(batch, length, self.heads, size)
         attended = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=allowed
-        )  # (B, heads, 1, d / heads)
-        x = x[:, -1:] + self.project(attended.transpose(1, 2).reshape(batch, 1, dim))
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=allowed,
+            dropout_p=drop,
+        )
+        return self.project(attended.transpose(1, 2).reshape(batch, -1, dim))
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """``x (B, L, d)``, ``allowed (B, 1, L, L)`` bool (query, key) -> ``(B, L, d)``."""
+        drop = self.dropout if self.training else 0.0
+        normed = self.attention_norm(x)
+        x = x + F.dropout(self._attend(normed, normed, allowed, drop), drop, self.training)
+        return x + F.dropout(self.feed_forward(self.feed_forward_norm(x)), drop, self.training)
+
+    def last(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward`'s last row only (inference), as :meth:`_SASRecBlock.last`."""
+        normed = self.attention_norm(x)
+        x = x[:, -1:] + self._attend(normed, normed[:, -1:], allowed, 0.0)
         return x + self.feed_forward(self.feed_forward_norm(x))
+
+
+_BLOCKS: dict[str, type[_SASRecBlock] | type[_PreNormBlock]] = {
+    "sasrec": _SASRecBlock, "pre-norm": _PreNormBlock,
+}
 
 
 class SequenceEncoder(nn.Module):
@@ -97,31 +164,46 @@ class SequenceEncoder(nn.Module):
         dim: embedding and state width (a multiple of ``heads``).
         history: ``L``, the window length (number of position embeddings).
         blocks, heads, dropout: transformer depth, attention heads, dropout rate.
+        block: "sasrec" (the reference implementation's block, initialisation and √d input
+            scale) or "pre-norm" (the encoder crossent's older files were trained with).
     """
 
     def __init__(
-        self, n_items: int, dim: int, history: int, blocks: int, heads: int, dropout: float
+        self, n_items: int, dim: int, history: int, blocks: int, heads: int, dropout: float,
+        block: EncoderBlock = "sasrec",
     ) -> None:
         super().__init__()
         self.n_items = n_items
         self.item_in = nn.Embedding(n_items + 1, dim, padding_idx=n_items)  # row n = padding
         self.position = nn.Embedding(history, dim)
-        self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(blocks))
+        self.blocks = nn.ModuleList(_BLOCKS[block](dim, heads, dropout) for _ in range(blocks))
         self.final_norm = nn.LayerNorm(dim)
         self.dropout = dropout
-        nn.init.normal_(self.item_in.weight, std=1.0 / math.sqrt(dim))
-        nn.init.normal_(self.position.weight, std=1.0 / math.sqrt(dim))
+        if block == "sasrec":
+            self.scale = math.sqrt(dim)
+            for parameter in self.parameters():
+                if parameter.dim() >= 2:  # embeddings and weight matrices; norms, biases: theirs
+                    nn.init.xavier_normal_(parameter)
+        else:  # the previous encoder, as it was trained
+            self.scale = 1.0
+            nn.init.normal_(self.item_in.weight, std=1.0 / math.sqrt(dim))
+            nn.init.normal_(self.position.weight, std=1.0 / math.sqrt(dim))
         with torch.no_grad():
             self.item_in.weight[n_items].zero_()
+
+    def embed(self, window: torch.Tensor) -> torch.Tensor:
+        """``(B, L, d)`` the scaled item embeddings plus the position embeddings, right-aligned:
+        the last column always gets the last position's embedding."""
+        length = window.shape[1]
+        positions = torch.arange(length, device=window.device)
+        offset = self.position.num_embeddings - length
+        return self.item_in(window) * self.scale + self.position(positions + offset)[None]
 
     def forward(self, window: torch.Tensor) -> torch.Tensor:
         """States ``(B, L, d)``; position ``t`` depends on ``window[:, : t + 1]`` only."""
         length = window.shape[1]
         valid = window < self.n_items  # (B, L)
-        positions = torch.arange(length, device=window.device)
-        # right-aligned: the last position always gets the last position embedding
-        offset = self.position.num_embeddings - length
-        x = self.item_in(window) + self.position(positions + offset)[None]  # (B, L, d)
+        x = self.embed(window)  # (B, L, d)
         x = F.dropout(x, self.dropout, self.training)
         causal = torch.ones(length, length, dtype=torch.bool, device=window.device).tril()
         diagonal = torch.eye(length, dtype=torch.bool, device=window.device)
@@ -138,16 +220,14 @@ class SequenceEncoder(nn.Module):
             return self(window)[:, -1]
         length = window.shape[1]
         valid = window < self.n_items
-        positions = torch.arange(length, device=window.device)
-        offset = self.position.num_embeddings - length
-        x = self.item_in(window) + self.position(positions + offset)[None]
+        x = self.embed(window)
         causal = torch.ones(length, length, dtype=torch.bool, device=window.device).tril()
         diagonal = torch.eye(length, dtype=torch.bool, device=window.device)
         allowed = (causal & valid[:, None, :]) | diagonal  # (B, L, L) query x key
         *first, final = self.blocks
         for block in first:
             x = block(x, allowed[:, None])
-        assert isinstance(final, _Block)
+        assert isinstance(final, (_SASRecBlock, _PreNormBlock))
         return self.final_norm(final.last(x, allowed[:, None, -1:]))[:, 0]
 
     def user_states(self, window: torch.Tensor) -> torch.Tensor:

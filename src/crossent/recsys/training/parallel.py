@@ -172,7 +172,11 @@ class ShardedCandidate(nn.Module):
         start, stop = shard_range(model.config.n_items, launch.rank, launch.world_size)
         self.offset = start
         model.item_out = nn.Parameter(model.item_out.detach()[start:stop].clone())
-        model.item_bias = nn.Parameter(model.item_bias.detach()[start:stop].clone())
+        bias = model.item_bias.detach()[start:stop].clone()
+        if model.config.item_bias:
+            model.item_bias = nn.Parameter(bias)
+        else:  # a buffer, as in the whole model: zero, never trained
+            model.register_buffer("item_bias", bias)
         model.to(launch.device)
         self.model = model
         user_side = _UserSide(model)
