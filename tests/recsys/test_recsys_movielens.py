@@ -114,7 +114,12 @@ def test_the_sequence_model_ranks_with_most_popular(movielens_small: Path) -> No
 
 
 #: the settings the bounds above were measured with (1092 real targets: 16 windows here)
-MOVIELENS_MODEL = ModelSpec(dim=64, history=200, dropout=0.3, blocks=2, tie_embeddings=True)
+#: the encoder and schedule this test's bounds were measured with over seeds (docs/TESTING.md);
+#: the default encoder's ml-latest-small scores are the README's three-seed table
+MOVIELENS_MODEL = ModelSpec(
+    dim=64, history=200, dropout=0.3, blocks=2, tie_embeddings=True, block="pre-norm",
+    item_bias=True,
+)
 MOVIELENS_TRAIN = {
     "lr": 5e-3, "lr_schedule": "cosine", "batch_size": 1092, "epochs": 25, "patience": 10,
     "seed": 0,
