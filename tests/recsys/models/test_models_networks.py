@@ -190,3 +190,12 @@ def test_configs_saved_before_the_sequence_model_load_as_bag_models():
     assert (config.model, config.objective, config.n_negatives) == ("bag", "sampled", 7)
     with pytest.raises(CrossentError, match="unknown fields"):
         CandidateConfig.from_dict({"n_items": 9, "colour": "red"})
+
+
+def test_an_unknown_encoder_block_is_named_with_its_choices():
+    from crossent.recsys.models.networks import CandidateShape
+
+    with pytest.raises(CrossentError, match=r"block = 'post-norm'.*sasrec.*pre-norm"):
+        CandidateShape(block="post-norm")  # type: ignore[arg-type]
+    with pytest.raises(CrossentError, match="item_bias"):
+        CandidateShape(item_bias="yes")  # type: ignore[arg-type]
