@@ -144,6 +144,7 @@ def test_unknown_user_exits_2_with_one_line_naming_the_id(trained_dir):
         (["--model", "rnn"], "--model 'rnn' is not one of sequence, bag"),
         (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of constant, cosine"),
         (["--blocks", "0"], "--blocks = 0 must be an integer >= 1"),
+        (["--model", "bag", "--tie-embeddings"], "--tie-embeddings needs model = 'sequence'"),
     ],
 )
 def test_train_option_errors_exit_2(tmp_path, arguments, message):

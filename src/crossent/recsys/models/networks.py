@@ -36,7 +36,7 @@ from torch import nn
 
 from crossent._validation.choices import CandidateKind, EncoderBlock, Objective, check_choice
 from crossent._validation.numbers import check_bool, check_int, check_number
-from crossent.errors import CrossentError
+from crossent.errors import CrossentError, OptionError
 from crossent.recsys import defaults
 from crossent.recsys.data.interactions import Interactions
 from crossent.recsys.models import objectives
@@ -121,7 +121,7 @@ class CandidateShape:
         check_bool(self.tie_embeddings, "tie_embeddings")
         check_bool(self.mask_history, "mask_history")
         if self.tie_embeddings and self.model != "sequence":
-            raise CrossentError("tie_embeddings needs model = 'sequence'")
+            raise OptionError("tie_embeddings", lambda n: f"{n} needs model = 'sequence'")
         check_number(self.gbce_t, "gbce_t", low=0.0, high=1.0)
 
     def candidate(self, n_items: int, objective: Objective) -> CandidateConfig:
