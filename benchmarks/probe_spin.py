@@ -1,6 +1,6 @@
 """Which thread pool spins? CPU time burnt by idle workers of torch's and numba's pools.
 
-    .venv/bin/python benchmarks/probe_spin.py                      # crossent's default (a short spin)
+    .venv/bin/python benchmarks/probe_spin.py               # crossent's default (a short spin)
     GOMP_SPINCOUNT=300000 .venv/bin/python benchmarks/probe_spin.py   # libgomp's own default
 
 For each pool, calls one small parallel operation 200 times with 2 ms of sleep in between (as
