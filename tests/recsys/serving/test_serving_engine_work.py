@@ -5,10 +5,14 @@
 - the catalogue sweep's chunk prefilter (``_block_top`` given the running K-th value) keeps
   the same top-K values as a ``topk`` over every block;
 - the length groups of ``cut_padding`` cover every row once, each group as wide as its
-  longest history.
+  longest history;
+- the engine's model work runs with oneDNN off (no per-shape primitive cache in a server).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -78,3 +82,27 @@ def test_the_mmap_threshold_can_be_pinned_on_glibc() -> None:
         pytest.skip(f"mallopt is glibc's; this C library is {platform.libc_ver()[0] or 'unknown'}")
     assert MMAP_THRESHOLD == 256 * 1024
     assert fix_mmap_threshold() is True
+
+
+def test_the_engine_answers_with_onednn_off_and_restores_it(
+    two_stage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """oneDNN caches a compiled primitive per tensor shape, and a server's batches come in
+    every shape: the engine's model work runs without it, and the flag is back afterwards."""
+    from crossent.recsys.serving import engine as engine_module
+    from crossent.recsys.serving.catalogue import Catalogue
+    from crossent.recsys.serving.checkpoint import load_checkpoint
+
+    seen: list[bool] = []
+    real = engine_module.recommend_histories
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.backends.mkldnn.enabled)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "recommend_histories", spy)
+    engine = engine_module.Engine(Catalogue(load_checkpoint(two_stage)))
+    assert torch.backends.mkldnn.enabled
+    [rows] = engine.answer([engine_module.Question(history=np.array([0, 3]), k=4)])
+    assert seen == [False] and len(rows) == 4
+    assert torch.backends.mkldnn.enabled

@@ -24,7 +24,8 @@ Example::
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,30 @@ def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
         return False
 
 
+@contextmanager
+def onednn_off() -> Iterator[None]:
+    """Run the block with torch's oneDNN kernels off (its own kernels instead), then restore.
+
+    oneDNN compiles a primitive for each tensor shape it meets and keeps up to 1,024 of them.
+    Training meets a few shapes; a server meets a new one with nearly every batch (the batch
+    size times the group's history length), so with oneDNN on, each new shape adds to the
+    resident memory until the cache is full. The element-wise activations that reach oneDNN
+    on CPU have native kernels of the same speed (README, ``crossent serve``).
+
+    >>> import torch
+    >>> with onednn_off():
+    ...     print(torch.backends.mkldnn.enabled)
+    False
+    """
+    # the module's ``enabled`` is a property that torch's stubs type as its descriptor
+    previous = bool(torch.backends.mkldnn.enabled)
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous  # type: ignore[assignment]
+
+
 class Engine:
     """Answers batches of :class:`Question` from one checkpoint (see the module docstring).
 
@@ -129,7 +154,8 @@ class Engine:
         self._batches += 1
         if self._batches % TRIM_EVERY == 0:
             release_freed_heap()
-        with torch.inference_mode():  # no autograd bookkeeping at all (lighter than no_grad)
+        # no autograd bookkeeping at all (lighter than no_grad), and no per-shape oneDNN cache
+        with torch.inference_mode(), onednn_off():
             return self._answer(questions)
 
     def _answer(self, questions: Sequence[Question]) -> list[list[dict[str, Any]]]:
