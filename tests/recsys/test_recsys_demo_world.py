@@ -39,10 +39,10 @@ def test_the_sequence_model_is_near_the_bayes_limit_and_above_ease():
     values = measure_demo_world(0)
     # Gibbs: no model's expected cross-entropy is below the Bayes limit
     assert values["expected nats / Bayes"] >= 1 and values["bag expected nats / Bayes"] >= 1
-    # the demo's target is 3% (README); these bounds sit 4 sd beyond the mean over seeds
-    # (docs/TESTING.md), so another CPU's numerics, which act like another seed, pass too
-    assert values["expected nats / Bayes"] < 1.04
-    assert values["test nats / Bayes"] < 1.05  # on the drawn test watches too
+    # the demo's target, 3% (README); the bounds sit at least 5 sd beyond the mean over 20
+    # seeds (docs/TESTING.md), so another CPU's numerics, which act like another seed, pass too
+    assert values["expected nats / Bayes"] < 1.03
+    assert values["test nats / Bayes"] < 1.04  # on the drawn test watches too
     # the order carries signal that a bag of the history cannot see
     assert values["bag expected nats / Bayes"] > 1.1
     for metric in ("HR@10", "NDCG@10"):
