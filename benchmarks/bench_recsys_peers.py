@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -204,7 +203,6 @@ def main() -> None:
     args = parser.parse_args()
     if not PEERS_PY.exists():
         raise SystemExit(f"{PEERS_PY} is missing: `make bench-peers` creates .venv-peers")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     work = args.work or ROOT / "bench-results" / f"peers-{args.data}"
     header = machine_header()  # before the runs: the load average they start under
     split = make_split(*read_events(args.data), args.max_users)
