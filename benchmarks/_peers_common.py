@@ -94,11 +94,13 @@ class Child:
 
 
 def run_child(command: list[str], env: dict[str, str] | None = None) -> Child:
-    """Run ``command`` (its output on our stderr); its wall time and its own peak RSS."""
+    """Run ``command`` (its output on our stderr); its wall time and its own peak RSS.
+
+    ``env`` is the child's whole environment (default: ours)."""
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=sys.stderr, stderr=sys.stderr,
-                               env={**os.environ, **(env or {})})
+                               env=dict(os.environ) if env is None else env)
     _, status, usage = os.wait4(process.pid, 0)  # this child's rusage, not every child's
     process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - started

@@ -72,6 +72,7 @@ from _peers_common import (
     write_split,
 )
 from crossent._bench_support import machine_header
+from crossent._runtime import environment_without_defaults
 from crossent.cli._console import make_console
 
 BIN = Path(sys.executable).parent
@@ -113,7 +114,8 @@ def rectools(args: argparse.Namespace, train: Path, users: Path, work: Path,
                "--val-users", str(args.val_users), "--k", str(args.k)]
     command += ["--fixed-epochs"] if fixed else ["--users", str(users), "--recs",
                                                   str(work / "rectools_recs.csv")]
-    child = run_child(command)
+    # RecTools' own thread defaults: not the wait policy that importing crossent set here
+    child = run_child(command, env=environment_without_defaults())
     found = json.loads(report.read_text())
     per_epoch = np.add(found["train_epoch_seconds"], found["valid_epoch_seconds"])
     result = {

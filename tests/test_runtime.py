@@ -21,6 +21,19 @@ def test_importing_crossent_makes_openmp_threads_spin_briefly_when_idle() -> Non
     assert int(result.stdout.strip()) == _runtime.SPIN_COUNT < 300_000  # libgomp's default
 
 
+def test_a_peer_process_gets_the_environment_without_crossents_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(_runtime, "SET_HERE", {})
+    _runtime.prepare_environment()
+    assert __import__("os").environ["GOMP_SPINCOUNT"] == str(_runtime.SPIN_COUNT)
+    assert "GOMP_SPINCOUNT" not in _runtime.environment_without_defaults()
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")  # the user's own, set since
+    assert _runtime.environment_without_defaults()["GOMP_SPINCOUNT"] == "1000"
+
+
 @pytest.mark.parametrize("variable", ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"])
 def test_a_wait_setting_of_the_user_is_left_alone(
     monkeypatch: pytest.MonkeyPatch, variable: str

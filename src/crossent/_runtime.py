@@ -46,11 +46,29 @@ TRIM_THRESHOLD = 256 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 
 
+#: Environment variables :func:`prepare_environment` set (not the user), with their values,
+#: e.g. for a benchmark to take out of the environment of another library's process.
+SET_HERE: dict[str, str] = {}
+
+
 def prepare_environment() -> None:
     """Make idle OpenMP threads spin only :data:`SPIN_COUNT` iterations before they sleep,
     unless the user chose a wait policy or spin count."""
     if not any(name in os.environ for name in _WAIT_VARIABLES):
-        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+        os.environ["GOMP_SPINCOUNT"] = SET_HERE["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+
+
+def environment_without_defaults() -> dict[str, str]:
+    """This process's environment less what :func:`prepare_environment` set (a variable the
+    user set since, to another value, stays): what another program (a peer in a benchmark)
+    should start with, so that it keeps its own defaults.
+
+    Example:
+        >>> peer = environment_without_defaults()
+        >>> any(SET_HERE[name] == peer.get(name) for name in SET_HERE)
+        False
+    """
+    return {name: value for name, value in os.environ.items() if SET_HERE.get(name) != value}
 
 
 def keep_freed_memory() -> bool:
