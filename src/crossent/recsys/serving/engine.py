@@ -79,13 +79,13 @@ def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
 
     By default glibc raises the threshold to the size of each mapped block it frees, so after
     a few batches a server's score and top-k buffers (hundreds of KiB, a different size for
-    every batch size and history length) come from the heap instead, and the heap fragments:
-    resident memory creeps up with no more data held. Pinning the threshold keeps those
-    buffers mapped, each returned to the system when freed; the cost is a fresh mapping (and
-    its page faults) per large buffer and batch. ``crossent serve`` leaves glibc's default:
-    the README's ``crossent serve`` section measures both, and the pinned threshold cost a
-    quarter of the throughput there. Call this before serving (or set the environment
-    variable ``MALLOC_MMAP_THRESHOLD_``) where flat memory matters more.
+    every batch size and history length) come from the heap instead, where they can leave it
+    fragmented. Pinning the threshold keeps those buffers mapped, each returned to the system
+    when freed; the cost is a fresh mapping (and its page faults) per large buffer and batch.
+    ``crossent serve`` leaves glibc's default (the larger creep a server showed came from
+    oneDNN's cache, see :func:`onednn_off`; the README's ``crossent serve`` section has the
+    measurements). Call this before serving (or set the environment variable
+    ``MALLOC_MMAP_THRESHOLD_``) where the flattest memory matters more than throughput.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
