@@ -74,6 +74,29 @@ def test_a_lone_job_waits_at_most_max_wait():
     assert 0.03 <= asyncio.run(one()) < 5  # the wait, then at once (loose: a shared machine)
 
 
+def test_after_a_batch_the_next_waits_for_the_requests_its_answers_set_free():
+    """A job that waited through the last batch still waits up to max_wait for companions:
+    the client the last batch answered sends its next request within it."""
+    gate = threading.Event()
+    work = Recorder(gate)
+
+    async def run() -> None:
+        batcher = Batcher(work, max_batch=8, max_wait_ms=300)
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.submit(0))
+        while not work.threads:  # the batch [0] is on the worker, held by the gate
+            await asyncio.sleep(0.001)
+        second = asyncio.ensure_future(batcher.submit(1))
+        await asyncio.sleep(0.35)  # job 1 has now waited longer than max_wait
+        gate.set()
+        await first  # the answer sets its client free, and its next request comes at once
+        assert await asyncio.gather(second, batcher.submit(2)) == [2, 4]
+        await batcher.stop()
+
+    asyncio.run(run())
+    assert work.batches == [[0], [1, 2]]
+
+
 def test_a_full_queue_refuses_at_once_and_every_accepted_job_is_answered():
     gate = threading.Event()
     work = Recorder(gate)

@@ -3,12 +3,13 @@
 A web server answers many small questions at once; the recommender answers a batch of them
 for little more than the price of one (one encoder pass, one catalogue sweep). The
 :class:`Batcher` sits between the two: each request :meth:`~Batcher.submit`\\ s its job and
-awaits its answer; a single collector task gathers the jobs waiting at that moment, waits for
-more only while the oldest has waited less than ``max_wait_ms``, and hands at most
-``max_batch`` of them to ``work`` on a single worker thread (so the event loop keeps accepting
-and answering while the model runs, and the model never runs twice at once). While a batch
-runs, the next one gathers: under load batches grow by themselves, and an idle server adds at
-most ``max_wait_ms`` to a request.
+awaits its answer; a single collector task gathers the jobs waiting at that moment, waits up
+to ``max_wait_ms`` for more (unless ``max_batch`` are there), and hands at most ``max_batch``
+of them to ``work`` on a single worker thread (so the event loop keeps accepting and answering
+while the model runs, and the model never runs twice at once). While a batch runs, the next one
+gathers; the short wait after it lets the requests its answers set free join the next batch
+rather than trail it in one of their own. Under load batches grow by themselves, and an idle
+server adds at most ``max_wait_ms`` to a request.
 
 The queue is bounded: with ``queue_limit`` jobs already waiting, :meth:`~Batcher.submit`
 raises :class:`Overloaded` at once, and the server answers 503 instead of stalling.
@@ -136,9 +137,9 @@ class Batcher(Generic[Job, Answer]):
             while not self._waiting:
                 self._arrived.clear()
                 await self._arrived.wait()
-            # wait for companions only while the oldest job is younger than max_wait: under
-            # load it arrived during the previous batch, so the next batch starts at once
-            deadline = self._waiting[0][2] + self.max_wait
+            # wait up to max_wait for companions: the clients the last batch answered send
+            # their next requests within it, and a batch costs less per job the larger it is
+            deadline = loop.time() + self.max_wait
             while len(self._waiting) < self.max_batch and loop.time() < deadline:
                 self._arrived.clear()
                 try:
