@@ -68,7 +68,7 @@ class Batcher(Generic[Job, Answer]):
         self.max_batch = check_int(max_batch, "max_batch", low=1)
         self.max_wait = check_number(max_wait_ms, "max_wait_ms", low=0, high=1000) / 1000
         self.queue_limit = check_int(queue_limit, "queue_limit", low=1)
-        self._waiting: deque[tuple[Job, asyncio.Future[Answer], float]] = deque()
+        self._waiting: deque[tuple[Job, asyncio.Future[Answer]]] = deque()
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -106,7 +106,7 @@ class Batcher(Generic[Job, Answer]):
                 pass
             self._task = None
         while self._waiting:
-            _, future, _ = self._waiting.popleft()
+            _, future = self._waiting.popleft()
             if not future.done():
                 future.set_exception(ShuttingDown("the server is shutting down"))
         if self._executor is not None:
@@ -124,9 +124,8 @@ class Batcher(Generic[Job, Answer]):
             raise ShuttingDown("the server is not running")
         if self.full:
             raise Overloaded(f"{len(self._waiting)} requests already queued")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Answer] = loop.create_future()
-        self._waiting.append((job, future, loop.time()))
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, future))
         self._arrived.set()
         return await future
 
@@ -152,20 +151,20 @@ class Batcher(Generic[Job, Answer]):
                 continue
             try:
                 answers = await loop.run_in_executor(
-                    self._executor, self.work, [job for job, _, _ in batch]
+                    self._executor, self.work, [job for job, _ in batch]
                 )
             except asyncio.CancelledError:  # stopped mid-batch: its requests are told so
-                for _, future, _ in batch:
+                for _, future in batch:
                     if not future.done():
                         future.set_exception(ShuttingDown("the server is shutting down"))
                 raise
             except Exception as error:  # the batch's requests each get the error
-                for _, future, _ in batch:
+                for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
             self.batches += 1
             self.jobs += len(batch)
-            for (_, future, _), answer in zip(batch, answers, strict=True):
+            for (_, future), answer in zip(batch, answers, strict=True):
                 if not future.done():
                     future.set_result(answer)
