@@ -48,7 +48,10 @@ def serve(
     ] = 100,
     max_history: Annotated[int, typer.Option(help="Most items in a posted history.")] = 1000,
     max_body_kib: Annotated[int, typer.Option(help="Most KiB in a request body.")] = 1024,
-    threads: Annotated[int, typer.Option(help="Torch threads for the model work.")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Batches answered at once, each on its own thread.")
+    ] = 2,
+    threads: Annotated[int, typer.Option(help="Torch threads for each batch's work.")] = 1,
     cors_origin: Annotated[
         list[str] | None,
         typer.Option(help="Allow browser calls from this origin (repeatable); none by default."),
@@ -58,11 +61,11 @@ def serve(
     """Serve a model over HTTP: GET/POST /recommend, /items, /users, /healthz, /readyz, a web
     page at / and the API's documentation at /docs.
 
-    Concurrent requests are batched into one model call (--max-batch, --max-wait-ms); past
-    --queue-limit queued requests the server answers 503 with Retry-After. It listens on
-    127.0.0.1 unless --host says otherwise, allows no cross-origin calls unless
-    --cors-origin names an origin, and on SIGTERM or Ctrl-C finishes the requests in flight
-    before it exits.
+    Concurrent requests are batched into one model call (--max-batch, --max-wait-ms), up to
+    --workers batches at once; past --queue-limit queued requests the server answers 503 with
+    Retry-After. It listens on 127.0.0.1 unless --host says otherwise, allows no cross-origin
+    calls unless --cors-origin names an origin, and on SIGTERM or Ctrl-C finishes the requests
+    in flight before it exits.
     """
     check_int(port, "--port", low=1, high=65535)
     check_int(max_batch, "--max-batch", low=1)
@@ -71,6 +74,7 @@ def serve(
     check_int(candidates, "--candidates", low=1)
     check_int(max_history, "--max-history", low=1)
     check_int(max_body_kib, "--max-body-kib", low=1)
+    check_int(workers, "--workers", low=1, high=64)
     check_int(threads, "--threads", low=1)
     _check_host(host)
     for origin in cors_origin or []:
@@ -88,6 +92,7 @@ def serve(
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         queue_limit=queue_limit,
+        workers=workers,
         cors_origins=cors_origin or (),
         candidates=candidates,
         max_history=max_history,

@@ -246,7 +246,8 @@ def test_no_cors_unless_asked(client, two_stage):
 
 
 def test_a_full_queue_gets_503_with_retry_after_and_accepted_requests_are_answered(two_stage):
-    app = create_app(two_stage, max_batch=1, max_wait_ms=0, queue_limit=2)
+    # one worker, held: the next two requests queue, and the two after them are refused
+    app = create_app(two_stage, max_batch=1, max_wait_ms=0, queue_limit=2, workers=1)
     gate, entered = threading.Event(), threading.Event()
     answer_batch = app.state.batcher.work
 

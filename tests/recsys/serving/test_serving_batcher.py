@@ -157,8 +157,63 @@ def test_stopped_batcher_refuses_with_shutting_down():
         ({"max_wait_ms": -1}, "max_wait_ms"),
         ({"max_wait_ms": 5000}, "max_wait_ms"),
         ({"queue_limit": 0}, "queue_limit"),
+        ({"workers": 0}, "workers"),
     ],
 )
 def test_bad_limits_are_named(options, words):
     with pytest.raises(CrossentError, match=words):
         Batcher(Recorder(), **options)
+
+
+def test_with_two_workers_two_batches_run_at_once_sharing_what_waits():
+    """Ten jobs waiting and two free workers: two batches of five, on the workers together
+    (each call waits at a barrier that only two calls at once can pass)."""
+    barrier = threading.Barrier(2, timeout=10)
+    seen: list[list[int]] = []
+
+    def work(jobs: Sequence[int]) -> list[int]:
+        barrier.wait()  # raises BrokenBarrierError if the other batch is not running too
+        seen.append(list(jobs))
+        return [2 * job for job in jobs]
+
+    answers = asyncio.run(
+        _run(Batcher(work, max_batch=64, max_wait_ms=50, workers=2), list(range(10)))
+    )
+    assert answers == [2 * job for job in range(10)]
+    assert sorted(seen) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+
+
+def test_one_worker_never_runs_two_batches_at_once():
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def work(jobs: Sequence[int]) -> list[int]:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.01)
+        with lock:
+            active[0] -= 1
+        return list(jobs)
+
+    asyncio.run(_run(Batcher(work, max_batch=2, max_wait_ms=0, workers=1), list(range(12))))
+    assert most[0] == 1
+
+
+def test_stop_lets_the_batches_on_the_workers_answer():
+    gate = threading.Event()
+    work = Recorder(gate)
+
+    async def run() -> list[int]:
+        batcher = Batcher(work, max_batch=8, max_wait_ms=0, workers=2)
+        await batcher.start()
+        jobs = [asyncio.ensure_future(batcher.submit(job)) for job in (1, 2)]
+        while not work.threads:  # the batch is on a worker, held by the gate
+            await asyncio.sleep(0.001)
+        stopping = asyncio.ensure_future(batcher.stop())
+        await asyncio.sleep(0.05)
+        gate.set()
+        await stopping
+        return await asyncio.gather(*jobs)
+
+    assert asyncio.run(run()) == [2, 4]

@@ -83,6 +83,8 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_cleanly(two_stage):
         (["--max-batch", "0"], "--max-batch"),
         (["--max-wait-ms", "-1"], "--max-wait-ms"),
         (["--queue-limit", "0"], "--queue-limit"),
+        (["--workers", "0"], "--workers"),
+        (["--workers", "65"], "--workers"),
         (["--host", "no such host.invalid"], "--host"),
         (["--cors-origin", "example.test"], "--cors-origin"),
     ],

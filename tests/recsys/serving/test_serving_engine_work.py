@@ -106,3 +106,36 @@ def test_the_engine_answers_with_onednn_off_and_restores_it(
     [rows] = engine.answer([engine_module.Question(history=np.array([0, 3]), k=4)])
     assert seen == [False] and len(rows) == 4
     assert torch.backends.mkldnn.enabled
+
+
+def test_onednn_stays_off_while_any_thread_is_inside_and_comes_back_after_the_last() -> None:
+    """A server's workers overlap: the first to leave must not turn oneDNN back on under the
+    other (a flag saved and restored per block would)."""
+    import threading
+
+    from crossent.recsys.serving.engine import onednn_off
+
+    first_in, first_out, second_done = threading.Event(), threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def first() -> None:
+        with onednn_off():
+            first_in.set()
+            second_done.wait(10)  # still inside while the second enters and leaves
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with onednn_off():
+            pass
+        seen.append(torch.backends.mkldnn.enabled)  # the first is still inside
+        second_done.set()
+
+    assert torch.backends.mkldnn.enabled
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert seen == [False]
+    assert first_out.is_set() and torch.backends.mkldnn.enabled

@@ -107,6 +107,7 @@ def create_app(
     max_batch: int = 64,
     max_wait_ms: float = 2.0,
     queue_limit: int = 256,
+    workers: int = 2,
     cors_origins: Sequence[str] = (),
     candidates: int = 100,
     max_history: int = 1000,
@@ -120,6 +121,8 @@ def create_app(
         max_batch, max_wait_ms, queue_limit: the batcher's limits
             (:class:`~crossent.recsys.serving.batcher.Batcher`); ``max_batch=1,
             max_wait_ms=0`` turns batching off.
+        workers: batches answered at once, each on its own thread (the engine is safe to
+            call from several).
         cors_origins: origins allowed to call the API from a browser; none by default.
         candidates: with a ranking stage, how many candidates it re-ranks (``k`` <= it).
         max_history: most items in a posted history (more: 413).
@@ -137,7 +140,11 @@ def create_app(
     catalogue = Catalogue(load_checkpoint(checkpoint_dir))
     engine = Engine(catalogue, candidates=candidates, cells=cells)
     batcher: Batcher[Question, list[dict[str, Any]]] = Batcher(
-        engine.answer, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_limit=queue_limit
+        engine.answer,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        queue_limit=queue_limit,
+        workers=workers,
     )
 
     @asynccontextmanager
@@ -293,6 +300,7 @@ def _add_lookup_routes(app: FastAPI) -> None:
             "max_k": engine.max_k,
             "titles": catalogue.titles is not None,
             "queued": batcher.waiting,
+            "workers": batcher.workers,
             "batches": batcher.batches,
             "answered": batcher.jobs,
         }

@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,6 +95,11 @@ def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
         return False
 
 
+_onednn_lock = threading.Lock()
+_onednn_users = 0  # blocks inside onednn_off, over all threads
+_onednn_before = True
+
+
 @contextmanager
 def onednn_off() -> Iterator[None]:
     """Run the block with torch's oneDNN kernels off (its own kernels instead), then restore.
@@ -104,18 +110,28 @@ def onednn_off() -> Iterator[None]:
     resident memory until the cache is full. The element-wise activations that reach oneDNN
     on CPU have native kernels of the same speed (README, ``crossent serve``).
 
+    The switch is process-wide, so blocks on several threads share it: the first to enter
+    turns oneDNN off, the last to leave restores it (a server's workers overlap).
+
     >>> import torch
     >>> with onednn_off():
     ...     print(torch.backends.mkldnn.enabled)
     False
     """
-    # the module's ``enabled`` is a property that torch's stubs type as its descriptor
-    previous = bool(torch.backends.mkldnn.enabled)
-    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
+    global _onednn_users, _onednn_before
+    with _onednn_lock:
+        if _onednn_users == 0:
+            _onednn_before = bool(torch.backends.mkldnn.enabled)
+            # the module's ``enabled`` is a property that torch's stubs type as its descriptor
+            torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
+        _onednn_users += 1
     try:
         yield
     finally:
-        torch.backends.mkldnn.enabled = previous  # type: ignore[assignment]
+        with _onednn_lock:
+            _onednn_users -= 1
+            if _onednn_users == 0:
+                torch.backends.mkldnn.enabled = _onednn_before  # type: ignore[assignment]
 
 
 class Engine:
