@@ -166,11 +166,10 @@ class Batcher(Generic[Job, Answer]):
             while not self._waiting:
                 self._arrived.clear()
                 await self._arrived.wait()
-                gathered = False
-            if self._free.locked():  # every worker busy: the batch that ends sets clients free
-                gathered = False
+            # with every worker busy, the batch that ends sets clients free: wait for them too
+            must_gather = not gathered or self._free.locked()
             await self._free.acquire()
-            if not gathered:
+            if must_gather:
                 await self._gather()
             # an equal share for each free worker (this one included), at most max_batch
             share = min(self.max_batch, -(-len(self._waiting) // (self.workers - self._busy)))
