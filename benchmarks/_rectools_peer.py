@@ -16,6 +16,10 @@ their softmax loss as ``val_loss`` once per epoch. Early stopping watches ``val_
 (``--patience`` epochs) and a ModelCheckpoint keeps the best epoch, whose weights are loaded
 back before recommending. ``--fixed-epochs`` (the speed mode) runs exactly ``--epochs``
 epochs with validation but without early stopping or checkpoints, and recommends nothing.
+``--budget-s S`` ends training after the first epoch that finishes past S seconds of fitting
+(the best epoch so far is restored as usual); the report's ``stopped_by`` says which rule
+ended the run and ``still_improving`` whether the last epoch was the best, so a run cut by the
+budget is never read as converged.
 """
 
 from __future__ import annotations
@@ -40,6 +44,23 @@ from rectools.models.nn.transformers.utils import leave_one_out_mask
 
 #: the metric TransformerLightningModule.validation_step logs (its val_loss_name default)
 VAL_METRIC = "val_loss"
+
+
+class Budget(Callback):
+    """Stop after the first epoch that ends ``seconds`` after fitting began."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.perf_counter()
+        self.hit = False
+
+    def on_train_start(self, trainer: Trainer, pl_module: object) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: object) -> None:
+        if time.perf_counter() - self.started > self.seconds:
+            self.hit = True
+            trainer.should_stop = True
 
 
 class EpochTimer(Callback):
@@ -72,8 +93,11 @@ class EpochTimer(Callback):
               f"validation {self.valid_s[-1]:.1f} s, val_loss {loss:.4f}", flush=True)
 
 
-def get_trainer(epochs: int, patience: int, fixed: bool, checkpoints: str) -> Trainer:
+def get_trainer(epochs: int, patience: int, fixed: bool, checkpoints: str,
+                budget_s: float) -> Trainer:
     callbacks: list[Callback] = [EpochTimer()]
+    if budget_s > 0:
+        callbacks.append(Budget(budget_s))
     if not fixed:
         callbacks += [
             EarlyStopping(monitor=VAL_METRIC, mode="min", patience=patience),
@@ -110,7 +134,12 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fixed-epochs", action="store_true")
+    parser.add_argument("--budget-s", type=float, default=0.0,
+                        help="stop after the epoch that ends past this many seconds (0: none)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's own)")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     seed_everything(args.seed, workers=True)
     interactions = read_pairs(args.train)
@@ -124,7 +153,8 @@ def main() -> None:
         get_val_mask_func_kwargs={"val_users": args.val_users or None},
         get_trainer_func=get_trainer,
         get_trainer_func_kwargs={"epochs": args.epochs, "patience": args.patience,
-                                 "fixed": args.fixed_epochs, "checkpoints": checkpoints},
+                                 "fixed": args.fixed_epochs, "checkpoints": checkpoints,
+                                 "budget_s": args.budget_s},
     )
     started = time.perf_counter()
     model.fit(dataset)
@@ -143,6 +173,14 @@ def main() -> None:
         model.load_weights_from_checkpoint(best.best_model_path)
         report["best_epoch"] = int(np.nanargmin(timer.val_loss)) + 1
         report["best_checkpoint"] = Path(best.best_model_path).name
+        report["still_improving"] = report["best_epoch"] == len(timer.train_s)
+    budget = next((c for c in trainer.callbacks if isinstance(c, Budget)), None)
+    if budget is not None and budget.hit:
+        report["stopped_by"] = f"time budget ({args.budget_s:.0f} s)"
+    elif args.fixed_epochs or len(timer.train_s) >= args.epochs:
+        report["stopped_by"] = f"max epochs ({args.epochs})"
+    else:
+        report["stopped_by"] = f"early stopping (patience {args.patience})"
     if args.recs and args.users:
         users = np.loadtxt(args.users, dtype=np.int64, ndmin=1)
         started = time.perf_counter()

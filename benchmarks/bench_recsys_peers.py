@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,10 @@ def rectools(args: argparse.Namespace, train: Path, users: Path, work: Path,
                "--val-users", str(args.val_users), "--k", str(args.k)]
     command += ["--fixed-epochs"] if fixed else ["--users", str(users), "--recs",
                                                   str(work / "rectools_recs.csv")]
+    if args.peer_budget_min:
+        command += ["--budget-s", str(60 * args.peer_budget_min)]
+    if args.peer_threads:
+        command += ["--threads", str(args.peer_threads)]
     # RecTools' own thread defaults: not the wait policy that importing crossent set here
     child = run_child(command, env=environment_without_defaults())
     found = json.loads(report.read_text())
@@ -170,6 +175,16 @@ def render(args: argparse.Namespace, header: str, protocol: str, rows: list[dict
                   fmt(row["process_seconds"]), fmt(row["peak_rss_mib"], 0)]
         table.add_row(*cells)
     console.print(table)
+    for row in rows:
+        if "stopped_by" in row:
+            still = ", validation still improving at the last epoch: not converged" \
+                if row.get("still_improving") else ""
+            console.print(f"{row['contender']}: stopped by {row['stopped_by']}{still}",
+                          highlight=False)
+    if args.concurrent:
+        console.print("--concurrent: both contenders trained at the same time on this machine; "
+                      "their times and ratios are not a speed measurement (--speed-only is)",
+                      highlight=False)
     ours, peer = rows
     console.print(
         f"crossent / RecTools: time per epoch {ratio(ours['epoch_seconds'], peer['epoch_seconds'])}"
@@ -195,6 +210,12 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=10, help="RecTools' early stopping")
     parser.add_argument("--val-users", type=int, default=0,
                         help="RecTools' validation users, sampled (0: every user)")
+    parser.add_argument("--peer-budget-min", type=float, default=0.0,
+                        help="stop RecTools after the epoch that ends past this many minutes")
+    parser.add_argument("--peer-threads", type=int, default=0,
+                        help="RecTools' torch threads (0: its own default)")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="quality: train both at once (times then are not comparable)")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--epochs", type=int, default=2, help="--speed-only: epochs of each")
     parser.add_argument("--k", type=int, default=10)
@@ -211,13 +232,22 @@ def main() -> None:
     train, users = write_split(split, work)
     protocol = split.protocol(args.data, args.max_users)
     print(f"# {protocol}", file=sys.stderr)
+    if args.speed_only and args.concurrent:
+        raise SystemExit("--concurrent is for quality runs: --speed-only times each alone")
     if args.speed_only:
         rows = [crossent_speed(args, train, work),
                 rectools(args, train, users, work, args.epochs, fixed=True)]
     else:
         train_frame = pd.DataFrame({"user": split.train_user, "item": split.train_item})
-        rows = [crossent_quality(args, split, train, work),
-                rectools(args, train, users, work, args.max_epochs or 200, fixed=False)]
+        peer_epochs = args.max_epochs or 200
+        if args.concurrent:
+            with ThreadPoolExecutor(2) as pool:
+                ours = pool.submit(crossent_quality, args, split, train, work)
+                theirs = pool.submit(rectools, args, train, users, work, peer_epochs, False)
+                rows = [ours.result(), theirs.result()]
+        else:
+            rows = [crossent_quality(args, split, train, work),
+                    rectools(args, train, users, work, peer_epochs, fixed=False)]
         for row in rows:
             recs = row.pop("recs")
             row["metrics"] = metrics(ranks(recs, split, args.k))
