@@ -231,6 +231,13 @@ def main() -> None:
     parser.add_argument("--crossent-args", nargs=argparse.REMAINDER, default=[],
                         help="everything after it goes to crossent train")
     args = parser.parse_args()
+    if args.speed_only and args.concurrent:
+        parser.error("--concurrent is for quality runs: --speed-only times each contender alone")
+    if args.peer_budget_min < 0:
+        parser.error(f"--peer-budget-min {args.peer_budget_min:g}: minutes must be >= 0 "
+                     "(0: no budget)")
+    if args.peer_threads < 0:
+        parser.error(f"--peer-threads {args.peer_threads}: must be >= 0 (0: RecTools' own)")
     if not PEERS_PY.exists():
         raise SystemExit(f"{PEERS_PY} is missing: `make bench-peers` creates .venv-peers")
     work = args.work or ROOT / "bench-results" / f"peers-{args.data}"
@@ -239,8 +246,6 @@ def main() -> None:
     train, users = write_split(split, work)
     protocol = split.protocol(args.data, args.max_users)
     print(f"# {protocol}", file=sys.stderr)
-    if args.speed_only and args.concurrent:
-        raise SystemExit("--concurrent is for quality runs: --speed-only times each alone")
     if args.speed_only:
         rows = [crossent_speed(args, train, work),
                 rectools(args, train, users, work, args.epochs, fixed=True)]

@@ -1,0 +1,22 @@
+"""The peers benchmark refuses contradictory or negative options before any work, in one line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_recsys_peers.py"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--speed-only", "--concurrent"], "--concurrent is for quality runs"),
+    (["--peer-budget-min", "-5"], "--peer-budget-min -5: minutes must be >= 0"),
+    (["--peer-threads", "-1"], "--peer-threads -1: must be >= 0"),
+])
+def test_bad_options_exit_2_naming_the_value(options: list[str], message: str) -> None:
+    done = subprocess.run([sys.executable, str(BENCH), *options], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
