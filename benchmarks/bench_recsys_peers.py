@@ -81,7 +81,9 @@ from _peers_common import (
 )
 from crossent._bench_support import machine_header
 from crossent._runtime import environment_without_defaults
+from crossent._validation.numbers import check_int, check_number
 from crossent.cli._console import make_console
+from crossent.errors import OptionError
 
 BIN = Path(sys.executable).parent
 PEERS_PY = ROOT / ".venv-peers" / "bin" / "python"
@@ -231,13 +233,15 @@ def main() -> None:
     parser.add_argument("--crossent-args", nargs=argparse.REMAINDER, default=[],
                         help="everything after it goes to crossent train")
     args = parser.parse_args()
-    if args.speed_only and args.concurrent:
-        parser.error("--concurrent is for quality runs: --speed-only times each contender alone")
-    if args.peer_budget_min < 0:
-        parser.error(f"--peer-budget-min {args.peer_budget_min:g}: minutes must be >= 0 "
-                     "(0: no budget)")
-    if args.peer_threads < 0:
-        parser.error(f"--peer-threads {args.peer_threads}: must be >= 0 (0: RecTools' own)")
+    problem = "--concurrent is for quality runs: --speed-only times each contender alone" \
+        if args.speed_only and args.concurrent else None
+    try:
+        check_number(args.peer_budget_min, "--peer-budget-min", low=0)
+        check_int(args.peer_threads, "--peer-threads", low=0)
+    except OptionError as error:
+        problem = str(error)
+    if problem:  # one line and exit status 2, as crossent's CLI answers a bad option
+        parser.exit(2, f"{parser.prog}: error: {problem}\n")
     if not PEERS_PY.exists():
         raise SystemExit(f"{PEERS_PY} is missing: `make bench-peers` creates .venv-peers")
     work = args.work or ROOT / "bench-results" / f"peers-{args.data}"
