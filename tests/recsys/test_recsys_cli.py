@@ -126,6 +126,52 @@ def test_evaluate_recomputes_the_metrics_of_a_model_saved_without_catch_up(tmp_p
     assert "EASE" in again.output
 
 
+def test_a_sampled_evaluation_is_reported_saved_and_rescored_on_the_same_users(tmp_path):
+    from crossent.cli._recsys_common import load_watches
+    from crossent.recsys.reevaluate import evaluate_checkpoint
+    from crossent.recsys.serving.checkpoint import load_checkpoint
+
+    data = _ratings_file(tmp_path / "ratings.csv")
+    out = tmp_path / "m"
+    trained = runner.invoke(
+        app, ["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--dim", "8",
+              "--min-rating", "3", "--catch-up", "0", "--eval-users", "12", "--seed", "4"],
+    )
+    assert trained.exit_code == 0, trained.output
+    assert "validation and test on 12 sampled users of 30" in trained.output
+    html = (out / "report.html").read_text()
+    assert "validation and test on 12 of the 30 users with 3 or more watches" in html
+    checkpoint = load_checkpoint(out)
+    assert checkpoint.extra["split"] == {"eval_users": 12, "seed": 4}
+    stored = checkpoint.metrics["model"]
+    assert stored["users"] == 12
+    again = evaluate_checkpoint(
+        checkpoint, load_watches(str(data), "auto", 3.0), progress=False
+    ).retrieval["model"]
+    assert again["users"] == 12
+    for key in ("HR@10", "NDCG@10", "MRR"):
+        assert again[key] == pytest.approx(stored[key], abs=1e-6), key
+
+
+def test_the_ranking_stage_evaluates_every_user_whatever_eval_users_says(tmp_path):
+    # its validation and test examples are every user's last two watches, so the candidate
+    # generator under it must have held out every user's
+    import json
+
+    data = _ratings_file(tmp_path / "ratings.csv")
+    tables = tmp_path / "tables.json"
+    trained = runner.invoke(
+        app, ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--stage", "ranking",
+              "--epochs", "1", "--dim", "8", "--min-rating", "3", "--eval-users", "12",
+              "--json", str(tables)],
+    )
+    assert trained.exit_code == 0, trained.output
+    assert "sampled users" not in trained.output
+    (retrieval,) = [t for t in json.loads(tables.read_text()).values() if "users" in t["headers"]]
+    users = retrieval["headers"].index("users")
+    assert {row[users] for row in retrieval["rows"]} == {30}
+
+
 def test_unknown_user_exits_2_with_one_line_naming_the_id(trained_dir):
     _, out, _ = trained_dir
     result = runner.invoke(app, ["recommend", "--model", str(out), "--user", "999999"])
@@ -210,6 +256,7 @@ def test_train_with_several_losses_writes_one_table_of_objectives_beside_the_bas
         (["--max-examples", "0"], "--max-examples = 0 must be an integer >= 1"),
         (["--negatives", "0"], "--negatives = 0 must be an integer >= 1"),
         (["--holdout", "-1"], "--holdout = -1 must be an integer >= 0"),
+        (["--eval-users", "-2"], "--eval-users = -2 must be an integer >= 0"),
         (["--catch-up", "-1"], "--catch-up = -1 must be an integer >= 0"),
         (["--dropout", "1"], "--dropout = 1.0 is outside [0, 1)"),
         (["--lr", "0"], "--lr = 0.0 must be"),

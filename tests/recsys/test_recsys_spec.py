@@ -32,6 +32,7 @@ def test_the_default_spec_is_the_default_model_and_schedule() -> None:
     assert spec.training.schedule == TrainConfig()
     assert spec.training.catch_up == defaults.CATCH_UP and not spec.training.refit
     assert spec.objective.retrieval == ("full",) and spec.stage == "retrieval"
+    assert spec.data.eval_users == defaults.EVAL_USERS
 
 
 def test_the_spec_is_frozen() -> None:
@@ -53,6 +54,8 @@ def test_the_spec_is_frozen() -> None:
         ({"lr_schedule": "step"}, "lr_schedule = 'step' is not one of 'constant', 'cosine'",
          "--lr-schedule 'step' is not one of constant, cosine"),
         ({"format": "xml"}, "format = 'xml' is not one of", "--format 'xml' is not one of"),
+        ({"eval_users": -1}, "eval_users = -1 must be an integer >= 0",
+         "--eval-users = -1 must be an integer >= 0"),
     ],
 )
 def test_a_keyword_error_is_renamed_to_the_option_at_the_boundary(
@@ -60,7 +63,7 @@ def test_a_keyword_error_is_renamed_to_the_option_at_the_boundary(
 ) -> None:
     (name, value), = options.items()
     section = {"history": ModelSpec, "dropout": ModelSpec, "catch_up": TrainingSpec,
-               "lr_schedule": TrainConfig, "format": DataSpec}[name]
+               "lr_schedule": TrainConfig, "format": DataSpec, "eval_users": DataSpec}[name]
     with pytest.raises(OptionError) as keyword:
         section(**{name: value})
     assert str(keyword.value).startswith(keyword_error) and keyword.value.name == name

@@ -139,6 +139,15 @@ HoldoutOption = Annotated[
     ),
 ]
 
+EvalUsersOption = Annotated[
+    int,
+    typer.Option(
+        help="Retrieval: hold out the last two watches (validation, test) of this many users, "
+        "sampled with --seed when more have 3 or more watches; every other user trains on "
+        "all their watches (0: every user; --stage ranking always evaluates every user).",
+    ),
+]
+
 RefitOption = Annotated[
     bool,
     typer.Option(
@@ -196,6 +205,7 @@ def train(
     seed: SeedOption = 0,
     negatives: NegativesOption = 4,
     holdout: HoldoutOption = 5,
+    eval_users: EvalUsersOption = defaults.EVAL_USERS,
     resume: ResumeOption = False,
     threads: ThreadsOption = None,
     json_file: JsonFileOption = None,
@@ -233,6 +243,7 @@ def train(
         weight_decay=weight_decay, batch_size=batch_size, max_examples=max_examples, seed=seed,
         patience=patience, refit=refit, catch_up=catch_up, data=data, format=format,
         min_rating=min_rating, users=users, videos=videos, negatives=negatives, holdout=holdout,
+        eval_users=eval_users,
     )
     launch = launch_from_env()  # joins torchrun's process group, if launched by torchrun
     if launch.distributed and tie_embeddings is None:
@@ -263,7 +274,7 @@ def train(
         write_tables_json(result, json_file)
     report = write_report(result, out, title=f"crossent train: {data}")
     console.print(f"report: {report}")
-    for key in ("refit_epochs", "catch_up_epochs"):
+    for key in ("refit_epochs", "catch_up_epochs", "split"):
         if key in result.info:
             extra[key] = result.info[key]
     if "ranking_examples" in result.info:

@@ -12,8 +12,10 @@ implementation's form with one head, Xavier-normal initialisation, the input emb
 reused as the output table and no item bias, dropout 0.2. Training runs Adam at a
 constant 1e-3 until validation NDCG@10 has not improved for :data:`PATIENCE` epochs, with
 :data:`EPOCHS` only a ceiling: a constant rate has no horizon, so the run cannot end before
-the plateau, on a small data set or a large one. The README's "Choosing the defaults" section
-has the measurements behind each value.
+the plateau, on a small data set or a large one. Validation and test take the last two
+watches of at most :data:`EVAL_USERS` sampled users, so on a large log most users train on
+every watch from the start. The README's sections "Amazon Video: the encoder", "Choosing the
+learning rate and the catch-up" and "Who is held out" have the measurements behind each value.
 
 Example:
     >>> from crossent.recsys import defaults
@@ -56,6 +58,9 @@ EPOCHS: Final = 200
 PATIENCE: Final = 10
 #: A better validation NDCG@10 must beat the best by this fraction of it to count (0.5%).
 MIN_GAIN_NDCG: Final = 0.005
+#: Users whose last two watches are held out for validation and test, sampled when more are
+#: eligible (0: every user); everyone else trains on all their watches from the first epoch.
+EVAL_USERS: Final = 5000
 #: Epochs the early-stopped model then trains on every watch, the held-out validation and test
 #: watches included, its learning rate decaying to 0 ("catch-up"; 0: none), so the model
 #: that is saved has learnt each user's most recent watches.

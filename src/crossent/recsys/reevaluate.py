@@ -72,7 +72,11 @@ def evaluate_checkpoint(
             f"the data's {watches.n_items} items differ from the model's "
             f"{len(checkpoint.item_ids)}; evaluate on the data the model was trained on"
         )
-    split = leave_last_out(watches)
+    # the users training held out (checkpoints without the record held out every user)
+    held_out = checkpoint.extra.get("split", {})
+    split = leave_last_out(
+        watches, max_users=held_out.get("eval_users", 0), seed=held_out.get("seed", 0)
+    )
     candidate = checkpoint.candidate
     result = RunResult(
         watches=watches, split=split, candidate=candidate,

@@ -29,6 +29,18 @@ LN2 = math.log(2.0)
 ECE_BINS = 15  # evaluate_ranking's equal-width bins: the table's ECE and the figure's legend
 
 
+def _protocol(result: RunResult) -> str:
+    """:data:`PROTOCOL`, and which users were held out when training sampled them."""
+    held_out, everyone = len(result.split.users("test")), result.split.eligible_users()
+    if held_out == everyone:
+        return PROTOCOL
+    seed = result.info.get("split", {}).get("seed", 0)
+    return (
+        f"{PROTOCOL}; validation and test on {held_out:,} of the {everyone:,} users with 3 or "
+        f"more watches, sampled with seed {seed}, the others training on all their watches"
+    )
+
+
 def retrieval_rows(result: RunResult, ks: tuple[int, ...] = (10, 20)) -> Table:
     """HR/NDCG@K and MRR of the model beside the baselines (full catalogue, watched excluded)."""
     headers = ["model"] + [f"{m}@{k}" for k in ks for m in ("HR", "NDCG")] + ["MRR", "users"]
@@ -39,7 +51,7 @@ def retrieval_rows(result: RunResult, ks: tuple[int, ...] = (10, 20)) -> Table:
             row += [metrics[f"HR@{k}"], metrics[f"NDCG@{k}"]]
         row += [metrics["MRR"], int(metrics["users"])]
         rows.append(row)
-    return Table(headers, rows, caption=f"Next-watch retrieval, test. {PROTOCOL}.")
+    return Table(headers, rows, caption=f"Next-watch retrieval, test. {_protocol(result)}.")
 
 
 def objective_rows(result: RunResult) -> Table:
@@ -65,7 +77,7 @@ def objective_rows(result: RunResult) -> Table:
         rows,
         caption="Training objectives of one model (same data, seed and schedule; test CE = "
         "next-watch cross-entropy of the softmax over unwatched items; peak memory = peak "
-        f"resident memory while training, above the memory before it). {PROTOCOL}.",
+        f"resident memory while training, above the memory before it). {_protocol(result)}.",
     )
 
 

@@ -65,13 +65,29 @@ def tune_ease(
     return best, scores
 
 
-def _split(watches: Interactions) -> Split:
-    split = leave_last_out(watches)
+def _split(watches: Interactions, eval_users: int, seed: int) -> Split:
+    split = leave_last_out(watches, max_users=eval_users, seed=seed)
     if len(split.users("test")) == 0:
         raise CrossentError(
             f"no user has 3 or more watches in {watches!r}; leave-last-out needs 3 per user"
         )
     return split
+
+
+def _split_info(eval_users: int, seed: int) -> dict[str, object]:
+    """What rebuilds the split (:mod:`crossent.recsys.reevaluate` reads it from the checkpoint)."""
+    return {"split": {"eval_users": eval_users, "seed": seed}}
+
+
+def _note_evaluated(split: Split, listener: Listener | None) -> None:
+    held_out = len(split.users("test"))
+    everyone = split.eligible_users()
+    if held_out < everyone:
+        note(
+            listener, "evaluation",
+            f"validation and test on {held_out:,} sampled users of {everyone:,}; the others "
+            "train on every watch",
+        )
 
 
 def _fit(
@@ -199,15 +215,17 @@ def train_retrieval(
     progress: bool = True,
     listener: Listener | None = None,
     launch: Launch | None = None,
+    eval_users: int = 0,
 ) -> RunResult:
     """Leave-last-out split, candidate generation training, evaluation beside baselines.
 
-    With a multi-process ``launch`` (torchrun) every rank trains its shard of the catalogue;
-    rank 0 gets the gathered model and evaluates, the other ranks return after training with
-    no metrics.
+    ``eval_users > 0`` validates and tests on that many users sampled with the training seed,
+    the others training on all their watches (:func:`leave_last_out`). With a multi-process
+    ``launch`` (torchrun) every rank trains its shard of the catalogue; rank 0 gets the
+    gathered model and evaluates, the other ranks return after training with no metrics.
     """
-    split = _split(watches)
     train_config = train_config or TrainConfig()
+    split = _split(watches, eval_users, train_config.seed)
     config = (model or ModelSpec()).candidate(split.n_items, objective)
     note(
         listener, "candidate generation",
@@ -215,6 +233,7 @@ def train_retrieval(
         f"{len(split.train):,} training watches, model = {config.model}, "
         f"objective = {config.objective}",
     )
+    _note_evaluated(split, listener)
     curves, candidate = _fit(
         config, split, train_config, launch=launch, progress=progress, listener=listener
     )
@@ -222,6 +241,7 @@ def train_retrieval(
         return RunResult(watches, split, CandidateModel(config), curves={"retrieval": curves})
     result = RunResult(
         watches=watches, split=split, candidate=candidate, curves={"retrieval": curves},
+        info=_split_info(eval_users, train_config.seed),
         cross_entropy=retrieval_cross_entropy(candidate, split, "test", truth=truth),
         retrieval={
             "model": evaluate_retrieval(
@@ -339,6 +359,7 @@ def compare_objectives(
     truth: TruthFn | None = None,
     progress: bool = True,
     listener: Listener | None = None,
+    eval_users: int = 0,
 ) -> RunResult:
     """Train the same model (same seed, data and schedule) under each objective.
 
@@ -350,8 +371,9 @@ def compare_objectives(
     """
     if not objectives:
         raise CrossentError("objectives is empty; give at least one, e.g. ('full',)")
-    split = _split(watches)
     train_config = train_config or TrainConfig()
+    split = _split(watches, eval_users, train_config.seed)
+    _note_evaluated(split, listener)
     spec = model or ModelSpec()
     result: RunResult | None = None
     for objective in objectives:
@@ -360,7 +382,10 @@ def compare_objectives(
             progress=progress, listener=listener,
         )
         if result is None:
-            result = RunResult(watches, split, trained, cross_entropy=cross_entropy)
+            result = RunResult(
+                watches, split, trained, cross_entropy=cross_entropy,
+                info=_split_info(eval_users, train_config.seed),
+            )
         result = result.adding(
             curves={f"retrieval ({objective})": curves},
             retrieval={f"model ({objective})": metrics},

@@ -88,14 +88,18 @@ def _candidates(
     ranking stage, if any, takes its features from the first)."""
     objectives = spec.objective.retrieval
     schedule = spec.training.schedule
+    # the ranking stage takes every user's last two watches as its validation and test
+    # examples, so the candidate generator under it must not have trained on any of them
+    eval_users = 0 if spec.stage == "ranking" else spec.data.eval_users
     if len(objectives) > 1:
         return compare_objectives(
             watches, objectives, model=spec.model, train_config=schedule, truth=truth,
-            progress=progress, listener=listener,
+            progress=progress, listener=listener, eval_users=eval_users,
         )
     return train_retrieval(
         watches, model=spec.model, objective=objectives[0], train_config=schedule,
         truth=truth, progress=progress, listener=listener, launch=launch,
+        eval_users=eval_users,
     )
 
 

@@ -51,7 +51,7 @@ OPTION_NAMES: Mapping[str, str] = MappingProxyType({
     "max_examples": "--max-examples", "seed": "--seed", "refit": "--refit",
     "catch_up": "--catch-up", "format": "--format", "min_rating": "--min-rating",
     "users": "--users", "videos": "--videos", "negatives": "--negatives",
-    "holdout": "--holdout",
+    "holdout": "--holdout", "eval_users": "--eval-users",
 })
 
 
@@ -122,6 +122,10 @@ class DataSpec:
     #: the ranking stage's features come from a model trained without each user's last
     #: ``holdout`` training watches (see :mod:`crossent.recsys.ranking_stage`)
     holdout: int = 5
+    #: retrieval: validate and test on this many sampled users (0: all; see
+    #: :func:`~crossent.recsys.data.interactions.leave_last_out`); the ranking stage always
+    #: evaluates every user
+    eval_users: int = defaults.EVAL_USERS
 
     def __post_init__(self) -> None:
         check_choice(self.format, "format", DataFormat)
@@ -130,6 +134,7 @@ class DataSpec:
         for name in ("users", "videos", "negatives"):
             check_int(getattr(self, name), name, low=1)
         check_int(self.holdout, "holdout", low=0)
+        check_int(self.eval_users, "eval_users", low=0)
         if self.videos < 6:
             videos = self.videos
             raise OptionError(

@@ -158,6 +158,37 @@ def test_leave_last_out_on_a_hand_example() -> None:
     assert (split.n_users, split.n_items) == (inter.n_users, inter.n_items)
 
 
+def test_leave_last_out_holds_out_a_seeded_sample_and_trains_everyone_else_on_all() -> None:
+    rng = np.random.default_rng(3)
+    counts = rng.integers(1, 9, size=40)  # some users have fewer than 3 events
+    users = np.repeat(np.arange(40), counts)
+    inter = Interactions.from_arrays(users, rng.integers(0, 30, size=len(users)))
+    eligible = set(np.flatnonzero(counts >= 3).tolist())
+    everyone = leave_last_out(inter)
+    assert set(everyone.users("test").tolist()) == eligible
+    for n in (len(eligible), len(eligible) + 5):  # no fewer eligible than asked: no sample
+        same = leave_last_out(inter, max_users=n, seed=1)
+        assert np.array_equal(same.test_target, everyone.test_target)
+        assert np.array_equal(same.train.user, everyone.train.user)
+    split = leave_last_out(inter, max_users=7, seed=1)
+    sampled = split.users("test")
+    assert len(sampled) == 7 and set(sampled.tolist()) <= eligible
+    assert np.array_equal(split.valid_target >= 0, split.test_target >= 0)
+    assert split.eligible_users() == everyone.eligible_users() == len(eligible)
+    # the sampled users' targets are the full split's; everyone else trains on every event
+    assert np.array_equal(split.test_target[sampled], everyone.test_target[sampled])
+    assert np.array_equal(split.valid_target[sampled], everyone.valid_target[sampled])
+    trained = np.bincount(split.train.user, minlength=40)
+    assert np.array_equal(trained, counts - 2 * (split.test_target >= 0))
+    assert len(split.train) == len(inter) - 14
+    again = leave_last_out(inter, max_users=7, seed=1)
+    assert np.array_equal(again.test_target, split.test_target)
+    other = leave_last_out(inter, max_users=7, seed=2)
+    assert not np.array_equal(other.users("test"), sampled)
+    with pytest.raises(CrossentError, match="max_users = -1 must be an integer >= 0"):
+        leave_last_out(inter, max_users=-1)
+
+
 def test_split_rejects_unknown_stage_and_empty_table() -> None:
     split = leave_last_out(_table([("u", "a", 0)]))
     with pytest.raises(CrossentError, match=r'stage = \'train\' must be "valid" or "test"'):

@@ -280,6 +280,12 @@ class Split:
         """Contiguous ids of the users that have a ``stage`` target."""
         return np.flatnonzero(self.target(stage) >= 0)
 
+    def eligible_users(self) -> int:
+        """Users with 3 or more events, who could have been evaluated (all of them are, unless
+        :func:`leave_last_out` sampled ``max_users`` of them)."""
+        counts = np.bincount(self.train.user, minlength=self.n_users)
+        return int((counts + 2 * (self.test_target >= 0) >= 3).sum())
+
     def watched(self, stage: Stage) -> tuple[np.ndarray, np.ndarray]:
         """The events a model may use to predict the ``stage`` target, as CSR in time order.
 
@@ -302,7 +308,7 @@ class Split:
         return new_indptr, items
 
 
-def leave_last_out(inter: Interactions) -> Split:
+def leave_last_out(inter: Interactions, *, max_users: int = 0, seed: int = 0) -> Split:
     """Split each user's time-ordered events: last = test, second-to-last = validation.
 
     Per user, events are sorted by timestamp (ties keep row order). The last event is the test
@@ -313,15 +319,35 @@ def leave_last_out(inter: Interactions) -> Split:
     Users with fewer than 3 events keep them all in ``train`` and get no targets (``-1``):
     they still shape item statistics but are not evaluated.
 
+    With ``max_users > 0`` and more users than that eligible, only ``max_users`` of them, drawn
+    uniformly without replacement with ``seed``, are evaluated; every other user keeps all
+    their events in ``train``. On short histories the last two events are a large share of
+    what a user did, so a model that trains on them for most users learns more, while a few
+    thousand users already measure the validation curve that early stopping reads.
+
+    Example:
+        >>> import numpy as np
+        >>> watches = Interactions.from_arrays(np.repeat(np.arange(4), 3), np.arange(12) % 5)
+        >>> len(leave_last_out(watches).users("test"))
+        4
+        >>> split = leave_last_out(watches, max_users=2, seed=0)
+        >>> len(split.users("test")), len(split.train)
+        (2, 8)
+
     Raises:
         CrossentError: the table is empty.
     """
     if len(inter) == 0:
         raise CrossentError("cannot split an empty interaction table")
+    check_int(max_users, "max_users", low=0)
     order = inter.time_order()
     counts = np.bincount(inter.user, minlength=inter.n_users)
     ends = np.cumsum(counts)  # one past each user's last sorted position
     evaluated = counts >= 3
+    eligible = np.flatnonzero(evaluated)
+    if 0 < max_users < len(eligible):
+        evaluated = np.zeros_like(evaluated)
+        evaluated[np.random.default_rng(seed).choice(eligible, max_users, replace=False)] = True
     test_pos = ends[evaluated] - 1
     valid_pos = ends[evaluated] - 2
     valid_target = np.full(inter.n_users, -1, dtype=np.int64)
