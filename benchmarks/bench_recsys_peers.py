@@ -194,6 +194,9 @@ def render(args: argparse.Namespace, header: str, protocol: str, rows: list[dict
         console.print("--concurrent: both contenders trained at the same time on this machine; "
                       "their times and ratios are not a speed measurement (--speed-only is)",
                       highlight=False)
+    if len(rows) < 2:
+        console.print(f"--only {args.only}: one contender, no ratio", highlight=False)
+        return
     ours, peer = rows
     console.print(
         f"crossent / RecTools: time per epoch {ratio(ours['epoch_seconds'], peer['epoch_seconds'])}"
@@ -225,6 +228,9 @@ def main() -> None:
                         help="RecTools' torch threads (0: its own default)")
     parser.add_argument("--concurrent", action="store_true",
                         help="quality: train both at once (times then are not comparable)")
+    parser.add_argument("--only", choices=("crossent", "rectools"),
+                        help="quality: run this contender alone (e.g. to try a crossent option "
+                        "against a RecTools run already reported)")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--epochs", type=int, default=2, help="--speed-only: epochs of each")
     parser.add_argument("--k", type=int, default=10)
@@ -233,8 +239,10 @@ def main() -> None:
     parser.add_argument("--crossent-args", nargs=argparse.REMAINDER, default=[],
                         help="everything after it goes to crossent train")
     args = parser.parse_args()
-    problem = "--concurrent is for quality runs: --speed-only times each contender alone" \
-        if args.speed_only and args.concurrent else None
+    problem = None
+    if args.speed_only and (args.concurrent or args.only):
+        problem = (f"{'--concurrent' if args.concurrent else '--only'} is for quality runs: "
+                   "--speed-only times both contenders, each alone")
     try:
         check_number(args.peer_budget_min, "--peer-budget-min", low=0)
         check_int(args.peer_threads, "--peer-threads", low=0)
@@ -242,7 +250,7 @@ def main() -> None:
         problem = str(error)
     if problem:  # one line and exit status 2, as crossent's CLI answers a bad option
         parser.exit(2, f"{parser.prog}: error: {problem}\n")
-    if not PEERS_PY.exists():
+    if not PEERS_PY.exists() and args.only != "crossent":
         raise SystemExit(f"{PEERS_PY} is missing: `make bench-peers` creates .venv-peers")
     work = args.work or ROOT / "bench-results" / f"peers-{args.data}"
     header = machine_header()  # before the runs: the load average they start under
@@ -256,7 +264,11 @@ def main() -> None:
     else:
         train_frame = pd.DataFrame({"user": split.train_user, "item": split.train_item})
         peer_epochs = args.max_epochs or 200
-        if args.concurrent:
+        if args.only == "crossent":
+            rows = [crossent_quality(args, split, train, work)]
+        elif args.only == "rectools":
+            rows = [rectools(args, train, users, work, peer_epochs, fixed=False)]
+        elif args.concurrent:
             with ThreadPoolExecutor(2) as pool:
                 ours = pool.submit(crossent_quality, args, split, train, work)
                 theirs = pool.submit(rectools, args, train, users, work, peer_epochs, False)

@@ -7,7 +7,9 @@ it, and scores each candidate for "the model that is saved" on watches none of t
 - the split of the peers benchmark (``_peers_common``): per user the last interaction is the
   external test item, everything before it the training watches;
 - early stopping on one more held-out watch per user (the last training one), with
-  ``fit_candidate`` and ``TrainConfig(seed=S, patience=P)``: the **early-stopped** model;
+  ``fit_candidate`` and ``TrainConfig(seed=S, patience=P)``: the **early-stopped** model
+  (``--eval-users N``: held out for N users sampled with the seed, as ``crossent train
+  --eval-users`` does; every other user trains on all their watches);
 - **catch-up N** (``retrieval.catch_up_on_all_watches``, ``crossent train --catch-up N``): that
   model trained N more epochs on every training watch, its rate decaying to 0;
 - **refit** (``retrieval.refit_on_all_watches``, ``crossent train --refit``): a fresh model,
@@ -54,9 +56,14 @@ from crossent.recsys.spec import ModelSpec
 from crossent.recsys.training.loop import TrainConfig, fit_candidate
 
 
-def _last_held_out(watches: Interactions, target_item: np.ndarray | None = None) -> Split:
+def _last_held_out(
+    watches: Interactions, target_item: np.ndarray | None = None, *, sample: int = 0,
+    seed: int = 0,
+) -> Split:
     """``watches`` minus each user's last row, that row the validation target; or, with
-    ``target_item`` (contiguous ids, -1 unknown), all of ``watches`` and those targets."""
+    ``target_item`` (contiguous ids, -1 unknown), all of ``watches`` and those targets.
+    ``sample > 0``: only that many users, drawn with ``seed``, are held out (``crossent train
+    --eval-users``); the others keep every row."""
     z = np.zeros(watches.n_users, dtype=watches.timestamp.dtype)
     none = np.full(watches.n_users, -1, np.int64)
     if target_item is not None:
@@ -65,6 +72,10 @@ def _last_held_out(watches: Interactions, target_item: np.ndarray | None = None)
     counts = np.bincount(watches.user, minlength=watches.n_users)
     ends = np.cumsum(counts)
     held = counts >= 2
+    eligible = np.flatnonzero(held)
+    if 0 < sample < len(eligible):
+        held = np.zeros_like(held)
+        held[np.random.default_rng(seed).choice(eligible, sample, replace=False)] = True
     target = none.copy()
     target[held] = watches.item[order[ends[held] - 1]]
     keep = np.ones(len(watches), bool)
@@ -94,7 +105,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, dict[str, float]]
     for user, item in zip(split.test_user.tolist(), split.test_item.tolist(), strict=True):
         target[user_index[user]] = item_index.get(item, -1)
     test = _last_held_out(watches, target)
-    validation = _last_held_out(watches)
+    validation = _last_held_out(watches, sample=args.eval_users, seed=seed)
     config = TrainConfig(
         **{"seed": seed, "patience": args.patience, "epochs": args.epochs, **args.train}
     )
@@ -157,6 +168,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="ceiling")
     parser.add_argument("--max-users", type=int, help="only the first N users by id")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--eval-users", type=int, default=0,
+                        help="hold out the last training watch of this many sampled users "
+                        "only (0: every user)")
     parser.add_argument("--model", nargs="*", default=[], metavar="NAME=VALUE",
                         help="ModelSpec fields other than the defaults, e.g. dropout=0.5")
     parser.add_argument("--train", nargs="*", default=[], metavar="NAME=VALUE",
