@@ -12,6 +12,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_recsys_peers
 
 @pytest.mark.parametrize(("options", "message"), [
     (["--speed-only", "--concurrent"], "--concurrent is for quality runs"),
+    (["--speed-only", "--only", "crossent"], "--only is for quality runs"),
     (["--peer-budget-min", "-5"], "--peer-budget-min = -5.0 must be a finite number >= 0"),
     (["--peer-budget-min", "nan"], "--peer-budget-min = nan must be a finite number >= 0"),
     (["--peer-threads", "-1"], "--peer-threads = -1 must be an integer >= 0"),
