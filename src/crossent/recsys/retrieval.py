@@ -19,6 +19,7 @@ import torch
 
 from crossent._memory import reset_peak_rss, status_bytes
 from crossent.errors import CrossentError
+from crossent.recsys import defaults
 from crossent.recsys.data.interactions import Interactions, Split, leave_last_out
 from crossent.recsys.evaluation.next_watch import TruthFn, retrieval_cross_entropy
 from crossent.recsys.evaluation.protocol import evaluate_retrieval
@@ -215,14 +216,15 @@ def train_retrieval(
     progress: bool = True,
     listener: Listener | None = None,
     launch: Launch | None = None,
-    eval_users: int = 0,
+    eval_users: int = defaults.EVAL_USERS,
 ) -> RunResult:
     """Leave-last-out split, candidate generation training, evaluation beside baselines.
 
-    ``eval_users > 0`` validates and tests on that many users sampled with the training seed,
-    the others training on all their watches (:func:`leave_last_out`). With a multi-process
-    ``launch`` (torchrun) every rank trains its shard of the catalogue; rank 0 gets the
-    gathered model and evaluates, the other ranks return after training with no metrics.
+    ``eval_users > 0`` validates and tests on at most that many users, sampled with the
+    training seed, the others training on all their watches (:func:`leave_last_out`; 0: every
+    user). With a multi-process ``launch`` (torchrun) every rank trains its shard of the
+    catalogue; rank 0 gets the gathered model and evaluates, the other ranks return after
+    training with no metrics.
     """
     train_config = train_config or TrainConfig()
     split = _split(watches, eval_users, train_config.seed)
@@ -359,7 +361,7 @@ def compare_objectives(
     truth: TruthFn | None = None,
     progress: bool = True,
     listener: Listener | None = None,
-    eval_users: int = 0,
+    eval_users: int = defaults.EVAL_USERS,
 ) -> RunResult:
     """Train the same model (same seed, data and schedule) under each objective.
 
@@ -368,6 +370,7 @@ def compare_objectives(
     and ``peak_bytes`` (peak resident memory during training above the resident memory
     before it; 0 where the platform cannot reset the peak). ``result.candidate`` is the model
     of the first objective; ``result.retrieval`` has every objective and the baselines.
+    ``eval_users``: as :func:`train_retrieval`.
     """
     if not objectives:
         raise CrossentError("objectives is empty; give at least one, e.g. ('full',)")
