@@ -141,6 +141,7 @@ def test_a_sampled_evaluation_is_reported_saved_and_rescored_on_the_same_users(t
     assert "validation and test on 12 sampled users of 30" in trained.output
     html = (out / "report.html").read_text()
     assert "validation and test on 12 of the 30 users with 3 or more watches" in html
+    assert "12 users held out for validation and test" in html
     checkpoint = load_checkpoint(out)
     assert checkpoint.extra["split"] == {"eval_users": 12, "seed": 4}
     stored = checkpoint.metrics["model"]

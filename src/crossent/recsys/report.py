@@ -174,7 +174,8 @@ def write_report(
             "Data",
             [
                 f"{result.split.n_users:,} users, {result.split.n_items:,} videos, "
-                f"{len(result.watches):,} watches; time-ordered leave-last-out split."
+                f"{len(result.watches):,} watches; time-ordered leave-last-out split, "
+                f"{len(result.split.users('test')):,} users held out for validation and test."
             ],
         ),
         Section("Candidate generation", [retrieval_rows(result), cross_entropy_rows(result)]),
