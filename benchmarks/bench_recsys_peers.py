@@ -40,10 +40,13 @@ epoch time and peak memory on Video.
     .venv/bin/python benchmarks/bench_recsys_peers.py --data video --concurrent \
         --peer-budget-min 110 --peer-threads 1 --val-users 3000 --crossent-args --threads 1
 
-``--concurrent`` trains both at once, one process each (quality only: the times it prints are
-then not a speed measurement). ``--peer-budget-min M`` ends RecTools' training after the first
-epoch that ends past M minutes, its best epoch restored; the table's note says so, and whether
-its validation loss was still falling, so a bounded run is never read as a converged one.
+``--only crossent`` (or ``rectools``) runs one contender on the same split, to try an option
+against a run already reported (the split is written from the data file alone, so it is the same
+one). ``--concurrent`` trains both at once, one process each (quality only: the times it prints
+are then not a speed measurement). ``--peer-budget-min M`` ends RecTools' training after the
+first epoch that ends past M minutes, its best epoch restored; the table's note says so, and
+whether its validation loss was still falling, so a bounded run is never read as a converged
+one.
 
 How long (estimates, 2 idle cores): Video, quality: hours for each contender. RecTools took
 about 10 s per epoch on the first 500 users (2 cores at load 12), which scales to a few minutes
