@@ -20,15 +20,27 @@ epochs with validation but without early stopping or checkpoints, and recommends
 (the best epoch so far is restored as usual); the report's ``stopped_by`` says which rule
 ended the run and ``still_improving`` whether the last epoch was the best, so a run cut by the
 budget is never read as converged.
+
+``--state-dir DIR`` makes a long run resumable: the checkpoints live in DIR (the best epoch's
+and ``last.ckpt``, written at the end of every epoch), the validation users are drawn once into
+``DIR/val_users.txt``, and a later call with the same DIR continues from ``last.ckpt`` (weights,
+Adam's state, the epoch count, early stopping's patience and best, the per-epoch times). A run
+on Video takes more hours than one sitting, so ``--budget-s`` with ``--state-dir`` splits it
+into sittings: each one recommends from the best epoch so far and reports where it stopped,
+and the report is only read as converged when ``stopped_by`` says early stopping. The files in
+DIR are Lightning checkpoints (pickles) that this script wrote itself; it never resumes from a
+DIR it did not create (``DIR/created-by`` marks it).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
 import warnings
+from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +76,9 @@ class Budget(Callback):
 
 
 class EpochTimer(Callback):
-    """Wall time of every epoch: training batches, then the validation lightning runs after them."""
+    """Wall time of every epoch: training batches, then the validation lightning runs after them.
+
+    Its lists travel in the checkpoint (``state_dict``), so a resumed run reports every epoch."""
 
     def __init__(self) -> None:
         self.train_s: list[float] = []
@@ -86,6 +100,13 @@ class EpochTimer(Callback):
         loss = trainer.callback_metrics.get(VAL_METRIC)
         self.val_loss.append(float(loss) if loss is not None else float("nan"))
 
+    def state_dict(self) -> dict[str, list[float]]:
+        return {"train_s": self.train_s, "valid_s": self.valid_s, "val_loss": self.val_loss}
+
+    def load_state_dict(self, state_dict: dict[str, list[float]]) -> None:
+        self.train_s, self.valid_s = list(state_dict["train_s"]), list(state_dict["valid_s"])
+        self.val_loss = list(state_dict["val_loss"])
+
     def on_train_epoch_end(self, trainer: Trainer, pl_module: object) -> None:
         self.train_s.append(time.perf_counter() - self._start - self.valid_s[-1])
         loss = self.val_loss[-1] if self.val_loss else float("nan")
@@ -102,7 +123,7 @@ def get_trainer(epochs: int, patience: int, fixed: bool, checkpoints: str,
         callbacks += [
             EarlyStopping(monitor=VAL_METRIC, mode="min", patience=patience),
             ModelCheckpoint(dirpath=checkpoints, monitor=VAL_METRIC, mode="min", save_top_k=1,
-                            filename="best-{epoch}"),
+                            filename="best-{epoch}", save_last=True),
         ]
     return Trainer(
         max_epochs=epochs, min_epochs=epochs if fixed else 1, deterministic=True,
@@ -121,6 +142,60 @@ def read_pairs(path: str) -> pd.DataFrame:
     return frame
 
 
+STATE_MARK = "created-by"
+
+
+def prepare_state(state_dir: str, interactions: pd.DataFrame, val_users: int, seed: int,
+                  run: str = "") -> tuple[str, str | None, np.ndarray | None]:
+    """The checkpoint folder, the checkpoint to resume from (None: a fresh run) and the
+    validation users (None: every user), drawn once and kept in the folder."""
+    if not state_dir:
+        chosen = None
+        if val_users:
+            users = np.sort(interactions[Columns.User].unique())
+            chosen = np.random.default_rng(seed).choice(users, size=val_users, replace=False)
+        return tempfile.mkdtemp(prefix="rectools-ckpt-"), None, chosen
+    folder = Path(state_dir)
+    mark, users_file, last = folder / STATE_MARK, folder / "val_users.txt", folder / "last.ckpt"
+    if folder.exists() and any(folder.iterdir()) and not mark.exists():
+        raise SystemExit(f"--state-dir {state_dir}: not empty and not made by this script")
+    if not mark.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        _, _, chosen = prepare_state("", interactions, val_users, seed)
+        np.savetxt(users_file, chosen if chosen is not None else [], fmt="%d")
+        mark.write_text(run + "\n")
+    if mark.read_text().strip() != run:
+        raise SystemExit(f"--state-dir {state_dir} holds another run: "
+                         f"{mark.read_text().strip()!r}, not {run!r}")
+    chosen = np.loadtxt(users_file, dtype=np.int64, ndmin=1) if val_users else None
+    return str(folder), (str(last) if last.exists() else None), chosen
+
+
+def record_sitting(state_dir: str, fit_s: float, epochs: int) -> dict:
+    """Append this sitting to ``DIR/sittings.jsonl``; every sitting of the run so far."""
+    log = Path(state_dir) / "sittings.jsonl"
+    with log.open("a") as out:
+        out.write(json.dumps({"fit_seconds": fit_s, "epochs_after": epochs}) + "\n")
+    return {"sittings": [json.loads(line) for line in log.read_text().splitlines()]}
+
+
+def fit(model: SASRecModel, dataset: Dataset, resume: str | None) -> None:
+    """``model.fit(dataset)``, or RecTools 0.19's own ``_fit`` steps with Lightning's
+    ``ckpt_path`` when resuming (RecTools' public API has no resume)."""
+    if resume is None:
+        model.fit(dataset)
+        return
+    model._build_model_from_dataset(dataset)
+    train_loader = model.data_preparator.get_dataloader_train()
+    val_loader = model.data_preparator.get_dataloader_val()
+    model.fit_trainer = deepcopy(model._trainer)
+    # RecTools re-draws every weight at the start of training unless the module is marked
+    # fitted; the checkpoint's weights are restored before that hook runs
+    model.lightning_model.is_fitted = True
+    model.fit_trainer.fit(model.lightning_model, train_loader, val_loader, ckpt_path=resume)
+    model.is_fitted = True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", required=True)
@@ -137,6 +212,8 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=0.0,
                         help="stop after the epoch that ends past this many seconds (0: none)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's own)")
+    parser.add_argument("--state-dir", default="",
+                        help="keep checkpoints here and resume from its last.ckpt")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -144,20 +221,24 @@ def main() -> None:
     seed_everything(args.seed, workers=True)
     interactions = read_pairs(args.train)
     dataset = Dataset.construct(interactions)
-    checkpoints = tempfile.mkdtemp(prefix="rectools-ckpt-")
+    run = (f"{Path(__file__).name} train sha256 "
+           f"{hashlib.sha256(Path(args.train).read_bytes()).hexdigest()} --session-max-len "
+           f"{args.session_max_len} --val-users {args.val_users} --seed {args.seed}")
+    checkpoints, resume, val_users = prepare_state(args.state_dir, interactions, args.val_users,
+                                                   args.seed, run)
     model = SASRecModel(
         loss="softmax", n_factors=64, n_blocks=2, n_heads=1,
         session_max_len=args.session_max_len, dropout_rate=0.2, lr=1e-3, batch_size=128,
         epochs=args.epochs, item_net_block_types=(IdEmbeddingsItemNet,), deterministic=True,
         get_val_mask_func=leave_one_out_mask,
-        get_val_mask_func_kwargs={"val_users": args.val_users or None},
+        get_val_mask_func_kwargs={"val_users": None if val_users is None else val_users.tolist()},
         get_trainer_func=get_trainer,
         get_trainer_func_kwargs={"epochs": args.epochs, "patience": args.patience,
                                  "fixed": args.fixed_epochs, "checkpoints": checkpoints,
                                  "budget_s": args.budget_s},
     )
     started = time.perf_counter()
-    model.fit(dataset)
+    fit(model, dataset, resume)
     fit_s = time.perf_counter() - started
     trainer = model.fit_trainer  # a deep copy of get_trainer's: its callbacks hold the times
     timer = next(c for c in trainer.callbacks if isinstance(c, EpochTimer))
@@ -168,6 +249,11 @@ def main() -> None:
         "validation": f"leave_one_out_mask, {args.val_users or 'all'} users",
         "rectools_items": int(model.data_preparator.item_id_map.size),
     }
+    if args.state_dir:
+        report.update(record_sitting(args.state_dir, fit_s, len(timer.train_s)))
+        # a sitting can be killed before it reports: the epochs' own times survive in last.ckpt
+        report["fit_seconds"] = float(sum(timer.train_s) + sum(timer.valid_s))
+        report["fit_seconds_counts"] = "the epochs' training and validation, every sitting"
     if not args.fixed_epochs:
         best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
         model.load_weights_from_checkpoint(best.best_model_path)

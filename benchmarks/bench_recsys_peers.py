@@ -46,7 +46,9 @@ one). ``--concurrent`` trains both at once, one process each (quality only: the 
 are then not a speed measurement). ``--peer-budget-min M`` ends RecTools' training after the
 first epoch that ends past M minutes, its best epoch restored; the table's note says so, and
 whether its validation loss was still falling, so a bounded run is never read as a converged
-one.
+one. ``--peer-state DIR`` keeps RecTools' checkpoints in DIR and resumes from them: with
+``--peer-budget-min``, a RecTools run to its early stop that takes longer than one sitting is
+run in several (the same command each time), each sitting scoring the best epoch so far.
 
 How long (estimates, 2 idle cores): Video, quality: hours for each contender. RecTools took
 about 10 s per epoch on the first 500 users (2 cores at load 12), which scales to a few minutes
@@ -131,6 +133,8 @@ def rectools(args: argparse.Namespace, train: Path, users: Path, work: Path,
         command += ["--budget-s", str(60 * args.peer_budget_min)]
     if args.peer_threads:
         command += ["--threads", str(args.peer_threads)]
+    if args.peer_state:
+        command += ["--state-dir", str(args.peer_state)]
     # RecTools' own thread defaults: not the wait policy that importing crossent set here
     child = run_child(command, env=environment_without_defaults())
     found = json.loads(report.read_text())
@@ -229,6 +233,9 @@ def main() -> None:
                         help="stop RecTools after the epoch that ends past this many minutes")
     parser.add_argument("--peer-threads", type=int, default=0,
                         help="RecTools' torch threads (0: its own default)")
+    parser.add_argument("--peer-state", type=Path,
+                        help="RecTools' checkpoints live here; a later run with the same folder "
+                        "resumes where it stopped")
     parser.add_argument("--concurrent", action="store_true",
                         help="quality: train both at once (times then are not comparable)")
     parser.add_argument("--only", choices=("crossent", "rectools"),
@@ -246,6 +253,9 @@ def main() -> None:
     if args.speed_only and (args.concurrent or args.only):
         problem = (f"{'--concurrent' if args.concurrent else '--only'} is for quality runs: "
                    "--speed-only times both contenders, each alone")
+    elif args.peer_state and (args.speed_only or args.only == "crossent"):
+        problem = (f"--peer-state {args.peer_state} resumes RecTools' quality run: it does not "
+                   f"go with {'--speed-only' if args.speed_only else '--only crossent'}")
     try:
         check_number(args.peer_budget_min, "--peer-budget-min", low=0)
         check_int(args.peer_threads, "--peer-threads", low=0)

@@ -16,6 +16,9 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_recsys_peers
     (["--peer-budget-min", "-5"], "--peer-budget-min = -5.0 must be a finite number >= 0"),
     (["--peer-budget-min", "nan"], "--peer-budget-min = nan must be a finite number >= 0"),
     (["--peer-threads", "-1"], "--peer-threads = -1 must be an integer >= 0"),
+    (["--speed-only", "--peer-state", "st"], "--peer-state st resumes RecTools' quality run: "
+     "it does not go with --speed-only"),
+    (["--only", "crossent", "--peer-state", "st"], "it does not go with --only crossent"),
 ])
 def test_bad_options_exit_2_naming_the_value(options: list[str], message: str) -> None:
     done = subprocess.run([sys.executable, str(BENCH), *options], capture_output=True,
