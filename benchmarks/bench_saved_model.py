@@ -10,9 +10,9 @@ it, and scores each candidate for "the model that is saved" on watches none of t
   ``fit_candidate`` and ``TrainConfig(seed=S, patience=P)``: the **early-stopped** model
   (``--eval-users N``: held out for N users sampled with the seed, as ``crossent train
   --eval-users`` does; every other user trains on all their watches);
-- **catch-up N** (``retrieval.catch_up_on_all_watches``, ``crossent train --catch-up N``): that
+- **catch-up N** (``saved_model.catch_up_on_all_watches``, ``crossent train --catch-up N``): that
   model trained N more epochs on every training watch, its rate decaying to 0;
-- **refit** (``retrieval.refit_on_all_watches``, ``crossent train --refit``): a fresh model,
+- **refit** (``saved_model.refit_on_all_watches``, ``crossent train --refit``): a fresh model,
   same seed and schedule, trained for the chosen epochs on every training watch
   (``--refit-cosine``: also one whose rate decays to 0 over those epochs).
 
@@ -51,7 +51,7 @@ from crossent.recsys.evaluation.protocol import evaluate_retrieval
 from crossent.recsys.events import EpochEnded
 from crossent.recsys.models.networks import CandidateModel
 from crossent.recsys.results import RunResult
-from crossent.recsys.retrieval import catch_up_on_all_watches, refit_on_all_watches
+from crossent.recsys.saved_model import catch_up_on_all_watches, refit_on_all_watches
 from crossent.recsys.spec import ModelSpec
 from crossent.recsys.training.loop import TrainConfig, fit_candidate
 

@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from crossent.cli import app
 from crossent.recsys import defaults
+from crossent.recsys.models.blend import BlendedCandidate
+from crossent.recsys.serving.checkpoint import load_checkpoint
 
 runner = CliRunner()
 
@@ -259,6 +261,12 @@ def test_train_with_several_losses_writes_one_table_of_objectives_beside_the_bas
         (["--holdout", "-1"], "--holdout = -1 must be an integer >= 0"),
         (["--eval-users", "-2"], "--eval-users = -2 must be an integer >= 0"),
         (["--catch-up", "-1"], "--catch-up = -1 must be an integer >= 0"),
+        (["--blend", "1"], "--blend = 1.0 is outside [0, 1)"),
+        (["--blend", "-0.5"], "--blend = -0.5 is outside [0, 1)"),
+        (["--blend", "0.5", "--model", "bag"], "--blend 0.5 blends a sequence model with its "
+         "bag model: it needs model = 'sequence', not 'bag'"),
+        (["--blend", "0.5", "--stage", "ranking"], "--blend 0.5: the blend is saved by "
+         "retrieval on a watch log, not with the ranking stage"),
         (["--dropout", "1"], "--dropout = 1.0 is outside [0, 1)"),
         (["--lr", "0"], "--lr = 0.0 must be"),
         (["--weight-decay", "-1"], "--weight-decay = -1.0"),
@@ -281,6 +289,30 @@ def test_a_bad_number_is_named_as_typed_before_any_data_is_read(tmp_path, argume
     )
     assert result.exit_code == 2
     assert message in result.output and "not-there" not in result.output
+
+
+@pytest.mark.parametrize(("blend", "kind"), [("0.5", "blend"), ("0", "sequence")])
+def test_blend_saves_the_sequence_model_with_its_bag_model_or_alone(tmp_path, blend, kind):
+    data = _ratings_file(tmp_path / "ratings.csv")
+    out = tmp_path / "m"
+    trained = runner.invoke(
+        app, ["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--dim", "8",
+              "--min-rating", "3", "--catch-up", "1", "--blend", blend],
+    )
+    assert trained.exit_code == 0, trained.output
+    candidate = load_checkpoint(out).candidate
+    assert candidate.config.model == kind
+    blended = kind == "blend"
+    # each member caught up on its own; the blend's test row beside the sequence model's
+    assert ("catch-up (bag) epoch 1:" in trained.output) == blended
+    assert ("sequence model" in trained.output) == blended  # the blend is the "model" row
+    assert "catch-up epoch 1:" in trained.output and "validation NDCG@10 by weight" not in (
+        trained.output
+    )
+    if blended:
+        assert isinstance(candidate, BlendedCandidate) and candidate.config.bag_weight == 0.5
+        recommended = runner.invoke(app, ["recommend", "--model", str(out), "--user", "7"])
+        assert recommended.exit_code == 0, recommended.output
 
 
 def test_refit_saves_a_model_trained_on_every_watch_that_evaluate_refuses(tmp_path):

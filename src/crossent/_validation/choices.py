@@ -23,6 +23,8 @@ TargetKind = Literal["index", "probs"]
 
 # the recommender's vocabularies (here, not in crossent.recsys, so the CLI reads them without torch)
 CandidateKind = Literal["sequence", "bag"]
+#: what a saved candidate model can be: a trained kind, or a sequence model blended with its bag
+SavedCandidateKind = Literal["sequence", "bag", "blend"]
 EncoderBlock = Literal["sasrec", "pre-norm"]
 Objective = Literal["full", "sampled", "bce", "gbce", "in-batch"]
 RankingLoss = Literal["bce", "focal", "watch-time"]

@@ -62,7 +62,7 @@ def print_bayes_gaps(console: Console, result: RunResult) -> None:
     ce = result.cross_entropy
     if "bayes_bits" not in ce:
         return
-    named = {f"{result.candidate.config.model} model": ce, **result.baseline_cross_entropy}
+    named = {f"{result.trained_kind} model": ce, **result.baseline_cross_entropy}
     for name, values in named.items():
         gap = values["bits"] - ce["bayes_bits"]
         expected = values["expected_bits"] - ce["bayes_bits"]

@@ -169,6 +169,19 @@ CatchUpOption = Annotated[
     ),
 ]
 
+BlendOption = Annotated[
+    float | None,
+    typer.Option(
+        "--blend",
+        help="Retrieval on a file, sequence model: save it blended with the bag model trained "
+        "beside it, their log-probabilities averaged with this weight on the bag (0: the "
+        "sequence model alone; default: chosen on validation NDCG@10 among "
+        + ", ".join(f"{w:g}" for w in defaults.BLEND_WEIGHTS) + "). Each member is caught up "
+        "(or refitted) on its own schedule.",
+        show_default=False,
+    ),
+]
+
 ResumeOption = Annotated[
     bool,
     typer.Option(
@@ -200,6 +213,7 @@ def train(
     max_examples: MaxExamplesOption = None,
     refit: RefitOption = False,
     catch_up: CatchUpOption = defaults.CATCH_UP,
+    blend: BlendOption = defaults.BLEND,
     users: UsersOption = 4000,
     videos: VideosOption = 1000,
     seed: SeedOption = 0,
@@ -243,7 +257,7 @@ def train(
         weight_decay=weight_decay, batch_size=batch_size, max_examples=max_examples, seed=seed,
         patience=patience, refit=refit, catch_up=catch_up, data=data, format=format,
         min_rating=min_rating, users=users, videos=videos, negatives=negatives, holdout=holdout,
-        eval_users=eval_users,
+        eval_users=eval_users, blend=blend,
     )
     launch = launch_from_env()  # joins torchrun's process group, if launched by torchrun
     if launch.distributed and tie_embeddings is None:

@@ -65,3 +65,8 @@ EVAL_USERS: Final = 5000
 #: watches included, its learning rate decaying to 0 ("catch-up"; 0: none), so the model
 #: that is saved has learnt each user's most recent watches.
 CATCH_UP: Final = 4
+#: The saved sequence model is blended with the bag model trained beside it (their
+#: log-probabilities averaged): the bag's weight, chosen on validation NDCG@10 among
+#: :data:`BLEND_WEIGHTS` when ``None`` (0: the sequence model alone).
+BLEND: Final[float | None] = None
+BLEND_WEIGHTS: Final = (0.0, 0.25, 0.5)

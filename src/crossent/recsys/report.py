@@ -51,13 +51,21 @@ def retrieval_rows(result: RunResult, ks: tuple[int, ...] = (10, 20)) -> Table:
             row += [metrics[f"HR@{k}"], metrics[f"NDCG@{k}"]]
         row += [metrics["MRR"], int(metrics["users"])]
         rows.append(row)
-    return Table(headers, rows, caption=f"Next-watch retrieval, test. {_protocol(result)}.")
+    caption = f"Next-watch retrieval, test. {_protocol(result)}."
+    weight = result.info.get("blend", 0.0)
+    if weight and "sequence model" in result.retrieval:
+        chosen = "chosen on validation" if result.info.get("blend_validation_ndcg@10") else "given"
+        caption += (
+            f" model: the sequence model and the bag model blended (their log-probabilities "
+            f"averaged, bag weight {weight:g}, {chosen})."
+        )
+    return Table(headers, rows, caption=caption)
 
 
 def objective_rows(result: RunResult) -> Table:
     """One row per training objective of the same model, then the baselines' metrics."""
     headers = [
-        f"objective ({result.candidate.config.model} model) or baseline", "HR@10", "NDCG@10",
+        f"objective ({result.trained_kind} model) or baseline", "HR@10", "NDCG@10",
         "HR@20", "MRR", "test CE (bits)", "train time (s)", "peak memory (MiB)", "epochs",
     ]
     rows: list[list[object]] = []
@@ -84,7 +92,7 @@ def objective_rows(result: RunResult) -> Table:
 def cross_entropy_rows(result: RunResult) -> Table:
     """Test next-watch cross-entropy of each candidate model, and its distance from the Bayes
     limit when the truth is known."""
-    named = {f"model ({result.candidate.config.model})": result.cross_entropy}
+    named = {f"model ({result.trained_kind})": result.cross_entropy}
     named.update(result.baseline_cross_entropy)
     truth = result.cross_entropy
     headers = ["next-watch cross-entropy (test)", "nats", "bits"]
@@ -160,7 +168,7 @@ def write_report(
         name = "loss_curves.png" if stage == "retrieval" else f"{_file_name(stage)}_loss.png"
         pngs.append(save_figure(curves_figure(drawn, ylabel=ylabel, title=heading), out / name))
     ndcg = {
-        stage.replace("retrieval", "").strip(" ()") or result.candidate.config.model: h.valid_ndcg
+        stage.replace("retrieval", "").strip(" ()") or result.trained_kind: h.valid_ndcg
         for stage, h in result.curves.items()
         if h.valid_ndcg
     }

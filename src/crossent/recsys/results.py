@@ -63,6 +63,8 @@ class RunResult:
     ranking: RankingModel | None = None
     #: the candidate generator that makes the ranking features, when not ``candidate``
     ranking_candidate: CandidateModel | None = None
+    #: the bag model trained beside a sequence model (its baseline, and its blend's member)
+    bag: CandidateModel | None = None
     curves: Mapping[str, TrainingCurves] = field(default_factory=dict)
     retrieval: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     cross_entropy: Mapping[str, float] = field(default_factory=dict)
@@ -77,6 +79,13 @@ class RunResult:
     def __post_init__(self) -> None:
         for name in _MAPPINGS:
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    @property
+    def trained_kind(self) -> str:
+        """The kind of the model the metrics describe: a saved blend's are its sequence
+        model's (the blend has its own row, under its name)."""
+        kind = self.candidate.config.model
+        return "sequence" if kind == "blend" else kind
 
     def adding(self, **parts: Mapping[str, Any]) -> RunResult:
         """A new result with each of ``parts`` merged into the mapping field of its name (its

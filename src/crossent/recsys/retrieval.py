@@ -10,7 +10,6 @@ the peak memory.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -18,13 +17,14 @@ from collections.abc import Sequence
 import torch
 
 from crossent._memory import reset_peak_rss, status_bytes
-from crossent.errors import CrossentError
+from crossent.errors import CrossentError, OptionError
 from crossent.recsys import defaults
 from crossent.recsys.data.interactions import Interactions, Split, leave_last_out
 from crossent.recsys.evaluation.next_watch import TruthFn, retrieval_cross_entropy
 from crossent.recsys.evaluation.protocol import evaluate_retrieval
 from crossent.recsys.events import Listener, note
 from crossent.recsys.models.baselines import EASE, EASE_MAX_ITEMS, MostPopular
+from crossent.recsys.models.blend import bag_companion
 from crossent.recsys.models.networks import CandidateConfig, CandidateModel, Objective
 from crossent.recsys.results import RunResult
 from crossent.recsys.spec import ModelSpec
@@ -32,7 +32,6 @@ from crossent.recsys.training.loop import (
     TrainConfig,
     TrainingCurves,
     fit_candidate,
-    refit_candidate,
 )
 from crossent.recsys.training.parallel import Launch, fit_candidate_distributed
 
@@ -101,6 +100,11 @@ def _fit(
     listener: Listener | None,
 ) -> tuple[TrainingCurves, CandidateModel | None]:
     """A freshly seeded model trained on ``split``; ``None`` on ranks other than 0."""
+    if config.model == "blend":
+        raise OptionError(
+            "model", lambda n: f"{n} = 'blend' is saved, not trained: train 'sequence' (its "
+            "blend with the bag model trained beside it is what is saved)"
+        )
     torch.manual_seed(train_config.seed)
     model = CandidateModel(config)
     if launch is not None and launch.distributed:
@@ -163,20 +167,13 @@ def add_bag_baseline(
     if result.candidate.config.model != "sequence":
         return result
     split = result.split
-    bag_config = dataclasses.replace(
-        result.candidate.config, model="bag", objective="full", tie_embeddings=False,
-        item_bias=True,
-    )
     note(listener, "baseline", "the bag model (mean of the history), its own schedule")
-    lr, weight_decay, batch_size = BAG_SCHEDULE
-    bag_train = dataclasses.replace(
-        train_config, lr=lr, weight_decay=weight_decay, batch_size=batch_size
-    )
     curves, bag = _fit(
-        bag_config, split, bag_train, launch=None, progress=progress, listener=listener
+        bag_companion(result.candidate.config), split, bag_schedule(train_config),
+        launch=None, progress=progress, listener=listener,
     )
     assert bag is not None  # a single process always returns its model
-    return result.adding(
+    return result.replacing(bag=bag).adding(
         curves={"retrieval (bag)": curves},
         retrieval={
             "bag model": evaluate_retrieval(bag, split, ks=ks, progress=progress, listener=listener)
@@ -184,6 +181,15 @@ def add_bag_baseline(
         baseline_cross_entropy={
             "bag model": retrieval_cross_entropy(bag, split, "test", truth=truth)
         },
+    )
+
+
+def bag_schedule(train_config: TrainConfig) -> TrainConfig:
+    """The bag model's schedule beside a sequence model: :data:`BAG_SCHEDULE`'s rate, weight
+    decay and batch, ``train_config``'s epochs, patience and seed."""
+    lr, weight_decay, batch_size = BAG_SCHEDULE
+    return dataclasses.replace(
+        train_config, lr=lr, weight_decay=weight_decay, batch_size=batch_size
     )
 
 
@@ -256,66 +262,6 @@ def train_retrieval(
     return add_baselines(
         result, train_config=train_config, truth=truth, ks=ks, progress=progress,
         listener=listener,
-    )
-
-
-def refit_on_all_watches(
-    result: RunResult,
-    train_config: TrainConfig,
-    *,
-    progress: bool = True,
-    listener: Listener | None = None,
-) -> RunResult:
-    """``result`` with its candidate replaced by the same model trained on every watch.
-
-    Early stopping chose ``best_epoch`` epochs on the validation watches; a fresh model with
-    the same seed and schedule trains that many epochs on all of ``result.watches`` (the
-    validation and test watches included), so the model that serves has seen each user's
-    latest watches. The metrics in ``result`` stay those of the model that never saw the test
-    watches; ``info["refit_epochs"]`` records the refit.
-    """
-    epochs = max(result.curves["retrieval"].best_epoch, 1)
-    note(listener, "refit", f"{epochs} epochs on all {len(result.watches):,} watches")
-    config = dataclasses.replace(train_config, epochs=epochs, resume=None)
-    torch.manual_seed(config.seed)
-    model = CandidateModel(result.candidate.config)
-    curves = refit_candidate(model, result.watches, config, progress=progress, listener=listener)
-    return result.replacing(candidate=model).adding(
-        curves={"refit": curves}, info={"refit_epochs": epochs}
-    )
-
-
-def catch_up_on_all_watches(
-    result: RunResult,
-    train_config: TrainConfig,
-    epochs: int,
-    *,
-    progress: bool = True,
-    listener: Listener | None = None,
-) -> RunResult:
-    """``result`` with its early-stopped candidate trained ``epochs`` more epochs on every watch.
-
-    The held-out validation and test watches are each user's most recent ones; on short
-    histories they are a large share of what a user did, and the model that serves should have
-    learnt them. A copy of the model early stopping kept goes on, with its weights, on all of
-    ``result.watches`` while the learning rate decays from ``train_config.lr`` to 0 (cosine
-    over the ``epochs``), so it ends settled rather than at an arbitrary step. Unlike a refit
-    from scratch (:func:`refit_on_all_watches`) it keeps the epoch that validation chose. The
-    metrics in ``result`` stay those of the model that never saw the test watches;
-    ``info["catch_up_epochs"]`` records the catch-up.
-    """
-    note(
-        listener, "catch-up",
-        f"{epochs} epochs on all {len(result.watches):,} watches (held-out ones included), "
-        "the learning rate decaying to 0",
-    )
-    config = dataclasses.replace(train_config, epochs=epochs, lr_schedule="cosine", resume=None)
-    model = copy.deepcopy(result.candidate)
-    curves = refit_candidate(
-        model, result.watches, config, label="catch-up", progress=progress, listener=listener
-    )
-    return result.replacing(candidate=model).adding(
-        curves={"catch-up": curves}, info={"catch_up_epochs": epochs}
     )
 
 

@@ -22,12 +22,8 @@ from crossent.recsys.evaluation.protocol import evaluate_retrieval
 from crossent.recsys.events import Listener, note
 from crossent.recsys.ranking_stage import train_logged_ranking, train_simulated_ranking
 from crossent.recsys.results import RunResult
-from crossent.recsys.retrieval import (
-    catch_up_on_all_watches,
-    compare_objectives,
-    refit_on_all_watches,
-    train_retrieval,
-)
+from crossent.recsys.retrieval import compare_objectives, train_retrieval
+from crossent.recsys.saved_model import saved_model
 from crossent.recsys.spec import RunSpec, TrainingSpec
 from crossent.recsys.training.loop import TrainConfig
 from crossent.recsys.training.parallel import Launch
@@ -70,7 +66,7 @@ def run(
     if log is not None:
         result = _with_oracle(result, log, truth, progress)
     elif not ranking and not distributed:
-        result = _saved_model(spec.training, result, progress, listener)
+        result = saved_model(spec.training, result, progress=progress, listener=listener)
     if ranking:
         result = _ranking_stage(spec, result, log, progress, listener)
     return result
@@ -111,21 +107,6 @@ def _with_oracle(
     assert truth is not None
     oracle = evaluate_retrieval(TruthScorer(truth), result.split, progress=progress)
     return result.adding(retrieval={"truth (oracle)": oracle}, info={"simulation": log.config})
-
-
-def _saved_model(
-    training: TrainingSpec, result: RunResult, progress: bool, listener: Listener | None
-) -> RunResult:
-    """The model that is saved once early stopping has chosen: refitted, caught up or as is."""
-    if training.refit:
-        return refit_on_all_watches(
-            result, training.schedule, progress=progress, listener=listener
-        )
-    if training.catch_up:
-        return catch_up_on_all_watches(
-            result, training.schedule, training.catch_up, progress=progress, listener=listener
-        )
-    return result
 
 
 def _ranking_stage(

@@ -51,7 +51,7 @@ OPTION_NAMES: Mapping[str, str] = MappingProxyType({
     "max_examples": "--max-examples", "seed": "--seed", "refit": "--refit",
     "catch_up": "--catch-up", "format": "--format", "min_rating": "--min-rating",
     "users": "--users", "videos": "--videos", "negatives": "--negatives",
-    "holdout": "--holdout", "eval_users": "--eval-users",
+    "holdout": "--holdout", "eval_users": "--eval-users", "blend": "--blend",
 })
 
 
@@ -89,10 +89,21 @@ class TrainingSpec:
     catch_up: int = defaults.CATCH_UP
     #: the ranking stage's schedule (``None``: :meth:`ranking_schedule`'s default)
     ranking: TrainConfig | None = None
+    #: a sequence model is saved blended with the bag model trained beside it, with this
+    #: weight on the bag (:class:`~crossent.recsys.models.networks.BlendedCandidate`; 0: the
+    #: sequence model alone; ``None``: chosen on validation among
+    #: :data:`~crossent.recsys.defaults.BLEND_WEIGHTS`)
+    blend: float | None = defaults.BLEND
 
     def __post_init__(self) -> None:
         check_bool(self.refit, "refit")
         check_int(self.catch_up, "catch_up", low=0)
+        if self.blend is not None:
+            check_number(self.blend, "blend", low=0.0, high=1.0, high_open=True, none_ok=True)
+
+    def blend_weights(self) -> tuple[float, ...]:
+        """The bag weights validation chooses among (one: no choice)."""
+        return defaults.BLEND_WEIGHTS if self.blend is None else (float(self.blend),)
 
     def ranking_schedule(self) -> TrainConfig:
         """The ranking stage's schedule: :attr:`ranking`, or by default the run's epochs, seed
@@ -169,6 +180,18 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         check_choice(self.stage, "stage", StageName)
+        blend = self.training.blend
+        if blend and self.model.model != "sequence":
+            raise OptionError(
+                "blend", lambda n: f"{n} {blend} blends a sequence model with its bag model: "
+                f"it needs model = 'sequence', not {self.model.model!r}"
+            )
+        if blend and (self.stage == "ranking" or self.data.simulated):
+            where = "the ranking stage" if self.stage == "ranking" else "simulated data"
+            raise OptionError(
+                "blend", lambda n: f"{n} {blend}: the blend is saved by retrieval on a watch "
+                f"log, not with {where}"
+            )
 
     @classmethod
     def from_options(cls, **options: Any) -> RunSpec:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from crossent.errors import CrossentError
+from crossent.recsys.models.blend import BlendedCandidate, bag_companion
 from crossent.recsys.models.networks import CandidateConfig, CandidateModel, windows_from_csr
 from crossent.recsys.models.ranker import RankingConfig, RankingModel
 
@@ -199,3 +202,54 @@ def test_an_unknown_encoder_block_is_named_with_its_choices():
         CandidateShape(block="post-norm")  # type: ignore[arg-type]
     with pytest.raises(CrossentError, match="item_bias"):
         CandidateShape(item_bias="yes")  # type: ignore[arg-type]
+
+
+def _members() -> tuple[CandidateModel, CandidateModel]:
+    torch.manual_seed(3)
+    config = CandidateConfig(n_items=N_ITEMS, dim=8, hidden=16, history=5, blocks=1)
+    sequence, bag = CandidateModel(config), CandidateModel(bag_companion(config))
+    with torch.no_grad():
+        bag.item_bias.normal_()
+    return sequence.eval(), bag.eval()
+
+
+@pytest.mark.parametrize("weight", [0.25, 0.5, 0.9])
+def test_a_blend_is_the_weighted_mean_of_its_members_log_probabilities(weight):
+    sequence, bag = _members()
+    blend = BlendedCandidate.of(sequence, bag, weight).eval()
+    window, _ = _batch()
+    with torch.no_grad():
+        seq_logits = sequence.encoder.user_states(window) @ sequence.encoder.item_in.weight[
+            :N_ITEMS].T
+        bag_logits = _reference_user(bag, window) @ bag.item_out.T + bag.item_bias
+        blended = blend.scores(window)
+    # from the definition: log p = (1 - w) log p_seq + w log p_bag, renormalised
+    log_p = (1 - weight) * np.asarray(torch.log_softmax(seq_logits.double(), 1)) + weight * (
+        np.asarray(torch.log_softmax(bag_logits.double(), 1))
+    )
+    expected = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
+    got = np.asarray(torch.log_softmax(blended.double(), 1))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # what recommending encodes (the last position only) is the same vector
+    torch.testing.assert_close(blend.inference_vector(window), blend.user_vector(window))
+
+
+def test_a_blend_is_saved_not_trained_and_its_bag_must_be_the_companion():
+    sequence, bag = _members()
+    blend = BlendedCandidate.of(sequence, bag, 0.5)
+    window, target = _batch()
+    with pytest.raises(CrossentError, match="a blend is not trained"):
+        blend.loss(window, target)
+    other = CandidateModel(replace(bag.config, hidden=32))
+    with pytest.raises(CrossentError, match="is not the companion of the sequence model"):
+        BlendedCandidate.of(sequence, other, 0.5)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"model": "blend", "bag_weight": 0.0}, "bag_weight = 0.0 is outside (0, 1)"),
+    ({"model": "blend", "bag_weight": 1.0}, "bag_weight = 1.0 is outside (0, 1)"),
+    ({"model": "sequence", "bag_weight": 0.5}, "bag_weight needs model = 'blend'"),
+])
+def test_the_bag_weight_rules_are_named(options, message):
+    with pytest.raises(CrossentError, match=re.escape(message)):
+        CandidateConfig(n_items=N_ITEMS, **options)

@@ -16,7 +16,8 @@ from crossent.cli import app
 from crossent.errors import CrossentError
 from crossent.recsys.data.interactions import Interactions
 from crossent.recsys.data.titles import read_titles, titles_near
-from crossent.recsys.models.networks import CandidateConfig, CandidateModel
+from crossent.recsys.models.blend import candidate_model
+from crossent.recsys.models.networks import CandidateConfig
 from crossent.recsys.models.ranker import RankingConfig, RankingModel
 from crossent.recsys.models.ranking_inputs import DENSE_FEATURES, inputs_from_windows
 from crossent.recsys.serving.checkpoint import load_checkpoint, save_checkpoint
@@ -31,6 +32,8 @@ MODELS = {
     "sequence": {},
     "sequence, tied embeddings": {"tie_embeddings": True},  # no item_out: scored by item_in
     "bag": {"model": "bag"},
+    # a sequence model and its bag, log-probabilities averaged: one wider dot product
+    "blend": {"model": "blend", "bag_weight": 0.3},
 }
 
 
@@ -46,11 +49,11 @@ def _checkpoint(folder: Path, *, ranking: bool, titles: bool, model: str = "sequ
         np.concatenate([watches.timestamp, np.arange(N_ITEMS) + 100]),
     )
     torch.manual_seed(0)
-    candidate = CandidateModel(
+    candidate = candidate_model(
         CandidateConfig(n_items=N_ITEMS, dim=6, hidden=8, history=4, **MODELS[model])
     )
     with torch.no_grad():
-        candidate.item_bias.normal_()
+        (candidate.bag if model == "blend" else candidate).item_bias.normal_()
     stage = RankingModel(RankingConfig(dim=6, n_dense=len(DENSE_FEATURES), hidden=(8,)))
     with torch.no_grad():
         for parameter in stage.parameters():
@@ -75,7 +78,8 @@ def _reference_logits(checkpoint, user: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize(
     ("cells", "model"),
-    [(7, "sequence"), (1 << 20, "sequence"), (7, "bag"), (7, "sequence, tied embeddings")],
+    [(7, "sequence"), (1 << 20, "sequence"), (7, "bag"), (7, "sequence, tied embeddings"),
+     (7, "blend"), (1 << 20, "blend")],
 )
 def test_probability_is_the_softmax_over_unwatched_items(tmp_path, cells, model):
     checkpoint = load_checkpoint(_checkpoint(tmp_path, ranking=False, titles=False, model=model))

@@ -265,8 +265,9 @@ def test_refit_runs_exactly_its_epochs_on_every_watch() -> None:
 
 
 def test_catch_up_continues_the_kept_model_on_every_watch_with_a_decaying_rate(monkeypatch):
-    from crossent.recsys import retrieval
-    from crossent.recsys.retrieval import catch_up_on_all_watches, train_retrieval
+    from crossent.recsys import saved_model
+    from crossent.recsys.retrieval import train_retrieval
+    from crossent.recsys.saved_model import catch_up_on_all_watches
 
     log = simulate(SimulationConfig(n_users=40, n_videos=60, seed=1)).interactions
     config = TrainConfig(epochs=2, batch_size=64, patience=2)
@@ -277,14 +278,14 @@ def test_catch_up_continues_the_kept_model_on_every_watch_with_a_decaying_rate(m
     before = {k: v.clone() for k, v in kept.state_dict().items()}
     reported = dict(result.retrieval["model"])
     seen: list[tuple[int, float]] = []
-    original = retrieval.refit_candidate
+    original = saved_model.refit_candidate
 
     def spy(model, watches, train_config, **kwargs):
         seen.append((len(watches), train_config.lr_at(2, 10**9, 1)))
         assert train_config.lr_schedule == "cosine" and train_config.epochs == 3
         return original(model, watches, train_config, **kwargs)
 
-    monkeypatch.setattr(retrieval, "refit_candidate", spy)
+    monkeypatch.setattr(saved_model, "refit_candidate", spy)
     kept_result = result
     result = catch_up_on_all_watches(result, config, 3)
     assert "catch-up" not in kept_result.curves  # a new result; the first is unchanged

@@ -13,6 +13,7 @@ encoders:
 
 Both train with any objective of :mod:`crossent.recsys.models.objectives`; ``"full"`` is the exact
 softmax through :func:`crossent.linear_cross_entropy`, so the ``(N, V)`` logits never exist.
+A third kind, ``"blend"``, is saved, never trained (:mod:`crossent.recsys.models.blend`).
 Already-watched videos can be removed from the softmax's normaliser (the masked softmax the
 evaluation uses).
 
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crossent._validation.choices import CandidateKind, EncoderBlock, Objective, check_choice
+from crossent._validation.choices import EncoderBlock, Objective, SavedCandidateKind, check_choice
 from crossent._validation.numbers import check_bool, check_int, check_number
 from crossent.errors import CrossentError, OptionError
 from crossent.recsys import defaults
@@ -61,7 +62,8 @@ class CandidateShape:
 
     Attributes:
         model: "sequence" (self-attention over the ordered history) or "bag" (mean of the
-            history's embeddings through an MLP tower).
+            history's embeddings through an MLP tower); "blend": a saved blend, the other
+            fields its sequence model's (:mod:`crossent.recsys.models.blend`).
         dim: embedding dimension (input and output embeddings, user vector).
         hidden: width of the bag tower's hidden layer.
         history: how many recent watches the user vector sees.
@@ -78,6 +80,7 @@ class CandidateShape:
         item_bias: learn a bias ``b_j`` per item; off, it stays 0 (as in SASRec). ``None``: off
             for the sequence model (:data:`~crossent.recsys.defaults.ITEM_BIAS`), on for the
             bag.
+        bag_weight: a blend's share of the bag model, in (0, 1); 0 for every other kind.
 
     Defaults come from :mod:`crossent.recsys.defaults`, as ``crossent train``'s do.
 
@@ -89,7 +92,7 @@ class CandidateShape:
         50
     """
 
-    model: CandidateKind = "sequence"
+    model: SavedCandidateKind = "sequence"
     dim: int = defaults.DIM
     hidden: int = defaults.HIDDEN
     history: int = defaults.HISTORY
@@ -102,25 +105,32 @@ class CandidateShape:
     tie_embeddings: bool | None = None
     block: EncoderBlock = "sasrec"
     item_bias: bool | None = None
+    bag_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        sequence = self.model in ("sequence", "blend")
         if self.tie_embeddings is None:  # the sequence model's default; the bag has no choice
-            tied = defaults.TIE_EMBEDDINGS and self.model == "sequence"
+            tied = defaults.TIE_EMBEDDINGS and sequence
             object.__setattr__(self, "tie_embeddings", tied)
         if self.item_bias is None:
-            biased = defaults.ITEM_BIAS if self.model == "sequence" else True
+            biased = defaults.ITEM_BIAS if sequence else True
             object.__setattr__(self, "item_bias", biased)
         check_bool(self.item_bias, "item_bias")
         for name in ("dim", "hidden", "history", "blocks", "heads", "n_negatives"):
             check_int(getattr(self, name), name, low=1)
-        check_choice(self.model, "model", CandidateKind)
+        check_choice(self.model, "model", SavedCandidateKind)
+        if self.model == "blend":
+            check_number(self.bag_weight, "bag_weight", low=0, high=1, low_open=True,
+                         high_open=True)
+        elif self.bag_weight != 0.0:
+            raise OptionError("bag_weight", lambda n: f"{n} needs model = 'blend'")
         check_choice(self.block, "block", EncoderBlock)
         if self.dim % self.heads:
             raise CrossentError(f"dim = {self.dim} must be a multiple of heads = {self.heads}")
         check_number(self.dropout, "dropout", low=0.0, high=1.0, high_open=True)
         check_bool(self.tie_embeddings, "tie_embeddings")
         check_bool(self.mask_history, "mask_history")
-        if self.tie_embeddings and self.model != "sequence":
+        if self.tie_embeddings and not sequence:
             raise OptionError("tie_embeddings", lambda n: f"{n} needs model = 'sequence'")
         check_number(self.gbce_t, "gbce_t", low=0.0, high=1.0)
 
@@ -188,6 +198,8 @@ class CandidateModel(nn.Module):
 
     def __init__(self, config: CandidateConfig) -> None:
         super().__init__()
+        if config.model == "blend":
+            raise CrossentError("a blend is built by blend.candidate_model(config)")
         self.config = config
         n, d = config.n_items, config.dim
         if config.model == "sequence":
@@ -232,6 +244,12 @@ class CandidateModel(nn.Module):
             return self._bag_vector(window)
         # inference on many users: small (rows, history, d) embedding blocks, as user_states
         return torch.cat([self._bag_vector(part) for part in window.split(INFERENCE_ROWS)])
+
+    def inference_vector(self, window: torch.Tensor) -> torch.Tensor:
+        """:meth:`user_vector` for recommending: a sequence encoded at its last position only."""
+        if self.config.model == "sequence":
+            return self.encoder.last_state(window[:, -self.config.history :])
+        return self.user_vector(window)
 
     def examples(self, train: Interactions) -> tuple[torch.Tensor, torch.Tensor]:
         """Training inputs and targets: ``(n, L)`` and ``(n, L)`` sequences, or for the bag

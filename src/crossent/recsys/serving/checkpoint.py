@@ -26,6 +26,7 @@ import torch
 from crossent.errors import CrossentError
 from crossent.recsys._folder import MANIFEST, read_folder, write_folder
 from crossent.recsys.data.interactions import Interactions
+from crossent.recsys.models.blend import candidate_model
 from crossent.recsys.models.networks import CandidateConfig, CandidateModel
 from crossent.recsys.models.ranker import RankingConfig, RankingModel
 
@@ -226,7 +227,7 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
             continue
         cls = RankingConfig if name == "ranking" else CandidateConfig
         config = _config(cls, values, f"{where} {name}_config")
-        model = RankingModel(config) if name == "ranking" else CandidateModel(config)  # type: ignore[arg-type]
+        model = RankingModel(config) if name == "ranking" else candidate_model(config)  # type: ignore[arg-type]
         _module_state(model, tensors, name, where)
         models[name] = model
     if models["candidate"] is None:

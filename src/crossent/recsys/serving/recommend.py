@@ -99,16 +99,14 @@ def _user_vectors(
     """Each model's ``(B, d)`` user vectors, each window (``models[0]``'s width, cut in
     :func:`_groups`) encoded once; a sequence model's last block for the last position only."""
     n_items, width = models[0].config.n_items, models[0].config.history
-    vectors = [torch.empty(len(indptr) - 1, model.config.dim) for model in models]
+    # a vector is as wide as the output table it meets (a blend's is its members' together)
+    vectors = [torch.empty(len(indptr) - 1, model.output_table().shape[1]) for model in models]
     with torch.no_grad():
         for group, cut in _groups(np.diff(indptr), width, cut_padding):
             index = torch.from_numpy(group)
             window = windows_from_csr(indptr, watched, cut, n_items)[index]  # (rows, cut)
             for model, out in zip(models, vectors, strict=True):
-                if model.config.model == "sequence":
-                    out[index] = model.encoder.last_state(window[:, -model.config.history :])
-                else:
-                    out[index] = model.user_vector(window)
+                out[index] = model.inference_vector(window)
     return vectors
 
 
