@@ -66,7 +66,8 @@ def _after_early_stopping(
     the blend's member in the curves and the console: "" or " (bag)")."""
     if training.refit:
         return refit_on_all_watches(
-            result, schedule, label="refit" + member, progress=progress, listener=listener
+            result, schedule, label="refit" + member, chosen_by="retrieval" + member,
+            progress=progress, listener=listener,
         )
     if training.catch_up:
         return catch_up_on_all_watches(
@@ -81,18 +82,20 @@ def refit_on_all_watches(
     train_config: TrainConfig,
     *,
     label: str = "refit",
+    chosen_by: str = "retrieval",
     progress: bool = True,
     listener: Listener | None = None,
 ) -> RunResult:
     """``result`` with its candidate replaced by the same model trained on every watch.
 
-    Early stopping chose ``best_epoch`` epochs on the validation watches; a fresh model with
+    Early stopping (the curves ``chosen_by``: the bag's are ``"retrieval (bag)"``) chose
+    ``best_epoch`` epochs on the validation watches; a fresh model with
     the same seed and schedule trains that many epochs on all of ``result.watches`` (the
     validation and test watches included), so the model that serves has seen each user's
     latest watches. The metrics in ``result`` stay those of the model that never saw the test
     watches; ``info["refit_epochs"]`` records the refit.
     """
-    epochs = max(result.curves["retrieval"].best_epoch, 1)
+    epochs = max(result.curves[chosen_by].best_epoch, 1)
     note(listener, label, f"{epochs} epochs on all {len(result.watches):,} watches")
     config = dataclasses.replace(train_config, epochs=epochs, resume=None)
     torch.manual_seed(config.seed)
