@@ -8,7 +8,9 @@ training file) left in ``DIR/crossent``, without training anything:
 
 - each ``--model NAME=DIR`` alone, as ``crossent recommend --all`` scores it;
 - each ``--mix`` (``NAME:WEIGHT,NAME:WEIGHT,...``, weights summing to 1): the weighted mean of
-  the models' log-softmaxes over the catalogue, seen items excluded, top 10.
+  the models' log-softmaxes over the catalogue, seen items excluded, top 10;
+- with ``--buckets 4,6,11``: HR@10 of each row by the user's number of training watches
+  (``[0, 4)``, ``[4, 6)``, ``[6, 11)``, ``[11, ...)``), to see where order matters.
 
 The models must come from the same training file (the same user and item id maps: checked).
 Scored as ``bench_recsys_peers.py`` scores (``_peers_common.metrics``): HR@10, NDCG@10 and
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -64,6 +67,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", required=True, metavar="NAME=DIR")
     parser.add_argument("--mix", action="append", default=[], metavar="NAME:W,NAME:W")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--buckets", default="", help="history-length edges, e.g. 4,6,11")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     split = make_split(*read_events(args.data), None)
@@ -101,8 +105,16 @@ def main() -> None:
                 mixed[seen_rows, seen_items] = -torch.inf
                 tops[mix].append(torch.topk(mixed, 10, 1).indices.numpy())
             print(f"scored {rows[-1] + 1:,} of {len(users):,} users", file=sys.stderr)
+    edges = [0] + [int(e) for e in args.buckets.split(",") if e.strip()]
+    history = np.diff(indptr)  # training watches of each scored user
+    bucket = np.searchsorted(edges, history, side="right") - 1
+    spans = [f"[{a}, {b})" for a, b in pairwise(edges)] + [f">= {edges[-1]}"]
     table = Table(title=f"Blends of saved models on {args.data} (peers split, test item)")
-    for column in ("model or mix", "HR@10 ± SE", "NDCG@10 ± SE", "MRR@10"):
+    columns = ["model or mix", "HR@10 ± SE", "NDCG@10 ± SE", "MRR@10"]
+    if len(edges) > 1:
+        columns += [f"HR@10, {span} watches ({(bucket == b).sum():,} users)"
+                    for b, span in enumerate(spans)]
+    for column in columns:
         table.add_column(column, justify="left" if column == "model or mix" else "right")
     for mix in mixes:
         top = np.concatenate(tops[mix])
@@ -110,11 +122,15 @@ def main() -> None:
             "user": np.repeat(split.test_user, 10), "item": item_ids[top.reshape(-1)],
             "rank": np.tile(np.arange(1, 11), len(top)),
         })
-        m = metrics(ranks(recs, split, 10))
-        table.add_row(mix, f"{m['HR@10']:.4f} ± {m['HR@10 SE']:.4f}",
-                      f"{m['NDCG@10']:.4f} ± {m['NDCG@10 SE']:.4f}", f"{m['MRR@10']:.4f}")
+        rank = ranks(recs, split, 10)
+        m = metrics(rank)
+        cells = [mix, f"{m['HR@10']:.4f} ± {m['HR@10 SE']:.4f}",
+                 f"{m['NDCG@10']:.4f} ± {m['NDCG@10 SE']:.4f}", f"{m['MRR@10']:.4f}"]
+        if len(edges) > 1:
+            cells += [f"{(rank[bucket == b] >= 0).mean():.4f}" for b in range(len(spans))]
+        table.add_row(*cells)
     table.caption = split.protocol(args.data, None)
-    Console(width=160).print(table)
+    Console(width=220).print(table)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ def test_the_default_spec_is_the_default_model_and_schedule() -> None:
     assert spec.training.catch_up == defaults.CATCH_UP and not spec.training.refit
     assert spec.objective.retrieval == ("full",) and spec.stage == "retrieval"
     assert spec.data.eval_users == defaults.EVAL_USERS
+    # the saved model's bag weight: chosen on validation unless given
+    assert spec.training.blend is None
+    assert spec.training.blend_weights() == defaults.BLEND_WEIGHTS
+    assert TrainingSpec(blend=0.25).blend_weights() == (0.25,)
 
 
 def test_the_spec_is_frozen() -> None:
@@ -56,6 +60,7 @@ def test_the_spec_is_frozen() -> None:
         ({"format": "xml"}, "format = 'xml' is not one of", "--format 'xml' is not one of"),
         ({"eval_users": -1}, "eval_users = -1 must be an integer >= 0",
          "--eval-users = -1 must be an integer >= 0"),
+        ({"blend": 1.0}, "blend = 1.0 is outside [0, 1)", "--blend = 1.0 is outside [0, 1)"),
     ],
 )
 def test_a_keyword_error_is_renamed_to_the_option_at_the_boundary(
@@ -63,7 +68,8 @@ def test_a_keyword_error_is_renamed_to_the_option_at_the_boundary(
 ) -> None:
     (name, value), = options.items()
     section = {"history": ModelSpec, "dropout": ModelSpec, "catch_up": TrainingSpec,
-               "lr_schedule": TrainConfig, "format": DataSpec, "eval_users": DataSpec}[name]
+               "lr_schedule": TrainConfig, "format": DataSpec, "eval_users": DataSpec,
+               "blend": TrainingSpec}[name]
     with pytest.raises(OptionError) as keyword:
         section(**{name: value})
     assert str(keyword.value).startswith(keyword_error) and keyword.value.name == name
