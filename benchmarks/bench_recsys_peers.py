@@ -5,9 +5,10 @@ What is compared (issue 19, deliver item 2):
 - crossent: ``crossent train --data TRAIN.txt --format sasrec`` with its defaults (extra options
   after ``--crossent-args``), then ``crossent recommend --all --k 10``. Epochs, best epoch and
   training seconds come from the checkpoint's ``history``. ``crossent train`` splits TRAIN
-  again (its own validation and test watch per user) and, unless ``--refit`` is among the
-  crossent args, the saved model never trains on them; it also fits its baselines (EASE, the
-  bag model) in the same process, which counts in its process time and peak RSS.
+  again (its own validation and test watches of 5,000 sampled users), fits its baselines (EASE,
+  the bag model) in the same process, which counts in its process time and peak RSS, and saves
+  the sequence model blended with that bag model (weight chosen on validation), each caught up
+  on every watch.
 - RecTools 0.19: ``SASRecModel(loss="softmax", n_factors=64, n_blocks=2, n_heads=1,
   session_max_len=200 (50 on Video), dropout_rate=0.2, lr=1e-3, batch_size=128,
   item_net_block_types=(IdEmbeddingsItemNet,), deterministic=True)``, early stopping on its
