@@ -14,8 +14,10 @@ constant 1e-3 until validation NDCG@10 has not improved for :data:`PATIENCE` epo
 :data:`EPOCHS` only a ceiling: a constant rate has no horizon, so the run cannot end before
 the plateau, on a small data set or a large one. Validation and test take the last two
 watches of at most :data:`EVAL_USERS` sampled users, so on a large log most users train on
-every watch from the start. The README's sections "Amazon Video: the encoder", "Choosing the
-learning rate and the catch-up" and "Who is held out" have the measurements behind each value.
+every watch from the start. What is saved is the sequence model blended with the bag model
+trained beside it, the bag's weight chosen on validation among :data:`BLEND_WEIGHTS`. The
+README's sections "Amazon Video: the encoder", "Choosing the learning rate and the catch-up",
+"Who is held out" and "Amazon Video: the blend" have the measurements behind each value.
 
 Example:
     >>> from crossent.recsys import defaults

@@ -8,7 +8,7 @@ to the model that is saved. :func:`choose_blend` picks the bag's weight in the s
 :class:`~crossent.recsys.models.blend.BlendedCandidate` on validation, as EASE's λ is picked.
 :func:`saved_model` composes them for :func:`crossent.recsys.run.run`. The metrics in the
 result stay those of models that never saw the test watches. The README's "Choosing the
-learning rate and the catch-up" and "The saved model: a blend" have the measurements.
+learning rate and the catch-up" and "Amazon Video: the blend" have the measurements.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def choose_blend(
     listener: Listener | None = None,
 ) -> RunResult:
     """``result`` with the bag weight of its blend chosen: the one of ``weights`` whose
-    :class:`~crossent.recsys.models.networks.BlendedCandidate` of the early-stopped sequence
+    :class:`~crossent.recsys.models.blend.BlendedCandidate` of the early-stopped sequence
     model and its bag model (``result.bag``) has the best validation NDCG@10 (the smaller
     weight on a tie; 0 is the sequence model alone).
 

@@ -5,8 +5,8 @@ The two encoders err differently: the sequence model reads the order of the last
 bag their mix. Averaging their log-probabilities is the product of the two experts (Hinton
 2002), and because a log-softmax is a logit less a per-user constant, the product is itself one
 candidate model whose user vector and item rows are the members' side by side. The weight is
-chosen on validation (:func:`crossent.recsys.saved_model.choose_blend`); the README's "The
-saved model: a blend" has the measurements.
+chosen on validation (:func:`crossent.recsys.saved_model.choose_blend`); the README's "Amazon
+Video: the blend" has the measurements.
 """
 
 from __future__ import annotations
