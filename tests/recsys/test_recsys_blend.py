@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
 from crossent.recsys.data.interactions import Interactions
+from crossent.recsys.models.blend import BlendedCandidate
 from crossent.recsys.models.networks import CandidateShape
 from crossent.recsys.retrieval import train_retrieval
-from crossent.recsys.saved_model import choose_blend
+from crossent.recsys.saved_model import choose_blend, saved_model
+from crossent.recsys.spec import TrainingSpec
 from crossent.recsys.training.loop import TrainConfig
 
 
@@ -71,3 +75,22 @@ def test_validation_chooses_the_weight_with_the_best_ndcg_of_the_definition():
     # one weight given: no choice to make, no validation scored
     fixed = choose_blend(result, (0.25,), progress=False)
     assert fixed.info["blend"] == 0.25 and fixed.info["blend_validation_ndcg@10"] == {}
+
+
+def test_each_member_of_a_refitted_blend_trains_for_its_own_chosen_epochs():
+    model = CandidateShape(dim=8, hidden=16, history=6, blocks=1)
+    schedule = TrainConfig(epochs=3, seed=2)
+    result = train_retrieval(
+        _watches(), model=model, train_config=schedule, progress=False, eval_users=0
+    )
+    # as if early stopping had chosen epoch 1 for the sequence model and 3 for the bag
+    curves = dict(result.curves)
+    curves["retrieval"] = dataclasses.replace(curves["retrieval"], best_epoch=1)
+    curves["retrieval (bag)"] = dataclasses.replace(curves["retrieval (bag)"], best_epoch=3)
+    result = result.replacing(curves=curves)
+    saved = saved_model(
+        TrainingSpec(schedule=schedule, refit=True, blend=0.5), result, progress=False
+    )
+    assert isinstance(saved.candidate, BlendedCandidate)
+    assert len(saved.curves["refit"].train_bits) == 1
+    assert len(saved.curves["refit (bag)"].train_bits) == 3
