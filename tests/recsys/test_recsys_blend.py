@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
+from crossent.errors import OptionError
 from crossent.recsys.data.interactions import Interactions
 from crossent.recsys.models.blend import BlendedCandidate
 from crossent.recsys.models.networks import CandidateShape
@@ -94,3 +96,12 @@ def test_each_member_of_a_refitted_blend_trains_for_its_own_chosen_epochs():
     assert isinstance(saved.candidate, BlendedCandidate)
     assert len(saved.curves["refit"].train_bits) == 1
     assert len(saved.curves["refit (bag)"].train_bits) == 3
+
+
+def test_a_blend_is_not_trained_and_the_error_says_what_to_train():
+    message = "model = 'blend' is saved, not trained: train 'sequence'"
+    with pytest.raises(OptionError, match=message):
+        train_retrieval(
+            _watches(), model=CandidateShape(model="blend", bag_weight=0.5, dim=8, blocks=1),
+            train_config=TrainConfig(epochs=1), progress=False,
+        )

@@ -82,8 +82,9 @@ class RunResult:
 
     @property
     def trained_kind(self) -> str:
-        """The kind of the model the metrics describe: a saved blend's are its sequence
-        model's (the blend has its own row, under its name)."""
+        """The kind of the model the cross-entropy and the curves describe: for a saved blend,
+        its sequence model (the retrieval table has the blend as ``model`` and the sequence
+        model as ``sequence model``)."""
         kind = self.candidate.config.model
         return "sequence" if kind == "blend" else kind
 
