@@ -24,8 +24,15 @@ HISTORY = {"video": 50, "ml": 200}
 MIN_EVENTS = 3  # users with fewer interactions stay in training and are not scored
 
 
-def read_events(data: str) -> tuple[np.ndarray, np.ndarray]:
-    """(user, item) of every interaction, in time order (ties keep file order)."""
+#: ml-latest-small's ratings kept as watches unless --min-rating says otherwise
+ML_MIN_RATING = 4.0
+
+
+def read_events(data: str, min_rating: float = ML_MIN_RATING) -> tuple[np.ndarray, np.ndarray]:
+    """(user, item) of every interaction, in time order (ties keep file order).
+
+    On ml-latest-small a rating at or above ``min_rating`` is a watch (0 keeps every rating,
+    as ``crossent train --min-rating 0`` does); Video has no ratings."""
     path = DATA[data]
     if not path.exists():
         raise SystemExit(f"{path} is missing: the {data!r} data set is not on this machine")
@@ -33,7 +40,7 @@ def read_events(data: str) -> tuple[np.ndarray, np.ndarray]:
         pairs = pd.read_csv(path, sep=" ", header=None, names=["user", "item"], dtype="int64")
         return pairs["user"].to_numpy(), pairs["item"].to_numpy()
     ratings = pd.read_csv(path)
-    watches = ratings[ratings["rating"] >= 4].sort_values("timestamp", kind="stable")
+    watches = ratings[ratings["rating"] >= min_rating].sort_values("timestamp", kind="stable")
     return watches["userId"].to_numpy(np.int64), watches["movieId"].to_numpy(np.int64)
 
 
@@ -47,10 +54,12 @@ class Split:
     n_items: int
     n_events: int
 
-    def protocol(self, data: str, max_users: int | None) -> str:
+    def protocol(self, data: str, max_users: int | None,
+                 min_rating: float = ML_MIN_RATING) -> str:
         sample = f", the first {max_users:,} users by id" if max_users else ""
+        ratings = f", ratings >= {min_rating:g}" if data == "ml" else ""
         return (
-            f"{data}{sample}: {self.n_users:,} users, {self.n_items:,} items, "
+            f"{data}{ratings}{sample}: {self.n_users:,} users, {self.n_items:,} items, "
             f"{self.n_events:,} interactions; per user the last interaction (time order) is "
             f"the test item and everything before it the training file; "
             f"{len(self.test_user):,} users scored (those with fewer than {MIN_EVENTS} "

@@ -73,6 +73,7 @@ from rich.table import Table
 
 from _peers_common import (
     HISTORY,
+    ML_MIN_RATING,
     ROOT,
     Split,
     check_recs,
@@ -225,6 +226,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=("video", "ml"), default="video")
     parser.add_argument("--max-users", type=int, help="only the first N users by id")
+    parser.add_argument("--min-rating", type=float, default=ML_MIN_RATING,
+                        help="ml: the lowest rating kept as a watch (0: every rating)")
     parser.add_argument("--max-epochs", type=int,
                         help="most epochs for both (default: crossent's default; RecTools 200)")
     parser.add_argument("--patience", type=int, default=10, help="RecTools' early stopping")
@@ -260,17 +263,20 @@ def main() -> None:
     try:
         check_number(args.peer_budget_min, "--peer-budget-min", low=0)
         check_int(args.peer_threads, "--peer-threads", low=0)
+        check_number(args.min_rating, "--min-rating", low=0)
     except OptionError as error:
         problem = str(error)
+    if args.data != "ml" and args.min_rating != ML_MIN_RATING:
+        problem = f"--min-rating {args.min_rating:g} is for --data ml: {args.data} has no ratings"
     if problem:  # one line and exit status 2, as crossent's CLI answers a bad option
         parser.exit(2, f"{parser.prog}: error: {problem}\n")
     if not PEERS_PY.exists() and args.only != "crossent":
         raise SystemExit(f"{PEERS_PY} is missing: `make bench-peers` creates .venv-peers")
     work = args.work or ROOT / "bench-results" / f"peers-{args.data}"
     header = machine_header()  # before the runs: the load average they start under
-    split = make_split(*read_events(args.data), args.max_users)
+    split = make_split(*read_events(args.data, args.min_rating), args.max_users)
     train, users = write_split(split, work)
-    protocol = split.protocol(args.data, args.max_users)
+    protocol = split.protocol(args.data, args.max_users, args.min_rating)
     print(f"# {protocol}", file=sys.stderr)
     if args.speed_only:
         rows = [crossent_speed(args, train, work),

@@ -19,6 +19,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_recsys_peers
     (["--speed-only", "--peer-state", "st"], "--peer-state st resumes RecTools' quality run: "
      "it does not go with --speed-only"),
     (["--only", "crossent", "--peer-state", "st"], "it does not go with --only crossent"),
+    (["--data", "ml", "--min-rating", "-1"], "--min-rating = -1.0 must be a finite number >= 0"),
+    (["--min-rating", "0"], "--min-rating 0 is for --data ml: video has no ratings"),
 ])
 def test_bad_options_exit_2_naming_the_value(options: list[str], message: str) -> None:
     done = subprocess.run([sys.executable, str(BENCH), *options], capture_output=True,
