@@ -20,7 +20,8 @@ What is compared (issue 19, deliver item 2):
 Protocol: per user, the last interaction in time order is the test item and everything before
 it the training file (``user item`` lines, time order), which both read. Users with fewer than 3
 interactions stay in training and are not scored. ``--data video``: SASRec's Amazon Video Games
-file (31,013 users); ``--data ml``: ml-latest-small, ratings >= 4 as watches, ordered by
+file (31,013 users); ``--data ml``: ml-latest-small, ratings >= 4 as watches (``--min-rating
+0``: every rating, as ``crossent train --min-rating 0`` reads a ratings file), ordered by
 timestamp (ties keep the file order). Scoring is done here with NumPy from each contender's
 top 10: HR@10, NDCG@10 = 1/log2(rank+2), MRR@10 = 1/(rank+1) within the top 10, else 0; standard
 errors are std/sqrt(n). Each contender runs in its own process: its wall time and peak RSS
