@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.linalg import lapack
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from crossent.errors import CrossentError
 from crossent.recsys.data.interactions import Interactions
+from crossent.recsys.models import baselines
 from crossent.recsys.models.baselines import EASE, MostPopular
 
 
@@ -88,6 +91,37 @@ def test_ease_float32_agrees_with_float64() -> None:
     double = EASE(20.0).fit(inter).weights
     assert single is not None and single.dtype == np.float32
     np.testing.assert_allclose(single, double, atol=1e-5)
+
+
+def _blas_threads() -> set[int]:
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_ease_inverts_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # OpenBLAS' threaded syrk inside potrf segfaults on large float64 matrices (about 15,500
+    # items on 2 cores), so the inverse runs on one thread whatever the caller's setting.
+    seen: list[set[int]] = []
+
+    class SpyLapack:
+        @staticmethod
+        def get_lapack_funcs(names, arrays):  # type: ignore[no-untyped-def]
+            def spy(function):  # type: ignore[no-untyped-def]
+                def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+                    seen.append(_blas_threads())
+                    return function(*args, **kwargs)
+
+                return call
+
+            return tuple(spy(f) for f in lapack.get_lapack_funcs(names, arrays))
+
+    monkeypatch.setattr(baselines, "lapack", SpyLapack)
+    inter = _random_log(7, n_users=40, n_items=30, n=300)
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert _blas_threads() == {2}
+        weights = EASE(20.0).fit(inter).weights
+        assert _blas_threads() == {2}  # the caller's setting is restored
+    assert seen == [{1}, {1}]  # potrf, then potri
+    np.testing.assert_allclose(weights, EASE(20.0).fit(inter).weights, rtol=0, atol=0)
 
 
 def test_ease_refuses_a_catalogue_above_max_items() -> None:

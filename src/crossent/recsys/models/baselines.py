@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 from scipy.linalg import lapack
+from threadpoolctl import threadpool_limits
 
 from crossent._validation.numbers import check_number
 from crossent.errors import CrossentError
@@ -73,8 +74,10 @@ class EASE:
 
     Memory and time: the fit builds the dense ``n_items x n_items`` Gram matrix and inverts it in
     place (Cholesky, LAPACK ``potrf`` + ``potri``): ``8 n_items^2`` bytes and ``O(n_items^3)``
-    time. Catalogues above ``max_items`` (default :data:`EASE_MAX_ITEMS` = 20,000, i.e. 3.2 GB)
-    are refused; filter rare items first (:func:`~crossent.recsys.data.interactions.k_core`).
+    time, on one BLAS thread, because OpenBLAS' multi-threaded ``syrk`` inside ``potrf`` writes
+    out of bounds on large float64 matrices and kills the process. Catalogues above
+    ``max_items`` (default :data:`EASE_MAX_ITEMS` = 20,000, i.e. 3.2 GB) are refused; filter
+    rare items first (:func:`~crossent.recsys.data.interactions.k_core`).
 
     Args:
         lam: the L2 weight ``lambda`` (> 0). The default 200 is the best of
@@ -119,11 +122,14 @@ class EASE:
         gram = (matrix.T @ matrix).toarray().astype(self.dtype, copy=False).T
         gram[np.diag_indices(n_items)] += self.lam
         potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (gram,))
-        # Cholesky-based inverse in place: only the upper triangle of the result is written
-        factor, info = potrf(gram, lower=0, overwrite_a=1, clean=0)
-        if info != 0:
-            raise CrossentError(f"EASE: X^T X + lam I is not positive definite (info={info})")
-        inverse, info = potri(factor, lower=0, overwrite_c=1)
+        # Cholesky-based inverse in place: only the upper triangle of the result is written.
+        # One BLAS thread: OpenBLAS' threaded syrk, which potrf calls, segfaults on large
+        # float64 matrices (docs/ARCHITECTURE.md, "EASE runs LAPACK on one thread").
+        with threadpool_limits(limits=1, user_api="blas"):
+            factor, info = potrf(gram, lower=0, overwrite_a=1, clean=0)
+            if info != 0:
+                raise CrossentError(f"EASE: X^T X + lam I is not positive definite (info={info})")
+            inverse, info = potri(factor, lower=0, overwrite_c=1)
         if info != 0:
             raise CrossentError(f"EASE: inverting X^T X + lam I failed (info={info})")
         _symmetrise_from_upper(inverse)
