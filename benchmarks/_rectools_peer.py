@@ -14,8 +14,12 @@ interaction (every user by default; ``--val-users N`` samples N users at random,
 tutorial convention). Those interactions leave the training set; the lightning module logs
 their softmax loss as ``val_loss`` once per epoch. Early stopping watches ``val_loss``
 (``--patience`` epochs) and a ModelCheckpoint keeps the best epoch, whose weights are loaded
-back before recommending. ``--fixed-epochs`` (the speed mode) runs exactly ``--epochs``
-epochs with validation but without early stopping or checkpoints, and recommends nothing.
+back before recommending. ``--monitor ndcg`` watches validation NDCG@10 instead, as ``crossent
+train`` does: :class:`ValidationNDCG` ranks each held-out item within the logits RecTools'
+``validation_step`` returns, the items of the user's input session excluded (RecTools' own
+validation tutorial computes its ranking metrics from the same outputs). ``--fixed-epochs``
+(the speed mode) runs exactly ``--epochs`` epochs with validation but without early stopping
+or checkpoints, and recommends nothing.
 ``--budget-s S`` ends training after the first epoch that finishes past S seconds of fitting
 (the best epoch so far is restored as usual); the report's ``stopped_by`` says which rule
 ended the run and ``still_improving`` whether the last epoch was the best, so a run cut by the
@@ -42,6 +46,7 @@ import time
 import warnings
 from copy import deepcopy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,6 +61,9 @@ from rectools.models.nn.transformers.utils import leave_one_out_mask
 
 #: the metric TransformerLightningModule.validation_step logs (its val_loss_name default)
 VAL_METRIC = "val_loss"
+#: what ValidationNDCG logs; ``--monitor`` picks which of the two early stopping watches
+VAL_NDCG = "val_ndcg10"
+MONITORS = {"val_loss": (VAL_METRIC, "min"), "ndcg": (VAL_NDCG, "max")}
 
 
 class Budget(Callback):
@@ -75,6 +83,36 @@ class Budget(Callback):
             trainer.should_stop = True
 
 
+class ValidationNDCG(Callback):
+    """Validation NDCG@10 of the held-out items, logged as :data:`VAL_NDCG` every epoch.
+
+    ``validation_step`` returns the logits of each user's last position over the catalogue;
+    the held-out item's rank counts the items scored strictly higher, the input session's
+    items (and padding, id 0) excluded. NDCG@10 = 1 / log2(rank + 2) when rank < 10, else 0."""
+
+    def __init__(self, k: int = 10) -> None:
+        self.k = k
+        self._sum, self._count = 0.0, 0
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: object) -> None:
+        self._sum, self._count = 0.0, 0
+
+    def on_validation_batch_end(self, trainer: Trainer, pl_module: object, outputs: dict,
+                                batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        target = batch["y"].reshape(-1)
+        logits = outputs["logits"].reshape(len(target), -1).detach().clone()
+        logits.scatter_(1, batch["x"].long(), float("-inf"))
+        own = logits.gather(1, target[:, None])
+        rank = (logits > own).sum(dim=1).double()
+        gain = torch.where(rank < self.k, 1.0 / torch.log2(rank + 2.0), torch.zeros_like(rank))
+        self._sum += float(gain.sum())
+        self._count += len(target)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: Any) -> None:
+        if self._count:
+            pl_module.log(VAL_NDCG, self._sum / self._count, on_epoch=True)
+
+
 class EpochTimer(Callback):
     """Wall time of every epoch: training batches, then the validation lightning runs after them.
 
@@ -84,6 +122,7 @@ class EpochTimer(Callback):
         self.train_s: list[float] = []
         self.valid_s: list[float] = []
         self.val_loss: list[float] = []
+        self.val_ndcg: list[float] = []
         self._start = self._valid_start = 0.0
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: object) -> None:
@@ -97,32 +136,38 @@ class EpochTimer(Callback):
         if trainer.sanity_checking:
             return
         self.valid_s[-1] += time.perf_counter() - self._valid_start
-        loss = trainer.callback_metrics.get(VAL_METRIC)
-        self.val_loss.append(float(loss) if loss is not None else float("nan"))
+        for name, values in ((VAL_METRIC, self.val_loss), (VAL_NDCG, self.val_ndcg)):
+            value = trainer.callback_metrics.get(name)
+            values.append(float(value) if value is not None else float("nan"))
 
     def state_dict(self) -> dict[str, list[float]]:
-        return {"train_s": self.train_s, "valid_s": self.valid_s, "val_loss": self.val_loss}
+        return {"train_s": self.train_s, "valid_s": self.valid_s, "val_loss": self.val_loss,
+                "val_ndcg": self.val_ndcg}
 
     def load_state_dict(self, state_dict: dict[str, list[float]]) -> None:
         self.train_s, self.valid_s = list(state_dict["train_s"]), list(state_dict["valid_s"])
         self.val_loss = list(state_dict["val_loss"])
+        self.val_ndcg = list(state_dict.get("val_ndcg", [float("nan")] * len(self.val_loss)))
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: object) -> None:
         self.train_s.append(time.perf_counter() - self._start - self.valid_s[-1])
         loss = self.val_loss[-1] if self.val_loss else float("nan")
+        ndcg = self.val_ndcg[-1] if self.val_ndcg else float("nan")
         print(f"RecTools epoch {len(self.train_s)}: training {self.train_s[-1]:.1f} s, "
-              f"validation {self.valid_s[-1]:.1f} s, val_loss {loss:.4f}", flush=True)
+              f"validation {self.valid_s[-1]:.1f} s, val_loss {loss:.4f}, "
+              f"NDCG@10 {ndcg:.4f}", flush=True)
 
 
 def get_trainer(epochs: int, patience: int, fixed: bool, checkpoints: str,
-                budget_s: float) -> Trainer:
-    callbacks: list[Callback] = [EpochTimer()]
+                budget_s: float, monitor: str = "val_loss") -> Trainer:
+    callbacks: list[Callback] = [ValidationNDCG(), EpochTimer()]
     if budget_s > 0:
         callbacks.append(Budget(budget_s))
     if not fixed:
+        metric, mode = MONITORS[monitor]
         callbacks += [
-            EarlyStopping(monitor=VAL_METRIC, mode="min", patience=patience),
-            ModelCheckpoint(dirpath=checkpoints, monitor=VAL_METRIC, mode="min", save_top_k=1,
+            EarlyStopping(monitor=metric, mode=mode, patience=patience),
+            ModelCheckpoint(dirpath=checkpoints, monitor=metric, mode=mode, save_top_k=1,
                             filename="best-{epoch}", save_last=True),
         ]
     return Trainer(
@@ -205,6 +250,8 @@ def main() -> None:
     parser.add_argument("--session-max-len", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--monitor", choices=sorted(MONITORS), default="val_loss",
+                        help="what early stopping and the best checkpoint watch")
     parser.add_argument("--val-users", type=int, default=0, help="0: every user")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -223,7 +270,8 @@ def main() -> None:
     dataset = Dataset.construct(interactions)
     run = (f"{Path(__file__).name} train sha256 "
            f"{hashlib.sha256(Path(args.train).read_bytes()).hexdigest()} --session-max-len "
-           f"{args.session_max_len} --val-users {args.val_users} --seed {args.seed}")
+           f"{args.session_max_len} --val-users {args.val_users} --seed {args.seed}"
+           + ("" if args.monitor == "val_loss" else f" --monitor {args.monitor}"))
     checkpoints, resume, val_users = prepare_state(args.state_dir, interactions, args.val_users,
                                                    args.seed, run)
     model = SASRecModel(
@@ -235,7 +283,7 @@ def main() -> None:
         get_trainer_func=get_trainer,
         get_trainer_func_kwargs={"epochs": args.epochs, "patience": args.patience,
                                  "fixed": args.fixed_epochs, "checkpoints": checkpoints,
-                                 "budget_s": args.budget_s},
+                                 "budget_s": args.budget_s, "monitor": args.monitor},
     )
     started = time.perf_counter()
     fit(model, dataset, resume)
@@ -246,6 +294,7 @@ def main() -> None:
         "contender": "RecTools", "fit_seconds": fit_s, "torch_threads": torch.get_num_threads(),
         "epochs_run": len(timer.train_s), "train_epoch_seconds": timer.train_s,
         "valid_epoch_seconds": timer.valid_s[: len(timer.train_s)], "val_loss": timer.val_loss,
+        "val_ndcg10": timer.val_ndcg, "monitor": MONITORS[args.monitor][0],
         "validation": f"leave_one_out_mask, {args.val_users or 'all'} users",
         "rectools_items": int(model.data_preparator.item_id_map.size),
     }
@@ -257,7 +306,9 @@ def main() -> None:
     if not args.fixed_epochs:
         best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
         model.load_weights_from_checkpoint(best.best_model_path)
-        report["best_epoch"] = int(np.nanargmin(timer.val_loss)) + 1
+        watched = np.array(timer.val_loss if args.monitor == "val_loss" else timer.val_ndcg)
+        pick = np.nanargmin if args.monitor == "val_loss" else np.nanargmax
+        report["best_epoch"] = int(pick(watched)) + 1
         report["best_checkpoint"] = Path(best.best_model_path).name
         report["still_improving"] = report["best_epoch"] == len(timer.train_s)
     budget = next((c for c in trainer.callbacks if isinstance(c, Budget)), None)
@@ -266,7 +317,8 @@ def main() -> None:
     elif args.fixed_epochs or len(timer.train_s) >= args.epochs:
         report["stopped_by"] = f"max epochs ({args.epochs})"
     else:
-        report["stopped_by"] = f"early stopping (patience {args.patience})"
+        report["stopped_by"] = (f"early stopping on {MONITORS[args.monitor][0]} "
+                                f"(patience {args.patience})")
     if args.recs and args.users:
         users = np.loadtxt(args.users, dtype=np.int64, ndmin=1)
         started = time.perf_counter()

@@ -14,7 +14,9 @@ What is compared (issue 19, deliver item 2):
   item_net_block_types=(IdEmbeddingsItemNet,), deterministic=True)``, early stopping on its
   logged ``val_loss`` (patience 10) over each user's last training interaction held out
   (RecTools' ``leave_one_out_mask``; all users, or ``--val-users N`` sampled), the best epoch
-  restored; ``recommend(k=10, filter_viewed=True)``. It lives in .venv-peers
+  restored (``--peer-monitor ndcg``: early stopping on validation NDCG@10 of the same held-out
+interactions, seen items excluded, as ``crossent train`` stops);
+``recommend(k=10, filter_viewed=True)``. It lives in .venv-peers
   (benchmarks/_rectools_peer.py), never in crossent's dependencies.
 
 Protocol: per user, the last interaction in time order is the test item and everything before
@@ -129,7 +131,8 @@ def rectools(args: argparse.Namespace, train: Path, users: Path, work: Path,
     command = [str(PEERS_PY), str(HERE / "_rectools_peer.py"), "--train", str(train),
                "--report", str(report), "--session-max-len", str(HISTORY[args.data]),
                "--epochs", str(epochs), "--patience", str(args.patience),
-               "--val-users", str(args.val_users), "--k", str(args.k)]
+               "--val-users", str(args.val_users), "--k", str(args.k),
+               "--monitor", args.peer_monitor]
     command += ["--fixed-epochs"] if fixed else ["--users", str(users), "--recs",
                                                   str(work / "rectools_recs.csv")]
     if args.peer_budget_min:
@@ -232,6 +235,9 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int,
                         help="most epochs for both (default: crossent's default; RecTools 200)")
     parser.add_argument("--patience", type=int, default=10, help="RecTools' early stopping")
+    parser.add_argument("--peer-monitor", choices=("val_loss", "ndcg"), default="val_loss",
+                        help="what RecTools' early stopping watches: its validation loss "
+                        "(its tutorial's) or validation NDCG@10 (crossent train's)")
     parser.add_argument("--val-users", type=int, default=0,
                         help="RecTools' validation users, sampled (0: every user)")
     parser.add_argument("--peer-budget-min", type=float, default=0.0,
