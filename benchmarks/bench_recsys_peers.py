@@ -259,6 +259,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--crossent-args", nargs=argparse.REMAINDER, default=[],
                         help="everything after it goes to crossent train")
+    # argparse's own refusals (an unknown choice, a missing value) in one line too, no usage dump
+    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}\n")  # type: ignore[method-assign]
     args = parser.parse_args()
     problem = None
     if args.speed_only and (args.concurrent or args.only):
@@ -267,6 +269,9 @@ def main() -> None:
     elif args.peer_state and (args.speed_only or args.only == "crossent"):
         problem = (f"--peer-state {args.peer_state} resumes RecTools' quality run: it does not "
                    f"go with {'--speed-only' if args.speed_only else '--only crossent'}")
+    elif args.peer_monitor != "val_loss" and (args.speed_only or args.only == "crossent"):
+        problem = (f"--peer-monitor {args.peer_monitor} sets RecTools' early stopping: it does "
+                   f"not go with {'--speed-only' if args.speed_only else '--only crossent'}")
     try:
         check_number(args.peer_budget_min, "--peer-budget-min", low=0)
         check_int(args.peer_threads, "--peer-threads", low=0)

@@ -21,6 +21,11 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_recsys_peers
     (["--only", "crossent", "--peer-state", "st"], "it does not go with --only crossent"),
     (["--data", "ml", "--min-rating", "-1"], "--min-rating = -1.0 must be a finite number >= 0"),
     (["--min-rating", "0"], "--min-rating 0 is for --data ml: video has no ratings"),
+    (["--peer-monitor", "loss"], "argument --peer-monitor: invalid choice: 'loss'"),
+    (["--data", "video2"], "argument --data: invalid choice: 'video2'"),
+    (["--speed-only", "--peer-monitor", "ndcg"], "--peer-monitor ndcg sets RecTools' early "
+     "stopping: it does not go with --speed-only"),
+    (["--only", "crossent", "--peer-monitor", "ndcg"], "it does not go with --only crossent"),
 ])
 def test_bad_options_exit_2_naming_the_value(options: list[str], message: str) -> None:
     done = subprocess.run([sys.executable, str(BENCH), *options], capture_output=True,
